@@ -1,0 +1,27 @@
+# Dependencies are found on the system, never fetched.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+pkg_check_modules(LIBUV REQUIRED IMPORTED_TARGET libuv>=1.44)
+pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson>=1.7)
+find_package(MbedTLS 2.28 REQUIRED)
+
+set(LIBMSVC_PRIVATE_LIBS PkgConfig::CJSON MbedTLS::mbedtls MbedTLS::mbedx509
+    MbedTLS::mbedcrypto Threads::Threads m)
+
+# llhttp: Debian's node-llhttp ships the generated C sources rather than a
+# library. They are compiled into libmsvc as a private part: hidden symbols,
+# never installed. Their generated code trips -Wextra (unused parameters), so
+# these three files, and only these, build with warnings relaxed.
+set(LLHTTP_SOURCE_DIR "" CACHE PATH "Directory holding llhttp.c, api.c and http.c")
+find_path(LLHTTP_INCLUDE_DIR llhttp.h
+  HINTS ${LLHTTP_SOURCE_DIR} ${LLHTTP_SOURCE_DIR}/include
+  PATHS /usr/share/include/llhttp /usr/include/llhttp /usr/include)
+find_file(LLHTTP_C llhttp.c HINTS ${LLHTTP_SOURCE_DIR} PATHS /usr/share/llhttp NO_DEFAULT_PATH)
+if(NOT LLHTTP_INCLUDE_DIR OR NOT LLHTTP_C)
+  message(FATAL_ERROR "llhttp sources not found: install Debian's node-llhttp "
+                      "or pass -DLLHTTP_SOURCE_DIR=<dir with llhttp.c api.c http.c>")
+endif()
+get_filename_component(_llhttp_dir ${LLHTTP_C} DIRECTORY)
+add_library(msvc_llhttp OBJECT ${_llhttp_dir}/llhttp.c ${_llhttp_dir}/api.c ${_llhttp_dir}/http.c)
+target_include_directories(msvc_llhttp PRIVATE ${LLHTTP_INCLUDE_DIR})
+target_compile_options(msvc_llhttp PRIVATE -w)

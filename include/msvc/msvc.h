@@ -1,0 +1,13 @@
+/**
+ * @file msvc/msvc.h
+ * @brief The umbrella header: `#include <msvc/msvc.h>` gives every block.
+ */
+#ifndef MSVC_MSVC_H
+#define MSVC_MSVC_H
+
+#include <msvc/common.h>
+#include <msvc/version.h>
+#include <msvc/error.h>
+#include <msvc/log.h>
+
+#endif /* MSVC_MSVC_H */

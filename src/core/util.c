@@ -1,0 +1,100 @@
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "msvc-internal.h"
+
+static uint64_t clock_ms(clockid_t id) {
+  struct timespec ts;
+
+  clock_gettime(id, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t msvc_now_ms(void) {
+  return clock_ms(CLOCK_MONOTONIC);
+}
+
+uint64_t msvc_wall_ms(void) {
+  return clock_ms(CLOCK_REALTIME);
+}
+
+#ifndef NDEBUG
+void msvc__assert_fail(const char *expr, const char *file, int line) {
+  fprintf(stderr, "libmsvc: internal invariant broken: %s (%s:%d)\n", expr,
+          file, line);
+  abort();
+}
+#endif
+
+static int ascii_lower(int c) {
+  return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+int msvc__strncasecmp(const char *a, const char *b, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    int ca = ascii_lower((unsigned char)a[i]);
+    int cb = ascii_lower((unsigned char)b[i]);
+    if (ca != cb)
+      return ca - cb;
+    if (ca == 0)
+      break;
+  }
+  return 0;
+}
+
+int msvc__strcasecmp(const char *a, const char *b) {
+  return msvc__strncasecmp(a, b, SIZE_MAX);
+}
+
+void msvc__format_rfc3339_ms(uint64_t wall_ms, char out[MSVC__RFC3339_LEN]) {
+  time_t secs = (time_t)(wall_ms / 1000u);
+  struct tm tm;
+  char tmp[64];
+
+  gmtime_r(&secs, &tm);
+  /* A wider scratch buffer keeps the compiler's truncation analysis happy
+   * for years outside 0000-9999, which a millisecond clock cannot reach. */
+  snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
+           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+           tm.tm_min, tm.tm_sec, (unsigned)(wall_ms % 1000u));
+  memcpy(out, tmp, MSVC__RFC3339_LEN - 1);
+  out[MSVC__RFC3339_LEN - 1] = '\0';
+}
+
+/* xorshift64*: a few nanoseconds, good enough for jitter and random picks.
+ * Each thread seeds its own state from the kernel on first use. */
+static _Thread_local uint64_t rand_state;
+
+uint64_t msvc__rand64(void) {
+  uint64_t x = rand_state;
+
+  if (MSVC__UNLIKELY(x == 0)) {
+    if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != (ssize_t)sizeof(x))
+      x = msvc_now_ms() ^ (uint64_t)(uintptr_t)&rand_state;
+    x |= 1;
+  }
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  rand_state = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+uint64_t msvc__rand_below(uint64_t n) {
+  uint64_t limit, r;
+
+  if (n <= 1)
+    return 0;
+  /* Reject the top partial range to avoid modulo bias. */
+  limit = UINT64_MAX - (UINT64_MAX % n);
+  do {
+    r = msvc__rand64();
+  } while (r >= limit);
+  return r % n;
+}

@@ -1,0 +1,69 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "msvc-internal.h"
+
+Test(util, strcasecmp_is_ascii_only) {
+  cr_assert_eq(msvc__strcasecmp("Content-Length", "content-length"), 0);
+  cr_assert_neq(msvc__strcasecmp("Content-Length", "content-lengt"), 0);
+  cr_assert_eq(msvc__strncasecmp("HOSTX", "hosty", 4), 0);
+  cr_assert_lt(msvc__strcasecmp("a", "B"), 0);
+}
+
+Test(util, rfc3339_formatting) {
+  char ts[MSVC__RFC3339_LEN];
+
+  msvc__format_rfc3339_ms(0, ts);
+  cr_assert_str_eq(ts, "1970-01-01T00:00:00.000Z");
+  msvc__format_rfc3339_ms(1795694400123ULL, ts);
+  cr_assert_str_eq(ts, "2026-11-26T12:00:00.123Z");
+}
+
+Test(util, clocks_move_forward) {
+  uint64_t a = msvc_now_ms(), w = msvc_wall_ms();
+
+  cr_assert_geq(msvc_now_ms(), a);
+  cr_assert_gt(w, 1700000000000ULL);
+}
+
+Test(util, rand_below_stays_in_range_and_covers_it) {
+  int seen[7] = {0};
+  int i;
+
+  cr_assert_eq(msvc__rand_below(0), 0);
+  cr_assert_eq(msvc__rand_below(1), 0);
+  for (i = 0; i < 7000; i++) {
+    uint64_t r = msvc__rand_below(7);
+    cr_assert_lt(r, 7);
+    seen[r]++;
+  }
+  for (i = 0; i < 7; i++)
+    cr_assert_gt(seen[i], 700, "value %d drawn only %d times", i, seen[i]);
+}
+
+Test(util, queue_insert_remove) {
+  typedef struct item_s {
+    int v;
+    msvc__queue_t q;
+  } item_t;
+  item_t a = {1, {0}}, b = {2, {0}}, c = {3, {0}};
+  msvc__queue_t head, *q;
+  int sum = 0, order = 0;
+
+  msvc__queue_init(&head);
+  cr_assert(msvc__queue_empty(&head));
+  msvc__queue_insert_tail(&head, &a.q);
+  msvc__queue_insert_tail(&head, &b.q);
+  msvc__queue_insert_head(&head, &c.q);
+  msvc__queue_foreach(q, &head) {
+    item_t *it = msvc__container_of(q, item_t, q);
+    sum += it->v;
+    order = order * 10 + it->v;
+  }
+  cr_assert_eq(sum, 6);
+  cr_assert_eq(order, 312);
+  msvc__queue_remove(&b.q);
+  msvc__queue_remove(&a.q);
+  msvc__queue_remove(&c.q);
+  cr_assert(msvc__queue_empty(&head));
+}
