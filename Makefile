@@ -1,0 +1,14 @@
+# A thin front for people who type make; ./run.sh does the work.
+.PHONY: all test demo sanitize docs fuzz bench install ci clean
+
+all:
+	./run.sh test
+
+test demo sanitize docs fuzz bench ci:
+	QUICK=$(QUICK) ./run.sh $@
+
+install:
+	./run.sh install $(PREFIX)
+
+clean:
+	rm -rf build build-*

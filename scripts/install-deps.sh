@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Installs the Debian packages libmsvc needs, for one purpose or all of them:
+#
+#   scripts/install-deps.sh [build|test|demo|bench|docs|fuzz|all]...
+#
+# Idempotent: packages already present are skipped, and `apt-get update` runs
+# at most once, only when something is missing. Must run as root (or through
+# sudo) on Debian 12; it needs nothing but bash and apt to start with.
+set -euo pipefail
+
+pkgs_build=(gcc make cmake pkg-config libc6-dev ca-certificates
+            libuv1-dev node-llhttp libcjson-dev libmbedtls-dev)
+pkgs_test=(libcriterion-dev clang libclang-rt-14-dev doxygen curl openssl
+           procps iproute2 etcd-server prometheus nodejs npm libsqlite3-dev)
+pkgs_demo=(libsqlite3-dev curl openssl procps etcd-server)
+pkgs_bench=(wrk nginx haproxy libjwt-dev util-linux procps)
+pkgs_docs=(doxygen)
+pkgs_fuzz=(clang libclang-rt-14-dev)
+
+want=()
+[ $# -gt 0 ] || set -- build
+for group in "$@"; do
+  case $group in
+  build) want+=("${pkgs_build[@]}") ;;
+  test) want+=("${pkgs_build[@]}" "${pkgs_test[@]}") ;;
+  demo) want+=("${pkgs_build[@]}" "${pkgs_demo[@]}") ;;
+  bench) want+=("${pkgs_build[@]}" "${pkgs_bench[@]}") ;;
+  docs) want+=("${pkgs_docs[@]}") ;;
+  fuzz) want+=("${pkgs_fuzz[@]}") ;;
+  all) want+=("${pkgs_build[@]}" "${pkgs_test[@]}" "${pkgs_demo[@]}"
+              "${pkgs_bench[@]}" "${pkgs_docs[@]}" "${pkgs_fuzz[@]}") ;;
+  *) echo "install-deps: unknown group '$group' (build, test, demo, bench, docs, fuzz, all)" >&2
+     exit 2 ;;
+  esac
+done
+
+# A package counts as present when dpkg has it, or, for the tools below,
+# when the command is already there from elsewhere (Node.js distributions
+# bundle npm, which then conflicts with Debian's npm package).
+installed() {
+  case $1 in
+  nodejs) command -v node >/dev/null && return 0 ;;
+  npm) command -v npm >/dev/null && return 0 ;;
+  esac
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"
+}
+
+missing=()
+for p in "${want[@]}"; do
+  if ! installed "$p"; then
+    case " ${missing[*]-} " in *" $p "*) ;; *) missing+=("$p") ;; esac
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: everything for '$*' is installed"
+  exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then
+    sudo=(sudo)
+  else
+    echo "install-deps: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+# Servers such as nginx, etcd and prometheus are run by the tests and
+# benchmarks themselves, on loopback ports: keep the packages from starting
+# system-wide daemons while they install.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+  "${sudo[@]}" chmod +x "$policy"
+  made_policy=1
+fi
+cleanup() { [ "$made_policy" = 1 ] && "${sudo[@]}" rm -f "$policy"; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
