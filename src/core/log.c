@@ -241,8 +241,8 @@ void msvc_log_writev(msvc_log_level_t level, const char *component,
 
   if (!msvc_log_enabled(level))
     return;
-  n = vsnprintf(msg, sizeof(msg), fmt != NULL ? fmt : "", ap);
-  if (n < 0)
+  n = fmt != NULL ? vsnprintf(msg, sizeof(msg), fmt, ap) : 0;
+  if (n <= 0)
     msg[0] = '\0';
   msvc__format_rfc3339_ms(msvc_wall_ms(), ts);
   line.len = 0;
