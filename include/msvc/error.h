@@ -109,6 +109,7 @@ extern "C" {
   XX(ETICKET, -30501, "ticket is invalid or already returned")                \
   /* breaker */                                                               \
   XX(EBREAKER_OPEN, -30600, "circuit breaker is open")                        \
+  XX(EBREAKER_PERMIT, -30601, "breaker permit is invalid or already used")    \
   /* registry */                                                              \
   XX(EREGISTRY_UNAVAILABLE, -30700, "registry backend unavailable")           \
   XX(EREGISTRY_STALE, -30701, "registry data is stale")                       \

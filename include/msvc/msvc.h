@@ -9,5 +9,6 @@
 #include <msvc/version.h>
 #include <msvc/error.h>
 #include <msvc/log.h>
+#include <msvc/breaker.h>
 
 #endif /* MSVC_MSVC_H */

@@ -1,0 +1,3 @@
+list(APPEND LIBMSVC_SOURCES
+  src/breaker/breaker.c
+  src/breaker/window.c)
