@@ -109,7 +109,9 @@ cmd_bench() {
     say "$(basename "$b")"
     BUILD_DIR=$top/build-bench bash "$b"
   done
-  say "results in build/bench/results.jsonl ($(wc -l <"$MSVC_BENCH_RESULTS") figures)"
+  awk -f bench/report.awk "$MSVC_BENCH_RESULTS" >build/bench/results.md
+  say "results ($(wc -l <"$MSVC_BENCH_RESULTS") figures in build/bench/results.jsonl and results.md)"
+  cat build/bench/results.md
 }
 
 cmd_demo() {
