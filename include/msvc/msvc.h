@@ -10,5 +10,6 @@
 #include <msvc/error.h>
 #include <msvc/log.h>
 #include <msvc/breaker.h>
+#include <msvc/metrics.h>
 
 #endif /* MSVC_MSVC_H */
