@@ -11,5 +11,6 @@
 #include <msvc/log.h>
 #include <msvc/breaker.h>
 #include <msvc/metrics.h>
+#include <msvc/registry.h>
 
 #endif /* MSVC_MSVC_H */

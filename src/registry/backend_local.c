@@ -1,0 +1,817 @@
+/* local:///dir -- every process of one machine shares a directory:
+ *
+ *   <dir>/<service>/<id>.json
+ *
+ * Each file is the instance's JSON plus "ttl_ms" and "heartbeat_ms" (wall
+ * clock). It is rewritten atomically (temporary file in the same directory,
+ * then rename) when the instance registers and at every heartbeat, so a
+ * reader never sees half a file.
+ *
+ * Why the heartbeat time is stored in the file rather than taken from its
+ * mtime: the reader has to open the file anyway (for the TTL, which differs
+ * per instance), the time then arrives atomically with the content it
+ * belongs to, and it cannot be changed behind our back by tools that touch
+ * or copy files (touch, rsync -a, backup restores), which would make a dead
+ * instance look alive. The cost is that writers and readers must agree on
+ * the wall clock, which on one machine they do.
+ *
+ * An instance whose heartbeat is older than its TTL is dead; the first
+ * reader that notices removes the file. A reader can race a heartbeat that
+ * lands between its read and its unlink; the owner then re-creates the file
+ * at its next heartbeat (TTL/3 later), so the instance is missed briefly
+ * rather than lost.
+ *
+ * Full scans (resolve, periodic rescans) run on libuv's thread pool: a
+ * service of 1,000 instances takes tens of milliseconds to read, which the
+ * loop must not spend. A watch applies single-file changes on the loop; the
+ * names it saw change while a scan was running are re-read after the scan,
+ * so the scan's older view cannot undo them.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <msvc/log.h>
+
+#include "registry/registry-internal.h"
+
+#define BAD_MEMORY 256           /* files already complained about */
+#define TMP_MAX_AGE_S 60         /* leftovers of writers that died mid-write */
+
+typedef struct local_backend_s {
+  msvc__reg_backend_t base;
+  char *dir;
+  uv_mutex_t bad_lock; /* scans run on pool threads */
+  char *bad[BAD_MEMORY];
+  size_t nbad;
+} local_backend_t;
+
+static char *path_of(const local_backend_t *lb, const char *service,
+                     const char *name) {
+  msvc__buf_t b;
+
+  msvc__buf_init(&b, 0);
+  msvc__buf_puts(&b, lb->dir);
+  if (service != NULL)
+    msvc__buf_printf(&b, "/%s", service);
+  if (name != NULL)
+    msvc__buf_printf(&b, "/%s", name);
+  return msvc__buf_detach(&b, NULL);
+}
+
+/* A directory anyone may write to and that someone else owns could be
+ * filled with fake instances (or symlinks) by anyone: refuse it. */
+static int dir_check(const char *path) {
+  struct stat st;
+
+  if (stat(path, &st) != 0)
+    return -errno;
+  if (!S_ISDIR(st.st_mode))
+    return -ENOTDIR;
+  if (st.st_uid != geteuid() && (st.st_mode & S_IWOTH)) {
+    MSVC_LOG_E(MSVC__REG_COMPONENT,
+               "refusing registry directory %s: writable by everyone and "
+               "owned by uid %u",
+               path, (unsigned)st.st_uid);
+    return MSVC_EACCES;
+  }
+  if (st.st_mode & (S_IWOTH | S_IWGRP))
+    MSVC_LOG_W(MSVC__REG_COMPONENT,
+               "registry directory %s is writable by other users; other "
+               "users can announce instances",
+               path);
+  return MSVC_OK;
+}
+
+/* mkdir -p with mode 0700 for every directory it creates. */
+static int ensure_dir(const char *path) {
+  char *copy = msvc__strdup(path);
+  char *p;
+  int rc = MSVC_OK;
+
+  if (copy == NULL)
+    return MSVC_ENOMEM;
+  for (p = copy + 1; rc == MSVC_OK; p++) {
+    if (*p != '/' && *p != '\0')
+      continue;
+    char saved = *p;
+    *p = '\0';
+    if (mkdir(copy, 0700) != 0 && errno != EEXIST)
+      rc = -errno;
+    *p = saved;
+    if (saved == '\0')
+      break;
+  }
+  msvc__free(copy);
+  return rc != MSVC_OK ? rc : dir_check(path);
+}
+
+static int service_dir(local_backend_t *lb, const char *service) {
+  char *path = path_of(lb, service, NULL);
+  int rc;
+
+  if (path == NULL)
+    return MSVC_ENOMEM;
+  rc = ensure_dir(path);
+  msvc__free(path);
+  return rc;
+}
+
+/* ---- writing -------------------------------------------------------------- */
+
+static int write_all(int fd, const char *data, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return n < 0 ? -errno : MSVC_EIO;
+    data += n;
+    len -= (size_t)n;
+  }
+  return MSVC_OK;
+}
+
+/* No fsync: the registry describes running processes, and after a crash of
+ * the machine none of them runs any more. */
+static int write_atomically(const char *dst, const char *tmp,
+                            const char *data, size_t len) {
+  int fd, rc;
+
+  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -errno;
+  rc = write_all(fd, data, len);
+  if (close(fd) != 0 && rc == MSVC_OK)
+    rc = -errno;
+  if (rc == MSVC_OK && rename(tmp, dst) != 0)
+    rc = -errno;
+  if (rc != MSVC_OK)
+    unlink(tmp);
+  return rc;
+}
+
+static int local_write(local_backend_t *lb, msvc_registry_lease_t *lease) {
+  const msvc_registry_instance_t *inst = &lease->inst;
+  char name[MSVC_REGISTRY_NAME_MAX + 64];
+  char *dst = NULL, *tmp = NULL;
+  msvc__buf_t json;
+  int rc;
+
+  msvc__buf_init(&json, MSVC_REGISTRY_PAYLOAD_MAX);
+  rc = msvc__reg_instance_to_json(inst, lease->ttl_ms, lease->beat_wall_ms,
+                                  &json);
+  if (rc == MSVC_OK) {
+    msvc__buf_putc(&json, '\n');
+    snprintf(name, sizeof(name), "%s.json", inst->id);
+    dst = path_of(lb, inst->service, name);
+    /* A leading dot hides the temporary file from scans. */
+    snprintf(name, sizeof(name), ".%s.%ld.%08llx.tmp", inst->id,
+             (long)getpid(), (unsigned long long)(msvc__rand64() >> 32));
+    tmp = path_of(lb, inst->service, name);
+    rc = json.err != MSVC_OK               ? json.err
+         : dst == NULL || tmp == NULL      ? MSVC_ENOMEM
+                                           : write_atomically(dst, tmp, json.data, json.len);
+  }
+  msvc__buf_free(&json);
+  msvc__free(dst);
+  msvc__free(tmp);
+  return rc;
+}
+
+static int local_put(msvc__reg_backend_t *b, msvc_registry_lease_t *lease) {
+  local_backend_t *lb = (local_backend_t *)b;
+  int rc;
+
+  /* The service directory is checked once per lease, not per heartbeat. */
+  if (lease->bdata == NULL) {
+    if ((rc = service_dir(lb, lease->inst.service)) != MSVC_OK)
+      return rc;
+    lease->bdata = lb;
+  }
+  rc = local_write(lb, lease);
+  if (rc == MSVC_ENOENT) {
+    /* Someone removed the directory: re-create it, once. */
+    if ((rc = service_dir(lb, lease->inst.service)) == MSVC_OK)
+      rc = local_write(lb, lease);
+  }
+  return rc;
+}
+
+static int local_del(msvc__reg_backend_t *b, msvc_registry_lease_t *lease) {
+  local_backend_t *lb = (local_backend_t *)b;
+  char name[MSVC_REGISTRY_NAME_MAX + 8];
+  char *path;
+  int rc = MSVC_OK;
+
+  snprintf(name, sizeof(name), "%s.json", lease->inst.id);
+  if ((path = path_of(lb, lease->inst.service, name)) == NULL)
+    return MSVC_ENOMEM;
+  if (unlink(path) != 0 && errno != ENOENT)
+    rc = -errno;
+  msvc__free(path);
+  return rc;
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+/* Logs a skipped file once per backend, not at every rescan. */
+static void complain(local_backend_t *lb, const char *service,
+                     const char *name, const char *why) {
+  char key[2 * MSVC_REGISTRY_NAME_MAX + 300];
+  size_t i;
+
+  snprintf(key, sizeof(key), "%s/%s", service, name);
+  uv_mutex_lock(&lb->bad_lock);
+  for (i = 0; i < lb->nbad; i++) {
+    if (strcmp(lb->bad[i], key) == 0) {
+      uv_mutex_unlock(&lb->bad_lock);
+      return;
+    }
+  }
+  if (lb->nbad < BAD_MEMORY)
+    lb->bad[lb->nbad++] = msvc__strdup(key);
+  uv_mutex_unlock(&lb->bad_lock);
+  MSVC_LOG_W(MSVC__REG_COMPONENT, "skipping %s/%s: %s", lb->dir, key, why);
+}
+
+static int read_small_file(int dirfd, const char *name, char **out,
+                           size_t *len) {
+  struct stat st;
+  char *data;
+  ssize_t n;
+  size_t got = 0;
+  int fd, rc = MSVC_OK;
+
+  /* O_NONBLOCK: a FIFO planted in the directory must not hang the loop. */
+  fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0)
+    return -errno;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      st.st_size > MSVC_REGISTRY_PAYLOAD_MAX) {
+    close(fd);
+    return MSVC_EINVAL;
+  }
+  data = msvc__malloc((size_t)st.st_size + 1);
+  if (data == NULL) {
+    close(fd);
+    return MSVC_ENOMEM;
+  }
+  while (got < (size_t)st.st_size) {
+    n = read(fd, data + got, (size_t)st.st_size - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      rc = n < 0 ? -errno : MSVC_OK;
+      break;
+    }
+    got += (size_t)n;
+  }
+  close(fd);
+  if (rc != MSVC_OK) {
+    msvc__free(data);
+    return rc;
+  }
+  data[got] = '\0';
+  *out = data;
+  *len = got;
+  return MSVC_OK;
+}
+
+/* What a watch knows about its service's files, so that an fs event for one
+ * file costs one read, not a rescan of the whole directory: heartbeats
+ * rewrite every file every TTL/3, and a service with 1,000 instances would
+ * otherwise be rescanned hundreds of times a second. */
+typedef struct lentry_s {
+  char *name;
+  msvc_registry_instance_t inst; /* owned */
+  uint64_t expiry;               /* wall-clock ms */
+} lentry_t;
+
+typedef struct lcache_s {
+  lentry_t *v;
+  size_t n, cap;
+} lcache_t;
+
+static void cache_del(lcache_t *c, size_t i) {
+  msvc__free(c->v[i].name);
+  msvc__reg_instance_clear(&c->v[i].inst);
+  c->v[i] = c->v[--c->n];
+}
+
+static void cache_clear(lcache_t *c) {
+  while (c->n > 0)
+    cache_del(c, c->n - 1);
+  msvc__free(c->v);
+  memset(c, 0, sizeof(*c));
+}
+
+static size_t cache_find(const lcache_t *c, const char *name) {
+  size_t i;
+
+  for (i = 0; i < c->n; i++)
+    if (strcmp(c->v[i].name, name) == 0)
+      return i;
+  return SIZE_MAX;
+}
+
+/* Takes inst's strings on success. */
+static int cache_add(lcache_t *c, const char *name,
+                     msvc_registry_instance_t *inst, uint64_t expiry) {
+  lentry_t *e;
+
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 16;
+    lentry_t *v = msvc__realloc(c->v, cap * sizeof(*v));
+    if (v == NULL)
+      return MSVC_ENOMEM;
+    c->v = v;
+    c->cap = cap;
+  }
+  e = &c->v[c->n];
+  if ((e->name = msvc__strdup(name)) == NULL)
+    return MSVC_ENOMEM;
+  e->inst = *inst;
+  e->expiry = expiry;
+  memset(inst, 0, sizeof(*inst));
+  c->n++;
+  return MSVC_OK;
+}
+
+/* The set and the time until the earliest expiry (0 = none). */
+static int cache_to_set(const lcache_t *c, const char *service,
+                        msvc_registry_set_t **out, uint64_t *recheck_ms) {
+  msvc_registry_set_t *set = msvc__reg_set_new(service);
+  uint64_t now = msvc_wall_ms(), next = 0;
+  size_t i;
+
+  if (set == NULL)
+    return MSVC_ENOMEM;
+  for (i = 0; i < c->n; i++) {
+    msvc_registry_instance_t copy;
+    uint64_t left = c->v[i].expiry > now ? c->v[i].expiry - now : 1;
+    if (next == 0 || left < next)
+      next = left;
+    if (msvc__reg_instance_copy(&copy, &c->v[i].inst) != MSVC_OK)
+      goto oom;
+    if (msvc__reg_set_add(set, &copy) != MSVC_OK) {
+      msvc__reg_instance_clear(&copy);
+      goto oom;
+    }
+  }
+  msvc__reg_set_finish(set);
+  *out = set;
+  if (recheck_ms != NULL)
+    *recheck_ms = next;
+  return MSVC_OK;
+oom:
+  msvc_registry_set_unref(set);
+  return MSVC_ENOMEM;
+}
+
+#define ENTRY_SKIP 1 /* not a live instance: foreign, dead, or gone */
+
+static void sweep_tmp(int dirfd, const char *name, uint64_t now) {
+  struct stat st;
+  size_t len = strlen(name);
+
+  if (len > 4 && strcmp(name + len - 4, ".tmp") == 0 &&
+      fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      (uint64_t)st.st_mtime + TMP_MAX_AGE_S < now / 1000)
+    unlinkat(dirfd, name, 0);
+}
+
+/* Reads "<id>.json": MSVC_OK with a live instance, ENTRY_SKIP, or
+ * MSVC_ENOMEM. A dead instance's file is removed here. */
+static int read_entry(local_backend_t *lb, int dirfd, const char *service,
+                      const char *name, uint64_t now,
+                      msvc_registry_instance_t *inst, uint64_t *expiry) {
+  uint32_t ttl = 0;
+  uint64_t beat = 0;
+  size_t len = strlen(name), jlen = 0;
+  char *json = NULL;
+  int rc;
+
+  memset(inst, 0, sizeof(*inst));
+  if (len <= 5 || strcmp(name + len - 5, ".json") != 0) {
+    complain(lb, service, name, "not an instance file");
+    return ENTRY_SKIP;
+  }
+  rc = read_small_file(dirfd, name, &json, &jlen);
+  if (rc == MSVC_ENOMEM || rc == MSVC_ENOENT)
+    return rc == MSVC_ENOMEM ? rc : ENTRY_SKIP; /* removed meanwhile */
+  if (rc != MSVC_OK) {
+    complain(lb, service, name, msvc_strerror(rc));
+    return ENTRY_SKIP;
+  }
+  rc = msvc__reg_instance_from_json(json, jlen, inst, &ttl, &beat);
+  msvc__free(json);
+  if (rc == MSVC_ENOMEM)
+    return rc;
+  if (rc != MSVC_OK || ttl == 0 || strcmp(inst->service, service) != 0 ||
+      strlen(inst->id) != len - 5 || memcmp(inst->id, name, len - 5) != 0) {
+    complain(lb, service, name,
+             rc != MSVC_OK ? msvc_strerror(rc)
+                           : "fields do not match the file's place or lack "
+                             "ttl_ms/heartbeat_ms");
+    msvc__reg_instance_clear(inst);
+    return ENTRY_SKIP;
+  }
+  if (beat + ttl <= now) {
+    MSVC_LOG_D(MSVC__REG_COMPONENT, "%s/%s: heartbeat %llu ms old, removed",
+               service, inst->id, (unsigned long long)(now - beat));
+    unlinkat(dirfd, name, 0);
+    msvc__reg_instance_clear(inst);
+    return ENTRY_SKIP;
+  }
+  *expiry = beat + ttl;
+  return MSVC_OK;
+}
+
+static int open_service_dir(local_backend_t *lb, const char *service) {
+  char *path = path_of(lb, service, NULL);
+  int fd;
+
+  if (path == NULL)
+    return MSVC_ENOMEM;
+  fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  msvc__free(path);
+  return fd >= 0 ? fd : -errno;
+}
+
+/* Reads every file of a service into a fresh cache. */
+static int scan(local_backend_t *lb, const char *service, lcache_t *out) {
+  uint64_t now = msvc_wall_ms();
+  struct dirent *de;
+  DIR *d;
+  int fd, rc = MSVC_OK;
+
+  memset(out, 0, sizeof(*out));
+  fd = open_service_dir(lb, service);
+  /* No directory: nobody ever registered this service, which is a
+   * definite, empty answer. */
+  if (fd == MSVC_ENOENT)
+    return MSVC_OK;
+  if (fd < 0)
+    return fd;
+  if ((d = fdopendir(fd)) == NULL) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  while (rc == MSVC_OK && (de = readdir(d)) != NULL) {
+    msvc_registry_instance_t inst;
+    uint64_t expiry = 0;
+    if (de->d_name[0] == '.') {
+      sweep_tmp(fd, de->d_name, now);
+      continue;
+    }
+    rc = read_entry(lb, fd, service, de->d_name, now, &inst, &expiry);
+    if (rc == MSVC_OK && (rc = cache_add(out, de->d_name, &inst, expiry)) != 0)
+      msvc__reg_instance_clear(&inst);
+    if (rc == ENTRY_SKIP)
+      rc = MSVC_OK;
+  }
+  closedir(d);
+  if (rc != MSVC_OK)
+    cache_clear(out);
+  return rc;
+}
+
+typedef struct lresolve_s {
+  uv_work_t req;
+  local_backend_t *lb;
+  msvc__reg_query_t *q;
+  int rc;
+  msvc_registry_set_t *set;
+} lresolve_t;
+
+/* A one-off read: the instances move from the scan into the set. */
+static int resolve_now(local_backend_t *lb, const char *service,
+                       msvc_registry_set_t **out) {
+  msvc_registry_set_t *set;
+  lcache_t c;
+  size_t i;
+  int rc = scan(lb, service, &c);
+
+  if (rc != MSVC_OK)
+    return rc;
+  if ((set = msvc__reg_set_new(service)) == NULL)
+    rc = MSVC_ENOMEM;
+  for (i = 0; rc == MSVC_OK && i < c.n; i++)
+    rc = msvc__reg_set_add(set, &c.v[i].inst);
+  cache_clear(&c);
+  if (rc != MSVC_OK) {
+    msvc_registry_set_unref(set);
+    return rc;
+  }
+  msvc__reg_set_finish(set);
+  *out = set;
+  return MSVC_OK;
+}
+
+/* Pool thread: q->service does not change while the query is pending. */
+static void resolve_work(uv_work_t *req) {
+  lresolve_t *r = msvc__container_of(req, lresolve_t, req);
+
+  r->rc = resolve_now(r->lb, r->q->service, &r->set);
+}
+
+static void resolve_done(uv_work_t *req, int status) {
+  lresolve_t *r = msvc__container_of(req, lresolve_t, req);
+  msvc__reg_query_t *q = r->q;
+  int rc = status < 0 ? status : r->rc;
+  msvc_registry_set_t *set = rc == MSVC_OK ? r->set : NULL;
+
+  if (set == NULL)
+    msvc_registry_set_unref(r->set);
+  msvc__free(r);
+  msvc__reg_query_done(q, rc, set);
+}
+
+static int local_resolve(msvc__reg_backend_t *b, msvc__reg_query_t *q) {
+  local_backend_t *lb = (local_backend_t *)b;
+  lresolve_t *r = msvc__calloc(1, sizeof(*r));
+
+  if (r == NULL)
+    return MSVC_ENOMEM;
+  r->lb = lb;
+  r->q = q;
+  if (uv_queue_work(b->reg->loop, &r->req, resolve_work, resolve_done) != 0) {
+    msvc__free(r);
+    return resolve_now(lb, q->service, &q->set);
+  }
+  return MSVC__REG_ASYNC;
+}
+
+/* ---- watching ------------------------------------------------------------- */
+
+#define DIRTY_MAX 64
+
+typedef struct local_watch_s {
+  uv_fs_event_t ev;
+  uv_work_t work;
+  msvc_registry_watch_t *w;
+  local_backend_t *lb;
+  lcache_t cache;
+  lcache_t fresh; /* filled by the pool thread */
+  int fresh_rc;
+  bool busy;      /* a full scan is running */
+  bool stopping;  /* close once the scan is back */
+  bool again;     /* too much changed during the scan: scan again */
+  size_t ndirty;
+  char *dirty[DIRTY_MAX]; /* names changed during the scan */
+} local_watch_t;
+
+static void watch_close(local_watch_t *lw);
+
+static void report(local_watch_t *lw) {
+  msvc_registry_set_t *set = NULL;
+  uint64_t recheck = 0;
+  int rc = cache_to_set(&lw->cache, lw->w->service, &set, &recheck);
+
+  /* +1: wake just after the earliest expiry, not a millisecond before. */
+  msvc__reg_watch_report(lw->w, rc, set, recheck != 0 ? recheck + 1 : 0);
+}
+
+static int update_one(local_watch_t *lw, const char *name, bool *changed);
+
+static void refresh_work(uv_work_t *req) {
+  local_watch_t *lw = msvc__container_of(req, local_watch_t, work);
+
+  lw->fresh_rc = scan(lw->lb, lw->w->service, &lw->fresh);
+}
+
+static void refresh_done(uv_work_t *req, int status) {
+  local_watch_t *lw = msvc__container_of(req, local_watch_t, work);
+  bool changed = false;
+  int rc = status < 0 ? status : lw->fresh_rc;
+  size_t i;
+
+  lw->busy = false;
+  if (lw->stopping || rc != MSVC_OK) {
+    cache_clear(&lw->fresh);
+    if (lw->stopping)
+      watch_close(lw);
+    else
+      msvc__reg_watch_report(lw->w, rc, NULL, 0);
+    return;
+  }
+  cache_clear(&lw->cache);
+  lw->cache = lw->fresh;
+  memset(&lw->fresh, 0, sizeof(lw->fresh));
+  for (i = 0; i < lw->ndirty; i++) {
+    if (update_one(lw, lw->dirty[i], &changed) != MSVC_OK)
+      lw->again = true;
+    msvc__free(lw->dirty[i]);
+  }
+  lw->ndirty = 0;
+  report(lw);
+  if (lw->again) {
+    lw->again = false;
+    msvc__reg_watch_poke(lw->w);
+  }
+}
+
+static void local_watch_refresh(msvc__reg_backend_t *b,
+                                msvc_registry_watch_t *w) {
+  local_watch_t *lw = w->bdata;
+
+  if (lw->busy) {
+    lw->again = true;
+    return;
+  }
+  lw->busy = true;
+  if (uv_queue_work(b->reg->loop, &lw->work, refresh_work, refresh_done) != 0) {
+    refresh_work(&lw->work);
+    refresh_done(&lw->work, 0);
+  }
+}
+
+/* One file changed: MSVC_OK when the cache is up to date again; *changed
+ * tells whether a watcher would see a difference. */
+static int update_one(local_watch_t *lw, const char *name, bool *changed) {
+  msvc_registry_instance_t inst;
+  uint64_t expiry = 0;
+  size_t i = cache_find(&lw->cache, name);
+  int fd, rc;
+
+  if ((fd = open_service_dir(lw->lb, lw->w->service)) < 0)
+    return fd;
+  rc = read_entry(lw->lb, fd, lw->w->service, name, msvc_wall_ms(), &inst,
+                  &expiry);
+  close(fd);
+  if (rc == ENTRY_SKIP) {
+    if (i == SIZE_MAX)
+      return MSVC_OK;
+    cache_del(&lw->cache, i);
+    *changed = true;
+  } else if (rc != MSVC_OK) {
+    return rc;
+  } else if (i != SIZE_MAX &&
+             msvc__reg_instance_equal(&lw->cache.v[i].inst, &inst)) {
+    /* Only a heartbeat: nothing a watcher can see changed. */
+    lw->cache.v[i].expiry = expiry;
+    msvc__reg_instance_clear(&inst);
+    return MSVC_OK;
+  } else {
+    if (i != SIZE_MAX)
+      cache_del(&lw->cache, i);
+    if ((rc = cache_add(&lw->cache, name, &inst, expiry)) != MSVC_OK) {
+      msvc__reg_instance_clear(&inst);
+      return rc;
+    }
+    *changed = true;
+  }
+  return MSVC_OK;
+}
+
+/* While a scan runs its result will replace the cache: remember the name
+ * and re-read it afterwards. */
+static void note_dirty(local_watch_t *lw, const char *name) {
+  size_t i;
+
+  for (i = 0; i < lw->ndirty; i++)
+    if (strcmp(lw->dirty[i], name) == 0)
+      return;
+  if (lw->ndirty == DIRTY_MAX ||
+      (lw->dirty[lw->ndirty] = msvc__strdup(name)) == NULL) {
+    lw->again = true;
+    return;
+  }
+  lw->ndirty++;
+}
+
+static void on_fs_event(uv_fs_event_t *ev, const char *filename, int events,
+                        int status) {
+  local_watch_t *lw = msvc__container_of(ev, local_watch_t, ev);
+
+  (void)events;
+  if (lw->stopping)
+    return;
+  /* Temporary files announce nothing: their rename shows up under the
+   * final name. Anything unclear (overflow, no name) means a full rescan. */
+  if (status == 0 && filename != NULL && filename[0] == '.')
+    return;
+  bool changed = false;
+
+  if (status != 0 || filename == NULL) {
+    msvc__reg_watch_poke(lw->w);
+  } else if (lw->busy) {
+    note_dirty(lw, filename);
+  } else if (update_one(lw, filename, &changed) != MSVC_OK) {
+    msvc__reg_watch_poke(lw->w);
+  } else if (changed) {
+    report(lw);
+  }
+}
+
+static int local_watch_start(msvc__reg_backend_t *b, msvc_registry_watch_t *w) {
+  local_backend_t *lb = (local_backend_t *)b;
+  local_watch_t *lw;
+  char *path;
+  int rc;
+
+  /* Created if missing, so that it can be watched before anyone registers. */
+  if ((rc = service_dir(lb, w->service)) != MSVC_OK)
+    return rc;
+  if ((lw = msvc__calloc(1, sizeof(*lw))) == NULL)
+    return MSVC_ENOMEM;
+  if ((path = path_of(lb, w->service, NULL)) == NULL) {
+    msvc__free(lw);
+    return MSVC_ENOMEM;
+  }
+  lw->w = w;
+  lw->lb = lb;
+  uv_fs_event_init(b->reg->loop, &lw->ev);
+  rc = uv_fs_event_start(&lw->ev, on_fs_event, path, 0);
+  if (rc != 0)
+    MSVC_LOG_W(MSVC__REG_COMPONENT,
+               "cannot watch %s (%s); falling back to periodic rescans", path,
+               uv_strerror(rc));
+  msvc__free(path);
+  w->bdata = lw;
+  return MSVC_OK;
+}
+
+static void on_fs_event_closed(uv_handle_t *h) {
+  local_watch_t *lw = msvc__container_of(h, local_watch_t, ev);
+  msvc_registry_watch_t *w = lw->w;
+
+  size_t i;
+
+  for (i = 0; i < lw->ndirty; i++)
+    msvc__free(lw->dirty[i]);
+  cache_clear(&lw->cache);
+  msvc__free(lw);
+  msvc__reg_watch_stopped(w);
+}
+
+static void watch_close(local_watch_t *lw) {
+  /* Initialised even when it could not start, so it is closed either way. */
+  uv_close((uv_handle_t *)&lw->ev, on_fs_event_closed);
+}
+
+static void local_watch_stop(msvc__reg_backend_t *b, msvc_registry_watch_t *w) {
+  local_watch_t *lw = w->bdata;
+
+  (void)b;
+  lw->stopping = true;
+  uv_fs_event_stop(&lw->ev);
+  /* A scan on the pool still uses the watch: refresh_done closes it. */
+  if (!lw->busy)
+    watch_close(lw);
+}
+
+static void local_close(msvc__reg_backend_t *b) {
+  local_backend_t *lb = (local_backend_t *)b;
+  msvc_registry_t *reg = b->reg;
+  size_t i;
+
+  for (i = 0; i < lb->nbad; i++)
+    msvc__free(lb->bad[i]);
+  uv_mutex_destroy(&lb->bad_lock);
+  msvc__free(lb->dir);
+  msvc__free(lb);
+  msvc__reg_backend_closed(reg);
+}
+
+static const msvc__reg_ops_t local_ops = {
+    "local",           false,           true,
+    local_put,         local_del,       local_resolve,
+    local_watch_start, local_watch_refresh, local_watch_stop,
+    local_close};
+
+int msvc__reg_local_open(msvc_registry_t *reg, const char *dir,
+                         msvc__reg_backend_t **out) {
+  local_backend_t *lb;
+  size_t len;
+  int rc;
+
+  if (dir == NULL || dir[0] != '/')
+    return MSVC_EINVAL;
+  if ((lb = msvc__calloc(1, sizeof(*lb))) == NULL ||
+      (lb->dir = msvc__strdup(dir)) == NULL) {
+    msvc__free(lb);
+    return MSVC_ENOMEM;
+  }
+  len = strlen(lb->dir);
+  while (len > 1 && lb->dir[len - 1] == '/')
+    lb->dir[--len] = '\0';
+  if ((rc = ensure_dir(lb->dir)) != MSVC_OK ||
+      (rc = uv_mutex_init(&lb->bad_lock)) != 0) {
+    if (rc != MSVC_EACCES)
+      MSVC_LOG_E(MSVC__REG_COMPONENT, "registry directory %s: %s", lb->dir,
+                 msvc_strerror(rc));
+    msvc__free(lb->dir);
+    msvc__free(lb);
+    return rc;
+  }
+  lb->base.ops = &local_ops;
+  lb->base.reg = reg;
+  *out = &lb->base;
+  return MSVC_OK;
+}

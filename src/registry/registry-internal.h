@@ -1,0 +1,231 @@
+/*
+ * Internals of the registry block: the structures behind the public handles,
+ * the backend vtable, and the helpers every backend shares (instance copies,
+ * sets, JSON, URI parsing).
+ *
+ * Division of labour. The core (registry.c) owns every libuv timer that is
+ * not backend-specific: heartbeats, retries with jittered backoff, the
+ * debounce of watch deliveries, periodic and expiry-driven refreshes, and
+ * the "never replace a good set by an empty one" rule. A backend only knows
+ * how to put, delete and read instances, and may push "something changed"
+ * through msvc__reg_watch_poke(). That keeps a network backend (etcd) down to
+ * the same five operations.
+ */
+#ifndef MSVC_REGISTRY_INTERNAL_H
+#define MSVC_REGISTRY_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include <uv.h>
+
+#include <msvc/registry.h>
+
+#include "msvc-internal.h"
+
+#define MSVC__REG_COMPONENT "registry"
+
+/* Returned by a backend operation that will complete later through the
+ * matching msvc__reg_*_done() function. Positive, so it never collides with
+ * an error code. */
+#define MSVC__REG_ASYNC 1
+
+typedef struct msvc__reg_backend_s msvc__reg_backend_t;
+typedef struct msvc__reg_query_s msvc__reg_query_t;
+
+struct msvc_registry_set_s {
+  atomic_uint refs;
+  bool stale;
+  char *service;
+  size_t count;
+  size_t cap;
+  msvc_registry_instance_t *items; /* every string owned by the set */
+};
+
+/* The backend vtable. Every operation runs on the loop thread. Operations
+ * returning int answer 0 (done), a negative error (failed), or
+ * MSVC__REG_ASYNC (the backend calls the matching *_done later, never from
+ * inside the operation). */
+typedef struct msvc__reg_ops_s {
+  const char *name;
+  bool read_only; /* put/del are refused with MSVC_ENOTSUP by the core */
+  bool poll;      /* the core refreshes watches every rescan_ms */
+  /* Announce or refresh lease->inst with lease->ttl_ms; lease->beat_wall_ms
+   * is the heartbeat time to record. -> msvc__reg_lease_put_done() */
+  int (*put)(msvc__reg_backend_t *b, msvc_registry_lease_t *lease);
+  /* Remove the instance; an already absent one is not an error. Never
+   * called while a put of the same lease is in flight.
+   * -> msvc__reg_lease_del_done() */
+  int (*del)(msvc__reg_backend_t *b, msvc_registry_lease_t *lease);
+  /* Read q->service; on 0 q->set holds the result (owned by q).
+   * -> msvc__reg_query_done() */
+  int (*resolve)(msvc__reg_backend_t *b, msvc__reg_query_t *q);
+  /* Set up change notification for a watch (w->bdata is the backend's). */
+  int (*watch_start)(msvc__reg_backend_t *b, msvc_registry_watch_t *w);
+  /* Read the watched service now and report through
+   * msvc__reg_watch_report() (synchronously or later). */
+  void (*watch_refresh)(msvc__reg_backend_t *b, msvc_registry_watch_t *w);
+  /* Release the watch's backend state, then call msvc__reg_watch_stopped()
+   * (possibly from inside). No report may follow. */
+  void (*watch_stop)(msvc__reg_backend_t *b, msvc_registry_watch_t *w);
+  /* Free the backend, then call msvc__reg_backend_closed() (possibly from
+   * inside). Every lease and watch is gone by then. */
+  void (*close)(msvc__reg_backend_t *b);
+} msvc__reg_ops_t;
+
+struct msvc__reg_backend_s {
+  const msvc__reg_ops_t *ops;
+  msvc_registry_t *reg;
+};
+
+struct msvc_registry_s {
+  uv_loop_t *loop;
+  msvc_registry_options_t opts;
+  msvc__reg_backend_t *backend;
+  msvc__queue_t leases;
+  msvc__queue_t watches;
+  msvc__queue_t done_queries; /* resolved, waiting for the defer timer */
+  uv_timer_t defer;
+  size_t children; /* leases + watches + queries not yet released */
+  int closing;     /* 0 open, 1 draining children, 2 backend, 3 handles */
+  msvc_registry_close_cb close_cb;
+  void *close_data;
+  uint64_t errors[MSVC_REGISTRY_OP_COUNT];
+  msvc_registry_event_fn hook;
+  void *hook_data;
+};
+
+struct msvc_registry_lease_s {
+  msvc_registry_t *reg;
+  msvc__queue_t node;
+  msvc_registry_instance_t inst; /* owned copy */
+  uint32_t ttl_ms;
+  uint64_t beat_wall_ms;
+  uv_timer_t timer;
+  msvc_registry_lease_cb cb;
+  void *cb_data;
+  msvc_registry_done_cb done_cb;
+  void *done_data;
+  int status;       /* last reported status */
+  int done_status;
+  unsigned attempt; /* consecutive failures, for backoff */
+  bool announced;   /* first status reported */
+  bool in_flight;   /* an async put is running */
+  bool withdrawing;
+  bool frozen;      /* tests: heartbeats stopped, as if the process hung */
+  void *bdata;
+};
+
+struct msvc_registry_watch_s {
+  msvc_registry_t *reg;
+  msvc__queue_t node;
+  char *service;
+  msvc_registry_watch_cb cb;
+  void *cb_data;
+  uv_timer_t debounce;
+  uv_timer_t refresh;
+  msvc_registry_set_t *current; /* last delivered */
+  msvc_registry_set_t *pending; /* waiting for the debounce */
+  uint64_t pending_since;
+  unsigned attempt;
+  int open_handles;
+  bool stopping;
+  bool backend_stopped;
+  void *bdata;
+};
+
+struct msvc__reg_query_s {
+  msvc_registry_t *reg;
+  msvc__queue_t node;
+  char *service;
+  msvc_registry_resolve_cb cb;
+  void *cb_data;
+  int status;
+  msvc_registry_set_t *set;
+  void *bdata;
+};
+
+/* ---- completions from backends (registry.c) ---------------------------- */
+void msvc__reg_lease_put_done(msvc_registry_lease_t *lease, int status);
+void msvc__reg_lease_del_done(msvc_registry_lease_t *lease, int status);
+void msvc__reg_query_done(msvc__reg_query_t *q, int status,
+                          msvc_registry_set_t *set);
+/* status 0: set (ownership taken) is the service's full current set, and
+ * recheck_ms (0 = none) asks for another refresh then (an instance expires).
+ * status < 0: the backend could not be read; set must be NULL. */
+void msvc__reg_watch_report(msvc_registry_watch_t *w, int status,
+                            msvc_registry_set_t *set, uint64_t recheck_ms);
+/* Something may have changed: refresh soon (coalesced). */
+void msvc__reg_watch_poke(msvc_registry_watch_t *w);
+void msvc__reg_watch_stopped(msvc_registry_watch_t *w);
+void msvc__reg_backend_closed(msvc_registry_t *reg);
+/* Moves a closing registry on once its last lease/watch/query is gone. */
+void msvc__reg_maybe_finish(msvc_registry_t *reg);
+/* Counts a failure and tells the event hook. */
+void msvc__reg_count_error(msvc_registry_t *reg, msvc_registry_op_t op,
+                           int err, const char *service);
+/* Jittered exponential backoff: a delay in [d/2, d] where d doubles from
+ * retry_min_ms per attempt up to retry_max_ms. */
+uint64_t msvc__reg_backoff_ms(const msvc_registry_options_t *o,
+                              unsigned attempt);
+/* Tests: stop a lease's heartbeats without removing it. */
+void msvc__reg_lease_freeze(msvc_registry_lease_t *lease);
+
+/* ---- instances and sets (set.c) ---------------------------------------- */
+bool msvc__reg_name_valid(const char *s);
+int msvc__reg_instance_validate(const msvc_registry_instance_t *inst);
+/* Deep copy; dst's strings are owned (clear with _instance_clear). */
+int msvc__reg_instance_copy(msvc_registry_instance_t *dst,
+                            const msvc_registry_instance_t *src);
+void msvc__reg_instance_clear(msvc_registry_instance_t *inst);
+bool msvc__reg_instance_equal(const msvc_registry_instance_t *a,
+                              const msvc_registry_instance_t *b);
+/* 32 lower-case hex digits from the kernel's random source. */
+void msvc__reg_new_id(char out[33]);
+
+msvc_registry_set_t *msvc__reg_set_new(const char *service);
+/* Takes ownership of inst's strings (inst is zeroed) on success. */
+int msvc__reg_set_add(msvc_registry_set_t *set, msvc_registry_instance_t *inst);
+/* Sorts by id and drops duplicate ids (the first stays). */
+void msvc__reg_set_finish(msvc_registry_set_t *set);
+bool msvc__reg_set_equal(const msvc_registry_set_t *a,
+                         const msvc_registry_set_t *b);
+msvc_registry_set_t *msvc__reg_set_copy(const msvc_registry_set_t *set,
+                                        bool stale);
+
+/* ---- JSON (instance_json.c) --------------------------------------------
+ * The wire form; when ttl_ms is non-zero the local backend's liveness fields
+ * "ttl_ms" and "heartbeat_ms" are added. */
+int msvc__reg_instance_to_json(const msvc_registry_instance_t *inst,
+                               uint32_t ttl_ms, uint64_t beat_wall_ms,
+                               msvc__buf_t *out);
+/* Parses and validates; inst's strings are owned on success. ttl_ms and
+ * beat_wall_ms may be NULL; they receive 0 when the fields are absent.
+ * Returns MSVC_EJSON for bad JSON, MSVC_EINVAL for a bad field,
+ * MSVC_ETOOLARGE, MSVC_ENOMEM. */
+int msvc__reg_instance_from_json(const char *json, size_t len,
+                                 msvc_registry_instance_t *inst,
+                                 uint32_t *ttl_ms, uint64_t *beat_wall_ms);
+
+/* ---- URIs (uri.c) ------------------------------------------------------- */
+typedef enum msvc__reg_kind_e {
+  MSVC__REG_MEMORY,
+  MSVC__REG_LOCAL,
+  MSVC__REG_STATIC,
+  MSVC__REG_ETCD
+} msvc__reg_kind_t;
+
+/* On success *arg (owned, may be NULL) is the local directory (already
+ * defaulted) or the static table text. */
+int msvc__reg_uri_parse(const char *uri, msvc__reg_kind_t *kind, char **arg,
+                        char *err, size_t errlen);
+int msvc__reg_default_dir(char **out);
+
+/* ---- backends ------------------------------------------------------------ */
+int msvc__reg_memory_open(msvc_registry_t *reg, msvc__reg_backend_t **out);
+int msvc__reg_local_open(msvc_registry_t *reg, const char *dir,
+                         msvc__reg_backend_t **out);
+/* Parses a static table into a backend (reg may be NULL to only check). */
+int msvc__reg_static_open(msvc_registry_t *reg, const char *spec, char *err,
+                          size_t errlen, msvc__reg_backend_t **out);
+
+#endif /* MSVC_REGISTRY_INTERNAL_H */
