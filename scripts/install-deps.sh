@@ -13,7 +13,7 @@ pkgs_build=(gcc make cmake pkg-config libc6-dev ca-certificates
 pkgs_test=(libcriterion-dev clang libclang-rt-14-dev doxygen curl openssl
            procps iproute2 etcd-server prometheus nodejs npm libsqlite3-dev)
 pkgs_demo=(libsqlite3-dev curl openssl procps etcd-server)
-pkgs_bench=(wrk nginx haproxy libjwt-dev util-linux procps)
+pkgs_bench=(wrk nginx haproxy libjwt-dev util-linux procps python3 curl)
 pkgs_docs=(doxygen)
 pkgs_fuzz=(clang libclang-rt-14-dev)
 
