@@ -10,6 +10,7 @@
 #include <msvc/error.h>
 #include <msvc/log.h>
 #include <msvc/breaker.h>
+#include <msvc/http.h>
 #include <msvc/lb.h>
 #include <msvc/metrics.h>
 #include <msvc/registry.h>

@@ -1,0 +1,490 @@
+/*
+ * One client connection: bytes in through the transport, requests out to
+ * the router, responses back in request order.
+ *
+ * Pipelining: every complete request is dispatched at once and queued; a
+ * response is written straight into the output buffer when its request is
+ * at the front of the queue, else into the request's own buffer until the
+ * ones before it are finished. All output produced while handling one read
+ * goes out in one write, so a batch of pipelined requests costs one write.
+ * When too many requests are queued (or output piles up) the unparsed rest
+ * of the input is kept aside and reading stops until the queue shrinks.
+ *
+ * Closing after an error or a "Connection: close" response is done in two
+ * steps: half-close, then read and discard until the peer closes or a short
+ * linger expires, so the peer reads the response instead of a reset.
+ */
+#include <string.h>
+
+#include "http/server.h"
+
+#define LINGER_MS 1000
+#define OUT_HIGH_WATER (256 * 1024)
+#define WBUF_KEEP 16384
+
+static void on_tr_read(void *owner, const char *data, size_t len);
+static void on_tr_end(void *owner, int status);
+static void on_tr_closed(void *owner);
+
+static const msvc__transport_events_t conn_events = {on_tr_read, on_tr_end,
+                                                     on_tr_closed};
+
+static int p_on_head(void *ud, msvc__http_head_t *head);
+static int p_on_body(void *ud, const char *data, size_t len);
+static int p_on_done(void *ud);
+
+static const msvc__http_parser_cbs_t conn_cbs = {p_on_head, p_on_body, p_on_done};
+
+static void on_timer(uv_timer_t *t);
+
+static void conn_free(msvc__conn_t *c) {
+  msvc_http_server_t *srv = c->srv;
+
+  msvc__req_destroy(c->spare);
+  msvc__buf_free(&c->wbuf[0]);
+  msvc__buf_free(&c->wbuf[1]);
+  msvc__free(c->stash);
+  msvc__http_parser_free(&c->parser);
+  msvc__queue_remove(&c->node);
+  msvc__free(c);
+  msvc__server_conn_gone(srv);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  msvc__conn_t *c = h->data;
+
+  if (--c->handles == 0)
+    conn_free(c);
+}
+
+static void on_tr_closed(void *owner) {
+  msvc__conn_t *c = owner;
+
+  if (--c->handles == 0)
+    conn_free(c);
+}
+
+static bool conn_idle(const msvc__conn_t *c) {
+  return c->npipe == 0 && c->cur == NULL && !c->writing &&
+         !msvc__http_parser_busy(&c->parser);
+}
+
+/* Sets the one deadline that applies now. The timer is only restarted when
+ * the deadline moves earlier; a timer firing early re-arms itself, so a busy
+ * keep-alive connection does not touch the timer heap on every request. */
+static void arm(msvc__conn_t *c) {
+  const msvc_http_server_opts_t *o = &c->srv->opts;
+  uint64_t now = uv_now(c->srv->loop), dl;
+
+  if (c->closing)
+    return;
+  if (c->lingering)
+    dl = c->linger_until;
+  else if (c->writing)
+    dl = now + o->body_timeout_ms; /* a peer that stops reading is let go */
+  else if (c->npipe > 0)
+    dl = 0; /* the server owes an answer: no client timeout applies */
+  else if (c->parser.in_body)
+    dl = now + o->body_timeout_ms;
+  else if (msvc__http_parser_busy(&c->parser) || c->nserved == 0)
+    dl = c->head_start + o->header_timeout_ms;
+  else
+    dl = now + o->keepalive_timeout_ms;
+  c->deadline = dl;
+  if (dl == 0)
+    return;
+  if (!uv_is_active((uv_handle_t *)&c->timer) ||
+      now + uv_timer_get_due_in(&c->timer) > dl)
+    uv_timer_start(&c->timer, on_timer, dl > now ? dl - now : 0, 0);
+}
+
+static void on_timer(uv_timer_t *t) {
+  msvc__conn_t *c = t->data;
+  uint64_t now = uv_now(c->srv->loop);
+
+  if (c->closing || c->deadline == 0)
+    return;
+  if (now < c->deadline) {
+    uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
+    return;
+  }
+  /* Header, body and idle timeouts all end the same way: the peer is too
+   * slow or gone, and answering it would only feed a slowloris. */
+  msvc__conn_close(c);
+}
+
+int msvc__conn_accept(msvc_http_server_t *srv) {
+  msvc__transport_t *tr;
+  uv_stream_t *stream;
+  int rc;
+
+  rc = msvc__tcp_transport_new(srv->loop, &tr, &stream);
+  if (rc != 0)
+    return rc;
+  rc = uv_accept((uv_stream_t *)&srv->listener, stream);
+  if (rc != 0) {
+    msvc__transport_close(tr); /* no events set: it only frees itself */
+    return rc;
+  }
+  uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+  return msvc__conn_attach(srv, tr);
+}
+
+int msvc__conn_attach(msvc_http_server_t *srv, msvc__transport_t *tr) {
+  msvc__conn_t *c = msvc__calloc(1, sizeof(*c));
+  int rc;
+
+  if (c == NULL) {
+    msvc__transport_close(tr);
+    return MSVC_ENOMEM;
+  }
+  c->tr = tr;
+  c->srv = srv;
+  c->tr->ev = &conn_events;
+  c->tr->owner = c;
+  msvc__http_parser_init(&c->parser, HTTP_REQUEST, &srv->lim, &conn_cbs, c);
+  msvc__queue_init(&c->pipeline);
+  msvc__buf_init(&c->wbuf[0], 0);
+  msvc__buf_init(&c->wbuf[1], 0);
+  uv_timer_init(srv->loop, &c->timer);
+  c->timer.data = c;
+  c->handles = 2;
+  c->head_start = uv_now(srv->loop);
+  msvc__queue_insert_tail(&srv->conns, &c->node);
+  srv->nconns++;
+  if (srv->nconns > srv->opts.max_connections) {
+    msvc_http_req_t *req = msvc__req_new(c);
+    c->overflow = true;
+    if (req == NULL) {
+      msvc__conn_close(c);
+      return MSVC_ENOMEM;
+    }
+    msvc__queue_insert_tail(&c->pipeline, &req->node);
+    req->queued = true;
+    c->npipe++;
+    msvc_http_res_header(&req->res, "Retry-After", "1");
+    msvc__res_error_close(req, 503, "UNAVAILABLE", "too many connections");
+    msvc__conn_flush(c);
+    return MSVC_OK;
+  }
+  rc = msvc__transport_read_start(c->tr);
+  if (rc != 0) {
+    msvc__conn_close(c);
+    return rc;
+  }
+  arm(c);
+  return MSVC_OK;
+}
+
+static void detach_all(msvc__conn_t *c) {
+  while (!msvc__queue_empty(&c->pipeline)) {
+    msvc_http_req_t *req = msvc__container_of(c->pipeline.next, msvc_http_req_t, node);
+    msvc__queue_remove(&req->node);
+    req->queued = false;
+    c->npipe--;
+    msvc__req_detach(req);
+  }
+}
+
+void msvc__conn_close(msvc__conn_t *c) {
+  if (c->closing)
+    return;
+  c->closing = true;
+  if (c->cur != NULL) {
+    msvc__req_destroy(c->cur);
+    c->cur = NULL;
+  }
+  detach_all(c);
+  uv_timer_stop(&c->timer);
+  uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+  msvc__transport_close(c->tr);
+}
+
+void msvc__conn_drain(msvc__conn_t *c) {
+  if (conn_idle(c))
+    msvc__conn_close(c);
+}
+
+/* Moves finished responses at the front of the queue into the output. */
+static void collect(msvc__conn_t *c) {
+  msvc__buf_t *w = &c->wbuf[c->wi];
+
+  while (!msvc__queue_empty(&c->pipeline)) {
+    msvc_http_req_t *req = msvc__container_of(c->pipeline.next, msvc_http_req_t, node);
+    if (req->out.len > 0) {
+      msvc__buf_append(w, req->out.data, req->out.len);
+      msvc__buf_free(&req->out);
+    }
+    if (req->state != RES_DONE || req->running)
+      break;
+    msvc__queue_remove(&req->node);
+    req->queued = false;
+    c->npipe--;
+    if (req->close)
+      c->close_after = true;
+    msvc__req_release(req);
+    if (c->close_after) {
+      detach_all(c);
+      break;
+    }
+  }
+  if (c->srv->draining && c->npipe == 0)
+    c->close_after = true;
+}
+
+static void on_written(msvc__transport_t *t, int status, void *arg) {
+  msvc__conn_t *c = arg;
+  msvc__buf_t *done = &c->wbuf[c->wi ^ 1];
+
+  (void)t;
+  c->writing = false;
+  done->len = 0;
+  if (done->cap > WBUF_KEEP)
+    msvc__buf_free(done);
+  if (c->closing)
+    return;
+  if (status < 0) {
+    msvc__conn_close(c);
+    return;
+  }
+  msvc__conn_flush(c);
+}
+
+static void start_linger(msvc__conn_t *c) {
+  c->lingering = true;
+  c->linger_until = uv_now(c->srv->loop) + LINGER_MS;
+  c->tr->ops->shutdown(c->tr);
+  if (c->read_stopped || c->overflow) {
+    c->read_stopped = false;
+    if (msvc__transport_read_start(c->tr) != 0) {
+      msvc__conn_close(c);
+      return;
+    }
+  }
+  arm(c);
+}
+
+static bool start_write(msvc__conn_t *c) {
+  msvc__buf_t *w = &c->wbuf[c->wi];
+  uv_buf_t b;
+  int rc;
+
+  if (c->writing || c->closing)
+    return false;
+  if (w->err != MSVC_OK) {
+    msvc__conn_close(c);
+    return false;
+  }
+  if (w->len == 0) {
+    if (c->close_after && msvc__queue_empty(&c->pipeline) && !c->lingering)
+      start_linger(c);
+    return false;
+  }
+  b = uv_buf_init(w->data, (unsigned)w->len);
+  c->wi ^= 1;
+  c->writing = true;
+  rc = msvc__transport_write(c->tr, &b, 1, on_written, c);
+  if (rc == MSVC__TRANSPORT_WROTE) {
+    /* Written at once, no callback follows: the buffer is free again. */
+    c->writing = false;
+    w->len = 0;
+    if (w->cap > WBUF_KEEP)
+      msvc__buf_free(w);
+    /* Once more: output produced meanwhile, or the close that follows. */
+    return start_write(c);
+  }
+  if (rc != 0) {
+    c->writing = false;
+    msvc__conn_close(c);
+    return false;
+  }
+  return true;
+}
+
+static bool input_blocked(const msvc__conn_t *c) {
+  return c->npipe >= c->srv->opts.max_pipeline ||
+         (c->writing && c->wbuf[c->wi].len >= OUT_HIGH_WATER);
+}
+
+static int stash(msvc__conn_t *c, const char *data, size_t len) {
+  char *s = msvc__malloc(c->nstash + len);
+
+  if (s == NULL)
+    return MSVC_ENOMEM;
+  if (c->nstash > 0)
+    memcpy(s, c->stash, c->nstash);
+  memcpy(s + c->nstash, data, len);
+  msvc__free(c->stash);
+  c->stash = s;
+  c->nstash += len;
+  if (!c->read_stopped) {
+    msvc__transport_read_stop(c->tr);
+    c->read_stopped = true;
+  }
+  return 0;
+}
+
+static void protocol_error(msvc__conn_t *c) {
+  const msvc__http_parser_t *p = &c->parser;
+  msvc_http_req_t *req;
+  const char *code = "INVALID_ARGUMENT";
+
+  if (c->cur != NULL) {
+    msvc__req_destroy(c->cur);
+    c->cur = NULL;
+  }
+  c->close_after = true;
+  if (p->err_status == 0 || p->err_status >= 500 ||
+      (req = msvc__req_new(c)) == NULL)
+    return;
+  if (p->err_status == 413)
+    code = "PAYLOAD_TOO_LARGE";
+  else if (p->err_status == 431)
+    code = "HEADERS_TOO_LARGE";
+  msvc__queue_insert_tail(&c->pipeline, &req->node);
+  req->queued = true;
+  c->npipe++;
+  msvc__res_error_close(req, p->err_status, code, p->err_reason);
+}
+
+static void feed(msvc__conn_t *c, const char *data, size_t len) {
+  while (len > 0 && !c->closing && !c->close_after) {
+    size_t used;
+    int rc;
+
+    if (input_blocked(c)) {
+      if (stash(c, data, len) != 0)
+        msvc__conn_close(c);
+      return;
+    }
+    rc = msvc__http_parser_feed(&c->parser, data, len, &used);
+    data += used;
+    len -= used;
+    if (rc < 0) {
+      protocol_error(c);
+      return;
+    }
+  }
+}
+
+static void on_tr_read(void *owner, const char *data, size_t len) {
+  msvc__conn_t *c = owner;
+
+  if (c->closing || c->lingering || c->overflow)
+    return;
+  if (c->stash != NULL) {
+    /* Input kept aside goes first. */
+    if (stash(c, data, len) != 0)
+      msvc__conn_close(c);
+    return;
+  }
+  if (c->nserved > 0 && !msvc__http_parser_busy(&c->parser))
+    c->head_start = uv_now(c->srv->loop);
+  c->in_read = true;
+  feed(c, data, len);
+  c->in_read = false;
+  msvc__conn_flush(c);
+}
+
+static void on_tr_end(void *owner, int status) {
+  msvc__conn_t *c = owner;
+
+  (void)status;
+  /* Like nginx, a peer that closes its side while requests are in flight is
+   * taken to have given up on them: their handlers are cancelled. */
+  msvc__conn_close(c);
+}
+
+/* Feeds input kept aside while the pipeline was full. */
+static void resume_input(msvc__conn_t *c) {
+  char *s = c->stash;
+  size_t n = c->nstash;
+
+  c->stash = NULL;
+  c->nstash = 0;
+  if (s != NULL) {
+    c->in_read = true;
+    feed(c, s, n);
+    c->in_read = false;
+    msvc__free(s);
+  }
+  if (c->stash == NULL && c->read_stopped && !c->closing && !c->close_after) {
+    c->read_stopped = false;
+    if (msvc__transport_read_start(c->tr) != 0)
+      msvc__conn_close(c);
+  }
+}
+
+void msvc__conn_flush(msvc__conn_t *c) {
+  if (c->in_read || c->closing)
+    return;
+  for (;;) {
+    collect(c);
+    start_write(c);
+    if (c->closing)
+      return;
+    if ((c->stash != NULL || c->read_stopped) && !c->close_after &&
+        !c->lingering && !input_blocked(c)) {
+      resume_input(c);
+      if (c->closing)
+        return;
+      continue;
+    }
+    break;
+  }
+  arm(c);
+}
+
+void msvc__conn_collect(msvc__conn_t *c) {
+  collect(c);
+}
+
+static int p_on_head(void *ud, msvc__http_head_t *head) {
+  msvc__conn_t *c = ud;
+  msvc_http_req_t *req = msvc__req_new(c);
+  const char *target;
+  size_t i;
+
+  if (req == NULL) {
+    msvc__http_head_free(head);
+    return MSVC_ENOMEM;
+  }
+  req->head = head;
+  target = msvc__http_head_str(head, head->target);
+  for (i = 0; i < head->target_len && target[i] != '?' && target[i] != '#'; i++)
+    ;
+  req->path_len = (uint32_t)i;
+  req->is_head = head->method == HTTP_HEAD;
+  req->t0 = uv_hrtime();
+  c->cur = req;
+  if (head->expect_continue && (head->chunked || head->content_length > 0) &&
+      c->npipe == 0 && !c->srv->draining && head->http_minor >= 1) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    msvc__buf_append(&c->wbuf[c->wi], cont, sizeof(cont) - 1);
+  }
+  return 0;
+}
+
+static int p_on_body(void *ud, const char *data, size_t len) {
+  msvc__conn_t *c = ud;
+
+  if (c->cur == NULL)
+    return MSVC_EHTTP_PARSE;
+  msvc__buf_append(&c->cur->body, data, len);
+  return c->cur->body.err;
+}
+
+static int p_on_done(void *ud) {
+  msvc__conn_t *c = ud;
+  msvc_http_req_t *req = c->cur;
+
+  if (req == NULL)
+    return MSVC_EHTTP_PARSE;
+  c->cur = NULL;
+  msvc__queue_insert_tail(&c->pipeline, &req->node);
+  req->queued = true;
+  c->npipe++;
+  c->nserved++;
+  msvc__req_dispatch(req);
+  return 0;
+}

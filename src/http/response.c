@@ -1,0 +1,355 @@
+/* Response writing: heads, bodies, chunked streams, JSON and error bodies. */
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "http/server.h"
+
+static msvc_http_req_t *REQ(msvc_http_res_t *res) {
+  return msvc__container_of(res, msvc_http_req_t, res);
+}
+
+const char *msvc__server_date(msvc_http_server_t *srv) {
+  int64_t now = (int64_t)time(NULL);
+
+  if (now != srv->date_secs) {
+    srv->date_secs = now;
+    msvc__http_date(now, srv->date);
+  }
+  return srv->date;
+}
+
+/* Output goes straight to the connection when no earlier response is still
+ * pending, else it waits in the request's own buffer. */
+static msvc__buf_t *out_buf(msvc_http_req_t *req) {
+  msvc__conn_t *c = req->conn;
+
+  if (c->pipeline.next == &req->node)
+    return &c->wbuf[c->wi];
+  return &req->out;
+}
+
+static bool want_close(const msvc_http_req_t *req) {
+  const msvc__conn_t *c = req->conn;
+
+  if (req->head == NULL || !req->head->keep_alive || req->close_asked ||
+      c->close_after)
+    return true;
+  /* While draining, the last queued response of a connection closes it. */
+  return req->srv->draining && req->node.next == &c->pipeline;
+}
+
+static void put_lit(msvc__buf_t *b, const char *s, size_t n) {
+  msvc__buf_append(b, s, n);
+}
+#define PUT(b, lit) put_lit((b), (lit), sizeof(lit) - 1)
+
+static void put_u64(msvc__buf_t *b, uint64_t v, int base) {
+  static const char digits[] = "0123456789abcdef";
+  char tmp[24];
+  int i = (int)sizeof(tmp);
+
+  do {
+    tmp[--i] = digits[v % (unsigned)base];
+    v /= (unsigned)base;
+  } while (v != 0);
+  msvc__buf_append(b, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+static bool bodyless(int status) {
+  return status == 204 || status == 304;
+}
+
+static void write_head(msvc_http_req_t *req, int status, const char *ctype,
+                       size_t body_len, bool stream) {
+  msvc__buf_t *b = out_buf(req);
+  bool http10 = req->head != NULL && req->head->http_minor == 0;
+  const char *reason = msvc__http_reason(status);
+
+  req->close = want_close(req) || (stream && http10);
+  msvc__buf_reserve(b, 160 + req->hdrs.len + (ctype != NULL ? strlen(ctype) : 0));
+  PUT(b, "HTTP/1.1 ");
+  put_u64(b, (uint64_t)status, 10);
+  PUT(b, " ");
+  msvc__buf_puts(b, reason);
+  PUT(b, "\r\nDate: ");
+  msvc__buf_append(b, msvc__server_date(req->srv), 29);
+  PUT(b, "\r\n");
+  if (ctype != NULL) {
+    PUT(b, "Content-Type: ");
+    msvc__buf_puts(b, ctype);
+    PUT(b, "\r\n");
+  }
+  msvc__buf_append(b, req->hdrs.data, req->hdrs.len);
+  if (stream) {
+    req->chunked_out = !http10;
+    if (req->chunked_out)
+      PUT(b, "Transfer-Encoding: chunked\r\n");
+  } else if (!bodyless(status)) {
+    PUT(b, "Content-Length: ");
+    put_u64(b, body_len, 10);
+    PUT(b, "\r\n");
+  }
+  if (req->close)
+    PUT(b, "Connection: close\r\n\r\n");
+  else if (http10)
+    PUT(b, "Connection: keep-alive\r\n\r\n");
+  else
+    PUT(b, "\r\n");
+  req->res.status = status;
+}
+
+/* The response is complete: observers run, then the connection sends it. */
+static int finish(msvc_http_req_t *req) {
+  msvc__conn_t *c = req->conn;
+
+  msvc__req_run_after(req);
+  req->state = RES_DONE;
+  if (c == NULL) {
+    if (!req->running)
+      msvc__req_destroy(req);
+    return MSVC_ECLOSED;
+  }
+  if (req->running)
+    return MSVC_OK; /* released when the handler returns */
+  /* May release req: not touched after this. */
+  if (c->in_read)
+    msvc__conn_collect(c);
+  else
+    msvc__conn_flush(c);
+  return MSVC_OK;
+}
+
+static int check_new(msvc_http_req_t *req, int status) {
+  if (req->state != RES_NEW)
+    return MSVC_EHTTP_RESPONDED;
+  if (status < 200 || status > 999)
+    return MSVC_EINVAL;
+  return MSVC_OK;
+}
+
+int msvc_http_res_send(msvc_http_res_t *res, int status, const char *content_type,
+                       const void *body, size_t len) {
+  msvc_http_req_t *req;
+  int rc;
+
+  if (res == NULL || (body == NULL && len > 0))
+    return MSVC_EINVAL;
+  req = REQ(res);
+  if ((rc = check_new(req, status)) != MSVC_OK)
+    return rc;
+  if (req->conn == NULL) {
+    req->res.status = status;
+    return finish(req);
+  }
+  write_head(req, status, content_type, len, false);
+  if (!req->is_head && !bodyless(status))
+    msvc__buf_append(out_buf(req), body, len);
+  return finish(req);
+}
+
+int msvc_http_res_send_owned(msvc_http_res_t *res, int status,
+                             const char *content_type, void *body, size_t len) {
+  int rc = msvc_http_res_send(res, status, content_type, body, len);
+
+  msvc__free(body);
+  return rc;
+}
+
+int msvc_http_res_json(msvc_http_res_t *res, int status, const struct cJSON *json) {
+  char *text;
+  int rc;
+
+  if (res == NULL || json == NULL)
+    return MSVC_EINVAL;
+  if (REQ(res)->state != RES_NEW)
+    return MSVC_EHTTP_RESPONDED;
+  text = cJSON_PrintUnformatted(json);
+  if (text == NULL) {
+    msvc_http_res_error(res, 500, "INTERNAL", "The response could not be built.");
+    return MSVC_ENOMEM;
+  }
+  rc = msvc_http_res_send(res, status, "application/json", text, strlen(text));
+  cJSON_free(text);
+  return rc;
+}
+
+static bool has_header(const msvc_http_req_t *req, const char *name) {
+  const char *p = req->hdrs.data;
+  size_t n = strlen(name);
+
+  while (p != NULL && *p != '\0') {
+    if (msvc__strncasecmp(p, name, n) == 0 && p[n] == ':')
+      return true;
+    p = strchr(p, '\n');
+    if (p != NULL)
+      p++;
+  }
+  return false;
+}
+
+/* A quoted-string for WWW-Authenticate: quotes, backslashes and controls
+ * are dropped rather than escaped, which is enough for a description. */
+static void add_www_authenticate(msvc_http_req_t *req, const char *message) {
+  msvc__buf_t v;
+  const char *p;
+
+  msvc__buf_init(&v, 1024);
+  msvc__buf_puts(&v, "Bearer error=\"invalid_token\", error_description=\"");
+  for (p = message; *p != '\0' && v.len < 900; p++)
+    if ((unsigned char)*p >= 0x20 && *p != '"' && *p != '\\' && *p != 0x7f)
+      msvc__buf_putc(&v, *p);
+  msvc__buf_putc(&v, '"');
+  if (v.err == MSVC_OK)
+    msvc_http_res_header(&req->res, "WWW-Authenticate", v.data);
+  msvc__buf_free(&v);
+}
+
+int msvc_http_res_error(msvc_http_res_t *res, int status, const char *code,
+                        const char *message) {
+  msvc_http_req_t *req;
+  msvc__buf_t body;
+  int rc;
+
+  if (res == NULL || code == NULL || message == NULL || status < 400 || status > 599)
+    return MSVC_EINVAL;
+  req = REQ(res);
+  if (req->state != RES_NEW)
+    return MSVC_EHTTP_RESPONDED;
+  if (status == 401 && !has_header(req, "WWW-Authenticate"))
+    add_www_authenticate(req, message);
+  if (strcmp(code, "SHUTTING_DOWN") == 0)
+    req->close_asked = true;
+  else if (status == 503 && !has_header(req, "Retry-After"))
+    msvc_http_res_header(res, "Retry-After", "1");
+  msvc__buf_init(&body, 0);
+  msvc__buf_puts(&body, "{\"error\":{\"code\":\"");
+  msvc__buf_json_escape(&body, code, strlen(code));
+  msvc__buf_puts(&body, "\",\"message\":\"");
+  msvc__buf_json_escape(&body, message, strlen(message));
+  msvc__buf_puts(&body, "\"}}");
+  if (body.err != MSVC_OK) {
+    msvc__buf_free(&body);
+    msvc_http_res_send(res, status, NULL, NULL, 0);
+    return MSVC_ENOMEM;
+  }
+  rc = msvc_http_res_send(res, status, "application/json", body.data, body.len);
+  msvc__buf_free(&body);
+  return rc;
+}
+
+int msvc__res_error_close(msvc_http_req_t *req, int status, const char *code,
+                          const char *message) {
+  req->close_asked = true;
+  return msvc_http_res_error(&req->res, status, code, message);
+}
+
+static bool is_tchar(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+int msvc_http_res_header(msvc_http_res_t *res, const char *name, const char *value) {
+  msvc_http_req_t *req;
+  const char *p;
+
+  if (res == NULL || name == NULL || value == NULL || *name == '\0')
+    return MSVC_EINVAL;
+  req = REQ(res);
+  if (req->state != RES_NEW)
+    return MSVC_EHTTP_RESPONDED;
+  for (p = name; *p != '\0'; p++)
+    if (!is_tchar((unsigned char)*p))
+      return MSVC_EINVAL;
+  for (p = value; *p != '\0'; p++)
+    if (*p == '\r' || *p == '\n')
+      return MSVC_EINVAL;
+  if (msvc__strcasecmp(name, "Content-Length") == 0 ||
+      msvc__strcasecmp(name, "Transfer-Encoding") == 0 ||
+      msvc__strcasecmp(name, "Connection") == 0 || msvc__strcasecmp(name, "Date") == 0)
+    return MSVC_EINVAL;
+  msvc__buf_puts(&req->hdrs, name);
+  msvc__buf_puts(&req->hdrs, ": ");
+  msvc__buf_puts(&req->hdrs, value);
+  msvc__buf_puts(&req->hdrs, "\r\n");
+  return req->hdrs.err == MSVC_ETOOLARGE ? MSVC_ELIMIT : req->hdrs.err;
+}
+
+void msvc_http_res_close_connection(msvc_http_res_t *res) {
+  if (res != NULL)
+    REQ(res)->close_asked = true;
+}
+
+int msvc_http_res_start(msvc_http_res_t *res, int status, const char *content_type) {
+  msvc_http_req_t *req;
+  int rc;
+
+  if (res == NULL)
+    return MSVC_EINVAL;
+  req = REQ(res);
+  if ((rc = check_new(req, status)) != MSVC_OK)
+    return rc;
+  req->state = RES_STREAMING;
+  req->res.status = status;
+  if (req->conn == NULL)
+    return MSVC_ECLOSED;
+  write_head(req, status, content_type, 0, true);
+  msvc__conn_flush(req->conn);
+  return MSVC_OK;
+}
+
+int msvc_http_res_write(msvc_http_res_t *res, const void *data, size_t len) {
+  msvc_http_req_t *req;
+  msvc__buf_t *b;
+
+  if (res == NULL || (data == NULL && len > 0))
+    return MSVC_EINVAL;
+  req = REQ(res);
+  if (req->state != RES_STREAMING)
+    return MSVC_ESTATE;
+  if (req->conn == NULL)
+    return MSVC_ECLOSED;
+  if (len == 0 || req->is_head)
+    return MSVC_OK;
+  b = out_buf(req);
+  if (req->chunked_out) {
+    put_u64(b, len, 16);
+    PUT(b, "\r\n");
+  }
+  msvc__buf_append(b, data, len);
+  if (req->chunked_out)
+    PUT(b, "\r\n");
+  if (b->err != MSVC_OK)
+    return b->err;
+  msvc__conn_flush(req->conn);
+  return MSVC_OK;
+}
+
+int msvc_http_res_end(msvc_http_res_t *res) {
+  msvc_http_req_t *req;
+
+  if (res == NULL)
+    return MSVC_EINVAL;
+  req = REQ(res);
+  if (req->state != RES_STREAMING)
+    return MSVC_ESTATE;
+  if (req->conn != NULL && req->chunked_out && !req->is_head)
+    PUT(out_buf(req), "0\r\n\r\n");
+  return finish(req);
+}
+
+int msvc_http_res_status(const msvc_http_res_t *res) {
+  const msvc_http_req_t *req;
+
+  if (res == NULL)
+    return 0;
+  req = msvc__container_of(res, const msvc_http_req_t, res);
+  if (req->cancelled && req->state != RES_DONE)
+    return 499;
+  return res->status;
+}
+
+bool msvc_http_res_started(const msvc_http_res_t *res) {
+  return res != NULL && msvc__container_of(res, const msvc_http_req_t, res)->state != RES_NEW;
+}

@@ -1,0 +1,191 @@
+/* Internals of the HTTP server, shared by its source files. */
+#ifndef MSVC_HTTP_SERVER_H
+#define MSVC_HTTP_SERVER_H
+
+#include <msvc/http.h>
+
+#include "http/attach.h"
+#include "http/transport.h"
+#include "http/wire.h"
+#include "msvc-internal.h"
+
+#define MSVC__HTTP_MAX_SEGS 32
+#define MSVC__HTTP_MAX_PARAMS 8
+
+enum { SEG_LIT, SEG_PARAM, SEG_WILD };
+
+typedef struct msvc__seg_s {
+  const char *s; /* into route->pattern; for params the name without ':' */
+  uint16_t len;
+  uint8_t kind;
+} msvc__seg_t;
+
+typedef struct msvc__route_s {
+  char *method; /* "*" matches any */
+  char *pattern;
+  msvc__seg_t segs[MSVC__HTTP_MAX_SEGS];
+  uint16_t nsegs;
+  msvc_http_handler_fn handler;
+  void *data;
+  msvc_http_route_opts_t opts;
+} msvc__route_t;
+
+typedef struct msvc__router_s {
+  msvc__route_t **routes;
+  size_t n;
+  size_t cap;
+} msvc__router_t;
+
+/* A matched parameter: its route segment and its span in the raw path. */
+typedef struct msvc__param_s {
+  const msvc__seg_t *seg;
+  uint32_t off;
+  uint32_t len;
+} msvc__param_t;
+
+typedef struct msvc__match_s {
+  const msvc__route_t *route;
+  msvc__param_t params[MSVC__HTTP_MAX_PARAMS];
+  uint16_t nparams;
+} msvc__match_t;
+
+int msvc__router_add(msvc__router_t *r, const char *method, const char *pattern,
+                     msvc_http_handler_fn handler, void *data,
+                     const msvc_http_route_opts_t *opts);
+void msvc__router_free(msvc__router_t *r);
+/* Returns 200 with *m filled, 404, or 405 with the allowed methods
+ * (comma-separated) appended to allow when it is not NULL. */
+int msvc__router_match(const msvc__router_t *r, const char *method,
+                       const char *path, size_t len, msvc__match_t *m,
+                       msvc__buf_t *allow);
+
+typedef struct msvc__conn_s msvc__conn_t;
+
+typedef struct msvc__alloc_s {
+  struct msvc__alloc_s *next;
+  const char *key; /* attributes only */
+  void *value;
+  void (*free_fn)(void *);
+} msvc__alloc_t;
+
+struct msvc_http_res_s {
+  int status;
+};
+
+enum { RES_NEW, RES_STREAMING, RES_DONE };
+
+struct msvc_http_req_s {
+  msvc__queue_t node; /* in the connection's pipeline */
+  msvc__conn_t *conn; /* NULL once the client is gone */
+  msvc_http_server_t *srv;
+  msvc__http_head_t *head; /* NULL for a request that could not be parsed */
+  msvc__buf_t body;
+  msvc__match_t match;
+  msvc__alloc_t *allocs; /* decoded strings and attributes */
+  msvc_http_cancel_fn cancel_fn;
+  void *cancel_data;
+  struct msvc_http_res_s res;
+  msvc__buf_t hdrs; /* "Name: value\r\n" lines added by the application */
+  msvc__buf_t out;  /* response bytes waiting for earlier responses */
+  uint64_t t0;
+  uint32_t path_len;
+  uint16_t mw_next;
+  uint8_t state;
+  bool queued;
+  bool cancelled;
+  bool after_done;
+  bool paused;
+  bool running;    /* inside middleware or the handler: not released yet */
+  bool close;      /* this response ends the connection */
+  bool close_asked;
+  bool is_head;
+  bool chunked_out;
+  int route_status; /* 200, 404 or 405 */
+  char *allow;      /* methods for a 405 */
+};
+
+struct msvc__conn_s {
+  msvc__queue_t node; /* in the server's list */
+  msvc_http_server_t *srv;
+  msvc__transport_t *tr;
+  msvc__http_parser_t parser;
+  msvc_http_req_t *cur;   /* request whose body is being read */
+  msvc_http_req_t *spare; /* recycled request object */
+  msvc__queue_t pipeline;
+  uint32_t npipe;
+  msvc__buf_t wbuf[2];
+  uint8_t wi; /* index of the buffer collecting output */
+  bool writing;
+  bool in_read;
+  bool read_stopped;
+  bool closing;
+  bool close_after; /* close once everything queued is written */
+  bool overflow;
+  bool lingering;
+  uint64_t linger_until;
+  uint64_t nserved;
+  uint8_t handles;  /* libuv handles still open: transport and timer */
+  char *stash;      /* input not yet parsed while the pipeline is full */
+  size_t nstash;
+  uv_timer_t timer;
+  uint64_t deadline; /* loop time in ms; 0 = none */
+  uint64_t head_start;
+};
+
+struct msvc_http_server_s {
+  uv_loop_t *loop;
+  msvc_http_server_opts_t opts;
+  msvc__http_limits_t lim;
+  uv_tcp_t listener;
+  uv_timer_t drain_timer;
+  msvc__router_t router;
+  msvc_http_middleware_t *mw;
+  size_t nmw;
+  msvc__queue_t conns;
+  uint32_t nconns;
+  int port;
+  uint8_t handles;
+  bool listening;
+  bool listener_closed;
+  bool draining;
+  bool drain_reported;
+  bool drain_timedout;
+  bool closing;
+  msvc_http_drain_cb drain_cb;
+  void *drain_data;
+  msvc_http_close_cb close_cb;
+  void *close_data;
+  int64_t date_secs;
+  char date[32];
+};
+
+/* conn.c */
+int msvc__conn_accept(msvc_http_server_t *srv);
+void msvc__conn_close(msvc__conn_t *c);
+void msvc__conn_drain(msvc__conn_t *c);
+void msvc__conn_flush(msvc__conn_t *c);
+/* Moves finished responses into the output without writing. */
+void msvc__conn_collect(msvc__conn_t *c);
+void msvc__server_conn_gone(msvc_http_server_t *srv);
+
+/* request.c */
+msvc_http_req_t *msvc__req_new(msvc__conn_t *c);
+void msvc__req_reset(msvc_http_req_t *req);
+void msvc__req_destroy(msvc_http_req_t *req);
+void msvc__req_dispatch(msvc_http_req_t *req);
+void msvc__req_run_after(msvc_http_req_t *req);
+/* The request will never be answered to its client. */
+void msvc__req_detach(msvc_http_req_t *req);
+/* Finished and no longer queued: free or recycle. */
+void msvc__req_release(msvc_http_req_t *req);
+
+/* workers.c: stops like msvc_http_workers_stop(), returning the first
+ * non-zero uv_loop_close() result of a worker (tests check for leaks). */
+int msvc__http_workers_stop_rc(msvc_http_workers_t *w, uint32_t timeout_ms);
+
+/* response.c */
+const char *msvc__server_date(msvc_http_server_t *srv);
+int msvc__res_error_close(msvc_http_req_t *req, int status, const char *code,
+                          const char *message);
+
+#endif /* MSVC_HTTP_SERVER_H */

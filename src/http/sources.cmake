@@ -1,0 +1,11 @@
+list(APPEND LIBMSVC_SOURCES
+  src/http/wire.c
+  src/http/transport_tcp.c
+  src/http/transport_mem.c
+  src/http/router.c
+  src/http/server.c
+  src/http/conn.c
+  src/http/request.c
+  src/http/response.c
+  src/http/workers.c)
+
