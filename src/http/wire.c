@@ -557,8 +557,15 @@ void msvc__http_date(int64_t unix_secs, char out[32]) {
   time_t t = (time_t)unix_secs;
   struct tm tm;
 
+  char tmp[64];
+
   gmtime_r(&t, &tm);
-  snprintf(out, 32, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
-           tm.tm_mday % 100, months[tm.tm_mon % 12], (tm.tm_year + 1900) % 10000,
-           tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100);
+  /* Formatted into a wider buffer: without optimisation gcc cannot see that
+   * the fields are bounded and warns about truncation. */
+  snprintf(tmp, sizeof(tmp), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+           days[tm.tm_wday % 7], tm.tm_mday % 100, months[tm.tm_mon % 12],
+           (tm.tm_year + 1900) % 10000, tm.tm_hour % 100, tm.tm_min % 100,
+           tm.tm_sec % 100);
+  memcpy(out, tmp, 29);
+  out[29] = '\0';
 }
