@@ -99,7 +99,7 @@ cmd_bench() {
   : >"$MSVC_BENCH_RESULTS"
   [ "${QUICK:-0}" = 0 ] || export MSVC_BENCH_QUICK=1
   local b
-  for b in build-bench/bench/bench_*; do
+  for b in build-bench/bench/bench_* build-bench/bench/*/bench_*; do
     [ -x "$b" ] && [ -f "$b" ] || continue
     say "$(basename "$b")"
     "$b"

@@ -52,7 +52,19 @@ for p in "${want[@]}"; do
   fi
 done
 
+# The JWT interoperability tests check our tokens with node's jose package,
+# pinned by tests/jwt/interop/package-lock.json.
+npm_deps() {
+  local dir
+  dir=$(cd "$(dirname "$0")/.." && pwd)/tests/jwt/interop
+  case " $* " in *" test "* | *" all "*) ;; *) return 0 ;; esac
+  [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules/jose" ] || return 0
+  echo "install-deps: npm ci in tests/jwt/interop"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  npm_deps "$@"
   echo "install-deps: everything for '$*' is installed"
   exit 0
 fi
@@ -78,10 +90,11 @@ if [ ! -e "$policy" ]; then
   "${sudo[@]}" chmod +x "$policy"
   made_policy=1
 fi
-cleanup() { [ "$made_policy" = 1 ] && "${sudo[@]}" rm -f "$policy"; }
+cleanup() { if [ "$made_policy" = 1 ]; then "${sudo[@]}" rm -f "$policy"; fi; }
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+npm_deps "$@"
 echo "install-deps: done"
