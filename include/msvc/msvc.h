@@ -14,6 +14,7 @@
 #include <msvc/jwt.h>
 #include <msvc/lb.h>
 #include <msvc/metrics.h>
+#include <msvc/middleware.h>
 #include <msvc/registry.h>
 
 #endif /* MSVC_MSVC_H */

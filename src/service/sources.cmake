@@ -1,0 +1,11 @@
+list(APPEND LIBMSVC_SOURCES
+  src/service/mw_context.c
+  src/service/mw_metrics.c
+  src/service/traceparent.c)
+
+# The middlewares sit on the HTTP server and record into the metrics block.
+foreach(_dep http metrics)
+  if(NOT _dep IN_LIST LIBMSVC_BLOCKS)
+    message(FATAL_ERROR "LIBMSVC_BLOCKS: the service block needs the ${_dep} block")
+  endif()
+endforeach()
