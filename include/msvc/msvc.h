@@ -11,6 +11,7 @@
 #include <msvc/log.h>
 #include <msvc/breaker.h>
 #include <msvc/http.h>
+#include <msvc/http_client.h>
 #include <msvc/jwt.h>
 #include <msvc/lb.h>
 #include <msvc/metrics.h>

@@ -7,5 +7,8 @@ list(APPEND LIBMSVC_SOURCES
   src/http/conn.c
   src/http/request.c
   src/http/response.c
-  src/http/workers.c)
+  src/http/workers.c
+  src/http/client.c
+  src/http/pool.c
+  src/http/retry.c)
 

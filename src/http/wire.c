@@ -295,14 +295,17 @@ static int on_headers_complete(llhttp_t *llp) {
     return fail(p, MSVC_EHTTP_PARSE, 400, "unsupported HTTP version");
   if (check_framing(p, h) != 0)
     return HPE_USER;
-  if (h->has_length && p->lim.max_body != 0 && h->content_length > p->lim.max_body)
+  /* A response to HEAD announces the length of a body it does not send. */
+  if (h->has_length && !p->skip_body && p->lim.max_body != 0 &&
+      h->content_length > p->lim.max_body)
     return fail(p, MSVC_EHTTP_BODY_TOO_LARGE, 413, "body too large");
   p->head = NULL;
   p->in_body = true;
   rc = p->cbs->on_head(p->ud, h);
   if (rc != 0)
     return fail(p, rc, 500, "rejected by the receiver");
-  return 0;
+  /* 1 is llhttp's "this message has no body", meant for HEAD responses. */
+  return p->skip_body ? 1 : 0;
 }
 
 static int on_body(llhttp_t *llp, const char *at, size_t len) {

@@ -74,6 +74,7 @@ typedef struct msvc__http_parser_s {
   bool in_body;      /* headers complete, message not yet */
   bool paused;
   bool chunk_pause; /* stopped after the last chunk's size line */
+  bool skip_body;   /* responses: the request was HEAD, no body follows */
   int err;           /* first error (negative MSVC_E* code) or 0 */
   int err_status;    /* the HTTP status that error deserves */
   const char *err_reason;
