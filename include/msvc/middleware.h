@@ -1,8 +1,8 @@
 /**
  * @file msvc/middleware.h
  * @brief The standard HTTP server middlewares: request metrics, the
- *        `/metrics` endpoint, request ids, W3C trace context and the access
- *        log.
+ *        `/metrics` endpoint, request ids, W3C trace context, the access
+ *        log and JWT authentication.
  *
  * Each piece is installed on a server with msvc_http_server_use() under the
  * hood, in the order the caller chooses. The recommended order, which a
@@ -21,6 +21,21 @@
  * msvc_mw_metrics_free(mm);
  * @endcode
  *
+ * JWT authentication (msvc_mw_jwt_new()) goes after them, so that even
+ * refused requests are logged and counted:
+ *
+ * @code
+ * msvc_mw_jwt_opts_t jo;
+ * msvc_mw_jwt_t *jwt;
+ * msvc_http_route_opts_t auth = {MSVC_HTTP_ROUTE_AUTH, NULL};
+ *
+ * msvc_mw_jwt_opts_init(&jo);
+ * msvc_mw_jwt_opts_env(&jo, err, sizeof(err)); // MSVC_JWT_* variables
+ * msvc_mw_jwt_new(srv, &jo, &jwt);
+ * msvc_http_server_route(srv, "GET", "/orders/:id", on_order, NULL, &auth);
+ * // in on_order: msvc_mw_jwt_subject(req) is the caller
+ * @endcode
+ *
  * Middleware state is bound to one server and its loop: install and use it
  * from the loop's thread only. The parsing and formatting functions
  * (msvc_mw_traceparent_parse(), msvc_mw_traceparent_format(),
@@ -36,6 +51,7 @@
 #include <msvc/common.h>
 #include <msvc/error.h>
 #include <msvc/http.h>
+#include <msvc/jwt.h>
 #include <msvc/metrics.h>
 
 #ifdef __cplusplus
@@ -331,6 +347,178 @@ MSVC_API const char *msvc_mw_tracestate(const msvc_http_req_t *req);
  * @since 0.1
  */
 MSVC_API int msvc_mw_access_log_use(msvc_http_server_t *srv);
+
+/* ---- JWT authentication --------------------------------------------------- */
+
+/** @brief Longest `Authorization` header value the JWT middleware reads, in
+ *         bytes; a longer one is refused before any decoding. */
+#define MSVC_MW_JWT_HEADER_MAX 16384
+
+/** @brief The JWT authentication middleware of one server. */
+typedef struct msvc_mw_jwt_s msvc_mw_jwt_t;
+
+/** @brief Options of the JWT middleware; fill with msvc_mw_jwt_opts_init(). */
+typedef struct msvc_mw_jwt_opts_s {
+  size_t size; /**< sizeof(msvc_mw_jwt_opts_t). */
+  /** The checks a token must pass (algorithms, issuer, audiences, leeway,
+   *  required claims, ...), filled by msvc_jwt_verify_opts_init() with one
+   *  change: `cache_size` is 1024, so the verified-token cache is on (set
+   *  it to 0 to turn it off). Copied by msvc_mw_jwt_new(). */
+  msvc_jwt_verify_opts_t verify;
+  /** One more accepted audience besides `verify.audiences`, or NULL (the
+   *  default). msvc_mw_jwt_opts_env() sets it from `MSVC_JWT_AUDIENCE`.
+   *  Copied. */
+  const char *audience;
+  /** The keys. NULL (the default): the middleware makes an empty key set of
+   *  its own, reachable through msvc_mw_jwt_keyset(). Otherwise borrowed:
+   *  the set must outlive the middleware. */
+  msvc_jwt_keyset_t *keyset;
+  /** A JWK Set file loaded into the key set by msvc_mw_jwt_new(), or NULL
+   *  (the default). Read once; copied. */
+  const char *jwks_file;
+  /** Registry that counts `msvc_jwt_verifications_total{result}`; NULL (the
+   *  default) for the default registry. Borrowed: it must outlive the
+   *  middleware. */
+  msvc_metrics_registry_t *registry;
+  /** Route flag bits that mark a route as needing a token; a route whose
+   *  msvc_http_route_opts_t flags share a bit with it is checked. Default
+   *  #MSVC_HTTP_ROUTE_AUTH. */
+  uint32_t route_flags;
+  /** `realm` parameter of the `WWW-Authenticate` challenge, or NULL (the
+   *  default) for none. Copied; quotes, backslashes and control characters
+   *  are dropped. */
+  const char *realm;
+} msvc_mw_jwt_opts_t;
+
+/**
+ * @brief Fill JWT middleware options with their defaults.
+ * @param opts  Options to fill; NULL is ignored.
+ * @note Thread-safe.
+ * @since 0.1
+ */
+MSVC_API void msvc_mw_jwt_opts_init(msvc_mw_jwt_opts_t *opts);
+
+/**
+ * @brief Overlay the JWT settings of a service's environment on options.
+ *
+ * Reads `MSVC_JWT_JWKS_FILE` (sets @p opts->jwks_file; the file must load as
+ * a JWK Set with at least one usable key), `MSVC_JWT_ISSUER` (sets
+ * `verify.issuer`), `MSVC_JWT_AUDIENCE` (sets @p opts->audience) and
+ * `MSVC_JWT_LEEWAY_S` (sets `verify.leeway_s`: a decimal integer from 0 to
+ * 86400). An unset variable leaves its option alone; a set but empty one is
+ * a bad value. `MSVC_JWT_JWKS_URL` is refused: fetching a JWK Set needs the
+ * HTTP client.
+ *
+ * @param opts    Options filled by msvc_mw_jwt_opts_init(). The strings set
+ *                point into the environment: pass the options to
+ *                msvc_mw_jwt_new() (which copies them) before changing
+ *                those variables.
+ * @param err     Receives, on failure, one line naming the variable and the
+ *                accepted values; may be NULL.
+ * @param errlen  Size of @p err.
+ * @return #MSVC_OK; MSVC_EINVAL for a bad value or a NULL or unfilled
+ *         @p opts; MSVC_ENOTSUP when `MSVC_JWT_JWKS_URL` is set; MSVC_ENOMEM.
+ *         On failure @p opts may be partly changed.
+ * @note Not thread-safe against threads that change the environment.
+ * @since 0.1
+ */
+MSVC_API int msvc_mw_jwt_opts_env(msvc_mw_jwt_opts_t *opts, char *err, size_t errlen);
+
+/**
+ * @brief Create the JWT authentication middleware and install it on a
+ *        server.
+ *
+ * For every request whose route is marked with one of @p opts->route_flags
+ * (see msvc_http_route_opts_t), reads `Authorization: Bearer <token>` (the
+ * scheme in any case, one space, then exactly one token; at most
+ * #MSVC_MW_JWT_HEADER_MAX bytes; one such header only) and verifies the
+ * token. On success the handler runs and finds the claims with
+ * msvc_mw_jwt_claims(). On failure the handler does not run: the answer is
+ * 401 with the JSON error body of code `UNAUTHENTICATED` and a
+ * `WWW-Authenticate: Bearer` challenge, which carries
+ * `error="invalid_token"` and an `error_description` when a token was
+ * presented, and no error code when none was (RFC 6750 §3.1). Routes
+ * without the flag, and unmatched requests, pass untouched.
+ *
+ * Every verification of a presented token, cache hits included, is counted
+ * in `msvc_jwt_verifications_total{result}` (label values as
+ * msvc_jwt_result_name()); a header that names Bearer but does not hold
+ * exactly one token counts as `malformed`. Requests with no Bearer
+ * credentials are not counted.
+ *
+ * @param srv   The server; it keeps a pointer to the middleware until it
+ *              is closed.
+ * @param opts  Options (copied, strings included), or NULL for the
+ *              defaults.
+ * @param out   Receives the middleware.
+ * @return #MSVC_OK; MSVC_EINVAL for a NULL argument, options not filled by
+ *         msvc_mw_jwt_opts_init() or invalid verifier options;
+ *         MSVC_EJWT_BAD_KEY, MSVC_ETOOLARGE or a negated errno value when
+ *         the JWK Set file does not load (msvc_jwt_errmsg() tells why);
+ *         MSVC_EMETRIC_MISMATCH or MSVC_EMETRIC_NAME when the counter's
+ *         name is taken by another family; MSVC_ENOMEM. Nothing is
+ *         installed on failure.
+ * @note Ownership: the caller frees the middleware with msvc_mw_jwt_free()
+ *       after the server is closed (its close callback has run). Loop
+ *       thread only; the verifier and key set it uses are thread-safe.
+ * @since 0.1
+ */
+MSVC_API int msvc_mw_jwt_new(msvc_http_server_t *srv, const msvc_mw_jwt_opts_t *opts,
+                             msvc_mw_jwt_t **out);
+
+/**
+ * @brief Free the JWT middleware, its verifier and its own key set.
+ * @param m  The middleware, or NULL (a no-op). Its server must have been
+ *           closed. Claims handed out stay valid until their responses end.
+ * @note Call it from the thread that ran the server's loop, after the
+ *       server's close callback.
+ * @since 0.1
+ */
+MSVC_API void msvc_mw_jwt_free(msvc_mw_jwt_t *m);
+
+/**
+ * @brief The key set the middleware verifies with, e.g. to load or rotate
+ *        keys (msvc_jwt_keyset_load_jwks(), msvc_jwt_keyset_replace()).
+ * @param m  The middleware.
+ * @return The set (the caller's, or the middleware's own), borrowed until
+ *         msvc_mw_jwt_free(); NULL for a NULL @p m.
+ * @note The key set functions are thread-safe.
+ * @since 0.1
+ */
+MSVC_API msvc_jwt_keyset_t *msvc_mw_jwt_keyset(const msvc_mw_jwt_t *m);
+
+/**
+ * @brief The verifier the middleware uses, e.g. for
+ *        msvc_jwt_verifier_cache_stats().
+ * @param m  The middleware.
+ * @return The verifier, borrowed until msvc_mw_jwt_free(); NULL for a NULL
+ *         @p m.
+ * @note The verifier functions are thread-safe.
+ * @since 0.1
+ */
+MSVC_API msvc_jwt_verifier_t *msvc_mw_jwt_verifier(const msvc_mw_jwt_t *m);
+
+/**
+ * @brief The verified claims of a request, as set by the JWT middleware.
+ * @param req  The request.
+ * @return The claims, or NULL when the route needs no token or the
+ *         middleware did not run; borrowed until the response is finished
+ *         (the request releases them). Read them with the
+ *         msvc_jwt_claims_*() getters.
+ * @note Loop thread only, like the request.
+ * @since 0.1
+ */
+MSVC_API const msvc_jwt_claims_t *msvc_mw_jwt_claims(const msvc_http_req_t *req);
+
+/**
+ * @brief The `sub` claim of a request's verified token.
+ * @param req  The request.
+ * @return The subject, or NULL when there are no claims or no string
+ *         `sub`; borrowed until the response is finished.
+ * @note Loop thread only, like the request.
+ * @since 0.1
+ */
+MSVC_API const char *msvc_mw_jwt_subject(const msvc_http_req_t *req);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,407 @@
+/*
+ * JWT authentication middleware.
+ *
+ * The before-hook looks at the matched route's flags; for a protected route
+ * it parses the Authorization header, verifies the token with a verifier of
+ * its own (the verified-token cache on by default), counts the result and
+ * either attaches the claims to the request or answers 401. The counter's
+ * children are fetched once, at creation, one per `result` value, so a
+ * request costs no label lookup.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <msvc/log.h>
+#include <msvc/middleware.h>
+
+#include "msvc-internal.h"
+
+#define LOG_COMPONENT "jwt"
+
+/* Attribute key: a string with static storage, as msvc_http_req_set()
+ * borrows it. */
+static const char claims_key[] = "msvc.mw.jwt.claims";
+
+/* The `result` values of msvc_jwt_verifications_total, each
+ * with the message a client gets for it. */
+static const struct {
+  const char *label;
+  const char *message;
+} results[] = {
+    {"ok", NULL},
+    {"expired", "The token has expired."},
+    {"not_yet_valid", "The token is not valid yet."},
+    {"bad_signature", "The token signature is not valid."},
+    {"bad_issuer", "The token issuer is not accepted."},
+    {"bad_audience", "The token audience is not accepted."},
+    {"malformed", "The token is malformed."},
+    {"unknown_kid", "The token was signed with an unknown key."},
+    {"alg_not_allowed", "The token algorithm is not allowed."},
+};
+
+#define N_RESULTS (sizeof(results) / sizeof(results[0]))
+#define MALFORMED 6
+
+struct msvc_mw_jwt_s {
+  msvc_jwt_verifier_t *verifier;
+  msvc_jwt_keyset_t *keyset;
+  bool own_keyset;
+  uint32_t route_flags;
+  char *challenge; /* "Bearer" or "Bearer realm=\"...\"" */
+  msvc_metrics_counter_t *count[N_RESULTS];
+};
+
+void msvc_mw_jwt_opts_init(msvc_mw_jwt_opts_t *o) {
+  if (o == NULL)
+    return;
+  memset(o, 0, sizeof(*o));
+  o->size = sizeof(*o);
+  msvc_jwt_verify_opts_init(&o->verify);
+  o->verify.cache_size = 1024;
+  o->route_flags = MSVC_HTTP_ROUTE_AUTH;
+}
+
+/* ---- environment ----------------------------------------------------------- */
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static int env_fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
+  va_list ap;
+
+  if (err != NULL && errlen > 0) {
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return rc;
+}
+
+int msvc_mw_jwt_opts_env(msvc_mw_jwt_opts_t *o, char *err, size_t errlen) {
+  const char *v;
+
+  if (err != NULL && errlen > 0)
+    err[0] = '\0';
+  if (o == NULL || o->size < sizeof(*o))
+    return MSVC_EINVAL;
+  if ((v = getenv("MSVC_JWT_JWKS_URL")) != NULL)
+    return env_fail(err, errlen, MSVC_ENOTSUP,
+                    "MSVC_JWT_JWKS_URL: not supported yet: fetching a JWK Set needs "
+                    "the HTTP client; set MSVC_JWT_JWKS_FILE to a JWK Set file");
+  if ((v = getenv("MSVC_JWT_JWKS_FILE")) != NULL) {
+    msvc_jwt_keyset_t *ks = NULL;
+    int rc;
+
+    if (*v == '\0')
+      return env_fail(err, errlen, MSVC_EINVAL,
+                      "MSVC_JWT_JWKS_FILE: empty; expected the path of a JWK Set "
+                      "file");
+    /* Load it once here so that a bad file is reported against its
+     * variable, with the reason. */
+    if ((rc = msvc_jwt_keyset_new(&ks)) != MSVC_OK)
+      return rc;
+    rc = msvc_jwt_keyset_load_jwks_file(ks, v);
+    msvc_jwt_keyset_free(ks);
+    if (rc == MSVC_ENOMEM)
+      return rc;
+    if (rc != MSVC_OK) {
+      char why[256];
+
+      snprintf(why, sizeof(why), "%s",
+               rc == MSVC_EJWT_BAD_KEY && *msvc_jwt_errmsg() != '\0' ? msvc_jwt_errmsg()
+                                                                   : msvc_strerror(rc));
+      return env_fail(err, errlen, MSVC_EINVAL,
+                      "MSVC_JWT_JWKS_FILE: cannot load '%.200s' (%.200s); expected a readable "
+                      "JWK Set file with at least one usable signing key",
+                      v, why);
+    }
+    o->jwks_file = v;
+  }
+  if ((v = getenv("MSVC_JWT_ISSUER")) != NULL) {
+    if (*v == '\0')
+      return env_fail(err, errlen, MSVC_EINVAL,
+                      "MSVC_JWT_ISSUER: empty; expected the exact 'iss' value tokens "
+                      "must carry, or leave it unset for no issuer check");
+    o->verify.issuer = v;
+  }
+  if ((v = getenv("MSVC_JWT_AUDIENCE")) != NULL) {
+    if (*v == '\0')
+      return env_fail(err, errlen, MSVC_EINVAL,
+                      "MSVC_JWT_AUDIENCE: empty; expected an audience that tokens' "
+                      "'aud' must contain, or leave it unset for no audience "
+                      "check");
+    o->audience = v;
+  }
+  if ((v = getenv("MSVC_JWT_LEEWAY_S")) != NULL) {
+    unsigned long n = 0;
+    const char *p;
+    bool ok = *v != '\0' && strlen(v) <= 5;
+
+    for (p = v; ok && *p != '\0'; p++) {
+      if (*p < '0' || *p > '9')
+        ok = false;
+      else
+        n = n * 10 + (unsigned long)(*p - '0');
+    }
+    if (!ok || n > 86400)
+      return env_fail(err, errlen, MSVC_EINVAL,
+                      "MSVC_JWT_LEEWAY_S: bad value '%.64s'; expected a whole number "
+                      "of seconds from 0 to 86400 (default 30)",
+                      v);
+    o->verify.leeway_s = (uint32_t)n;
+  }
+  return MSVC_OK;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+/* Answers 401 with a challenge; description NULL for "no credentials". */
+static int refuse(msvc_mw_jwt_t *m, msvc_http_res_t *res, const char *description,
+                  const char *message) {
+  char hdr[512];
+
+  if (description == NULL)
+    snprintf(hdr, sizeof(hdr), "%s", m->challenge);
+  else
+    snprintf(hdr, sizeof(hdr), "%s%serror=\"invalid_token\", error_description=\"%s\"",
+             m->challenge, strchr(m->challenge, ' ') != NULL ? ", " : " ", description);
+  /* If this fails for lack of memory, msvc_http_res_error() adds a
+   * challenge of its own. */
+  msvc_http_res_header(res, "WWW-Authenticate", hdr);
+  msvc_http_res_error(res, 401, "UNAUTHENTICATED", message);
+  return MSVC_HTTP_STOP;
+}
+
+static void count(msvc_mw_jwt_t *m, size_t i) {
+  if (m->count[i] != NULL)
+    msvc_metrics_counter_inc(m->count[i]);
+}
+
+static size_t result_index(const char *label) {
+  size_t i;
+
+  for (i = 0; i < N_RESULTS; i++)
+    if (strcmp(results[i].label, label) == 0)
+      return i;
+  return MALFORMED;
+}
+
+static void claims_release(void *p) {
+  msvc_jwt_claims_free(p);
+}
+
+static bool is_space(char c) {
+  return c == ' ' || c == '\t';
+}
+
+static int jwt_before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  msvc_mw_jwt_t *m = data;
+  const msvc_http_route_opts_t *ro = msvc_http_req_route_opts(req);
+  const char *auth = NULL, *name, *value, *tok, *label;
+  msvc_jwt_claims_t *claims = NULL;
+  size_t i, n, len, toklen, idx;
+  int rc;
+
+  if (ro == NULL || (ro->flags & m->route_flags) == 0)
+    return MSVC_HTTP_NEXT;
+  /* Exactly one Authorization field: with two, which one counts would be a
+   * guess. */
+  n = msvc_http_req_header_count(req);
+  for (i = 0; i < n; i++) {
+    if (msvc_http_req_header_at(req, i, &name, &value) != MSVC_OK ||
+        msvc__strcasecmp(name, "Authorization") != 0)
+      continue;
+    if (auth != NULL) {
+      count(m, MALFORMED);
+      return refuse(m, res, "more than one Authorization header",
+                    "Send exactly one Authorization header.");
+    }
+    auth = value;
+  }
+  /* No Bearer credentials at all (none, or another scheme): RFC 6750 §3.1
+   * wants the bare challenge, without an error code. */
+  if (auth == NULL || msvc__strncasecmp(auth, "Bearer", 6) != 0 ||
+      (auth[6] != '\0' && !is_space(auth[6])))
+    return refuse(m, res, NULL,
+                  "Authentication is required: send Authorization: Bearer <token>.");
+  len = strnlen(auth, MSVC_MW_JWT_HEADER_MAX + 1);
+  if (len > MSVC_MW_JWT_HEADER_MAX) {
+    count(m, MALFORMED);
+    return refuse(m, res, "the token is too long", "The token is too long.");
+  }
+  /* "Bearer" 1*SP token: one space, then one token with no blanks in it. */
+  tok = auth + 6;
+  if (*tok == ' ')
+    tok++;
+  toklen = strlen(tok);
+  if (*tok == '\0' || auth[6] != ' ' || strpbrk(tok, " \t") != NULL) {
+    count(m, MALFORMED);
+    return refuse(m, res, "expected Bearer followed by one token",
+                  "The Authorization header must be Bearer followed by one token.");
+  }
+  rc = msvc_jwt_verify(m->verifier, tok, toklen, &claims);
+  label = msvc_jwt_result_name(rc);
+  if (label == NULL) {
+    /* Not a verdict on the token (memory): not counted, not the client's
+     * fault. */
+    msvc_http_res_error(res, 503, "UNAVAILABLE", "The token could not be checked now.");
+    return MSVC_HTTP_STOP;
+  }
+  idx = result_index(label);
+  count(m, idx);
+  if (rc != MSVC_OK) {
+    MSVC_LOG_D(LOG_COMPONENT, "token refused (%s): %s", label, msvc_jwt_errmsg());
+    return refuse(m, res, results[idx].message, results[idx].message);
+  }
+  /* On failure msvc_http_req_set() has already released the claims. */
+  if (msvc_http_req_set(req, claims_key, claims, claims_release) != MSVC_OK) {
+    msvc_http_res_error(res, 503, "UNAVAILABLE", "The server is out of memory.");
+    return MSVC_HTTP_STOP;
+  }
+  return MSVC_HTTP_NEXT;
+}
+
+const msvc_jwt_claims_t *msvc_mw_jwt_claims(const msvc_http_req_t *req) {
+  return req != NULL ? msvc_http_req_get(req, claims_key) : NULL;
+}
+
+const char *msvc_mw_jwt_subject(const msvc_http_req_t *req) {
+  const msvc_jwt_claims_t *c = msvc_mw_jwt_claims(req);
+
+  return c != NULL ? msvc_jwt_claims_string(c, "sub") : NULL;
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static int make_challenge(msvc_mw_jwt_t *m, const char *realm) {
+  msvc__buf_t b;
+  const char *p;
+
+  msvc__buf_init(&b, 64);
+  msvc__buf_puts(&b, "Bearer");
+  if (realm != NULL) {
+    msvc__buf_puts(&b, " realm=\"");
+    for (p = realm; *p != '\0' && b.len < 200; p++)
+      if ((unsigned char)*p >= 0x20 && *p != '"' && *p != '\\' && *p != 0x7f)
+        msvc__buf_putc(&b, *p);
+    msvc__buf_putc(&b, '"');
+  }
+  if (b.err != MSVC_OK) {
+    msvc__buf_free(&b);
+    return MSVC_ENOMEM;
+  }
+  m->challenge = msvc__strdup(b.data);
+  msvc__buf_free(&b);
+  return m->challenge != NULL ? MSVC_OK : MSVC_ENOMEM;
+}
+
+static int register_counter(msvc_mw_jwt_t *m, msvc_metrics_registry_t *reg) {
+  static const char *const labels[] = {"result"};
+  msvc_metrics_family_opts_t fo;
+  msvc_metrics_family_t *fam;
+  size_t i;
+  int rc;
+
+  msvc_metrics_family_opts_init(&fo);
+  fo.name = "msvc_jwt_verifications_total";
+  fo.help = "JWT verifications, by result.";
+  fo.label_names = labels;
+  fo.label_count = 1;
+  if ((rc = msvc_metrics_family_new(reg, MSVC_METRICS_COUNTER, &fo, &fam)) != MSVC_OK)
+    return rc;
+  for (i = 0; i < N_RESULTS; i++)
+    if ((rc = msvc_metrics_counter_get(fam, &results[i].label, 1, &m->count[i])) !=
+        MSVC_OK)
+      return rc;
+  return MSVC_OK;
+}
+
+static void jwt_destroy(msvc_mw_jwt_t *m) {
+  msvc_jwt_verifier_free(m->verifier);
+  if (m->own_keyset)
+    msvc_jwt_keyset_free(m->keyset);
+  msvc__free(m->challenge);
+  msvc__free(m);
+}
+
+static int make_verifier(msvc_mw_jwt_t *m, const msvc_mw_jwt_opts_t *o) {
+  msvc_jwt_verify_opts_t vo = o->verify;
+  const char **auds = NULL;
+  int rc;
+
+  if (o->audience != NULL) {
+    size_t i;
+
+    if (vo.n_audiences > 0 && vo.audiences == NULL)
+      return MSVC_EINVAL;
+    auds = msvc__calloc(vo.n_audiences + 1, sizeof(*auds));
+    if (auds == NULL)
+      return MSVC_ENOMEM;
+    for (i = 0; i < vo.n_audiences; i++)
+      auds[i] = vo.audiences[i];
+    auds[vo.n_audiences] = o->audience;
+    vo.audiences = auds;
+    vo.n_audiences++;
+  }
+  rc = msvc_jwt_verifier_new(&vo, m->keyset, &m->verifier);
+  msvc__free(auds);
+  return rc;
+}
+
+int msvc_mw_jwt_new(msvc_http_server_t *srv, const msvc_mw_jwt_opts_t *opts,
+                    msvc_mw_jwt_t **out) {
+  msvc_mw_jwt_opts_t o;
+  msvc_http_middleware_t mw = {"jwt", jwt_before, NULL, NULL};
+  msvc_mw_jwt_t *m;
+  int rc;
+
+  if (out != NULL)
+    *out = NULL;
+  if (srv == NULL || out == NULL || (opts != NULL && opts->size < sizeof(*opts)))
+    return MSVC_EINVAL;
+  if (opts != NULL)
+    o = *opts;
+  else
+    msvc_mw_jwt_opts_init(&o);
+  if (o.route_flags == 0)
+    return MSVC_EINVAL;
+  m = msvc__calloc(1, sizeof(*m));
+  if (m == NULL)
+    return MSVC_ENOMEM;
+  m->route_flags = o.route_flags;
+  m->keyset = o.keyset;
+  rc = make_challenge(m, o.realm);
+  if (rc == MSVC_OK && m->keyset == NULL) {
+    rc = msvc_jwt_keyset_new(&m->keyset);
+    m->own_keyset = rc == MSVC_OK;
+  }
+  if (rc == MSVC_OK && o.jwks_file != NULL)
+    rc = msvc_jwt_keyset_load_jwks_file(m->keyset, o.jwks_file);
+  if (rc == MSVC_OK)
+    rc = make_verifier(m, &o);
+  if (rc == MSVC_OK)
+    rc = register_counter(m, o.registry);
+  mw.data = m;
+  if (rc == MSVC_OK)
+    rc = msvc_http_server_use(srv, &mw);
+  if (rc != MSVC_OK) {
+    jwt_destroy(m);
+    return rc;
+  }
+  *out = m;
+  return MSVC_OK;
+}
+
+void msvc_mw_jwt_free(msvc_mw_jwt_t *m) {
+  if (m != NULL)
+    jwt_destroy(m);
+}
+
+msvc_jwt_keyset_t *msvc_mw_jwt_keyset(const msvc_mw_jwt_t *m) {
+  return m != NULL ? m->keyset : NULL;
+}
+
+msvc_jwt_verifier_t *msvc_mw_jwt_verifier(const msvc_mw_jwt_t *m) {
+  return m != NULL ? m->verifier : NULL;
+}
