@@ -1,9 +1,16 @@
 /*
  * Two threads on one breaker: the half-open probe limit holds, transitions
  * are delivered as one ordered chain, and no outcome is lost.
+ *
+ * Workers never call cr_assert_*: a failing assertion leaves the test by a
+ * longjmp, which from a thread other than the test's is undefined. They
+ * count what went wrong and the test thread asserts after the join. What a
+ * test claims does not depend on how the scheduler interleaves the threads:
+ * anything that needs the threads to overlap is arranged in lockstep.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -11,16 +18,30 @@
 #include <msvc/error.h>
 
 #define PERMITTED 3
-#define GEN_SLOTS 4096
+#define LOCKSTEP_ROUNDS 300
+#define MIN_HALF_OPENS 10
+/* Permits a chaos worker holds at once; two workers, so at most this many
+ * times two HALF_OPEN generations have probes out at any moment. */
+#define CHAOS_HELD 2
+#define LIVE_GENS (2 * CHAOS_HELD)
+
+typedef struct live_gen_s {
+  uint64_t gen;
+  int probes;
+} live_gen_t;
 
 typedef struct shared_s {
   msvc_breaker_t *b;
   atomic_int in_flight;
   atomic_int max_in_flight;
   atomic_int probes[2];
+  atomic_int errors;
+  atomic_int step;
   atomic_ullong clock;
-  atomic_int per_gen[GEN_SLOTS];
-  atomic_int worst_per_gen;
+  /* HALF_OPEN probes out, per generation (chaos test) */
+  pthread_mutex_t gen_mu;
+  live_gen_t live[LIVE_GENS];
+  int worst_per_gen;
   int iterations;
 } shared_t;
 
@@ -46,31 +67,83 @@ typedef struct worker_s {
   int id;
 } worker_t;
 
-/* Each thread grabs as many probes as it can before returning any, so the
- * two together ask for twice the limit. */
+/* Asks for up to `want` probes; returns how many were granted. */
+static int take(worker_t *w, msvc_breaker_permit_t *p, int want) {
+  shared_t *sh = w->sh;
+  int k, got = 0;
+
+  for (k = 0; k < want; k++) {
+    if (msvc_breaker_acquire(sh->b, 1, &p[got]) != MSVC_OK)
+      continue;
+    note_max(&sh->max_in_flight, atomic_fetch_add(&sh->in_flight, 1) + 1);
+    atomic_fetch_add(&sh->probes[w->id], 1);
+    got++;
+  }
+  return got;
+}
+
+static void give_back(worker_t *w, msvc_breaker_permit_t *p, int got) {
+  shared_t *sh = w->sh;
+  int k;
+
+  for (k = 0; k < got; k++) {
+    atomic_fetch_sub(&sh->in_flight, 1);
+    if (msvc_breaker_record(sh->b, &p[k], MSVC_BREAKER_IGNORED, 0, 1) !=
+        MSVC_OK)
+      atomic_fetch_add(&sh->errors, 1);
+  }
+}
+
+static void wait_step(shared_t *sh, int step) {
+  while (atomic_load(&sh->step) != step)
+    sched_yield();
+}
+
+/* Rounds in lockstep: one thread holds 1..PERMITTED probes while the other
+ * asks for the whole limit and must get exactly the rest. The limit is met
+ * across threads in every round, whatever the scheduler does. */
+static void lockstep(worker_t *w) {
+  shared_t *sh = w->sh;
+  int r;
+
+  for (r = 0; r < LOCKSTEP_ROUNDS; r++) {
+    msvc_breaker_permit_t p[PERMITTED];
+    int held = 1 + r % PERMITTED;
+    int got;
+
+    if (w->id == r % 2) {
+      wait_step(sh, 3 * r);
+      got = take(w, p, held);
+      if (got != held)
+        atomic_fetch_add(&sh->errors, 1);
+      atomic_store(&sh->step, 3 * r + 1);
+      wait_step(sh, 3 * r + 2);
+      give_back(w, p, got);
+      atomic_store(&sh->step, 3 * r + 3);
+    } else {
+      wait_step(sh, 3 * r + 1);
+      got = take(w, p, PERMITTED);
+      if (got != PERMITTED - held)
+        atomic_fetch_add(&sh->errors, 1);
+      give_back(w, p, got);
+      atomic_store(&sh->step, 3 * r + 2);
+    }
+  }
+}
+
+/* Then free running: each thread grabs as many probes as it can before
+ * returning any, so the two together ask for twice the limit. */
 static void *probe_worker(void *arg) {
   worker_t *w = arg;
-  shared_t *sh = w->sh;
-  int i, k;
+  int i;
 
-  for (i = 0; i < sh->iterations; i++) {
+  lockstep(w);
+  for (i = 0; i < w->sh->iterations; i++) {
     msvc_breaker_permit_t p[PERMITTED];
-    int got = 0;
+    int got = take(w, p, PERMITTED);
 
-    for (k = 0; k < PERMITTED; k++) {
-      if (msvc_breaker_acquire(sh->b, 1, &p[got]) != MSVC_OK)
-        continue;
-      note_max(&sh->max_in_flight, atomic_fetch_add(&sh->in_flight, 1) + 1);
-      atomic_fetch_add(&sh->probes[w->id], 1);
-      got++;
-    }
     busy(200);
-    for (k = 0; k < got; k++) {
-      atomic_fetch_sub(&sh->in_flight, 1);
-      cr_assert_eq(msvc_breaker_record(sh->b, &p[k], MSVC_BREAKER_IGNORED, 0,
-                                       1),
-                   MSVC_OK);
-    }
+    give_back(w, p, got);
   }
   return NULL;
 }
@@ -97,7 +170,10 @@ Test(breaker_threads, half_open_never_exceeds_permitted_probes,
     cr_assert_eq(pthread_create(&t[i], NULL, probe_worker, &w[i]), 0);
   }
   for (i = 0; i < 2; i++)
-    pthread_join(t[i], NULL);
+    cr_assert_eq(pthread_join(t[i], NULL), 0);
+  cr_assert_eq(atomic_load(&sh.errors), 0,
+               "%d lockstep rounds or records went wrong",
+               atomic_load(&sh.errors));
   cr_assert_leq(atomic_load(&sh.max_in_flight), PERMITTED,
                 "%d probes were in flight at once",
                 atomic_load(&sh.max_in_flight));
@@ -117,8 +193,13 @@ typedef struct chain_s {
   msvc_breaker_state_t last_to;
   int transitions;
   int broken_links;
-  int half_opens;
+  atomic_int half_opens;
 } chain_t;
+
+typedef struct chaos_s {
+  worker_t w;
+  chain_t *chain;
+} chaos_t;
 
 static void on_chain(void *data, msvc_breaker_t *b, msvc_breaker_state_t from,
                      msvc_breaker_state_t to, msvc_breaker_reason_t reason,
@@ -134,35 +215,61 @@ static void on_chain(void *data, msvc_breaker_t *b, msvc_breaker_state_t from,
   c->last_to = to;
   c->transitions++;
   if (to == MSVC_BREAKER_HALF_OPEN)
-    c->half_opens++;
+    atomic_fetch_add(&c->half_opens, 1);
   pthread_mutex_unlock(&c->mu);
 }
 
+/* Counts a HALF_OPEN probe of the permit's generation in (delta 1) or out
+ * (delta -1). Generations are told apart exactly, however many there were:
+ * a thread preempted while holding a probe must not see its count merged
+ * with that of a much later episode. */
 static void hold_probe(shared_t *sh, const msvc_breaker_permit_t *p,
                        int delta) {
   /* The permit's state and generation; see breaker.c. */
-  unsigned slot;
+  uint64_t gen = p->token >> 4;
+  live_gen_t *slot = NULL;
+  int i;
 
   if ((p->token & 15u) != MSVC_BREAKER_HALF_OPEN)
     return;
-  slot = (unsigned)((p->token >> 4) % GEN_SLOTS);
-  note_max(&sh->worst_per_gen, atomic_fetch_add(&sh->per_gen[slot], delta) +
-                                   delta);
+  pthread_mutex_lock(&sh->gen_mu);
+  for (i = 0; i < LIVE_GENS; i++) {
+    if (sh->live[i].probes > 0 && sh->live[i].gen == gen) {
+      slot = &sh->live[i];
+      break;
+    }
+    if (slot == NULL && sh->live[i].probes == 0)
+      slot = &sh->live[i];
+  }
+  if (slot == NULL || (delta < 0 && (slot->probes == 0 || slot->gen != gen))) {
+    atomic_fetch_add(&sh->errors, 1);
+  } else {
+    slot->gen = gen;
+    slot->probes += delta;
+    if (slot->probes > sh->worst_per_gen)
+      sh->worst_per_gen = slot->probes;
+  }
+  pthread_mutex_unlock(&sh->gen_mu);
 }
 
+/* Runs at least `iterations` rounds, and on until the breaker has been
+ * half-open often enough for the test to mean something: how many
+ * episodes a fixed number of rounds yields depends on the interleaving. */
 static void *chaos_worker(void *arg) {
-  worker_t *w = arg;
-  shared_t *sh = w->sh;
-  uint64_t seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(w->id + 1);
+  chaos_t *cw = arg;
+  shared_t *sh = cw->w.sh;
+  uint64_t seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(cw->w.id + 1);
   int i, k;
 
-  for (i = 0; i < sh->iterations; i++) {
-    msvc_breaker_permit_t p[2];
-    msvc_breaker_outcome_t out[2];
+  for (i = 0; i < sh->iterations ||
+              atomic_load(&cw->chain->half_opens) <= MIN_HALF_OPENS;
+       i++) {
+    msvc_breaker_permit_t p[CHAOS_HELD];
+    msvc_breaker_outcome_t out[CHAOS_HELD];
     uint64_t now = atomic_fetch_add(&sh->clock, 1);
     int got = 0;
 
-    for (k = 0; k < 2; k++) {
+    for (k = 0; k < CHAOS_HELD; k++) {
       seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
       out[got] = (seed >> 33) % 3 == 0 ? MSVC_BREAKER_SUCCESS
                                        : MSVC_BREAKER_FAILURE;
@@ -176,8 +283,8 @@ static void *chaos_worker(void *arg) {
     busy(100);
     for (k = 0; k < got; k++) {
       hold_probe(sh, &p[k], -1);
-      cr_assert_eq(msvc_breaker_record(sh->b, &p[k], out[k], 0, now),
-                   MSVC_OK);
+      if (msvc_breaker_record(sh->b, &p[k], out[k], 0, now) != MSVC_OK)
+        atomic_fetch_add(&sh->errors, 1);
     }
   }
   return NULL;
@@ -189,11 +296,12 @@ Test(breaker_threads, chaos_keeps_probe_limit_and_ordered_events,
   shared_t sh;
   chain_t chain;
   pthread_t t[2];
-  worker_t w[2];
+  chaos_t w[2];
   int i;
 
   memset(&sh, 0, sizeof(sh));
   memset(&chain, 0, sizeof(chain));
+  pthread_mutex_init(&sh.gen_mu, NULL);
   pthread_mutex_init(&chain.mu, NULL);
   chain.last_to = MSVC_BREAKER_CLOSED;
   sh.iterations = 200000;
@@ -211,19 +319,26 @@ Test(breaker_threads, chaos_keeps_probe_limit_and_ordered_events,
   o.on_transition_data = &chain;
   cr_assert_eq(msvc_breaker_new(&o, &sh.b), MSVC_OK);
   for (i = 0; i < 2; i++) {
-    w[i].sh = &sh;
-    w[i].id = i;
+    w[i].w.sh = &sh;
+    w[i].w.id = i;
+    w[i].chain = &chain;
     cr_assert_eq(pthread_create(&t[i], NULL, chaos_worker, &w[i]), 0);
   }
   for (i = 0; i < 2; i++)
-    pthread_join(t[i], NULL);
-  cr_assert_leq(atomic_load(&sh.worst_per_gen), PERMITTED);
-  cr_assert_gt(chain.half_opens, 10, "only %d half-open episodes",
-               chain.half_opens);
+    cr_assert_eq(pthread_join(t[i], NULL), 0);
+  cr_assert_eq(atomic_load(&sh.errors), 0,
+               "%d records failed or probes went uncounted",
+               atomic_load(&sh.errors));
+  cr_assert_leq(sh.worst_per_gen, PERMITTED,
+                "%d probes of one episode were out at once",
+                sh.worst_per_gen);
+  cr_assert_gt(atomic_load(&chain.half_opens), MIN_HALF_OPENS,
+               "only %d half-open episodes", atomic_load(&chain.half_opens));
   cr_assert_eq(chain.broken_links, 0, "events out of order");
   cr_assert_eq(chain.last_to, msvc_breaker_state(sh.b));
   msvc_breaker_free(sh.b);
   pthread_mutex_destroy(&chain.mu);
+  pthread_mutex_destroy(&sh.gen_mu);
 }
 
 static void *count_worker(void *arg) {
@@ -233,12 +348,12 @@ static void *count_worker(void *arg) {
   for (i = 0; i < w->sh->iterations; i++) {
     msvc_breaker_permit_t p;
 
-    cr_assert_eq(msvc_breaker_acquire(w->sh->b, 5000, &p), MSVC_OK);
-    cr_assert_eq(msvc_breaker_record(w->sh->b, &p,
-                                     i % 2 ? MSVC_BREAKER_FAILURE
-                                           : MSVC_BREAKER_SUCCESS,
-                                     0, 5000),
-                 MSVC_OK);
+    if (msvc_breaker_acquire(w->sh->b, 5000, &p) != MSVC_OK ||
+        msvc_breaker_record(w->sh->b, &p,
+                            i % 2 ? MSVC_BREAKER_FAILURE
+                                  : MSVC_BREAKER_SUCCESS,
+                            0, 5000) != MSVC_OK)
+      atomic_fetch_add(&w->sh->errors, 1);
   }
   return NULL;
 }
@@ -265,7 +380,8 @@ static void no_outcome_lost(msvc_breaker_window_t type) {
     cr_assert_eq(pthread_create(&t[i], NULL, count_worker, &w[i]), 0);
   }
   for (i = 0; i < 2; i++)
-    pthread_join(t[i], NULL);
+    cr_assert_eq(pthread_join(t[i], NULL), 0);
+  cr_assert_eq(atomic_load(&sh.errors), 0);
   cr_assert_eq(msvc_breaker_stats(sh.b, 5000, &st), MSVC_OK);
   cr_assert_eq(st.calls, 100000);
   cr_assert_eq(st.failures, 50000);
