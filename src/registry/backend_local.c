@@ -578,11 +578,28 @@ static void report(local_watch_t *lw) {
 }
 
 static int update_one(local_watch_t *lw, const char *name, bool *changed);
+static void note_dirty(local_watch_t *lw, const char *name);
 
 static void refresh_work(uv_work_t *req) {
   local_watch_t *lw = msvc__container_of(req, local_watch_t, work);
 
   lw->fresh_rc = scan(lw->lb, lw->w->service, &lw->fresh);
+}
+
+/* A directory scan can miss a file that is renamed over while readdir runs
+ * (tmpfs moves the renamed entry, and readdir's cursor may already have
+ * passed its new place), and every heartbeat is such a rename. An instance
+ * that was alive before the scan and is missing from it is therefore read
+ * again by name, after the scan, rather than dropped: the watch must not
+ * report a live instance gone. */
+static void recheck_missing(local_watch_t *lw) {
+  uint64_t now = msvc_wall_ms();
+  size_t i;
+
+  for (i = 0; i < lw->cache.n; i++)
+    if (lw->cache.v[i].expiry > now &&
+        cache_find(&lw->fresh, lw->cache.v[i].name) == SIZE_MAX)
+      note_dirty(lw, lw->cache.v[i].name);
 }
 
 static void refresh_done(uv_work_t *req, int status) {
@@ -600,6 +617,7 @@ static void refresh_done(uv_work_t *req, int status) {
       msvc__reg_watch_report(lw->w, rc, NULL, 0);
     return;
   }
+  recheck_missing(lw);
   cache_clear(&lw->cache);
   lw->cache = lw->fresh;
   memset(&lw->fresh, 0, sizeof(lw->fresh));
