@@ -388,6 +388,16 @@ typedef struct msvc_mw_jwt_opts_s {
    *  default) for none. Copied; quotes, backslashes and control characters
    *  are dropped. */
   const char *realm;
+  /** An `http://` URL of a JWK Set kept in the key set by a fetcher of the
+   *  middleware's own (msvc/jwks.h: cached, refreshed in the background,
+   *  refetched on an unknown `kid`, stale-if-error, fetches counted in
+   *  `msvc_jwt_jwks_fetches_total{result}` of @ref registry), or NULL (the
+   *  default). The first fetch completes after msvc_mw_jwt_new() returns;
+   *  until then tokens are refused as `unknown_kid`. Copied. */
+  const char *jwks_url;
+  /** The loop the fetcher of @ref jwks_url runs on; NULL (the default) for
+   *  the server's loop. Borrowed: it must outlive the middleware. */
+  uv_loop_t *loop;
 } msvc_mw_jwt_opts_t;
 
 /**
@@ -406,8 +416,13 @@ MSVC_API void msvc_mw_jwt_opts_init(msvc_mw_jwt_opts_t *opts);
  * `verify.issuer`), `MSVC_JWT_AUDIENCE` (sets @p opts->audience) and
  * `MSVC_JWT_LEEWAY_S` (sets `verify.leeway_s`: a decimal integer from 0 to
  * 86400). An unset variable leaves its option alone; a set but empty one is
- * a bad value. `MSVC_JWT_JWKS_URL` is refused: fetching a JWK Set needs the
- * HTTP client.
+ * a bad value.
+ *
+ * `MSVC_JWT_JWKS_URL` sets @p opts->jwks_url. It must be
+ * `http://HOST[:PORT]/PATH` with HOST an IP literal (IPv6 in brackets) or
+ * `localhost`; a host name that would need discovery is refused (EINVAL)
+ * and an `https://` URL answers MSVC_ENOTSUP until TLS exists. Setting both
+ * `MSVC_JWT_JWKS_FILE` and `MSVC_JWT_JWKS_URL` is refused.
  *
  * @param opts    Options filled by msvc_mw_jwt_opts_init(). The strings set
  *                point into the environment: pass the options to
@@ -417,7 +432,8 @@ MSVC_API void msvc_mw_jwt_opts_init(msvc_mw_jwt_opts_t *opts);
  *                accepted values; may be NULL.
  * @param errlen  Size of @p err.
  * @return #MSVC_OK; MSVC_EINVAL for a bad value or a NULL or unfilled
- *         @p opts; MSVC_ENOTSUP when `MSVC_JWT_JWKS_URL` is set; MSVC_ENOMEM.
+ *         @p opts; MSVC_ENOTSUP for an `https://` `MSVC_JWT_JWKS_URL`;
+ *         MSVC_ENOMEM.
  *         On failure @p opts may be partly changed.
  * @note Not thread-safe against threads that change the environment.
  * @since 0.1
@@ -455,7 +471,8 @@ MSVC_API int msvc_mw_jwt_opts_env(msvc_mw_jwt_opts_t *opts, char *err, size_t er
  *         msvc_mw_jwt_opts_init() or invalid verifier options;
  *         MSVC_EJWT_BAD_KEY, MSVC_ETOOLARGE or a negated errno value when
  *         the JWK Set file does not load (msvc_jwt_errmsg() tells why);
- *         MSVC_EMETRIC_MISMATCH or MSVC_EMETRIC_NAME when the counter's
+ *         MSVC_EURI or MSVC_ENOTSUP for a jwks_url the fetcher refuses
+ *         (msvc_jwks_fetcher_new()); MSVC_EMETRIC_MISMATCH or MSVC_EMETRIC_NAME when the counter's
  *         name is taken by another family; MSVC_ENOMEM. Nothing is
  *         installed on failure.
  * @note Ownership: the caller frees the middleware with msvc_mw_jwt_free()
@@ -471,7 +488,10 @@ MSVC_API int msvc_mw_jwt_new(msvc_http_server_t *srv, const msvc_mw_jwt_opts_t *
  * @param m  The middleware, or NULL (a no-op). Its server must have been
  *           closed. Claims handed out stay valid until their responses end.
  * @note Call it from the thread that ran the server's loop, after the
- *       server's close callback.
+ *       server's close callback. With @ref msvc_mw_jwt_opts_t::jwks_url
+ *       the key fetcher is closed here and releases its handles from the
+ *       loop: run the loop again (until uv_run() returns 0) before
+ *       uv_loop_close().
  * @since 0.1
  */
 MSVC_API void msvc_mw_jwt_free(msvc_mw_jwt_t *m);

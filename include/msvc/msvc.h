@@ -13,6 +13,7 @@
 #include <msvc/http.h>
 #include <msvc/http_client.h>
 #include <msvc/jwt.h>
+#include <msvc/jwks.h>
 #include <msvc/lb.h>
 #include <msvc/metrics.h>
 #include <msvc/middleware.h>

@@ -11,7 +11,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
+#include <msvc/jwks.h>
 #include <msvc/log.h>
 #include <msvc/middleware.h>
 
@@ -49,6 +52,7 @@ struct msvc_mw_jwt_s {
   bool own_keyset;
   uint32_t route_flags;
   char *challenge; /* "Bearer" or "Bearer realm=\"...\"" */
+  msvc_jwks_fetcher_t *fetcher; /* with jwks_url */
   msvc_metrics_counter_t *count[N_RESULTS];
 };
 
@@ -78,6 +82,46 @@ static int env_fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
   return rc;
 }
 
+/* http://HOST[:PORT]/PATH with HOST an IP literal or localhost: a name
+ * would have to go through service discovery, which is not done here. */
+static int check_jwks_url(const char *url) {
+  char host[64];
+  unsigned char addr[16];
+  const char *p, *end;
+  size_t n;
+
+  if (strncasecmp(url, "https://", 8) == 0)
+    return MSVC_ENOTSUP;
+  if (strncasecmp(url, "http://", 7) != 0)
+    return MSVC_EINVAL;
+  p = url + 7;
+  if (*p == '[') {
+    end = strchr(++p, ']');
+    if (end == NULL)
+      return MSVC_EINVAL;
+  } else {
+    end = p + strcspn(p, ":/");
+  }
+  n = (size_t)(end - p);
+  if (n == 0 || n >= sizeof(host))
+    return MSVC_EINVAL;
+  memcpy(host, p, n);
+  host[n] = '\0';
+  if (strcasecmp(host, "localhost") != 0 && uv_inet_pton(AF_INET, host, addr) != 0 &&
+      uv_inet_pton(AF_INET6, host, addr) != 0)
+    return MSVC_EINVAL;
+  p = end + (*end == ']');
+  if (*p == ':') {
+    unsigned long port = 0;
+
+    for (p++, n = 0; *p >= '0' && *p <= '9' && n < 6; p++, n++)
+      port = port * 10 + (unsigned long)(*p - '0');
+    if (n == 0 || port == 0 || port > 65535)
+      return MSVC_EINVAL;
+  }
+  return *p == '/' ? MSVC_OK : MSVC_EINVAL;
+}
+
 int msvc_mw_jwt_opts_env(msvc_mw_jwt_opts_t *o, char *err, size_t errlen) {
   const char *v;
 
@@ -85,10 +129,26 @@ int msvc_mw_jwt_opts_env(msvc_mw_jwt_opts_t *o, char *err, size_t errlen) {
     err[0] = '\0';
   if (o == NULL || o->size < sizeof(*o))
     return MSVC_EINVAL;
-  if ((v = getenv("MSVC_JWT_JWKS_URL")) != NULL)
-    return env_fail(err, errlen, MSVC_ENOTSUP,
-                    "MSVC_JWT_JWKS_URL: not supported yet: fetching a JWK Set needs "
-                    "the HTTP client; set MSVC_JWT_JWKS_FILE to a JWK Set file");
+  if ((v = getenv("MSVC_JWT_JWKS_URL")) != NULL) {
+    int rc = check_jwks_url(v);
+
+    if (rc == MSVC_ENOTSUP)
+      return env_fail(err, errlen, rc,
+                      "MSVC_JWT_JWKS_URL: '%.200s': https is not supported yet; "
+                      "expected http://HOST[:PORT]/PATH",
+                      v);
+    if (rc != MSVC_OK)
+      return env_fail(err, errlen, rc,
+                      "MSVC_JWT_JWKS_URL: bad value '%.200s'; expected "
+                      "http://HOST[:PORT]/PATH with HOST an IP address or localhost "
+                      "(service names are not resolved here)",
+                      v);
+    if (getenv("MSVC_JWT_JWKS_FILE") != NULL)
+      return env_fail(err, errlen, MSVC_EINVAL,
+                      "MSVC_JWT_JWKS_URL: MSVC_JWT_JWKS_FILE is set too; set only one "
+                      "of them");
+    o->jwks_url = v;
+  }
   if ((v = getenv("MSVC_JWT_JWKS_FILE")) != NULL) {
     msvc_jwt_keyset_t *ks = NULL;
     int rc;
@@ -318,6 +378,9 @@ static int register_counter(msvc_mw_jwt_t *m, msvc_metrics_registry_t *reg) {
 }
 
 static void jwt_destroy(msvc_mw_jwt_t *m) {
+  /* After close the fetcher no longer touches the key set, so the set may
+   * go now; the fetcher's handles are released later by the loop. */
+  msvc_jwks_fetcher_close(m->fetcher, NULL, NULL);
   msvc_jwt_verifier_free(m->verifier);
   if (m->own_keyset)
     msvc_jwt_keyset_free(m->keyset);
@@ -347,6 +410,18 @@ static int make_verifier(msvc_mw_jwt_t *m, const msvc_mw_jwt_opts_t *o) {
   rc = msvc_jwt_verifier_new(&vo, m->keyset, &m->verifier);
   msvc__free(auds);
   return rc;
+}
+
+static int start_fetcher(msvc_mw_jwt_t *m, msvc_http_server_t *srv,
+                         const msvc_mw_jwt_opts_t *o) {
+  msvc_jwks_opts_t jo;
+
+  msvc_jwks_opts_init(&jo);
+  jo.url = o->jwks_url;
+  jo.keyset = m->keyset;
+  jo.metrics = o->registry != NULL ? o->registry : msvc_metrics_default_registry();
+  return msvc_jwks_fetcher_new(o->loop != NULL ? o->loop : msvc_http_server_loop(srv),
+                               &jo, &m->fetcher);
 }
 
 int msvc_mw_jwt_new(msvc_http_server_t *srv, const msvc_mw_jwt_opts_t *opts,
@@ -382,6 +457,8 @@ int msvc_mw_jwt_new(msvc_http_server_t *srv, const msvc_mw_jwt_opts_t *opts,
     rc = make_verifier(m, &o);
   if (rc == MSVC_OK)
     rc = register_counter(m, o.registry);
+  if (rc == MSVC_OK && o.jwks_url != NULL)
+    rc = start_fetcher(m, srv, &o);
   mw.data = m;
   if (rc == MSVC_OK)
     rc = msvc_http_server_use(srv, &mw);

@@ -1,5 +1,6 @@
 list(APPEND LIBMSVC_SOURCES
   src/service/mw_context.c
+  src/service/jwks_fetch.c
   src/service/mw_jwt.c
   src/service/mw_metrics.c
   src/service/traceparent.c)

@@ -600,10 +600,29 @@ Test(mw_jwt, environment_errors) {
 
   cr_assert_eq(env_err("MSVC_JWT_JWKS_URL", "http://user-service/.well-known/jwks.json",
                        err, sizeof(err)),
-               MSVC_ENOTSUP);
+               MSVC_EINVAL);
   cr_assert_not_null(strstr(err, "MSVC_JWT_JWKS_URL"));
-  cr_assert_not_null(strstr(err, "not supported yet"));
-  cr_assert_not_null(strstr(err, "HTTP client"));
+  cr_assert_not_null(strstr(err, "service names"));
+  cr_assert_eq(env_err("MSVC_JWT_JWKS_URL", "https://127.0.0.1/jwks", err, sizeof(err)),
+               MSVC_ENOTSUP);
+  cr_assert_not_null(strstr(err, "https"));
+  cr_assert_eq(env_err("MSVC_JWT_JWKS_URL", "http://127.0.0.1:99999/jwks", err,
+                       sizeof(err)),
+               MSVC_EINVAL);
+  cr_assert_eq(env_err("MSVC_JWT_JWKS_URL", "http://127.0.0.1", err, sizeof(err)),
+               MSVC_EINVAL);
+  setenv("MSVC_JWT_JWKS_FILE", FIXTURES "jwks.json", 1);
+  cr_assert_eq(env_err("MSVC_JWT_JWKS_URL", "http://[::1]:8080/jwks", err, sizeof(err)),
+               MSVC_EINVAL);
+  unsetenv("MSVC_JWT_JWKS_FILE");
+  cr_assert_not_null(strstr(err, "only one"));
+  setenv("MSVC_JWT_JWKS_URL", "http://[::1]:8080/.well-known/jwks.json", 1);
+  msvc_mw_jwt_opts_init(&o);
+  cr_assert_eq(msvc_mw_jwt_opts_env(&o, err, sizeof(err)), MSVC_OK, "%s", err);
+  cr_assert_str_eq(o.jwks_url, "http://[::1]:8080/.well-known/jwks.json");
+  setenv("MSVC_JWT_JWKS_URL", "http://localhost/jwks", 1);
+  cr_assert_eq(msvc_mw_jwt_opts_env(&o, err, sizeof(err)), MSVC_OK, "%s", err);
+  unsetenv("MSVC_JWT_JWKS_URL");
 
   cr_assert_eq(env_err("MSVC_JWT_LEEWAY_S", "abc", err, sizeof(err)), MSVC_EINVAL);
   cr_assert_not_null(strstr(err, "MSVC_JWT_LEEWAY_S"));

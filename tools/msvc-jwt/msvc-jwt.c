@@ -1,7 +1,7 @@
 /*
  * msvc-jwt: verify or sign a JSON Web Token from the command line.
  *
- *   msvc-jwt verify [--jwks FILE] [--key PEM] [--secret-file F] [--alg A,...]
+ *   msvc-jwt verify [--jwks FILE|URL] [--key PEM] [--secret-file F] [--alg A,...]
  *                   [--iss I] [--aud A] [--leeway S] [--now UNIX] [--typ T]
  *                   [--require CLAIM] TOKEN|-
  *   msvc-jwt sign --alg A (--key PEM | --secret-file F) [--kid K] CLAIMS_JSON|-
@@ -18,8 +18,12 @@
 
 #include <msvc/error.h>
 #include <msvc/jwt.h>
+#ifdef MSVC_JWT_TOOL_FETCH
+#include <uv.h>
+#include <msvc/jwks.h>
+#endif
 
-#define MAX_INPUT (1024 * 1024)
+#define MAX_TOOL_INPUT (1024 * 1024)
 #define MAX_LIST 16
 
 typedef struct cli_s {
@@ -35,7 +39,7 @@ typedef struct cli_s {
 
 static void usage(FILE *out) {
   fputs("usage:\n"
-        "  msvc-jwt verify [--jwks FILE] [--key PEM] [--secret-file F] [--alg A,...]\n"
+        "  msvc-jwt verify [--jwks FILE|URL] [--key PEM] [--secret-file F] [--alg A,...]\n"
         "                  [--iss ISSUER] [--aud AUDIENCE]... [--leeway SECONDS]\n"
         "                  [--now UNIX_TIME] [--typ TYPE] [--require CLAIM]... TOKEN|-\n"
         "  msvc-jwt sign --alg A (--key PEM | --secret-file F) [--kid K] CLAIMS_JSON|-\n"
@@ -61,7 +65,7 @@ static char *slurp(FILE *f, size_t *len) {
   while (buf != NULL && (got = fread(buf + n, 1, cap - n, f)) > 0) {
     n += got;
     if (n == cap) {
-      char *bigger = cap < MAX_INPUT ? realloc(buf, cap * 2 + 1) : NULL;
+      char *bigger = cap < MAX_TOOL_INPUT ? realloc(buf, cap * 2 + 1) : NULL;
 
       if (bigger == NULL) {
         free(buf);
@@ -173,6 +177,46 @@ static uint64_t fixed_clock(void *data) {
   return (uint64_t)*(long long *)data * 1000;
 }
 
+#ifdef MSVC_JWT_TOOL_FETCH
+typedef struct fetch_once_s {
+  msvc_jwks_fetcher_t *f;
+  int err;
+  int status;
+} fetch_once_t;
+
+static void on_fetched(void *data, int err) {
+  fetch_once_t *o = data;
+  msvc_jwks_stats_t st;
+
+  msvc_jwks_fetcher_stats(o->f, &st);
+  o->err = err;
+  o->status = st.last_status;
+  msvc_jwks_fetcher_close(o->f, NULL, NULL);
+}
+
+/* One fetch on a private loop; the loop ends when the fetcher is closed. */
+static int fetch_jwks(const char *url, msvc_jwt_keyset_t *ks) {
+  uv_loop_t loop;
+  msvc_jwks_opts_t o;
+  fetch_once_t st = {NULL, MSVC_ECANCELED, 0};
+  int rc;
+
+  if ((rc = uv_loop_init(&loop)) != 0)
+    return rc;
+  msvc_jwks_opts_init(&o);
+  o.url = url;
+  o.keyset = ks;
+  o.on_fetch = on_fetched;
+  o.on_fetch_data = &st;
+  rc = msvc_jwks_fetcher_new(&loop, &o, &st.f);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  if (rc == MSVC_OK && st.err != MSVC_OK && st.status != 0 && st.status != 200)
+    fprintf(stderr, "msvc-jwt: %s: answered with HTTP status %d\n", url, st.status);
+  return rc != MSVC_OK ? rc : st.err;
+}
+#endif
+
 static int build_keyset(const cli_t *c, msvc_jwt_keyset_t *ks) {
   msvc_jwt_key_t *key = NULL;
   int rc;
@@ -183,11 +227,15 @@ static int build_keyset(const cli_t *c, msvc_jwt_keyset_t *ks) {
   }
   if (c->jwks != NULL) {
     if (strncmp(c->jwks, "http://", 7) == 0 || strncmp(c->jwks, "https://", 8) == 0) {
-      fputs("msvc-jwt: --jwks: fetching a JWK Set from a URL is not supported yet; "
+#ifdef MSVC_JWT_TOOL_FETCH
+      if ((rc = fetch_jwks(c->jwks, ks)) != MSVC_OK)
+        return fail(c->jwks, rc);
+#else
+      fputs("msvc-jwt: --jwks: this build cannot fetch a JWK Set from a URL; "
             "download it and pass the file\n", stderr);
       return 2;
-    }
-    if ((rc = msvc_jwt_keyset_load_jwks_file(ks, c->jwks)) != MSVC_OK)
+#endif
+    } else if ((rc = msvc_jwt_keyset_load_jwks_file(ks, c->jwks)) != MSVC_OK)
       return fail(c->jwks, rc);
   }
   if (c->key != NULL) {
