@@ -220,6 +220,35 @@ int msvc__reg_uri_parse(const char *uri, msvc__reg_kind_t *kind, char **arg,
                         char *err, size_t errlen);
 int msvc__reg_default_dir(char **out);
 
+/* ---- etcd v3 JSON gateway (etcd_json.c) ----------------------------------
+ * Peer input: every parser accepts arbitrary bytes. */
+void msvc__etcd_b64_encode(msvc__buf_t *b, const void *data, size_t len);
+/* Standard base64 (padding optional) appended to out; MSVC_EJSON if bad. */
+int msvc__etcd_b64_decode(const char *in, msvc__buf_t *out);
+/* An int64 field sent as a JSON string (or number); absent or bad: 0. */
+int64_t msvc__etcd_int(const void *cjson_obj, const char *key);
+/* lease/grant and lease/keepalive answers; a missing TTL reads as 0. */
+int msvc__etcd_parse_lease(const char *json, size_t len, int64_t *id,
+                           int64_t *ttl);
+/* A kv/range answer into a finished set of service's instances (foreign or
+ * corrupt values skipped) and the store revision it was read at. */
+int msvc__etcd_parse_range(const char *json, size_t len, const char *service,
+                           msvc_registry_set_t **out, int64_t *revision);
+/* Finds the first complete top-level JSON object in p[0..len): returns the
+ * offset just past it (its start in *start), 0 when none is complete yet,
+ * (size_t)-1 when the nesting is unreasonably deep. */
+size_t msvc__etcd_next_object(const char *p, size_t len, size_t *start);
+typedef struct msvc__etcd_watch_msg_s {
+  int64_t revision;
+  int64_t compact_revision;
+  size_t events;
+  bool created;
+  bool canceled;
+  bool error;
+} msvc__etcd_watch_msg_t;
+int msvc__etcd_parse_watch_msg(const char *json, size_t len,
+                               msvc__etcd_watch_msg_t *m);
+
 /* ---- backends ------------------------------------------------------------ */
 int msvc__reg_memory_open(msvc_registry_t *reg, msvc__reg_backend_t **out);
 int msvc__reg_local_open(msvc_registry_t *reg, const char *dir,
@@ -227,5 +256,8 @@ int msvc__reg_local_open(msvc_registry_t *reg, const char *dir,
 /* Parses a static table into a backend (reg may be NULL to only check). */
 int msvc__reg_static_open(msvc_registry_t *reg, const char *spec, char *err,
                           size_t errlen, msvc__reg_backend_t **out);
+/* endpoints: "h:p[,h:p...]" as validated by the URI parser. */
+int msvc__reg_etcd_open(msvc_registry_t *reg, const char *endpoints,
+                        msvc__reg_backend_t **out);
 
 #endif /* MSVC_REGISTRY_INTERNAL_H */

@@ -115,6 +115,9 @@ static int open_backend(msvc_registry_t *reg, const char *uri) {
   case MSVC__REG_STATIC:
     rc = msvc__reg_static_open(reg, arg, NULL, 0, &reg->backend);
     break;
+  case MSVC__REG_ETCD:
+    rc = msvc__reg_etcd_open(reg, arg, &reg->backend);
+    break;
   default:
     rc = MSVC_ENOTSUP;
     break;

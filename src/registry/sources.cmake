@@ -1,9 +1,16 @@
 list(APPEND LIBMSVC_SOURCES
+  src/registry/backend_etcd.c
   src/registry/backend_local.c
   src/registry/backend_memory.c
   src/registry/backend_static.c
+  src/registry/etcd_json.c
   src/registry/instance_json.c
   src/registry/registry.c
   src/registry/set.c
   src/registry/uri.c
   src/registry/watch.c)
+
+# The etcd backend speaks etcd's JSON gateway through the HTTP client.
+if(NOT "http" IN_LIST LIBMSVC_BLOCKS)
+  message(FATAL_ERROR "LIBMSVC_BLOCKS: the registry block needs the http block")
+endif()

@@ -92,8 +92,8 @@ static bool endpoint_valid(const char *s, size_t len) {
   return port >= 1 && port <= 65535;
 }
 
-static int parse_etcd(const char *uri, const char *rest, char *err,
-                      size_t errlen) {
+static int parse_etcd(const char *uri, const char *rest, char **arg,
+                      char *err, size_t errlen) {
   const char *p = rest;
 
   if (*p == '\0')
@@ -107,12 +107,8 @@ static int parse_etcd(const char *uri, const char *rest, char *err,
     if (*p == ',' && *++p == '\0')
       return fail(err, errlen, MSVC_EURI, uri, "empty etcd endpoint");
   }
-  if (err != NULL && errlen > 0)
-    snprintf(err, errlen,
-             "registry URI \"%.200s\": etcd backend not built yet; use "
-             "local:// or static:// for now",
-             uri);
-  return MSVC_ENOTSUP;
+  *arg = msvc__strdup(rest);
+  return *arg != NULL ? MSVC_OK : MSVC_ENOMEM;
 }
 
 static int parse_local(const char *uri, const char *rest, char **arg,
@@ -158,7 +154,7 @@ int msvc__reg_uri_parse(const char *uri, msvc__reg_kind_t *kind, char **arg,
   }
   if (slen == 4 && msvc__strncasecmp(uri, "etcd", 4) == 0) {
     *kind = MSVC__REG_ETCD;
-    return parse_etcd(uri, sep, err, errlen);
+    return parse_etcd(uri, sep, arg, err, errlen);
   }
   return fail(err, errlen, MSVC_EURI, uri, "unknown scheme");
 }
