@@ -60,7 +60,12 @@ npm_deps() {
   case " $* " in *" test "* | *" all "*) ;; *) return 0 ;; esac
   [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules/jose" ] || return 0
   echo "install-deps: npm ci in tests/jwt/interop"
-  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  # Only the cross-check against jose needs it, and that test says it is
+  # skipped when the package is missing: an unreachable registry must not
+  # stop the build and every other test.
+  if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+    echo "install-deps: warning: npm ci failed; the jose interoperability test will be skipped" >&2
+  fi
 }
 
 if [ ${#missing[@]} -eq 0 ]; then
