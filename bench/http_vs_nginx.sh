@@ -47,34 +47,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-  # Ask the kernel: bind port 0 and report what it chose.
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-  i=0
-  while ! curl -s -o /dev/null "http://127.0.0.1:$1/hello"; do
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "http_vs_nginx: server did not start" >&2; exit 1; }
-    sleep 0.05
-  done
-}
-
-# utime + stime (clock ticks) of a process and its children threads/processes.
-cpu_ticks() {
-  total=0
-  for p in "$@"; do
-    t=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
-    total=$((total + t))
-  done
-  echo "$total"
-}
-
-# server_pids PID: the server process and its children (nginx's worker).
-server_pids() {
-  echo "$1"
-  ps -o pid= --ppid "$1" 2>/dev/null || true
-}
+prog=http_vs_nginx
+. "$here/lib.sh"
 
 start_libmsvc() {
   libmsvc_port=$(free_port)
@@ -123,37 +97,6 @@ end
 request = function() return req end
 EOF
 
-# to_ms VALUE: wrk prints latencies as 12.34us, 1.20ms or 1.01s.
-to_ms() {
-  echo "$1" | awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v+0} else if (v ~ /s$/) {sub(/s$/,"",v); print v*1000} else print v}'
-}
-
-# run_wrk PID PORT CONNS PATH [LUA] -> "rps p50_ms p99_ms cpu_us_per_req"
-run_wrk() {
-  pid=$1; port=$2; conns=$3; path=$4; script=${5:-}
-  pids=$(server_pids "$pid" | tr '\n' ' ')
-  before=$(cpu_ticks $pids)
-  if [ -n "$script" ]; then
-    taskset -c "$wrk_cpu" wrk -t1 -c"$conns" -d"${duration}s" --latency -s "$script" \
-      "http://127.0.0.1:$port$path" >"$tmp/wrk.out" 2>&1
-  else
-    taskset -c "$wrk_cpu" wrk -t1 -c"$conns" -d"${duration}s" --latency \
-      "http://127.0.0.1:$port$path" >"$tmp/wrk.out" 2>&1
-  fi
-  after=$(cpu_ticks $pids)
-  reqs=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
-  rps=$(awk '/^Requests\/sec:/ {print $2}' "$tmp/wrk.out")
-  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$tmp/wrk.out")")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$tmp/wrk.out")")
-  errs=$(awk '/Non-2xx|Socket errors/ {print}' "$tmp/wrk.out")
-  [ -n "$errs" ] && echo "http_vs_nginx: wrk reported: $errs" >&2
-  cpu=$(awk -v a="$after" -v b="$before" -v hz="$hz" -v n="${reqs:-0}" \
-    'BEGIN { if (n > 0) print (a - b) * 1e6 / hz / n; else print 0 }')
-  echo "$rps $p50 $p99 $cpu"
-}
-
-median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-
 # measure BENCH CONNS PATH [LUA]: both servers, runs alternating between
 # them so that a change in the machine's load hits both alike; medians into
 # $tmp/res.<impl>.<bench>.<conns>.
@@ -172,12 +115,6 @@ measure() {
       awk -v c=$col '{print $c}' "$tmp/runs.$impl" | median
     done | tr '\n' ' ' >"$tmp/res.$impl.$bench.$conns"
   done
-}
-
-emit() {
-  line=$1
-  echo "$line"
-  if [ -n "${MSVC_BENCH_RESULTS:-}" ]; then echo "$line" >>"$MSVC_BENCH_RESULTS"; fi
 }
 
 loads="http_hello:64:/hello: http_hello:256:/hello: http_json:64:/hello/bob: http_json:256:/hello/bob: http_hello_pipelined:64:/hello:$tmp/pipeline.lua"

@@ -51,17 +51,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-  i=0
-  while ! curl -sf -o /dev/null "http://127.0.0.1:$1/hello"; do
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "proxy_vs_nginx: port $1 did not answer" >&2; exit 1; }
-    sleep 0.05
-  done
-}
+prog=proxy_vs_nginx
+. "$here/lib.sh"
 
 backend_port=$(free_port)
 taskset -c "$wrk_cpu" "$hello" --port "$backend_port" >"$tmp/hello.out" 2>&1 &
@@ -132,51 +123,13 @@ wait_port "$libmsvc_port"
 wait_port "$nginx_port"
 wait_port "$haproxy_port"
 
-cpu_ticks() {
-  total=0
-  for p in "$@"; do
-    t=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
-    total=$((total + t))
-  done
-  echo "$total"
-}
-
-proc_tree() {
-  echo "$1"
-  ps -o pid= --ppid "$1" 2>/dev/null || true
-}
-
-to_ms() {
-  echo "$1" | awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v+0} else if (v ~ /s$/) {sub(/s$/,"",v); print v*1000} else print v}'
-}
-
-# run_wrk PID PORT -> "rps p50_ms p99_ms cpu_us_per_req"
-run_wrk() {
-  tree=$(proc_tree "$1" | tr '\n' ' ')
-  before=$(cpu_ticks $tree)
-  taskset -c "$wrk_cpu" wrk -t1 -c"$conns" -d"${duration}s" --latency \
-    "http://127.0.0.1:$2/hello" >"$tmp/wrk.out" 2>&1
-  after=$(cpu_ticks $tree)
-  reqs=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
-  rps=$(awk '/^Requests\/sec:/ {print $2}' "$tmp/wrk.out")
-  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$tmp/wrk.out")")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$tmp/wrk.out")")
-  errs=$(awk '/Non-2xx|Socket errors/ {print}' "$tmp/wrk.out")
-  [ -n "$errs" ] && echo "proxy_vs_nginx: wrk reported: $errs" >&2
-  cpu=$(awk -v a="$after" -v b="$before" -v hz="$hz" -v n="${reqs:-0}" \
-    'BEGIN { if (n > 0) print (a - b) * 1e6 / hz / n; else print 0 }')
-  echo "${rps:-0} ${p50:-0} ${p99:-0} $cpu"
-}
-
-median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-
 impls="nginx haproxy libmsvc"
 for impl in $impls; do : >"$tmp/runs.$impl"; done
 i=0
 while [ $i -lt "$runs" ]; do
-  run_wrk "$nginx_pid" "$nginx_port" >>"$tmp/runs.nginx"
-  run_wrk "$haproxy_pid" "$haproxy_port" >>"$tmp/runs.haproxy"
-  run_wrk "$libmsvc_pid" "$libmsvc_port" >>"$tmp/runs.libmsvc"
+  run_wrk "$nginx_pid" "$nginx_port" "$conns" /hello >>"$tmp/runs.nginx"
+  run_wrk "$haproxy_pid" "$haproxy_port" "$conns" /hello >>"$tmp/runs.haproxy"
+  run_wrk "$libmsvc_pid" "$libmsvc_port" "$conns" /hello >>"$tmp/runs.libmsvc"
   i=$((i + 1))
 done
 for impl in $impls; do
@@ -184,11 +137,6 @@ for impl in $impls; do
     awk -v c=$col '{print $c}' "$tmp/runs.$impl" | median
   done | tr '\n' ' ' >"$tmp/res.$impl"
 done
-
-emit() {
-  echo "$1"
-  if [ -n "${MSVC_BENCH_RESULTS:-}" ]; then echo "$1" >>"$MSVC_BENCH_RESULTS"; fi
-}
 
 metrics="rps:req/s p50_ms:ms p99_ms:ms cpu_us_per_req:us"
 for impl in $impls; do
