@@ -183,6 +183,19 @@ void msvc__req_release(msvc_http_req_t *req);
  * non-zero uv_loop_close() result of a worker (tests check for leaks). */
 int msvc__http_workers_stop_rc(msvc_http_workers_t *w, uint32_t timeout_ms);
 
+/* Runs on a worker's thread once its server is closed (or failed to start),
+ * before the worker runs its loop for the last time: the place to release
+ * what setup attached to that loop. */
+typedef void (*msvc__http_worker_teardown_fn)(uv_loop_t *loop, unsigned index,
+                                              void *data);
+
+/* msvc_http_workers_start() with a teardown hook (may be NULL). */
+int msvc__http_workers_start_ex(unsigned n, const char *host, int port,
+                                const msvc_http_server_opts_t *opts,
+                                msvc_http_worker_setup_fn setup,
+                                msvc__http_worker_teardown_fn teardown, void *data,
+                                msvc_http_workers_t **out);
+
 /* response.c */
 const char *msvc__server_date(msvc_http_server_t *srv);
 int msvc__res_error_close(msvc_http_req_t *req, int status, const char *code,

@@ -28,6 +28,7 @@ struct msvc_http_workers_s {
   uint32_t drain_ms;
   msvc_http_server_opts_t opts;
   msvc_http_worker_setup_fn setup;
+  msvc__http_worker_teardown_fn teardown;
   void *data;
 };
 
@@ -35,11 +36,18 @@ static void on_async_closed(uv_handle_t *h) {
   (void)h;
 }
 
+static void on_server_closed(void *data) {
+  worker_t *wk = data;
+
+  if (wk->group->teardown != NULL)
+    wk->group->teardown(&wk->loop, wk->index, wk->group->data);
+}
+
 static void on_drained(void *data, bool timedout) {
   worker_t *wk = data;
 
   (void)timedout;
-  msvc_http_server_close(wk->srv, NULL, NULL);
+  msvc_http_server_close(wk->srv, on_server_closed, wk);
   wk->srv = NULL;
   uv_close((uv_handle_t *)&wk->stop, on_async_closed);
 }
@@ -75,7 +83,10 @@ static void worker_main(void *arg) {
   wk->rc = rc;
   uv_sem_post(&wk->ready);
   if (rc != MSVC_OK) {
-    msvc_http_server_close(wk->srv, NULL, NULL);
+    if (wk->srv != NULL)
+      msvc_http_server_close(wk->srv, on_server_closed, wk);
+    else
+      on_server_closed(wk);
     wk->srv = NULL;
     uv_close((uv_handle_t *)&wk->stop, on_async_closed);
   }
@@ -126,6 +137,14 @@ int msvc_http_workers_start(unsigned n, const char *host, int port,
                             const msvc_http_server_opts_t *opts,
                             msvc_http_worker_setup_fn setup, void *data,
                             msvc_http_workers_t **out) {
+  return msvc__http_workers_start_ex(n, host, port, opts, setup, NULL, data, out);
+}
+
+int msvc__http_workers_start_ex(unsigned n, const char *host, int port,
+                                const msvc_http_server_opts_t *opts,
+                                msvc_http_worker_setup_fn setup,
+                                msvc__http_worker_teardown_fn teardown, void *data,
+                                msvc_http_workers_t **out) {
   msvc_http_workers_t *g;
   unsigned i;
   int rc = MSVC_OK;
@@ -152,6 +171,7 @@ int msvc_http_workers_start(unsigned n, const char *host, int port,
     msvc_http_server_opts_init(&g->opts);
   g->opts.reuseport = true;
   g->setup = setup;
+  g->teardown = teardown;
   g->data = data;
   for (i = 0; i < n && rc == MSVC_OK; i++)
     rc = start_one(g, i);
