@@ -118,7 +118,9 @@ extern "C" {
   XX(EUPSTREAM_TIMEOUT, -30801, "upstream service timed out")                 \
   /* tls */                                                                   \
   XX(ETLS, -30900, "TLS failure")                                             \
-  XX(ETLS_CERT, -30901, "certificate verification failed")
+  XX(ETLS_CERT, -30901, "certificate verification failed")                   \
+  XX(ETLS_FILE, -30902, "cannot load certificate or key")                     \
+  XX(ETLS_TIMEOUT, -30903, "TLS handshake timed out")
 
 /** @brief Every error code libmsvc returns by name. */
 typedef enum msvc_error_e {

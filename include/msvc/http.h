@@ -127,6 +127,25 @@ typedef void (*msvc_http_cancel_fn)(msvc_http_req_t *req, void *data);
  */
 MSVC_API void msvc_http_server_opts_init(msvc_http_server_opts_t *opts);
 
+struct msvc_tls_config_s;
+
+/**
+ * @brief Serves TLS (or stops serving it) on connections accepted from now on.
+ *
+ * Connections already open keep the configuration they started with, so
+ * calling this again with a new configuration swaps certificates without
+ * a restart (see also msvc_tls_config_reload()).
+ * @param srv  The server.
+ * @param cfg  A server configuration from msvc_tls_config_new() (see
+ *             msvc/tls.h); the server takes its own reference. NULL serves
+ *             plain HTTP.
+ * @return #MSVC_OK, MSVC_EINVAL (NULL server, a client configuration), or
+ *         MSVC_ENOTSUP when libmsvc was built without TLS.
+ * @note Not thread-safe: call it on the server's loop thread.
+ * @since 0.1
+ */
+MSVC_API int msvc_http_server_set_tls(msvc_http_server_t *srv, struct msvc_tls_config_s *cfg);
+
 /**
  * @brief Create a server on a loop.
  * @param loop  The caller's loop; must outlive the server.

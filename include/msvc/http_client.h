@@ -274,7 +274,8 @@ typedef struct msvc_http_timeouts_s {
 typedef struct msvc_http_request_s {
   /** Method (default "GET"). */
   const char *method;
-  /** "http://host[:port]/path?query"; or NULL and host/port/target below. */
+  /** "http://host[:port]/path?query" or "https://..."; or NULL and
+   *  host/port/target below (plain HTTP). */
   const char *url;
   /** Host name or IP address (used when url is NULL). */
   const char *host;
@@ -309,6 +310,9 @@ typedef struct msvc_http_request_s {
   msvc_http_response_fn on_done;
   /** Passed to the callbacks and to the attempt hook. */
   void *data;
+  /** With host/port (url NULL): connect with TLS, as an `https://` URL
+   *  would (default false). */
+  bool tls;
 } msvc_http_request_t;
 
 /**
@@ -345,6 +349,27 @@ MSVC_API int msvc_http_client_new(uv_loop_t *loop, const msvc_http_client_opts_t
 MSVC_API void msvc_http_client_close(msvc_http_client_t *c,
                                      msvc_http_client_close_cb cb, void *data);
 
+struct msvc_tls_config_s;
+
+/**
+ * @brief Sets the TLS configuration used for `https://` URLs.
+ *
+ * Without one, the first `https://` request creates a configuration that
+ * trusts the system CA bundle and verifies host names. Connections already
+ * open keep the configuration they were made with.
+ * @param c    The client.
+ * @param cfg  A client configuration from msvc_tls_config_new() (see
+ *             msvc/tls.h); the client takes its own reference. NULL goes
+ *             back to the default.
+ * @return #MSVC_OK, MSVC_EINVAL (NULL client, a server configuration), or
+ *         MSVC_ENOTSUP when libmsvc was built without TLS.
+ * @note Not thread-safe: call it on the client's loop thread. Pool
+ *       endpoints are keyed by scheme, host and port, so `http://h:1` and
+ *       `https://h:1` never share a connection.
+ * @since 0.1
+ */
+MSVC_API int msvc_http_client_set_tls(msvc_http_client_t *c, struct msvc_tls_config_s *cfg);
+
 /**
  * @brief Fills a request with defaults (GET, timeouts as documented).
  * @param req  Request to fill; must not be NULL.
@@ -363,7 +388,9 @@ MSVC_API void msvc_http_request_init(msvc_http_request_t *req);
  *             NULL. Valid until the completion callback returns.
  * @return #MSVC_OK, MSVC_EINVAL (missing callback, bad method, header or
  *         target with CR/LF), MSVC_EURI (malformed URL), MSVC_ENOTSUP (a
- *         scheme other than http), MSVC_EHTTP_POOL_FULL (the endpoint's
+ *         scheme other than http and https, or https in a build without
+ *         TLS), MSVC_ETLS (the default TLS configuration could not be
+ *         built), MSVC_EHTTP_POOL_FULL (the endpoint's
  *         queue is full), MSVC_ECLOSED (client closing) or MSVC_ENOMEM.
  * @since 0.1
  */

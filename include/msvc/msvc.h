@@ -18,5 +18,6 @@
 #include <msvc/metrics.h>
 #include <msvc/middleware.h>
 #include <msvc/registry.h>
+#include <msvc/tls.h>
 
 #endif /* MSVC_MSVC_H */

@@ -66,6 +66,9 @@ static void on_closer_closed(uv_handle_t *h) {
 
   while (!msvc__queue_empty(&c->endpoints))
     msvc__endpoint_free(msvc__container_of(c->endpoints.next, msvc__endpoint_t, node));
+#ifdef MSVC_HAVE_TLS
+  msvc_tls_config_free(c->tls);
+#endif
   msvc__free(c);
   if (cb != NULL)
     cb(data);
@@ -98,6 +101,33 @@ void msvc_http_client_close(msvc_http_client_t *c, msvc_http_client_close_cb cb,
   msvc__client_maybe_closed(c);
 }
 
+int msvc_http_client_set_tls(msvc_http_client_t *c, struct msvc_tls_config_s *cfg) {
+  if (c == NULL)
+    return MSVC_EINVAL;
+#ifdef MSVC_HAVE_TLS
+  if (cfg != NULL && cfg->o.role != MSVC_TLS_CLIENT)
+    return MSVC_EINVAL;
+  msvc_tls_config_free(c->tls);
+  c->tls = msvc_tls_config_ref(cfg);
+  return MSVC_OK;
+#else
+  (void)cfg;
+  return MSVC_ENOTSUP;
+#endif
+}
+
+/* An https URL without a configuration set trusts the system CA bundle. */
+static int client_tls_ready(msvc_http_client_t *c) {
+#ifdef MSVC_HAVE_TLS
+  if (c->tls != NULL)
+    return 0;
+  return msvc__tls_default_client(&c->tls) == 0 ? 0 : MSVC_ETLS;
+#else
+  (void)c;
+  return MSVC_ENOTSUP;
+#endif
+}
+
 void msvc__http_client_set_factory(msvc_http_client_t *c,
                                    msvc__transport_factory_fn fn, void *data) {
   c->factory = fn;
@@ -110,7 +140,7 @@ uint32_t msvc_http_client_connections(const msvc_http_client_t *c, const char *h
 
   if (c == NULL || host == NULL)
     return 0;
-  ep = msvc__endpoint_get((msvc_http_client_t *)c, host, port, false);
+  ep = msvc__endpoint_get((msvc_http_client_t *)c, host, port, false, false);
   return ep != NULL ? ep->nconns : 0;
 }
 
@@ -143,6 +173,7 @@ static bool is_clean(const char *s, bool value) {
 typedef struct target_s {
   char host[256];
   int port;
+  bool tls;
   const char *path; /* into the URL or the request */
   size_t path_len;
 } target_t;
@@ -164,16 +195,15 @@ static int parse_port(const char *s, size_t n, int *port) {
   return 0;
 }
 
-/* "http://host[:port][/path][?query][#fragment]"; userinfo is refused. */
+/* "http[s]://host[:port][/path][?query][#fragment]"; userinfo is refused. */
 static int parse_url(const char *url, target_t *t) {
   const char *a, *end, *hend, *colon = NULL;
   size_t hlen;
 
-  if (strncasecmp(url, "https://", 8) == 0)
-    return MSVC_ENOTSUP;
-  if (strncasecmp(url, "http://", 7) != 0)
+  t->tls = strncasecmp(url, "https://", 8) == 0;
+  if (!t->tls && strncasecmp(url, "http://", 7) != 0)
     return strstr(url, "://") != NULL ? MSVC_ENOTSUP : MSVC_EURI;
-  a = url + 7;
+  a = url + (t->tls ? 8 : 7);
   end = a + strcspn(a, "/?#");
   if (memchr(a, '@', (size_t)(end - a)) != NULL)
     return MSVC_EURI;
@@ -196,7 +226,7 @@ static int parse_url(const char *url, target_t *t) {
     return MSVC_EURI;
   memcpy(t->host, a, hlen);
   t->host[hlen] = '\0';
-  t->port = 80;
+  t->port = t->tls ? 443 : 80;
   if (colon != NULL && parse_port(colon + 1, (size_t)(end - colon - 1), &t->port) != 0)
     return MSVC_EURI;
   /* "http://h?q" would mean "/?q": rare enough to refuse. */
@@ -215,6 +245,7 @@ static int resolve_target(const msvc_http_request_t *r, target_t *t) {
     return MSVC_EINVAL;
   strcpy(t->host, r->host);
   t->port = r->port;
+  t->tls = r->tls;
   t->path = r->target != NULL ? r->target : "/";
   t->path_len = strlen(t->path);
   return 0;
@@ -241,7 +272,7 @@ static int serialize(const msvc_http_request_t *r, const target_t *t,
   if (!has_header(r, "host")) {
     /* The port is left out when it is the scheme's default. */
     msvc__buf_puts(b, "Host: ");
-    if (t->port != 80)
+    if (t->port != (ep->tls ? 443 : 80))
       msvc__buf_puts(b, ep->key);
     else
       msvc__buf_printf(b, strchr(ep->host, ':') ? "[%s]" : "%s", ep->host);
@@ -648,7 +679,9 @@ int msvc_http_client_request(msvc_http_client_t *c, const msvc_http_request_t *r
     return MSVC_ECLOSED;
   if ((rc = resolve_target(r, &t)) != 0 || (rc = validate(r, &t)) != 0)
     return rc;
-  ep = msvc__endpoint_get(c, t.host, t.port, true);
+  if (t.tls && (rc = client_tls_ready(c)) != 0)
+    return rc;
+  ep = msvc__endpoint_get(c, t.host, t.port, t.tls, true);
   if (ep == NULL)
     return MSVC_ENOMEM;
   if (msvc__endpoint_full(ep))

@@ -9,6 +9,10 @@
 #include "http/transport.h"
 #include "http/wire.h"
 #include "msvc-internal.h"
+#ifdef MSVC_HAVE_TLS
+#include "tls/glue.h"
+#include "tls/tls-internal.h"
+#endif
 
 typedef struct msvc__endpoint_s msvc__endpoint_t;
 
@@ -20,6 +24,7 @@ struct msvc__endpoint_s {
   msvc_http_client_t *c;
   char *host;         /* without brackets */
   int port;
+  bool tls;           /* https: part of the pool key beside host and port */
   char key[80];       /* "host:port", "[v6]:port" */
   msvc__queue_t idle; /* connections waiting for a request */
   msvc__queue_t waiting; /* calls waiting for a connection */
@@ -115,11 +120,12 @@ struct msvc_http_client_s {
   void *close_data;
   msvc__transport_factory_fn factory; /* NULL: TCP */
   void *factory_data;
+  struct msvc_tls_config_s *tls; /* for https endpoints; NULL until needed */
 };
 
 /* pool.c */
 msvc__endpoint_t *msvc__endpoint_get(msvc_http_client_t *c, const char *host,
-                                     int port, bool create);
+                                     int port, bool tls, bool create);
 void msvc__endpoint_free(msvc__endpoint_t *ep);
 bool msvc__endpoint_full(const msvc__endpoint_t *ep);
 /* Gives the call a connection: an idle one (unless fresh), a new one, or a

@@ -127,6 +127,10 @@ int msvc__conn_accept(msvc_http_server_t *srv) {
     return rc;
   }
   uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+#ifdef MSVC_HAVE_TLS
+  if (srv->tls != NULL && (rc = msvc__tls_wrap_server(srv->tls, srv->loop, tr, &tr)) != 0)
+    return rc;
+#endif
   return msvc__conn_attach(srv, tr);
 }
 

@@ -21,13 +21,13 @@ static const msvc__transport_events_t conn_events = {
     conn_on_read, conn_on_end, conn_on_closed};
 
 msvc__endpoint_t *msvc__endpoint_get(msvc_http_client_t *c, const char *host,
-                                     int port, bool create) {
+                                     int port, bool tls, bool create) {
   msvc__queue_t *q;
   msvc__endpoint_t *ep;
 
   msvc__queue_foreach(q, &c->endpoints) {
     ep = msvc__container_of(q, msvc__endpoint_t, node);
-    if (ep->port == port && strcmp(ep->host, host) == 0)
+    if (ep->port == port && ep->tls == tls && strcmp(ep->host, host) == 0)
       return ep;
   }
   if (!create)
@@ -44,6 +44,7 @@ msvc__endpoint_t *msvc__endpoint_get(msvc_http_client_t *c, const char *host,
            host, port);
   ep->c = c;
   ep->port = port;
+  ep->tls = tls;
   msvc__queue_init(&ep->idle);
   msvc__queue_init(&ep->waiting);
   msvc__queue_insert_tail(&c->endpoints, &ep->node);
@@ -362,6 +363,11 @@ static int conn_alloc(msvc__endpoint_t *ep, msvc__cconn_t **out) {
     stream = NULL;
   } else {
     rc = msvc__tcp_transport_new(c->loop, &conn->tr, &stream);
+#ifdef MSVC_HAVE_TLS
+    /* TLS wraps the TCP transport; the TCP handle is still connected here. */
+    if (rc == 0 && ep->tls)
+      rc = msvc__tls_wrap_client(c->tls, c->loop, conn->tr, ep->host, ep->port, &conn->tr);
+#endif
   }
   if (rc != 0) {
     msvc__free(conn);

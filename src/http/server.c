@@ -66,6 +66,21 @@ int msvc_http_server_new(uv_loop_t *loop, const msvc_http_server_opts_t *opts,
   return MSVC_OK;
 }
 
+int msvc_http_server_set_tls(msvc_http_server_t *srv, struct msvc_tls_config_s *cfg) {
+  if (srv == NULL)
+    return MSVC_EINVAL;
+#ifdef MSVC_HAVE_TLS
+  if (cfg != NULL && cfg->o.role != MSVC_TLS_SERVER)
+    return MSVC_EINVAL;
+  msvc_tls_config_free(srv->tls);
+  srv->tls = msvc_tls_config_ref(cfg);
+  return MSVC_OK;
+#else
+  (void)cfg;
+  return MSVC_ENOTSUP;
+#endif
+}
+
 int msvc_http_server_route(msvc_http_server_t *srv, const char *method,
                            const char *pattern, msvc_http_handler_fn handler,
                            void *data, const msvc_http_route_opts_t *opts) {
@@ -182,6 +197,9 @@ static void maybe_free(msvc_http_server_t *srv) {
   data = srv->close_data;
   msvc__router_free(&srv->router);
   msvc__free(srv->mw);
+#ifdef MSVC_HAVE_TLS
+  msvc_tls_config_free(srv->tls);
+#endif
   msvc__free(srv);
   if (cb != NULL)
     cb(data);

@@ -8,6 +8,10 @@
 #include "http/transport.h"
 #include "http/wire.h"
 #include "msvc-internal.h"
+#ifdef MSVC_HAVE_TLS
+#include "tls/glue.h"
+#include "tls/tls-internal.h"
+#endif
 
 #define MSVC__HTTP_MAX_SEGS 32
 #define MSVC__HTTP_MAX_PARAMS 8
@@ -157,6 +161,7 @@ struct msvc_http_server_s {
   void *close_data;
   int64_t date_secs;
   char date[32];
+  struct msvc_tls_config_s *tls; /* NULL: plain HTTP */
 };
 
 /* conn.c */
