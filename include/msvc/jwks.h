@@ -56,6 +56,43 @@ typedef void (*msvc_jwks_fetch_fn)(void *data, int err);
  */
 typedef void (*msvc_jwks_close_cb)(void *data);
 
+/**
+ * @brief Receives the outcome of a fetch made by a #msvc_jwks_get_fn hook.
+ * @param arg            The pointer the hook was given.
+ * @param err            #MSVC_OK when a response arrived, else why not
+ *                       (MSVC_ECANCELED after a cancellation).
+ * @param status         The response status when err is #MSVC_OK.
+ * @param body           The response body (borrowed for the call), or NULL.
+ * @param len            Its length.
+ * @param cache_control  The response's Cache-Control value, or NULL.
+ */
+typedef void (*msvc_jwks_got_fn)(void *arg, int err, int status, const char *body,
+                                 size_t len, const char *cache_control);
+
+/**
+ * @brief Fetches the JWK Set document in place of the fetcher's own HTTP
+ *        client, for example through service discovery.
+ * @param data        The `get_data` option.
+ * @param url         The fetcher's URL; borrowed for the call.
+ * @param timeout_ms  Total timeout of the fetch.
+ * @param done        To be called exactly once, later, from the fetcher's
+ *                    loop (never from inside the hook), also after a
+ *                    cancellation.
+ * @param arg         Passed to @p done.
+ * @param handle      Receives what the cancel hook takes.
+ * @return #MSVC_OK when @p done will be called, else an error code (then
+ *         @p done is not called).
+ */
+typedef int (*msvc_jwks_get_fn)(void *data, const char *url, uint32_t timeout_ms,
+                                msvc_jwks_got_fn done, void *arg, void **handle);
+
+/**
+ * @brief Cancels a fetch started by a #msvc_jwks_get_fn hook; its completion
+ *        still runs, with MSVC_ECANCELED.
+ * @param handle  What the fetch hook returned in its @p handle argument.
+ */
+typedef void (*msvc_jwks_cancel_fn)(void *handle);
+
 /** @brief Fetcher options; fill with msvc_jwks_opts_init(). */
 typedef struct msvc_jwks_opts_s {
   size_t size; /**< sizeof(msvc_jwks_opts_t). */
@@ -87,6 +124,14 @@ typedef struct msvc_jwks_opts_s {
   msvc_jwks_fetch_fn on_fetch;
   /** Passed to on_fetch. */
   void *on_fetch_data;
+  /** Fetch hook used instead of the fetcher's own client, or NULL (the
+   *  default). The URL must still be `http://`, but its host may then be
+   *  anything the hook understands (a service name). */
+  msvc_jwks_get_fn get;
+  /** Cancels a fetch of @ref get; required with it. */
+  msvc_jwks_cancel_fn get_cancel;
+  /** Passed to @ref get; borrowed: it must outlive the fetcher. */
+  void *get_data;
 } msvc_jwks_opts_t;
 
 /** @brief Counters of a fetcher (msvc_jwks_fetcher_stats()). */
@@ -118,7 +163,8 @@ MSVC_API void msvc_jwks_opts_init(msvc_jwks_opts_t *opts);
  *              msvc_jwks_fetcher_close().
  * @return #MSVC_OK; MSVC_EINVAL (NULL argument, options not from
  *         msvc_jwks_opts_init(), min_refresh_ms of 0 or above
- *         max_refresh_ms, max_size of 0); MSVC_ENOTSUP (an `https://` URL);
+ *         max_refresh_ms, max_size of 0, a fetch hook without its cancel
+ *         hook); MSVC_ENOTSUP (an `https://` URL);
  *         MSVC_EURI (not an `http://` URL); MSVC_EMETRIC_MISMATCH when the
  *         registry holds the counter with other labels; MSVC_ENOMEM; a
  *         libuv code.

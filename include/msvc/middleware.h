@@ -51,6 +51,7 @@
 #include <msvc/common.h>
 #include <msvc/error.h>
 #include <msvc/http.h>
+#include <msvc/jwks.h>
 #include <msvc/jwt.h>
 #include <msvc/metrics.h>
 
@@ -398,6 +399,16 @@ typedef struct msvc_mw_jwt_opts_s {
   /** The loop the fetcher of @ref jwks_url runs on; NULL (the default) for
    *  the server's loop. Borrowed: it must outlive the middleware. */
   uv_loop_t *loop;
+  /** Fetch hook given to the fetcher of @ref jwks_url (see
+   *  msvc_jwks_opts_t::get), or NULL (the default: the fetcher's own
+   *  client). With it set, msvc_mw_jwt_opts_env() also accepts a service
+   *  name as the URL's host (the service object sets it so that
+   *  `MSVC_JWT_JWKS_URL` is resolved through discovery). */
+  msvc_jwks_get_fn jwks_get;
+  /** Cancel hook matching @ref jwks_get; required with it. */
+  msvc_jwks_cancel_fn jwks_get_cancel;
+  /** Passed to @ref jwks_get; borrowed: it must outlive the middleware. */
+  void *jwks_get_data;
 } msvc_mw_jwt_opts_t;
 
 /**
@@ -420,8 +431,10 @@ MSVC_API void msvc_mw_jwt_opts_init(msvc_mw_jwt_opts_t *opts);
  *
  * `MSVC_JWT_JWKS_URL` sets @p opts->jwks_url. It must be
  * `http://HOST[:PORT]/PATH` with HOST an IP literal (IPv6 in brackets) or
- * `localhost`; a host name that would need discovery is refused (EINVAL)
- * and an `https://` URL answers MSVC_ENOTSUP until TLS exists. Setting both
+ * `localhost`, or, when @p opts->jwks_get is set, a service name (letters,
+ * digits, `.`, `_`, `-`) that the hook resolves; any other host name is
+ * refused (EINVAL) and an `https://` URL answers MSVC_ENOTSUP until TLS
+ * exists. Setting both
  * `MSVC_JWT_JWKS_FILE` and `MSVC_JWT_JWKS_URL` is refused.
  *
  * @param opts    Options filled by msvc_mw_jwt_opts_init(). The strings set

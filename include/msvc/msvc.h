@@ -18,6 +18,7 @@
 #include <msvc/metrics.h>
 #include <msvc/middleware.h>
 #include <msvc/registry.h>
+#include <msvc/service.h>
 #include <msvc/tls.h>
 
 #endif /* MSVC_MSVC_H */

@@ -25,6 +25,8 @@ struct msvc_jwks_fetcher_s {
   char *url;
   msvc_jwks_opts_t opts;
   msvc_http_call_t *call; /* the fetch in flight, or NULL */
+  void *hook_call;        /* the fetch in flight through opts.get, or NULL */
+  bool hook_busy;
   bool kid_fetched_once;
   uint64_t last_kid_fetch_ms;
   msvc_jwks_stats_t st;
@@ -117,46 +119,80 @@ static void finish(msvc_jwks_fetcher_t *f, int result, int err, uint32_t next_ms
     f->opts.on_fetch(f->opts.on_fetch_data, err);
 }
 
-static void on_done(msvc_http_call_t *call, int err, const msvc_http_response_t *res,
-                    void *data) {
-  msvc_jwks_fetcher_t *f = data;
-  const char *body, *cc;
+static void on_result(msvc_jwks_fetcher_t *f, int err, int status, const char *body,
+                      size_t len, const char *cc) {
   uint64_t age_ms;
-  size_t len;
   int rc;
 
-  (void)call;
-  f->call = NULL;
-  if (f->closing)
-    return;
   if (err != MSVC_OK) {
     f->st.last_status = 0;
     finish(f, err == MSVC_ETOOLARGE ? RES_TOO_LARGE : RES_NETWORK, err,
            f->opts.min_refresh_ms);
     return;
   }
-  f->st.last_status = msvc_http_response_status(res);
+  f->st.last_status = status;
   if (f->st.last_status != 200) {
     finish(f, RES_STATUS, MSVC_EHTTP_BAD_RESPONSE, f->opts.min_refresh_ms);
     return;
   }
-  body = msvc_http_response_body(res, &len);
   if (len > f->opts.max_size) {
     finish(f, RES_TOO_LARGE, MSVC_ETOOLARGE, f->opts.min_refresh_ms);
     return;
   }
   /* The key set checks the whole document before it swaps anything in, so
    * a bad document leaves the last good keys serving. */
-  rc = msvc_jwt_keyset_load_jwks(f->opts.keyset, body, len);
+  rc = msvc_jwt_keyset_load_jwks(f->opts.keyset, body != NULL ? body : "", len);
   if (rc != MSVC_OK) {
     finish(f, rc == MSVC_ETOOLARGE ? RES_TOO_LARGE : RES_BAD_DOCUMENT, rc,
            f->opts.min_refresh_ms);
     return;
   }
-  cc = msvc_http_response_header(res, "Cache-Control");
   if (cc == NULL || !parse_max_age(cc, &age_ms))
     age_ms = f->opts.default_refresh_ms;
   finish(f, RES_OK, MSVC_OK, clamp_ms(f, age_ms));
+}
+
+static void on_done(msvc_http_call_t *call, int err, const msvc_http_response_t *res,
+                    void *data) {
+  msvc_jwks_fetcher_t *f = data;
+  const char *body = NULL;
+  size_t len = 0;
+
+  (void)call;
+  f->call = NULL;
+  if (f->closing)
+    return;
+  if (err == MSVC_OK)
+    body = msvc_http_response_body(res, &len);
+  on_result(f, err, err == MSVC_OK ? msvc_http_response_status(res) : 0, body, len,
+            err == MSVC_OK ? msvc_http_response_header(res, "Cache-Control") : NULL);
+}
+
+static void on_part_closed(msvc_jwks_fetcher_t *f);
+
+static void on_hook_done(void *arg, int err, int status, const char *body, size_t len,
+                         const char *cc) {
+  msvc_jwks_fetcher_t *f = arg;
+
+  f->hook_busy = false;
+  f->hook_call = NULL;
+  if (f->closing) {
+    on_part_closed(f); /* the close waited for this completion */
+    return;
+  }
+  on_result(f, err, status, body, len, cc);
+}
+
+static int start_hook_fetch(msvc_jwks_fetcher_t *f) {
+  int rc;
+
+  if (f->hook_busy)
+    return MSVC_OK;
+  uv_timer_stop(&f->timer);
+  rc = f->opts.get(f->opts.get_data, f->url, f->opts.timeout_ms, on_hook_done, f,
+                   &f->hook_call);
+  f->hook_busy = rc == MSVC_OK;
+  return rc;
 }
 
 static int start_fetch(msvc_jwks_fetcher_t *f) {
@@ -166,6 +202,8 @@ static int start_fetch(msvc_jwks_fetcher_t *f) {
 
   if (f->closing)
     return MSVC_ECLOSED;
+  if (f->opts.get != NULL)
+    return start_hook_fetch(f);
   if (f->call != NULL)
     return MSVC_OK; /* single-flight: the fetch in flight serves everyone */
   uv_timer_stop(&f->timer);
@@ -184,7 +222,8 @@ static void on_wake(uv_async_t *a) {
   msvc_jwks_fetcher_t *f = msvc__container_of(a, msvc_jwks_fetcher_t, wake);
   uint64_t now;
 
-  if (!atomic_exchange(&f->kid_wanted, false) || f->closing || f->call != NULL)
+  if (!atomic_exchange(&f->kid_wanted, false) || f->closing || f->call != NULL ||
+      f->hook_busy)
     return;
   now = uv_now(f->loop);
   if (f->kid_fetched_once && now - f->last_kid_fetch_ms < f->opts.cooldown_ms)
@@ -228,7 +267,7 @@ static int register_counters(msvc_jwks_fetcher_t *f) {
 static int check_opts(const msvc_jwks_opts_t *o) {
   if (o->size != sizeof(*o) || o->url == NULL || o->keyset == NULL ||
       o->min_refresh_ms == 0 || o->min_refresh_ms > o->max_refresh_ms ||
-      o->max_size == 0)
+      o->max_size == 0 || (o->get != NULL && o->get_cancel == NULL))
     return MSVC_EINVAL;
   if (strncasecmp(o->url, "https://", 8) == 0)
     return MSVC_ENOTSUP;
@@ -339,6 +378,12 @@ void msvc_jwks_fetcher_close(msvc_jwks_fetcher_t *f, msvc_jwks_close_cb cb, void
   f->close_data = data;
   msvc_jwt_keyset_on_unknown_kid(f->opts.keyset, NULL, NULL);
   f->pending_closes = 3;
+  if (f->hook_busy) {
+    /* The hook's completion still comes, with MSVC_ECANCELED: the memory
+     * waits for it. */
+    f->pending_closes++;
+    f->opts.get_cancel(f->hook_call);
+  }
   uv_close((uv_handle_t *)&f->timer, on_handle_closed);
   uv_close((uv_handle_t *)&f->wake, on_handle_closed);
   /* The client cancels the fetch in flight; its completion sees closing. */

@@ -82,10 +82,23 @@ static int env_fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
   return rc;
 }
 
-/* http://HOST[:PORT]/PATH with HOST an IP literal or localhost: a name
- * would have to go through service discovery, which is not done here. */
-static int check_jwks_url(const char *url) {
-  char host[64];
+/* A service name as the registry accepts it. */
+static bool service_name(const char *s) {
+  size_t i;
+
+  if (s[0] == '\0' || s[0] == '.')
+    return false;
+  for (i = 0; s[i] != '\0'; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+          (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+      return false;
+  return true;
+}
+
+/* http://HOST[:PORT]/PATH with HOST an IP literal or localhost, or a
+ * service name when a fetch hook will resolve it (names=true). */
+static int check_jwks_url(const char *url, bool names) {
+  char host[130];
   unsigned char addr[16];
   const char *p, *end;
   size_t n;
@@ -108,7 +121,7 @@ static int check_jwks_url(const char *url) {
   memcpy(host, p, n);
   host[n] = '\0';
   if (strcasecmp(host, "localhost") != 0 && uv_inet_pton(AF_INET, host, addr) != 0 &&
-      uv_inet_pton(AF_INET6, host, addr) != 0)
+      uv_inet_pton(AF_INET6, host, addr) != 0 && !(names && service_name(host)))
     return MSVC_EINVAL;
   p = end + (*end == ']');
   if (*p == ':') {
@@ -130,7 +143,7 @@ int msvc_mw_jwt_opts_env(msvc_mw_jwt_opts_t *o, char *err, size_t errlen) {
   if (o == NULL || o->size < sizeof(*o))
     return MSVC_EINVAL;
   if ((v = getenv("MSVC_JWT_JWKS_URL")) != NULL) {
-    int rc = check_jwks_url(v);
+    int rc = check_jwks_url(v, o->jwks_get != NULL);
 
     if (rc == MSVC_ENOTSUP)
       return env_fail(err, errlen, rc,
@@ -140,9 +153,12 @@ int msvc_mw_jwt_opts_env(msvc_mw_jwt_opts_t *o, char *err, size_t errlen) {
     if (rc != MSVC_OK)
       return env_fail(err, errlen, rc,
                       "MSVC_JWT_JWKS_URL: bad value '%.200s'; expected "
-                      "http://HOST[:PORT]/PATH with HOST an IP address or localhost "
-                      "(service names are not resolved here)",
-                      v);
+                      "http://HOST[:PORT]/PATH with HOST %s",
+                      v,
+                      o->jwks_get != NULL
+                          ? "an IP address, localhost or a service name"
+                          : "an IP address or localhost (service names are not "
+                            "resolved here)");
     if (getenv("MSVC_JWT_JWKS_FILE") != NULL)
       return env_fail(err, errlen, MSVC_EINVAL,
                       "MSVC_JWT_JWKS_URL: MSVC_JWT_JWKS_FILE is set too; set only one "
@@ -420,6 +436,9 @@ static int start_fetcher(msvc_mw_jwt_t *m, msvc_http_server_t *srv,
   jo.url = o->jwks_url;
   jo.keyset = m->keyset;
   jo.metrics = o->registry != NULL ? o->registry : msvc_metrics_default_registry();
+  jo.get = o->jwks_get;
+  jo.get_cancel = o->jwks_get_cancel;
+  jo.get_data = o->jwks_get_data;
   return msvc_jwks_fetcher_new(o->loop != NULL ? o->loop : msvc_http_server_loop(srv),
                                &jo, &m->fetcher);
 }

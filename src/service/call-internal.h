@@ -1,0 +1,128 @@
+/*
+ * Private to the calls half of the service block (call*.c, fanout.c,
+ * proxy.c): the caller's per-service targets and per-endpoint state.
+ *
+ * Threads: targets, endpoints, balancers and breakers are shared by every
+ * loop attached to the caller. A target's endpoint array is guarded by its
+ * mutex; endpoints are reference-counted so that an attempt in flight on a
+ * worker keeps its breaker alive while the main loop swaps the set. Loop
+ * contexts (one per attached loop: its client and its calls) are touched
+ * only from their own thread, except for the list that links them, which
+ * the caller's mutex guards.
+ */
+#ifndef MSVC_CALL_INTERNAL_H
+#define MSVC_CALL_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include <msvc/log.h>
+#include <msvc/middleware.h>
+
+#include "../msvc-internal.h"
+#include "service-internal.h"
+
+#define CALL_LOG "call"
+
+typedef struct call_target_s call_target_t;
+typedef struct call_loop_s call_loop_t;
+
+/* Status labels of msvc_http_client_requests_total that are not HTTP codes. */
+enum {
+  CALL_ST_TIMEOUT,
+  CALL_ST_REFUSED,
+  CALL_ST_RESET,
+  CALL_ST_BREAKER_OPEN,
+  CALL_ST_NO_ENDPOINTS,
+  CALL_ST_ERROR,
+  CALL_ST_COUNT
+};
+
+typedef struct call_endpoint_s {
+  atomic_int refs;
+  call_target_t *target;
+  char *id;   /* "host:port", as the balancer knows it */
+  char *host; /* what the client connects to */
+  int port;
+  msvc_breaker_t *breaker;
+  msvc_metrics_counter_t *picks;
+  msvc_metrics_gauge_t *inflight;
+  msvc_metrics_gauge_t *state;
+} call_endpoint_t;
+
+struct call_target_s {
+  msvc__caller_t *caller;
+  char *name;
+  msvc_lb_t *lb;
+  uv_mutex_t mu; /* guards eps */
+  call_endpoint_t **eps;
+  _Atomic size_t neps; /* written under mu, read anywhere */
+  /* 0 before the first set, 1 once one was delivered, a negative code when
+   * the watch could not be started. Read by every loop. */
+  atomic_int ready;
+  msvc_registry_watch_t *watch; /* main loop only */
+  bool watch_wanted;            /* queued for the main loop (caller mutex) */
+  call_target_t *next;          /* caller's list (caller mutex) */
+  call_target_t *next_pending;  /* watches to start (caller mutex) */
+  msvc_metrics_histogram_t *duration;
+  msvc_metrics_counter_t *retries;
+  _Atomic(msvc_metrics_counter_t *) by_code[600];
+  _Atomic(msvc_metrics_counter_t *) by_err[CALL_ST_COUNT];
+};
+
+struct call_loop_s {
+  msvc__caller_t *caller;
+  uv_loop_t *loop;
+  msvc_http_client_t *client;
+  msvc__queue_t calls; /* calls started on this loop */
+  bool closing;
+  bool client_closed;
+  bool main;
+  void (*closed_cb)(call_loop_t *lc);
+  call_loop_t *next_thread; /* this thread's attached loops */
+  call_loop_t *next_caller; /* caller's list (caller mutex) */
+};
+
+struct msvc__caller_s {
+  msvc__caller_opts_t opts;
+  char *self_name;
+  msvc_retry_t *retry;
+  uv_mutex_t mu; /* guards targets, pending, loops */
+  call_target_t *targets;
+  call_target_t *pending;
+  call_loop_t *loops;
+  call_loop_t *main_lc;
+  uv_async_t wake; /* main loop: start watches asked for by workers */
+  atomic_bool closing;
+  int close_pending;
+  void (*close_cb)(void *data);
+  void *close_data;
+  msvc_metrics_family_t *f_requests, *f_duration, *f_retries;
+  msvc_metrics_family_t *f_state, *f_transitions, *f_picks, *f_inflight;
+};
+
+/* call_caller.c */
+call_loop_t *msvc__call_loop_current(msvc__caller_t *c);
+int msvc__call_target_get(msvc__caller_t *c, call_loop_t *lc, const char *name,
+                          call_target_t **out);
+call_endpoint_t *msvc__call_endpoint_find(call_target_t *t, const char *id);
+void msvc__call_endpoint_unref(call_endpoint_t *ep);
+void msvc__call_count(call_target_t *t, int err, int status);
+bool msvc__call_name_valid(const char *name);
+void msvc__call_loop_maybe_closed(call_loop_t *lc);
+
+/* call.c */
+void msvc__call_cancel_all(call_loop_t *lc);
+/* msvc_service_call() on a caller; on_chunk, when set, streams the response
+ * body (a response that has begun streaming is never retried). */
+int msvc__caller_call(msvc__caller_t *c, const char *service,
+                      const msvc_service_request_t *req, msvc_http_chunk_fn on_chunk,
+                      msvc_service_call_t **out);
+
+/* fanout.c, proxy.c: the public helpers on a caller. */
+int msvc__caller_fanout_new(msvc__caller_t *c, uint32_t deadline_ms,
+                            msvc_service_fanout_fn done, void *data,
+                            msvc_service_fanout_t **out);
+int msvc__caller_proxy(msvc__caller_t *c, msvc_http_req_t *req,
+                       const msvc_service_proxy_opts_t *opts);
+
+#endif /* MSVC_CALL_INTERNAL_H */

@@ -1,0 +1,709 @@
+/*
+ * One call by service name: wait for the first endpoint set, pick an
+ * endpoint whose breaker lets the attempt through, send it on this loop's
+ * client, record the outcome, and retry elsewhere while the policy, the
+ * budget and the deadline allow.
+ *
+ * A call has one timer, used for whatever it is waiting for between two
+ * attempts: the first endpoint set, a backoff, or the deferred delivery of
+ * an outcome that was known at once (on_done never runs inside
+ * msvc_service_call()). It is made on first use: a call answered at the
+ * first attempt never touches it, which spares the loop a handle per call.
+ */
+#include <stdio.h>
+
+#include "call-internal.h"
+
+enum { PH_NONE, PH_PARK, PH_BACKOFF, PH_FINISH, PH_FLIGHT, PH_DONE };
+
+/* How often a call parked before the first endpoint set looks again. The
+ * set arrives on the main loop while the call may sit on a worker's. */
+#define PARK_POLL_MS 2
+/* Most picks one attempt may take to get past open breakers. */
+#define MAX_PICKS 16
+
+/* Calls made while serving one incoming request, for its cancellation. */
+typedef struct parent_calls_s {
+  msvc__queue_t calls;
+} parent_calls_t;
+
+struct msvc_service_call_s {
+  msvc__queue_t node;        /* loop context's calls */
+  msvc__queue_t parent_node; /* parent_calls_t, when linked */
+  call_loop_t *lc;
+  call_target_t *t;
+  uv_timer_t timer;
+  bool has_timer;
+  int phase;
+  int pending_err;
+  bool cancelled;
+  bool linked_parent;
+  bool streamed;
+  char *method;
+  char *target;
+  msvc_http_header_t *headers;
+  size_t nheaders;
+  void *body;
+  size_t body_len;
+  bool retryable;
+  uint64_t deadline_ms;
+  msvc_service_response_fn on_done;
+  msvc_http_chunk_fn on_chunk;
+  void *data;
+  /* the attempt in flight */
+  msvc_http_call_t *hc;
+  call_endpoint_t *ep;
+  msvc_lb_ticket_t ticket;
+  msvc_breaker_permit_t permit;
+  uint64_t attempt_t0_us;
+  uint32_t attempts;
+  char avoid[MSVC_LB_MAX_ID_LEN + 1]; /* endpoint of the last failure */
+};
+
+static void start_attempt(msvc_service_call_t *call);
+
+static uint64_t now_us(void) { return uv_hrtime() / 1000; }
+
+/* ---- requests --------------------------------------------------------------- */
+
+static bool header_text_ok(const char *s, bool name) {
+  if (s == NULL || (name && s[0] == '\0'))
+    return false;
+  for (; *s != '\0'; s++)
+    if (*s == '\r' || *s == '\n' || (name && (*s == ':' || *s == ' ')))
+      return false;
+  return true;
+}
+
+static bool has_header(const msvc_service_request_t *req, const char *name) {
+  size_t i;
+
+  for (i = 0; i < req->nheaders; i++)
+    if (msvc__strcasecmp(req->headers[i].name, name) == 0)
+      return true;
+  return false;
+}
+
+static int validate(const char *service, const msvc_service_request_t *req) {
+  size_t i;
+
+  if (req == NULL || req->on_done == NULL || !msvc__call_name_valid(service))
+    return MSVC_EINVAL;
+  if (req->nheaders > 0 && req->headers == NULL)
+    return MSVC_EINVAL;
+  if (req->body == NULL && req->body_len > 0)
+    return MSVC_EINVAL;
+  if (req->method != NULL && !header_text_ok(req->method, true))
+    return MSVC_EINVAL;
+  if (req->target != NULL && (req->target[0] != '/' || !header_text_ok(req->target, false)))
+    return MSVC_EINVAL;
+  for (i = 0; i < req->nheaders; i++)
+    if (!header_text_ok(req->headers[i].name, true) ||
+        !header_text_ok(req->headers[i].value, false))
+      return MSVC_EINVAL;
+  return MSVC_OK;
+}
+
+static int push_header(msvc_service_call_t *call, const char *name, const char *value) {
+  msvc_http_header_t *h = &call->headers[call->nheaders];
+
+  h->name = msvc__strdup(name);
+  h->value = msvc__strdup(value);
+  call->nheaders++;
+  return h->name != NULL && h->value != NULL ? MSVC_OK : MSVC_ENOMEM;
+}
+
+static void fresh_request_id(char out[33]) {
+  static const char hex[] = "0123456789abcdef";
+  uint64_t a = msvc__rand64(), b = msvc__rand64();
+  int i;
+
+  for (i = 0; i < 16; i++) {
+    out[i] = hex[(a >> (60 - 4 * i)) & 0xf];
+    out[16 + i] = hex[(b >> (60 - 4 * i)) & 0xf];
+  }
+  out[32] = '\0';
+}
+
+/* The headers that tie the call to the request being served. */
+static int context_headers(msvc_service_call_t *call, const msvc_service_request_t *req) {
+  msvc_http_req_t *p = req->parent;
+  const msvc_mw_trace_t *pt = p != NULL ? msvc_mw_trace(p) : NULL;
+  const char *rid = p != NULL ? msvc_mw_request_id(p) : NULL;
+  char idbuf[33], tp[MSVC_MW_TRACEPARENT_LEN];
+  msvc_mw_trace_t child;
+  int r = MSVC_OK;
+
+  if (!has_header(req, MSVC_MW_REQUEST_ID_HEADER)) {
+    if (rid == NULL && p != NULL)
+      rid = msvc_http_req_header(p, MSVC_MW_REQUEST_ID_HEADER);
+    if (rid == NULL || !msvc_mw_request_id_valid(rid, strlen(rid))) {
+      fresh_request_id(idbuf);
+      rid = idbuf;
+    }
+    r = push_header(call, MSVC_MW_REQUEST_ID_HEADER, rid);
+  }
+  /* A trace is continued, never started here: a call made outside any
+   * request has no trace to belong to. */
+  if (r == 0 && pt != NULL && !has_header(req, "traceparent") &&
+      msvc_mw_trace_child(pt, &child) == 0 &&
+      msvc_mw_traceparent_format(&child, tp, sizeof(tp)) == 0) {
+    r = push_header(call, "traceparent", tp);
+    if (r == 0 && msvc_mw_tracestate(p) != NULL &&
+        !has_header(req, "tracestate"))
+      r = push_header(call, "tracestate", msvc_mw_tracestate(p));
+  }
+  if (r == 0 && req->forward_auth && p != NULL && !has_header(req, "Authorization") &&
+      msvc_http_req_header(p, "Authorization") != NULL)
+    r = push_header(call, "Authorization", msvc_http_req_header(p, "Authorization"));
+  return r;
+}
+
+static void call_free(msvc_service_call_t *call) {
+  size_t i;
+
+  for (i = 0; i < call->nheaders; i++) {
+    msvc__free((char *)call->headers[i].name);
+    msvc__free((char *)call->headers[i].value);
+  }
+  msvc__free(call->headers);
+  msvc__free(call->method);
+  msvc__free(call->target);
+  msvc__free(call->body);
+  msvc__free(call);
+}
+
+static int copy_request(msvc_service_call_t *call, const msvc_service_request_t *req) {
+  size_t i;
+  int r;
+
+  call->method = msvc__strdup(req->method != NULL ? req->method : "GET");
+  call->target = msvc__strdup(req->target != NULL ? req->target : "/");
+  call->headers = msvc__calloc(req->nheaders + 4, sizeof(*call->headers));
+  if (call->method == NULL || call->target == NULL || call->headers == NULL)
+    return MSVC_ENOMEM;
+  for (i = 0; i < req->nheaders; i++)
+    if ((r = push_header(call, req->headers[i].name, req->headers[i].value)) != 0)
+      return r;
+  if (req->body_len > 0) {
+    call->body = msvc__malloc(req->body_len);
+    if (call->body == NULL)
+      return MSVC_ENOMEM;
+    memcpy(call->body, req->body, req->body_len);
+    call->body_len = req->body_len;
+  }
+  return context_headers(call, req);
+}
+
+/* ---- parent request ------------------------------------------------------------ */
+
+static void on_parent_cancel(msvc_http_req_t *req, void *data) {
+  parent_calls_t *pc = data;
+  msvc__queue_t *q;
+
+  (void)req;
+  msvc__queue_foreach(q, &pc->calls)
+    msvc_service_call_cancel(msvc__container_of(q, msvc_service_call_t, parent_node));
+}
+
+/* The request is released while calls made for it still run: they go on,
+ * detached from it. */
+static void free_parent_calls(void *data) {
+  parent_calls_t *pc = data;
+
+  while (!msvc__queue_empty(&pc->calls)) {
+    msvc__queue_t *q = pc->calls.next;
+    msvc_service_call_t *call = msvc__container_of(q, msvc_service_call_t, parent_node);
+    msvc__queue_remove(q);
+    call->linked_parent = false;
+  }
+  msvc__free(pc);
+}
+
+static int link_parent(msvc_service_call_t *call, msvc_http_req_t *parent) {
+  static const char key[] = "msvc.service.calls";
+  parent_calls_t *pc = msvc_http_req_get(parent, key);
+
+  if (pc == NULL) {
+    pc = msvc__calloc(1, sizeof(*pc));
+    if (pc == NULL)
+      return MSVC_ENOMEM;
+    msvc__queue_init(&pc->calls);
+    if (msvc_http_req_set(parent, key, pc, free_parent_calls) != 0)
+      return MSVC_ENOMEM;
+    msvc_http_req_on_cancel(parent, on_parent_cancel, pc);
+  }
+  msvc__queue_insert_tail(&pc->calls, &call->parent_node);
+  call->linked_parent = true;
+  return MSVC_OK;
+}
+
+/* ---- completion ------------------------------------------------------------------ */
+
+static void call_release(msvc_service_call_t *call) {
+  call_loop_t *lc = call->lc;
+
+  msvc__queue_remove(&call->node);
+  call_free(call);
+  msvc__call_loop_maybe_closed(lc);
+}
+
+static void on_call_closed(uv_handle_t *h) {
+  call_release(msvc__container_of((uv_timer_t *)h, msvc_service_call_t, timer));
+}
+
+static void on_timer(uv_timer_t *timer);
+
+static void arm(msvc_service_call_t *call, uint64_t ms) {
+  if (!call->has_timer) {
+    /* uv_timer_init() cannot fail on a live loop */
+    uv_timer_init(call->lc->loop, &call->timer);
+    call->has_timer = true;
+  }
+  uv_timer_start(&call->timer, on_timer, ms, 0);
+}
+
+static void finish(msvc_service_call_t *call, int err, const msvc_http_response_t *res) {
+  call->phase = PH_DONE;
+  if (call->linked_parent) {
+    msvc__queue_remove(&call->parent_node);
+    call->linked_parent = false;
+  }
+  /* Outcomes that never reached an endpoint are counted here; attempts
+   * were counted as they ended. */
+  if (err == MSVC_EBREAKER_OPEN || err == MSVC_ENO_ENDPOINTS ||
+      (err != 0 && call->attempts == 0))
+    msvc__call_count(call->t, err, 0);
+  call->on_done(err, res, call->data);
+  if (call->has_timer)
+    uv_close((uv_handle_t *)&call->timer, on_call_closed);
+  else
+    call_release(call);
+}
+
+static void on_timer(uv_timer_t *timer) {
+  msvc_service_call_t *call = msvc__container_of(timer, msvc_service_call_t, timer);
+  int ready;
+
+  if (call->phase == PH_FINISH) {
+    finish(call, call->pending_err, NULL);
+    return;
+  }
+  if (call->cancelled || call->lc->closing) {
+    finish(call, MSVC_ECANCELED, NULL);
+    return;
+  }
+  if (call->phase == PH_PARK) {
+    ready = atomic_load(&call->t->ready);
+    if (ready == 0 && msvc_now_ms() < call->deadline_ms) {
+      arm(call, PARK_POLL_MS);
+      return;
+    }
+  }
+  start_attempt(call);
+}
+
+/* Delivers an outcome known without a response, from the loop. */
+static void finish_later(msvc_service_call_t *call, int err) {
+  call->phase = PH_FINISH;
+  call->pending_err = err;
+  arm(call, 0);
+}
+
+/* ---- attempts ----------------------------------------------------------------------- */
+
+static bool attempt_failed(int err, int status) {
+  if (err == MSVC_ECANCELED)
+    return false;
+  return err != 0 || status >= 500;
+}
+
+static void end_attempt(msvc_service_call_t *call, int err, int status) {
+  call_endpoint_t *ep = call->ep;
+  uint64_t dur_us = now_us() - call->attempt_t0_us;
+  msvc_breaker_outcome_t bo;
+
+  if (err == MSVC_ECANCELED)
+    bo = MSVC_BREAKER_IGNORED;
+  else
+    bo = attempt_failed(err, status) ? MSVC_BREAKER_FAILURE : MSVC_BREAKER_SUCCESS;
+  msvc_breaker_record(ep->breaker, &call->permit, bo, dur_us / 1000, msvc_now_ms());
+  msvc_lb_done(call->t->lb, &call->ticket,
+               bo == MSVC_BREAKER_FAILURE ? MSVC_LB_FAILURE : MSVC_LB_SUCCESS, dur_us);
+  if (ep->inflight != NULL)
+    msvc_metrics_gauge_dec(ep->inflight);
+  if (err != MSVC_ECANCELED && call->t->duration != NULL)
+    msvc_metrics_histogram_observe(call->t->duration, (double)dur_us / 1e6);
+  msvc__call_count(call->t, err, status);
+  if (bo == MSVC_BREAKER_FAILURE)
+    snprintf(call->avoid, sizeof(call->avoid), "%s", ep->id);
+  msvc__call_endpoint_unref(ep);
+  call->ep = NULL;
+}
+
+/* Whether to go again after a failed attempt, and after how long. */
+static bool want_retry(msvc_service_call_t *call, int err, const msvc_http_response_t *res,
+                       uint32_t *delay) {
+  msvc_retry_attempt_t a;
+  int status = res != NULL ? msvc_http_response_status(res) : 0;
+
+  if (call->streamed || call->cancelled || call->lc->closing ||
+      !attempt_failed(err, status))
+    return false;
+  memset(&a, 0, sizeof(a));
+  a.attempt = call->attempts;
+  a.method = call->method;
+  a.retryable = call->retryable;
+  a.err = err;
+  a.status = status;
+  a.retry_after = res != NULL ? msvc_http_response_header(res, "Retry-After") : NULL;
+  if (msvc_retry_check(call->t->caller->retry, &a, delay) != 1)
+    return false;
+  return msvc_now_ms() + *delay < call->deadline_ms;
+}
+
+static void on_attempt_done(msvc_http_call_t *hc, int err, const msvc_http_response_t *res,
+                            void *data) {
+  msvc_service_call_t *call = data;
+  int status = err == 0 && res != NULL ? msvc_http_response_status(res) : 0;
+  uint32_t delay = 0;
+
+  (void)hc;
+  call->hc = NULL;
+  end_attempt(call, err, status);
+  if (call->cancelled && err == 0)
+    err = MSVC_ECANCELED;
+  if (want_retry(call, err, res, &delay)) {
+    if (call->t->retries != NULL)
+      msvc_metrics_counter_inc(call->t->retries);
+    call->phase = PH_BACKOFF;
+    arm(call, delay);
+    return;
+  }
+  finish(call, err, err == 0 ? res : NULL);
+}
+
+static void on_attempt_chunk(msvc_http_call_t *hc, const msvc_http_response_t *res,
+                             const char *buf, size_t len, void *data) {
+  msvc_service_call_t *call = data;
+
+  call->streamed = true;
+  if (call->on_chunk != NULL && !call->cancelled)
+    call->on_chunk(hc, res, buf, len, call->data);
+}
+
+typedef struct held_s {
+  msvc_lb_ticket_t tk;
+  msvc_lb_outcome_t outcome;
+} held_t;
+
+/* Picks an endpoint whose breaker grants a permit, preferring one other
+ * than the last that failed. Tickets passed over are held until the end so
+ * that least_conn and p2c see them in flight and move on. */
+static int pick(msvc_service_call_t *call, uint64_t now) {
+  call_target_t *t = call->t;
+  held_t held[MAX_PICKS];
+  size_t nheld = 0, i;
+  bool open_seen = false, avoided = false;
+  int r = MSVC_ENO_ENDPOINTS;
+
+  while (nheld < MAX_PICKS) {
+    msvc_lb_ticket_t tk;
+    call_endpoint_t *ep;
+
+    r = msvc_lb_pick(t->lb, now, &tk);
+    if (r != 0)
+      break;
+    ep = msvc__call_endpoint_find(t, tk.endpoint);
+    if (ep == NULL) { /* left the set since the pick */
+      held[nheld++] = (held_t){tk, MSVC_LB_SUCCESS};
+      r = MSVC_ENO_ENDPOINTS;
+      continue;
+    }
+    if (!avoided && call->avoid[0] != '\0' && strcmp(call->avoid, ep->id) == 0 &&
+        t->neps > 1) {
+      avoided = true;
+      held[nheld++] = (held_t){tk, MSVC_LB_SUCCESS};
+      msvc__call_endpoint_unref(ep);
+      continue;
+    }
+    if (msvc_breaker_acquire(ep->breaker, now, &call->permit) != 0) {
+      open_seen = true;
+      held[nheld++] = (held_t){tk, MSVC_LB_FAILURE};
+      msvc__call_endpoint_unref(ep);
+      r = MSVC_EBREAKER_OPEN;
+      continue;
+    }
+    call->ep = ep;
+    call->ticket = tk;
+    r = MSVC_OK;
+    break;
+  }
+  for (i = 0; i < nheld; i++)
+    msvc_lb_done(t->lb, &held[i].tk, held[i].outcome, 0);
+  if (r != 0 && open_seen)
+    r = MSVC_EBREAKER_OPEN;
+  return r;
+}
+
+static int send_attempt(msvc_service_call_t *call, uint64_t now) {
+  msvc_http_request_t hr;
+  uint64_t left = call->deadline_ms - now;
+  int r;
+
+  msvc_http_request_init(&hr);
+  hr.method = call->method;
+  hr.host = call->ep->host;
+  hr.port = call->ep->port;
+  hr.target = call->target;
+  hr.headers = call->headers;
+  hr.nheaders = call->nheaders;
+  hr.body = call->body;
+  hr.body_len = call->body_len;
+  hr.timeouts.connect_ms = (uint32_t)(left < 5000 ? left : 5000);
+  hr.timeouts.total_ms = (uint32_t)(left > UINT32_MAX ? UINT32_MAX : left);
+  hr.retryable = call->retryable;
+  hr.on_chunk = call->on_chunk != NULL ? on_attempt_chunk : NULL;
+  hr.on_done = on_attempt_done;
+  hr.data = call;
+  call->attempt_t0_us = now_us();
+  call->attempts++;
+  if (call->ep->picks != NULL)
+    msvc_metrics_counter_inc(call->ep->picks);
+  if (call->ep->inflight != NULL)
+    msvc_metrics_gauge_inc(call->ep->inflight);
+  call->phase = PH_FLIGHT;
+  r = msvc_http_client_request(call->lc->client, &hr, &call->hc);
+  if (r != 0) {
+    /* Refused by our own client (pool full, closing): not the endpoint's
+     * fault, so neither its breaker nor the balancer counts it. */
+    call->hc = NULL;
+    msvc_breaker_record(call->ep->breaker, &call->permit, MSVC_BREAKER_IGNORED, 0, now);
+    msvc_lb_done(call->t->lb, &call->ticket, MSVC_LB_SUCCESS, 0);
+    if (call->ep->inflight != NULL)
+      msvc_metrics_gauge_dec(call->ep->inflight);
+    msvc__call_endpoint_unref(call->ep);
+    call->ep = NULL;
+  }
+  return r;
+}
+
+static void start_attempt(msvc_service_call_t *call) {
+  uint64_t now = msvc_now_ms();
+  int ready = atomic_load(&call->t->ready);
+  int r;
+
+  if (call->cancelled || call->lc->closing) {
+    finish_later(call, MSVC_ECANCELED);
+    return;
+  }
+  if (now >= call->deadline_ms) {
+    finish_later(call, MSVC_ETIMEDOUT);
+    return;
+  }
+  if (ready == 0) {
+    call->phase = PH_PARK;
+    arm(call, PARK_POLL_MS);
+    return;
+  }
+  if (ready < 0) {
+    finish_later(call, ready == MSVC_ECANCELED ? MSVC_ECANCELED : MSVC_ENO_ENDPOINTS);
+    return;
+  }
+  r = pick(call, now);
+  if (r == 0)
+    r = send_attempt(call, now);
+  if (r != 0)
+    finish_later(call, r);
+}
+
+/* ---- API ------------------------------------------------------------------------------ */
+
+void msvc_service_request_init(msvc_service_request_t *req) {
+  if (req == NULL)
+    return;
+  memset(req, 0, sizeof(*req));
+  req->method = "GET";
+  req->target = "/";
+}
+
+int msvc__caller_call(msvc__caller_t *c, const char *service,
+                      const msvc_service_request_t *req, msvc_http_chunk_fn on_chunk,
+                      msvc_service_call_t **out) {
+  call_loop_t *lc;
+  msvc_service_call_t *call;
+  uint32_t timeout;
+  int r;
+
+  if (out != NULL)
+    *out = NULL;
+  if (c == NULL || (r = validate(service, req)) != 0)
+    return MSVC_EINVAL;
+  if (atomic_load(&c->closing))
+    return MSVC_ESTATE;
+  lc = msvc__call_loop_current(c);
+  if (lc == NULL)
+    return MSVC_ESTATE; /* a thread whose loop is not attached */
+  call = msvc__calloc(1, sizeof(*call));
+  if (call == NULL)
+    return MSVC_ENOMEM;
+  r = copy_request(call, req);
+  if (r == 0)
+    r = msvc__call_target_get(c, lc, service, &call->t);
+  if (r == 0 && req->parent != NULL)
+    r = link_parent(call, req->parent);
+  if (r != 0) {
+    if (call->linked_parent)
+      msvc__queue_remove(&call->parent_node);
+    call_free(call);
+    return r;
+  }
+  timeout = req->timeout_ms != 0 ? req->timeout_ms : c->opts.call_timeout_ms;
+  call->lc = lc;
+  call->retryable = req->retryable;
+  call->on_done = req->on_done;
+  call->on_chunk = on_chunk;
+  call->data = req->data;
+  call->deadline_ms = msvc_now_ms() + (timeout != 0 ? timeout : 10000);
+  msvc__queue_insert_tail(&lc->calls, &call->node);
+  msvc_retry_note_request(c->retry);
+  if (out != NULL)
+    *out = call;
+  /* The first attempt goes out now; every outcome still arrives from the
+   * loop (the client never completes inside its request function, and
+   * failures known at once are deferred by finish_later()). */
+  start_attempt(call);
+  return MSVC_OK;
+}
+
+int msvc_service_call(msvc_service_t *svc, const char *service,
+                      const msvc_service_request_t *req, msvc_service_call_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  if (svc == NULL)
+    return MSVC_EINVAL;
+  if (msvc_service_state(svc) == MSVC_SERVICE_STOPPED)
+    return MSVC_ESTATE;
+  return msvc__caller_call(msvc__service_caller(svc), service, req, NULL, out);
+}
+
+void msvc_service_call_cancel(msvc_service_call_t *call) {
+  if (call == NULL || call->cancelled || call->phase == PH_DONE ||
+      call->phase == PH_FINISH)
+    return;
+  call->cancelled = true;
+  if (call->hc != NULL)
+    msvc_http_call_cancel(call->hc);
+  else
+    finish_later(call, MSVC_ECANCELED);
+}
+
+void msvc__call_cancel_all(call_loop_t *lc) {
+  msvc__queue_t *q;
+
+  msvc__queue_foreach(q, &lc->calls)
+    msvc_service_call_cancel(msvc__container_of(q, msvc_service_call_t, node));
+}
+
+int msvc_service_res_upstream_error(msvc_http_res_t *res, const char *service, int err) {
+  char msg[256];
+
+  if (service == NULL)
+    service = "a dependency";
+  if (err == MSVC_ETIMEDOUT) {
+    snprintf(msg, sizeof(msg), "The service %s did not answer in time.", service);
+    return msvc_http_res_error(res, 504, "UPSTREAM_TIMEOUT", msg);
+  }
+  if (err == MSVC_EBREAKER_OPEN || err == MSVC_ENO_ENDPOINTS)
+    snprintf(msg, sizeof(msg), "The service %s is unavailable (%s).", service,
+             err == MSVC_ENO_ENDPOINTS ? "no instance" : "circuit open");
+  else
+    snprintf(msg, sizeof(msg), "The service %s is unavailable.", service);
+  return msvc_http_res_error(res, 503, "UPSTREAM_UNAVAILABLE", msg);
+}
+
+bool msvc_service_dependency_failed(int err, int status) {
+  if (err == MSVC_OK)
+    return status >= 500;
+  return err != MSVC_ECANCELED;
+}
+
+/* ---- discovery for the JWK Set fetcher ---------------------------------------------- */
+
+typedef struct jwks_get_s {
+  void (*done)(void *arg, int err, int status, const char *body, size_t len,
+               const char *cache_control);
+  void *arg;
+} jwks_get_t;
+
+static void on_jwks_done(int err, const msvc_http_response_t *res, void *data) {
+  jwks_get_t *g = data;
+  size_t len = 0;
+  const char *body = NULL;
+
+  if (err == 0)
+    body = msvc_http_response_body(res, &len);
+  g->done(g->arg, err, err == 0 ? msvc_http_response_status(res) : 0, body, len,
+          err == 0 ? msvc_http_response_header(res, "Cache-Control") : NULL);
+  msvc__free(g);
+}
+
+/* Splits "http://service[:port]/path" into the service name and target;
+ * the port, if any, is ignored: the registry knows where instances are. */
+static int split_service_url(const char *url, char *name, size_t cap, const char **target) {
+  const char *h, *end;
+  size_t n;
+
+  if (url == NULL || strncmp(url, "http://", 7) != 0)
+    return MSVC_EURI;
+  h = url + 7;
+  end = h + strcspn(h, ":/?#");
+  n = (size_t)(end - h);
+  if (n == 0 || n >= cap)
+    return MSVC_EURI;
+  memcpy(name, h, n);
+  name[n] = '\0';
+  if (*end == ':')
+    end += strspn(end + 1, "0123456789") + 1;
+  *target = *end == '/' ? end : "/";
+  return msvc__call_name_valid(name) ? MSVC_OK : MSVC_EURI;
+}
+
+int msvc__caller_jwks_get(void *caller, const char *url, uint32_t timeout_ms,
+                          void (*done)(void *arg, int err, int status,
+                                       const char *body, size_t len,
+                                       const char *cache_control),
+                          void *arg, void **handle) {
+  char name[MSVC_REGISTRY_NAME_MAX + 1];
+  const char *target;
+  msvc_service_request_t req;
+  msvc_service_call_t *call;
+  jwks_get_t *g;
+  int r;
+
+  if (caller == NULL || done == NULL)
+    return MSVC_EINVAL;
+  r = split_service_url(url, name, sizeof(name), &target);
+  if (r != 0)
+    return r;
+  g = msvc__calloc(1, sizeof(*g));
+  if (g == NULL)
+    return MSVC_ENOMEM;
+  g->done = done;
+  g->arg = arg;
+  msvc_service_request_init(&req);
+  req.target = target;
+  req.timeout_ms = timeout_ms;
+  req.on_done = on_jwks_done;
+  req.data = g;
+  r = msvc__caller_call(caller, name, &req, NULL, &call);
+  if (r != 0) {
+    msvc__free(g);
+    return r;
+  }
+  if (handle != NULL)
+    *handle = call;
+  return MSVC_OK;
+}
+
+void msvc__caller_jwks_cancel(void *handle) { msvc_service_call_cancel(handle); }

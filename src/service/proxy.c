@@ -1,0 +1,239 @@
+/*
+ * Reverse proxy: an incoming request forwarded to a service by name through
+ * msvc__caller_call(), its answer streamed back. Hop-by-hop headers (RFC
+ * 9110 7.6.1: the fixed list plus whatever the Connection header names)
+ * stay on their hop in both directions.
+ */
+#include <stdio.h>
+
+#include "call-internal.h"
+
+typedef struct proxy_s {
+  msvc_http_res_t *res;
+  char *service;
+  bool started;
+} proxy_t;
+
+static const char *const hop_by_hop[] = {
+    "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+    "Proxy-Connection", "TE", "Trailer", "Trailers", "Transfer-Encoding", "Upgrade"};
+
+/* Whether name appears as a token of a Connection header value. */
+static bool named_in(const char *conn, const char *name) {
+  size_t n = strlen(name);
+
+  while (conn != NULL && *conn != '\0') {
+    size_t len;
+    conn += strspn(conn, " \t,");
+    len = strcspn(conn, " \t,");
+    if (len == n && msvc__strncasecmp(conn, name, n) == 0)
+      return true;
+    conn += len;
+  }
+  return false;
+}
+
+static bool is_hop(const char *name, const char *conn) {
+  size_t i;
+
+  for (i = 0; i < MSVC__ARRAY_SIZE(hop_by_hop); i++)
+    if (msvc__strcasecmp(name, hop_by_hop[i]) == 0)
+      return true;
+  return named_in(conn, name);
+}
+
+void msvc_service_proxy_opts_init(msvc_service_proxy_opts_t *opts) {
+  if (opts == NULL)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->size = sizeof(*opts);
+  opts->forward_auth = true;
+}
+
+/* The upstream target: the path with strip_prefix removed (only at a
+ * segment boundary) and add_prefix put in front, then the query. */
+static char *rewrite_target(const char *target, const msvc_service_proxy_opts_t *o) {
+  size_t plen = strcspn(target, "?"), sl = o->strip_prefix ? strlen(o->strip_prefix) : 0;
+  const char *rest = target;
+  msvc__buf_t b;
+
+  if (sl > 0 && o->strip_prefix[sl - 1] == '/')
+    sl--;
+  if (sl > 0 && plen >= sl && strncmp(target, o->strip_prefix, sl) == 0 &&
+      (target[sl] == '/' || target[sl] == '?' || target[sl] == '\0'))
+    rest = target + sl;
+  msvc__buf_init(&b, 0);
+  if (o->add_prefix != NULL && o->add_prefix[0] != '\0') {
+    size_t al = strlen(o->add_prefix);
+    if (o->add_prefix[0] != '/')
+      msvc__buf_putc(&b, '/');
+    msvc__buf_append(&b, o->add_prefix, o->add_prefix[al - 1] == '/' ? al - 1 : al);
+  }
+  if (rest[0] != '/')
+    msvc__buf_putc(&b, '/');
+  msvc__buf_puts(&b, rest);
+  return msvc__buf_detach(&b, NULL);
+}
+
+static bool skip_request_header(const msvc_http_req_t *req, const char *name,
+                                 const char *conn) {
+  if (is_hop(name, conn) || msvc__strcasecmp(name, "Host") == 0 ||
+      msvc__strcasecmp(name, "Content-Length") == 0 ||
+      msvc__strcasecmp(name, "Expect") == 0 || /* the body is already here */
+      msvc__strcasecmp(name, "Authorization") == 0 ||
+      msvc__strcasecmp(name, "X-Forwarded-For") == 0 ||
+      msvc__strcasecmp(name, MSVC_MW_REQUEST_ID_HEADER) == 0)
+    return true;
+  /* With the trace middleware the call sends a child of this hop's trace;
+   * without it the incoming context goes on unchanged. */
+  return msvc_mw_trace(req) != NULL && (msvc__strcasecmp(name, "traceparent") == 0 ||
+                                        msvc__strcasecmp(name, "tracestate") == 0);
+}
+
+static char *forwarded_for(const msvc_http_req_t *req) {
+  const char *prev = msvc_http_req_header(req, "X-Forwarded-For");
+  char peer[80];
+  char *colon;
+  msvc__buf_t b;
+
+  if (msvc_http_req_peer(req, peer, sizeof(peer)) != 0)
+    snprintf(peer, sizeof(peer), "unknown");
+  colon = strrchr(peer, ':'); /* "ip:port" or "[v6]:port" */
+  if (colon != NULL && strchr(peer, '.') != NULL)
+    *colon = '\0';
+  else if (peer[0] == '[' && (colon = strstr(peer, "]:")) != NULL)
+    colon[1] = '\0';
+  msvc__buf_init(&b, 0);
+  if (prev != NULL && prev[0] != '\0')
+    msvc__buf_printf(&b, "%s, ", prev);
+  msvc__buf_puts(&b, peer);
+  return msvc__buf_detach(&b, NULL);
+}
+
+static void copy_response_headers(msvc_http_res_t *out, const msvc_http_response_t *res) {
+  const char *conn = msvc_http_response_header(res, "Connection");
+  size_t i, n = msvc_http_response_header_count(res);
+
+  for (i = 0; i < n; i++) {
+    const char *name, *value;
+    if (msvc_http_response_header_at(res, i, &name, &value) != 0)
+      continue;
+    if (is_hop(name, conn) || msvc__strcasecmp(name, "Content-Length") == 0 ||
+        msvc__strcasecmp(name, "Content-Type") == 0 || msvc__strcasecmp(name, "Date") == 0 ||
+        msvc__strcasecmp(name, MSVC_MW_REQUEST_ID_HEADER) == 0)
+      continue;
+    msvc_http_res_header(out, name, value);
+  }
+}
+
+static void on_proxy_chunk(msvc_http_call_t *hc, const msvc_http_response_t *res,
+                           const char *buf, size_t len, void *data) {
+  proxy_t *p = data;
+
+  (void)hc;
+  if (!p->started) {
+    p->started = true;
+    copy_response_headers(p->res, res);
+    msvc_http_res_start(p->res, msvc_http_response_status(res),
+                        msvc_http_response_header(res, "Content-Type"));
+  }
+  msvc_http_res_write(p->res, buf, len);
+}
+
+static void on_proxy_done(int err, const msvc_http_response_t *res, void *data) {
+  proxy_t *p = data;
+
+  if (p->started) {
+    /* A body cut short cannot be told apart from a whole one by a reader
+     * of a chunked stream unless the connection goes too. */
+    if (err != 0)
+      msvc_http_res_close_connection(p->res);
+    msvc_http_res_end(p->res);
+  } else if (err == 0) {
+    copy_response_headers(p->res, res);
+    msvc_http_res_send(p->res, msvc_http_response_status(res),
+                       msvc_http_response_header(res, "Content-Type"), NULL, 0);
+  } else {
+    msvc_service_res_upstream_error(p->res, p->service, err);
+  }
+  msvc__free(p->service);
+  msvc__free(p);
+}
+
+static int build_headers(msvc_http_req_t *req, msvc_http_header_t *h, size_t *n,
+                         char *xff) {
+  const char *conn = msvc_http_req_header(req, "Connection");
+  size_t i, count = msvc_http_req_header_count(req), k = 0;
+
+  for (i = 0; i < count; i++) {
+    const char *name, *value;
+    if (msvc_http_req_header_at(req, i, &name, &value) != 0 ||
+        skip_request_header(req, name, conn))
+      continue;
+    h[k].name = name;
+    h[k].value = value;
+    k++;
+  }
+  h[k].name = "X-Forwarded-For";
+  h[k].value = xff;
+  *n = k + 1;
+  return MSVC_OK;
+}
+
+int msvc__caller_proxy(msvc__caller_t *c, msvc_http_req_t *req,
+                       const msvc_service_proxy_opts_t *opts) {
+  msvc_service_request_t sr;
+  msvc_http_header_t *h = NULL;
+  proxy_t *p = NULL;
+  char *target = NULL, *xff = NULL;
+  int r = MSVC_ENOMEM;
+
+  if (c == NULL || req == NULL || opts == NULL || opts->size < sizeof(*opts) ||
+      !msvc__call_name_valid(opts->service))
+    return MSVC_EINVAL;
+  msvc_service_request_init(&sr);
+  p = msvc__calloc(1, sizeof(*p));
+  target = rewrite_target(msvc_http_req_target(req), opts);
+  xff = forwarded_for(req);
+  h = msvc__calloc(msvc_http_req_header_count(req) + 1, sizeof(*h));
+  if (p == NULL || target == NULL || xff == NULL || h == NULL ||
+      (p->service = msvc__strdup(opts->service)) == NULL)
+    goto out;
+  p->res = msvc_http_req_res(req);
+  build_headers(req, h, &sr.nheaders, xff);
+  sr.method = msvc_http_req_method(req);
+  sr.target = target;
+  sr.headers = h;
+  sr.body = msvc_http_req_body(req, &sr.body_len);
+  if (sr.body_len == 0)
+    sr.body = NULL;
+  sr.parent = req;
+  sr.forward_auth = opts->forward_auth;
+  sr.timeout_ms = opts->timeout_ms;
+  sr.on_done = on_proxy_done;
+  sr.data = p;
+  r = msvc__caller_call(c, opts->service, &sr, on_proxy_chunk, NULL);
+  if (r == MSVC_ESTATE || r == MSVC_ENOMEM) {
+    /* Could not even start: answer now, as a failed call would be. */
+    msvc_service_res_upstream_error(p->res, p->service, MSVC_ENO_ENDPOINTS);
+    r = MSVC_OK;
+    goto out;
+  }
+  if (r == 0)
+    p = NULL; /* owned by the call now */
+out:
+  if (p != NULL)
+    msvc__free(p->service);
+  msvc__free(p);
+  msvc__free(target);
+  msvc__free(xff);
+  msvc__free(h);
+  return r == MSVC_ENOMEM ? MSVC_EINVAL : r;
+}
+
+int msvc_service_proxy(msvc_service_t *svc, msvc_http_req_t *req,
+                       const msvc_service_proxy_opts_t *opts) {
+  if (svc == NULL)
+    return MSVC_EINVAL;
+  return msvc__caller_proxy(msvc__service_caller(svc), req, opts);
+}

@@ -1,0 +1,8 @@
+# Calls by name: the caller driven directly on a private loop with a memory
+# registry and plain servers as the instances of the called service.
+msvc_add_test(test_service_call_faults LABEL service SOURCES test_call_faults.c
+  TIMEOUT 180)
+msvc_add_test(test_service_call_basic LABEL service SOURCES test_call_basic.c
+  LIBS Threads::Threads TIMEOUT 120)
+msvc_add_test(test_service_call_service LABEL service SOURCES test_call_service.c
+  LIBS Threads::Threads TIMEOUT 120)

@@ -1,0 +1,5 @@
+# The service object: configuration, and its life on real sockets.
+msvc_add_test(test_service_config LABEL service SOURCES test_service_config.c
+  TIMEOUT 60)
+msvc_add_test(test_service_lifecycle LABEL service SOURCES test_service_lifecycle.c
+  LIBS Threads::Threads TIMEOUT 120)
