@@ -115,52 +115,11 @@ cmd_bench() {
 }
 
 cmd_demo() {
-  if [ -x examples/demo.sh ]; then
-    deps demo
-    configure build -DLIBMSVC_BUILD_EXAMPLES=ON
-    build build
-    exec examples/demo.sh "$@"
-  fi
   deps demo
-  say "building the library and the examples (build/)"
-  configure build -DLIBMSVC_BUILD_EXAMPLES=ON
-  build build
-  demo_hello
-  echo
-  echo "The full demo system (two user-service instances, an order-service and a"
-  echo "BFF on the local registry) arrives with the example services; until then"
-  echo "this demo shows the HTTP server. Tests: ./run.sh test"
-}
-
-# The hello example on a free port, a few requests to it, and a clean stop.
-demo_hello() {
-  local out pid url i
-  out=$(mktemp)
-  build/examples/hello/hello >"$out" 2>&1 &
-  pid=$!
-  for i in $(seq 1 50); do
-    url=$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$out")
-    [ -n "$url" ] && break
-    sleep 0.1
-  done
-  if [ -z "$url" ]; then
-    kill "$pid" 2>/dev/null || true
-    cat "$out" >&2
-    rm -f "$out"
-    echo "demo: the hello server did not start" >&2
-    return 1
-  fi
-  say "the hello example listens on $url (pid $pid)"
-  for path in /hello /hello/newcomer /nowhere; do
-    printf '\n$ curl -i %s%s\n' "$url" "$path"
-    curl -sS -i "$url$path" | tr -d '\r'
-    echo
-  done
-  say "stopping it with SIGTERM (graceful drain)"
-  kill -TERM "$pid"
-  wait "$pid" || true
-  cat "$out"
-  rm -f "$out"
+  say "building the library and the example services (build-demo/)"
+  configure build-demo -DLIBMSVC_BUILD_TESTS=OFF -DLIBMSVC_BUILD_EXAMPLES=ON
+  build build-demo
+  BUILD_DIR=build-demo exec examples/demo.sh "$@"
 }
 
 cmd_install() {

@@ -1,0 +1,36 @@
+/*
+ * bff: the backend for the web and mobile front ends (dashboards that
+ * fan out to user-service and order-service and degrade when order-service
+ * is down) and the API gateway in front of both (/api/...). The API is
+ * openapi.yaml beside this file; configuration comes only from the
+ * MSVC_* environment.
+ */
+#include <stdio.h>
+
+#include <msvc/log.h>
+#include <msvc/service.h>
+
+#include "app.h"
+#include "ex.h"
+
+int main(void) {
+  app_t app = {0};
+  msvc_service_t *svc = NULL;
+  char err[512] = "";
+  int rc;
+
+  ex_jwt_env_defaults();
+  rc = msvc_service_new(uv_default_loop(), "bff", NULL, &svc, err, sizeof(err));
+  if (rc != MSVC_OK)
+    return ex_new_failed("bff", rc, err);
+  rc = app_routes(&app, svc);
+  if (rc != MSVC_OK) {
+    MSVC_LOG_E("bff", "cannot add the routes: %s", msvc_strerror(rc));
+    msvc_service_free(svc);
+    return 1;
+  }
+  rc = msvc_service_run(svc); /* until SIGTERM or SIGINT; frees svc */
+  if (rc != MSVC_OK)
+    MSVC_LOG_E("bff", "cannot start: %s", msvc_strerror(rc));
+  return rc == MSVC_OK ? 0 : 1;
+}

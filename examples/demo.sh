@@ -1,0 +1,495 @@
+#!/usr/bin/env bash
+# The example system on one machine: two user-service instances, one
+# order-service and one bff, found by each other through a registry, and a
+# scripted session against them with curl.
+#
+#   examples/demo.sh [--smoke] [--registry local|etcd] [--bin-dir DIR] [--quiet]
+#
+#   (default)          run the session, then stay up until Ctrl-C
+#   --smoke            check every answer (status and key fields), stop
+#                      everything, exit 0 only if every check passed
+#   --registry etcd    start a private etcd (the `etcd` binary) and use it
+#                      instead of a private local:// registry directory
+#   --bin-dir DIR      where the programs are: DIR/<name>/<name> (a build
+#                      tree's examples/) or DIR/<name> (an installed bin/);
+#                      default ${BUILD_DIR:-build}/examples
+#   --quiet            print only the steps and the checks, not the bodies
+#
+# Every port is a free one chosen at start, and every file lives in a fresh
+# temporary directory, so two demos never collide. Needs bash, curl and
+# openssl (and etcd for --registry etcd).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+mode=interactive
+registry=local
+bin_dir=${BUILD_DIR:-build}/examples
+quiet=0
+
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+  case $1 in
+  --smoke) mode=smoke ;;
+  --registry)
+    [ $# -ge 2 ] || { echo "demo: --registry needs local or etcd" >&2; exit 2; }
+    registry=$2
+    shift ;;
+  --registry=*) registry=${1#--registry=} ;;
+  --bin-dir)
+    [ $# -ge 2 ] || { echo "demo: --bin-dir needs a directory" >&2; exit 2; }
+    bin_dir=$2
+    shift ;;
+  --bin-dir=*) bin_dir=${1#--bin-dir=} ;;
+  --quiet) quiet=1 ;;
+  -h | --help) usage; exit 0 ;;
+  *) echo "demo: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+case $registry in
+local | etcd) ;;
+*) echo "demo: --registry must be local or etcd, not '$registry'" >&2; exit 2 ;;
+esac
+# A relative --bin-dir is taken from the repository root when it is not
+# found from the current directory, so `cd examples && ./demo.sh` works too.
+if [ ! -d "$bin_dir" ] && [ -d "$here/../$bin_dir" ]; then
+  bin_dir=$here/../$bin_dir
+fi
+
+for tool in curl openssl; do
+  command -v "$tool" >/dev/null || { echo "demo: needs $tool" >&2; exit 2; }
+done
+
+# ---- output --------------------------------------------------------------
+
+if [ -t 1 ]; then
+  bold=$'\e[1m' green=$'\e[32m' red=$'\e[31m' dim=$'\e[2m' off=$'\e[0m'
+else
+  bold='' green='' red='' dim='' off=''
+fi
+step_no=0
+step() {
+  step_no=$((step_no + 1))
+  printf '\n%s%d. %s%s\n' "$bold" "$step_no" "$*" "$off"
+}
+note() { printf '   %s\n' "$*"; }
+passed=0
+failed=0
+failures=()
+ok() {
+  passed=$((passed + 1))
+  printf '   %scheck: %s%s\n' "$green" "$*" "$off"
+}
+bad() {
+  failed=$((failed + 1))
+  failures+=("step $step_no: $*")
+  printf '   %sFAILED: %s%s\n' "$red" "$*" "$off"
+}
+
+# ---- temporary state and clean-up ----------------------------------------
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/msvc-demo.XXXXXX")
+pids=()
+names=()
+etcd_pid=
+
+stop_all() {
+  local i pid n
+  # Reverse start order: the bff stops before the services it calls.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid=${pids[$i]}
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid=${pids[$i]}
+    # The services drain for at most a few seconds; do not hang on one that
+    # does not stop.
+    for ((n = 0; n < 150; n++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "demo: ${names[$i]} (pid $pid) did not stop in 15 s; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+  pids=()
+  if [ -n "$etcd_pid" ]; then
+    kill -TERM "$etcd_pid" 2>/dev/null || true
+    wait "$etcd_pid" 2>/dev/null || true
+    etcd_pid=
+  fi
+}
+
+cleaned=0
+cleanup() {
+  [ "$cleaned" = 0 ] || return 0
+  cleaned=1
+  trap - INT TERM
+  stop_all
+  if [ "$failed" -gt 0 ] && [ -n "${DEMO_KEEP_LOGS:-}" ]; then
+    echo "demo: logs kept in $tmp/logs" >&2
+  else
+    rm -rf "$tmp"
+  fi
+}
+trap cleanup EXIT
+# Ctrl-C is the normal end once the system is up (exit 0); before that it
+# interrupts the demo (130).
+serving=0
+trap 'echo; echo "stopping..."; [ "$serving" = 1 ] && exit 0; exit 130' INT
+trap 'exit 143' TERM
+
+# ---- ports and programs --------------------------------------------------
+
+# A port counts as free when nothing accepts a connection on it; a port taken
+# between this check and the bind makes the service exit, and start_service
+# then tries another one.
+used_ports=" "
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    case $used_ports in *" $p "*) continue ;; esac
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      used_ports="$used_ports$p "
+      echo "$p"
+      return
+    fi
+  done
+}
+
+find_bin() {
+  local name=$1
+  if [ -x "$bin_dir/$name/$name" ]; then
+    echo "$bin_dir/$name/$name"
+  elif [ -x "$bin_dir/$name" ] && [ -f "$bin_dir/$name" ]; then
+    echo "$bin_dir/$name"
+  else
+    echo "demo: no $name program under $bin_dir (build with ./run.sh demo, or pass --bin-dir)" >&2
+    return 1
+  fi
+}
+
+user_bin=$(find_bin user-service)
+order_bin=$(find_bin order-service)
+bff_bin=$(find_bin bff)
+
+mkdir -p "$tmp/logs" "$tmp/registry"
+
+# ---- registry ------------------------------------------------------------
+
+start_etcd() {
+  local client peer n
+  command -v etcd >/dev/null || { echo "demo: --registry etcd needs the etcd binary (Debian: etcd-server)" >&2; exit 2; }
+  for attempt in 1 2 3; do
+    client=$(free_port)
+    peer=$(free_port)
+    etcd --name demo --data-dir "$tmp/etcd" \
+      --listen-client-urls "http://127.0.0.1:$client" \
+      --advertise-client-urls "http://127.0.0.1:$client" \
+      --listen-peer-urls "http://127.0.0.1:$peer" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+      --initial-cluster "demo=http://127.0.0.1:$peer" \
+      --initial-cluster-state new >"$tmp/logs/etcd.log" 2>&1 &
+    etcd_pid=$!
+    for ((n = 0; n < 100; n++)); do
+      if curl -fsS -m 1 "http://127.0.0.1:$client/health" 2>/dev/null | grep -q '"health":"true"'; then
+        registry_uri=etcd://127.0.0.1:$client
+        note "etcd (pid $etcd_pid) answers on 127.0.0.1:$client, data in a temporary directory"
+        return 0
+      fi
+      kill -0 "$etcd_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -TERM "$etcd_pid" 2>/dev/null || true
+    wait "$etcd_pid" 2>/dev/null || true
+    etcd_pid=
+    rm -rf "$tmp/etcd"
+    note "etcd did not start (attempt $attempt); trying other ports"
+  done
+  tail -n 20 "$tmp/logs/etcd.log" >&2
+  echo "demo: etcd did not start" >&2
+  exit 1
+}
+
+registry_uri=local://$tmp/registry
+printf '%slibmsvc demo%s: two user-service instances, an order-service and a bff\n' "$bold" "$off"
+printf 'programs from %s; state, keys and logs in %s\n' "$bin_dir" "$tmp"
+step "Prepare a registry, a signing key and the databases"
+if [ "$registry" = etcd ]; then
+  start_etcd
+else
+  note "registry: $registry_uri (one file per instance, a private directory)"
+fi
+openssl ecparam -genkey -name prime256v1 -noout 2>/dev/null |
+  openssl pkcs8 -topk8 -nocrypt -out "$tmp/signing-key.pem"
+chmod 600 "$tmp/signing-key.pem"
+note "signing key: a fresh P-256 key that user-service signs its tokens with"
+note "databases: $tmp/users.db (user-service), $tmp/orders.db (order-service)"
+
+# ---- services ------------------------------------------------------------
+
+# Variables every service gets: where the registry is and what its tokens
+# say. The key itself is only user-service's; the others verify through the
+# JWK Set it publishes, found by name through discovery.
+common_env=(MSVC_REGISTRY="$registry_uri" MSVC_HOST=127.0.0.1
+            MSVC_REGISTRY_TTL_MS=6000 MSVC_JWT_ISSUER=user-service
+            MSVC_JWT_AUDIENCE=msvc-demo MSVC_LOG_LEVEL="${MSVC_LOG_LEVEL:-info}")
+verify_env=(MSVC_JWT_JWKS_URL=http://user-service/.well-known/jwks.json)
+
+# start_service LABEL PROGRAM VAR=VALUE...: start it on a free port and wait
+# until its /ready says 200. Sets $port.
+start_service() {
+  local label=$1 prog=$2 attempt pid n code
+  shift 2
+  for attempt in 1 2 3; do
+    port=$(free_port)
+    env "${common_env[@]}" MSVC_PORT="$port" "$@" "$prog" >>"$tmp/logs/$label.log" 2>&1 &
+    pid=$!
+    for ((n = 0; n < 200; n++)); do
+      code=$(curl -s -o /dev/null -w '%{http_code}' -m 1 "http://127.0.0.1:$port/ready" || true)
+      [ "$code" = 200 ] && break
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if [ "$code" = 200 ] && kill -0 "$pid" 2>/dev/null; then
+      pids+=("$pid")
+      names+=("$label")
+      note "$label (pid $pid) is ready on http://127.0.0.1:$port  (log: logs/$label.log)"
+      return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    note "$label did not become ready on port $port (attempt $attempt)"
+  done
+  echo "demo: $label did not start; the end of its log:" >&2
+  tail -n 20 "$tmp/logs/$label.log" >&2
+  exit 1
+}
+
+step "Start the services and wait until each one's /ready answers 200"
+start_service user-service-1 "$user_bin" USER_DB="$tmp/users.db" \
+  USER_SIGNING_KEY="$tmp/signing-key.pem"
+user1=http://127.0.0.1:$port
+start_service user-service-2 "$user_bin" USER_DB="$tmp/users.db" \
+  USER_SIGNING_KEY="$tmp/signing-key.pem"
+user2=http://127.0.0.1:$port
+start_service order-service "$order_bin" ORDER_DB="$tmp/orders.db" "${verify_env[@]}"
+orders=http://127.0.0.1:$port
+start_service bff "$bff_bin" "${verify_env[@]}"
+bff=http://127.0.0.1:$port
+
+# ---- a tiny HTTP and JSON toolkit ----------------------------------------
+
+status=
+body=
+# call METHOD URL [JSON_BODY] [TOKEN]: prints the command and the answer;
+# sets $status and $body.
+call() {
+  local method=$1 url=$2 data=${3-} token=${4-} out shown
+  local args=(-s -m 10 -X "$method" -w '\n%{http_code}')
+  shown="curl -X $method $url"
+  if [ -n "$token" ]; then
+    args+=(-H "Authorization: Bearer $token")
+    shown="$shown -H 'Authorization: Bearer \$TOKEN'"
+  fi
+  if [ -n "$data" ]; then
+    args+=(-H 'Content-Type: application/json' --data-binary "$data")
+    shown="$shown -d '$data'"
+  fi
+  printf '   %s$ %s%s\n' "$dim" "$shown" "$off"
+  out=$(curl "${args[@]}" "$url" || true)
+  status=${out##*$'\n'}
+  body=${out%$'\n'*}
+  [ -n "$status" ] || status=000
+  if [ "$quiet" = 0 ]; then
+    printf '   -> %s %s\n' "$status" "$(printf '%s' "$body" | head -c 600)"
+  fi
+}
+
+# field NAME [TEXT]: the first value of "NAME" in a JSON text (a number, a
+# string without quotes, null, true or false).
+field() {
+  local text=${2-$body}
+  printf '%s' "$text" | grep -o "\"$1\"[[:space:]]*:[[:space:]]*\(\"[^\"]*\"\|[-0-9.eE+]*\|null\|true\|false\)" |
+    head -n 1 | sed 's/^"[^"]*"[[:space:]]*:[[:space:]]*//; s/^"\(.*\)"$/\1/'
+}
+
+expect_status() {
+  if [ "$status" = "$1" ]; then ok "status $1"; else bad "status $status, expected $1"; fi
+}
+# expect_field NAME VALUE: the first "NAME" in the body is VALUE.
+expect_field() {
+  local got
+  got=$(field "$1")
+  if [ "$got" = "$2" ]; then ok "$1 = $2"; else bad "$1 = '${got}', expected '$2'"; fi
+}
+# expect_has NAME: the body has a non-empty "NAME".
+expect_has() {
+  local got
+  got=$(field "$1")
+  if [ -n "$got" ] && [ "$got" != null ]; then ok "$1 present"; else bad "no $1 in the answer"; fi
+}
+# expect_match DESCRIPTION EXTENDED_REGEX: the body matches.
+expect_match() {
+  if printf '%s' "$body" | grep -Eq "$2"; then ok "$1"; else bad "$1"; fi
+}
+
+# metric_sum URL NAME [FILTER_REGEX]: sum of the samples of NAME whose
+# labels match the filter.
+metric_sum() {
+  curl -s -m 5 "$1/metrics" | grep -E "^$2(\{|[[:space:]])" | grep -E "${3:-.}" |
+    awk '{ s += $NF } END { printf "%d\n", s }'
+}
+
+# ---- the session ---------------------------------------------------------
+
+email="ada.$$.$RANDOM@example.com"
+password="correct horse battery"
+
+step "Create a user on the first user-service instance"
+call POST "$user1/users" "{\"name\":\"Ada Lovelace\",\"email\":\"$email\",\"password\":\"$password\"}"
+expect_status 201
+user_id=$(field id)
+expect_field email "$email"
+if printf '%s' "$body" | grep -q password; then bad "the answer contains the password"; else ok "no password in the answer"; fi
+[ -n "$user_id" ] || user_id=0
+
+step "The second instance shares the database: read the user there, and log in"
+call GET "$user2/users/$user_id"
+expect_status 200
+expect_field name "Ada Lovelace"
+call POST "$user2/login" "{\"email\":\"$email\",\"password\":\"$password\"}"
+expect_status 200
+expect_field token_type Bearer
+expect_field expires_in 900
+token=$(field access_token)
+note "the token is an ES256 JWT; order-service and bff check it against user-service's JWK Set"
+call GET "$user1/.well-known/jwks.json"
+expect_status 200
+expect_field kty EC
+expect_field crv P-256
+
+step "Place an order (order-service checks the user through user-service)"
+call POST "$orders/orders" '{"items":[{"sku":"BOOK-42","quantity":2,"unit_price_cents":1250},{"sku":"PEN-1","quantity":1,"unit_price_cents":199}]}' "$token"
+expect_status 201
+order_id=$(field id)
+expect_field total_cents 2699
+expect_field status created
+[ -n "$order_id" ] || order_id=0
+call GET "$orders/orders/$order_id" "" "$token"
+expect_status 200
+expect_field user_id "$user_id"
+
+step "Read the web dashboard through the bff (user and orders fetched at once)"
+call GET "$bff/web/users/$user_id/dashboard" "" "$token"
+expect_status 200
+expect_field total_spent_cents 2699
+expect_match 'nothing degraded' '"degraded"[[:space:]]*:[[:space:]]*\[\]'
+
+step "Read the mobile dashboard through the bff"
+call GET "$bff/mobile/users/$user_id/dashboard" "" "$token"
+expect_status 200
+expect_field name "Ada Lovelace"
+expect_field order_count 1
+expect_match 'nothing degraded' '"degraded"[[:space:]]*:[[:space:]]*\[\]'
+
+step "A token is required, and it must be the caller's own dashboard"
+call GET "$bff/web/users/$user_id/dashboard"
+expect_status 401
+expect_field code UNAUTHENTICATED
+call GET "$bff/web/users/$((user_id + 1000))/dashboard" "" "$token"
+expect_status 403
+expect_field code PERMISSION_DENIED
+
+step "Use the gateway: /api/... is proxied by service name, the prefix stripped"
+call GET "$bff/api/users/$user_id"
+expect_status 200
+expect_field email "$email"
+call POST "$bff/api/login" "{\"email\":\"$email\",\"password\":\"$password\"}"
+expect_status 200
+expect_has access_token
+call GET "$bff/api/orders?user_id=$user_id" "" "$token"
+expect_status 200
+expect_field total_cents 2699
+call GET "$bff/api/users/999999999"
+expect_status 404
+expect_field code USER_NOT_FOUND
+
+step "Spread: 20 requests through the gateway, balanced over both user-service instances"
+before1=$(metric_sum "$user1" msvc_http_server_requests_total 'route="/users')
+before2=$(metric_sum "$user2" msvc_http_server_requests_total 'route="/users')
+gw_fail=0
+for ((i = 0; i < 20; i++)); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "$bff/api/users/$user_id" || true)
+  [ "$code" = 200 ] || gw_fail=$((gw_fail + 1))
+done
+after1=$(metric_sum "$user1" msvc_http_server_requests_total 'route="/users')
+after2=$(metric_sum "$user2" msvc_http_server_requests_total 'route="/users')
+note "user-service-1 served $((after1 - before1)), user-service-2 served $((after2 - before2)) of them"
+note "the bff's balancer picks (msvc_lb_picks_total):"
+curl -s -m 5 "$bff/metrics" | grep -E '^msvc_lb_picks_total\{[^}]*service="user-service"' | sed 's/^/     /' || true
+if [ "$gw_fail" = 0 ]; then ok "all 20 answered 200"; else bad "$gw_fail of 20 failed"; fi
+if [ $((after1 - before1)) -gt 0 ] && [ $((after2 - before2)) -gt 0 ]; then
+  ok "both instances served requests"
+else
+  bad "the load did not reach both instances"
+fi
+
+step "Scrape /metrics of every service (Prometheus text format)"
+for pair in "user-service-1 $user1" "user-service-2 $user2" "order-service $orders" "bff $bff"; do
+  label=${pair%% *}
+  url=${pair#* }
+  ctype=$(curl -s -m 5 -o "$tmp/metrics.txt" -w '%{content_type}' "$url/metrics" || true)
+  series=$(grep -vc '^#' "$tmp/metrics.txt" || true)
+  note "$label: $series samples, for example:"
+  grep -E '^(msvc_http_server_requests_total|msvc_http_client_requests_total|process_resident_memory_bytes)' \
+    "$tmp/metrics.txt" | head -n 3 | sed 's/^/     /' || true
+  case $ctype in
+  text/plain*version=0.0.4*) ok "$label: Prometheus text format" ;;
+  *) bad "$label: /metrics Content-Type is '$ctype'" ;;
+  esac
+done
+
+# ---- the end -------------------------------------------------------------
+
+echo
+if [ "$failed" = 0 ]; then
+  printf '%sall %d checks passed%s\n' "$green" "$passed" "$off"
+else
+  printf '%s%d of %d checks failed:%s\n' "$red" "$failed" "$((passed + failed))" "$off"
+  printf '  %s\n' "${failures[@]}"
+fi
+
+if [ "$mode" = smoke ]; then
+  cleanup
+  [ "$failed" = 0 ] && exit 0
+  exit 1
+fi
+
+serving=1
+cat <<EOF
+
+The system stays up until Ctrl-C. Try, for example:
+  curl $bff/api/users/$user_id
+  curl -H "Authorization: Bearer \$TOKEN" $bff/web/users/$user_id/dashboard
+  curl $bff/metrics
+with TOKEN=$token
+
+  user-service   $user1  $user2
+  order-service  $orders
+  bff            $bff
+  logs           $tmp/logs/
+EOF
+while :; do
+  for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      echo "demo: ${names[$i]} exited; stopping the rest" >&2
+      exit 1
+    fi
+  done
+  sleep 1
+done

@@ -1,0 +1,216 @@
+/* order-service: configuration and request handlers (see app.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <msvc/log.h>
+#include <msvc/middleware.h>
+
+#include "app.h"
+#include "ex.h"
+#include "order.h"
+
+#define LOG "order-service"
+#define USERS "user-service"
+
+int app_open(app_t *app, char *err, size_t errlen) {
+  const char *db = ex_env("ORDER_DB", "order-service.db");
+  char why[400];
+
+  if (orders_open(db, &app->orders, why, sizeof(why)) != 0) {
+    snprintf(err, errlen, "ORDER_DB: %s", why);
+    return -1;
+  }
+  MSVC_LOG_I(LOG, "database %s", db);
+  return 0;
+}
+
+void app_close(app_t *app) {
+  orders_close(app->orders);
+  memset(app, 0, sizeof(*app));
+}
+
+/* The caller's user id, from the verified token; false when answered. */
+static bool caller(msvc_http_req_t *req, msvc_http_res_t *res, int64_t *id) {
+  const char *sub = msvc_mw_jwt_subject(req);
+
+  if (sub != NULL && ex_parse_id(sub, id))
+    return true;
+  msvc_http_res_error(res, 403, "PERMISSION_DENIED", "The token does not name a user.");
+  return false;
+}
+
+/* A POST /orders waiting for user-service to confirm the caller exists. */
+typedef struct pending_s {
+  app_t *app;
+  msvc_http_res_t *res;
+  cJSON *body; /* owns the strings the parsed order borrows */
+  int64_t user_id;
+  order_new_t order;
+} pending_t;
+
+static void store_order(pending_t *p) {
+  cJSON *items = order_items_json(&p->order), *doc = NULL;
+  char *text = items != NULL ? cJSON_PrintUnformatted(items) : NULL;
+  char where[40];
+
+  if (text == NULL || orders_create(p->app->orders, p->user_id, text, p->order.total_cents,
+                                    ex_now_s(), &doc) != EX_STORE_OK) {
+    ex_res_internal(p->res);
+  } else {
+    cJSON *id = cJSON_GetObjectItemCaseSensitive(doc, "id");
+
+    snprintf(where, sizeof(where), "/orders/%.0f", cJSON_IsNumber(id) ? id->valuedouble : 0.0);
+    msvc_http_res_header(p->res, "Location", where);
+    ex_res_json(p->res, 201, doc);
+  }
+  cJSON_free(text);
+  cJSON_Delete(items);
+}
+
+static void on_user_checked(int err, const msvc_http_response_t *r, void *data) {
+  pending_t *p = data;
+  int status = err == MSVC_OK ? msvc_http_response_status(r) : 0;
+  char msg[EX_MSG_MAX];
+
+  if (err == MSVC_OK && status == 200) {
+    store_order(p);
+  } else if (err == MSVC_OK && status == 404) {
+    snprintf(msg, sizeof(msg), "The user with ID %" PRId64 " was not found.", p->user_id);
+    msvc_http_res_error(p->res, 422, "USER_NOT_FOUND", msg);
+  } else {
+    if (err == MSVC_OK)
+      MSVC_LOG_W(LOG, "user-service answered %d to a user check", status);
+    msvc_service_res_upstream_error(p->res, USERS, err != MSVC_OK ? err : MSVC_EUPSTREAM_UNAVAILABLE);
+  }
+  cJSON_Delete(p->body);
+  free(p);
+}
+
+static void check_user(pending_t *p, msvc_http_req_t *req) {
+  msvc_service_request_t call;
+  char target[48];
+  int rc;
+
+  snprintf(target, sizeof(target), "/users/%" PRId64, p->user_id);
+  msvc_service_request_init(&call);
+  call.method = "GET";
+  call.target = target;
+  call.parent = req; /* request id, trace context, cancellation */
+  call.forward_auth = true;
+  call.on_done = on_user_checked;
+  call.data = p;
+  rc = msvc_service_call(p->app->svc, USERS, &call, NULL);
+  if (rc != MSVC_OK) {
+    MSVC_LOG_E(LOG, "cannot call user-service: %s", msvc_strerror(rc));
+    msvc_service_res_upstream_error(p->res, USERS, rc);
+    cJSON_Delete(p->body);
+    free(p);
+  }
+}
+
+static void on_create_order(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  char msg[EX_MSG_MAX];
+  pending_t *p;
+  int64_t user;
+  int rc;
+
+  if (!caller(req, res, &user))
+    return;
+  p = calloc(1, sizeof(*p));
+  if (p == NULL) {
+    ex_res_internal(res);
+    return;
+  }
+  p->app = data;
+  p->res = res;
+  p->user_id = user;
+  rc = msvc_http_req_json(req, &p->body);
+  if (rc != MSVC_OK) {
+    if (rc == MSVC_ENOMEM)
+      ex_res_internal(res); /* the other codes were answered already */
+    free(p);
+    return;
+  }
+  if (!order_parse(p->body, &p->order, msg, sizeof(msg))) {
+    ex_res_invalid(res, msg);
+    cJSON_Delete(p->body);
+    free(p);
+    return;
+  }
+  check_user(p, req);
+}
+
+static void order_not_found(msvc_http_res_t *res, const char *id) {
+  char msg[EX_MSG_MAX];
+
+  snprintf(msg, sizeof(msg), "The order with ID %.40s was not found.", id);
+  msvc_http_res_error(res, 404, "ORDER_NOT_FOUND", msg);
+}
+
+static void on_get_order(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  app_t *app = data;
+  const char *param = msvc_http_req_param(req, "id");
+  cJSON *doc = NULL;
+  int64_t user, id;
+  ex_store_rc_t rc;
+
+  if (!caller(req, res, &user))
+    return;
+  if (param == NULL || !ex_parse_id(param, &id)) {
+    order_not_found(res, param != NULL ? param : "");
+    return;
+  }
+  rc = orders_get(app->orders, id, user, &doc);
+  if (rc == EX_STORE_NOT_FOUND)
+    order_not_found(res, param);
+  else if (rc != EX_STORE_OK)
+    ex_res_internal(res);
+  else
+    ex_res_json(res, 200, doc);
+}
+
+static void on_list_orders(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  app_t *app = data;
+  const char *param = msvc_http_req_query(req, "user_id");
+  int64_t user, wanted;
+  cJSON *doc, *orders;
+
+  if (!caller(req, res, &user))
+    return;
+  if (param == NULL) {
+    ex_res_invalid(res, "user_id: is required");
+    return;
+  }
+  if (!ex_parse_id(param, &wanted)) {
+    ex_res_invalid(res, "user_id: must be a positive integer");
+    return;
+  }
+  if (wanted != user) {
+    msvc_http_res_error(res, 403, "PERMISSION_DENIED", "You may only list your own orders.");
+    return;
+  }
+  doc = cJSON_CreateObject();
+  orders = doc != NULL ? cJSON_AddArrayToObject(doc, "orders") : NULL;
+  if (orders == NULL || orders_list(app->orders, user, orders) != EX_STORE_OK) {
+    cJSON_Delete(doc);
+    ex_res_internal(res);
+    return;
+  }
+  ex_res_json(res, 200, doc);
+}
+
+int app_routes(app_t *app, msvc_service_t *svc) {
+  int rc;
+
+  app->svc = svc;
+  rc = msvc_service_route(svc, "POST", "/orders", on_create_order, app, MSVC_HTTP_ROUTE_AUTH);
+  if (rc == MSVC_OK)
+    rc = msvc_service_route(svc, "GET", "/orders", on_list_orders, app, MSVC_HTTP_ROUTE_AUTH);
+  if (rc == MSVC_OK)
+    rc = msvc_service_route(svc, "GET", "/orders/:id", on_get_order, app,
+                            MSVC_HTTP_ROUTE_AUTH);
+  return rc;
+}

@@ -1,0 +1,42 @@
+/*
+ * order-service: orders of the user named by the caller's access token,
+ * checked against user-service by name (discovery, balancer, circuit
+ * breaker, retries). The API is openapi.yaml beside this file;
+ * configuration comes only from the environment (ORDER_DB and the MSVC_*
+ * variables).
+ */
+#include <stdio.h>
+
+#include <msvc/log.h>
+#include <msvc/service.h>
+
+#include "app.h"
+#include "ex.h"
+
+int main(void) {
+  app_t app = {0};
+  msvc_service_t *svc = NULL;
+  char err[512] = "";
+  int rc;
+
+  ex_jwt_env_defaults();
+  rc = msvc_service_new(uv_default_loop(), "order-service", NULL, &svc, err, sizeof(err));
+  if (rc != MSVC_OK)
+    return ex_new_failed("order-service", rc, err);
+  if (app_open(&app, err, sizeof(err)) != 0) {
+    fprintf(stderr, "order-service: %s\n", err);
+    msvc_service_free(svc);
+    return 2;
+  }
+  rc = app_routes(&app, svc);
+  if (rc != MSVC_OK) {
+    MSVC_LOG_E("order-service", "cannot add the routes: %s", msvc_strerror(rc));
+    msvc_service_free(svc);
+  } else {
+    rc = msvc_service_run(svc); /* until SIGTERM or SIGINT; frees svc */
+    if (rc != MSVC_OK)
+      MSVC_LOG_E("order-service", "cannot start: %s", msvc_strerror(rc));
+  }
+  app_close(&app);
+  return rc == MSVC_OK ? 0 : 1;
+}

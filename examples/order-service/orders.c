@@ -1,0 +1,196 @@
+/* The order store (see orders.h). */
+#include "orders.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <msvc/log.h>
+
+#include "ex.h"
+
+struct orders_s {
+  sqlite3 *db;
+  /* Keeps each statement and the error message that explains it together
+   * when handlers of several worker loops share the connection. */
+  pthread_mutex_t lock;
+};
+
+/* Items are kept as the JSON array the API returns: an order is written
+ * once and always read whole, so a table of lines would buy nothing. */
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS orders ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user_id INTEGER NOT NULL,"
+    "  items TEXT NOT NULL,"
+    "  total_cents INTEGER NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, id);";
+
+#define COLUMNS "id, user_id, items, total_cents, status, created_at"
+
+int orders_open(const char *path, orders_t **out, char *err, size_t errlen) {
+  orders_t *o = calloc(1, sizeof(*o));
+  int rc;
+
+  *out = NULL;
+  if (o == NULL) {
+    snprintf(err, errlen, "%s: out of memory", path);
+    return SQLITE_NOMEM;
+  }
+  rc = ex_db_open(path, schema, &o->db, err, errlen);
+  if (rc != SQLITE_OK) {
+    free(o);
+    return rc;
+  }
+  pthread_mutex_init(&o->lock, NULL);
+  *out = o;
+  return SQLITE_OK;
+}
+
+void orders_close(orders_t *o) {
+  if (o == NULL)
+    return;
+  ex_db_close(o->db);
+  pthread_mutex_destroy(&o->lock);
+  free(o);
+}
+
+static ex_store_rc_t failed(orders_t *o, const char *what, int rc) {
+  MSVC_LOG_E("order-service", "database: %s: %s (%d)", what, sqlite3_errmsg(o->db), rc);
+  return EX_STORE_ERROR;
+}
+
+/* The API's JSON of the current row, or NULL (no memory, or items that
+ * are not JSON: the row was not written by this service). */
+static cJSON *row_json(sqlite3_stmt *st) {
+  const char *items = (const char *)sqlite3_column_text(st, 2);
+  const char *status = (const char *)sqlite3_column_text(st, 4);
+  cJSON *doc = cJSON_CreateObject(), *parsed = cJSON_Parse(items != NULL ? items : "");
+  char when[32];
+
+  ex_rfc3339(sqlite3_column_int64(st, 5), when);
+  if (doc == NULL || parsed == NULL || !ex_json_add_int(doc, "id", sqlite3_column_int64(st, 0)) ||
+      !ex_json_add_int(doc, "user_id", sqlite3_column_int64(st, 1)) ||
+      !cJSON_AddItemToObject(doc, "items", parsed)) {
+    cJSON_Delete(parsed);
+    cJSON_Delete(doc);
+    return NULL;
+  }
+  if (!ex_json_add_int(doc, "total_cents", sqlite3_column_int64(st, 3)) ||
+      cJSON_AddStringToObject(doc, "status", status != NULL ? status : "") == NULL ||
+      cJSON_AddStringToObject(doc, "created_at", when) == NULL) {
+    cJSON_Delete(doc);
+    return NULL;
+  }
+  return doc;
+}
+
+/* Steps a statement expected to return one row and converts it. */
+static ex_store_rc_t one_row(orders_t *o, sqlite3_stmt *st, const char *what,
+                             cJSON **out) {
+  int rc = sqlite3_step(st);
+
+  if (rc == SQLITE_DONE)
+    return EX_STORE_NOT_FOUND;
+  if (rc != SQLITE_ROW)
+    return failed(o, what, rc);
+  *out = row_json(st);
+  if (*out == NULL) {
+    MSVC_LOG_E("order-service", "%s: cannot render the order", what);
+    return EX_STORE_ERROR;
+  }
+  return EX_STORE_OK;
+}
+
+ex_store_rc_t orders_create(orders_t *o, int64_t user_id, const char *items,
+                            int64_t total_cents, int64_t now, cJSON **out) {
+  static const char sql[] =
+      "INSERT INTO orders (user_id, items, total_cents, status, created_at) "
+      "VALUES (?1, ?2, ?3, 'created', ?4) RETURNING " COLUMNS;
+  ex_store_rc_t result;
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  *out = NULL;
+  pthread_mutex_lock(&o->lock);
+  rc = sqlite3_prepare_v2(o->db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_text(st, 2, items, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, total_cents);
+    sqlite3_bind_int64(st, 4, now);
+    result = one_row(o, st, "insert order", out);
+    /* Running the statement to its end commits the insert. */
+    if (result == EX_STORE_OK && (rc = sqlite3_step(st)) != SQLITE_DONE) {
+      cJSON_Delete(*out);
+      *out = NULL;
+      result = failed(o, "insert order", rc);
+    } else if (result == EX_STORE_NOT_FOUND) {
+      result = failed(o, "insert order", SQLITE_DONE);
+    }
+  } else {
+    result = failed(o, "prepare order insert", rc);
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&o->lock);
+  return result;
+}
+
+ex_store_rc_t orders_get(orders_t *o, int64_t id, int64_t user_id, cJSON **out) {
+  static const char sql[] =
+      "SELECT " COLUMNS " FROM orders WHERE id = ?1 AND user_id = ?2";
+  ex_store_rc_t result;
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  *out = NULL;
+  pthread_mutex_lock(&o->lock);
+  rc = sqlite3_prepare_v2(o->db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, user_id);
+    result = one_row(o, st, "read order", out);
+  } else {
+    result = failed(o, "prepare order query", rc);
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&o->lock);
+  return result;
+}
+
+static ex_store_rc_t append_rows(orders_t *o, sqlite3_stmt *st, cJSON *orders) {
+  int rc;
+
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    cJSON *item = row_json(st);
+
+    if (item == NULL || !cJSON_AddItemToArray(orders, item)) {
+      cJSON_Delete(item);
+      MSVC_LOG_E("order-service", "list orders: cannot render an order");
+      return EX_STORE_ERROR;
+    }
+  }
+  return rc == SQLITE_DONE ? EX_STORE_OK : failed(o, "list orders", rc);
+}
+
+ex_store_rc_t orders_list(orders_t *o, int64_t user_id, cJSON *orders) {
+  static const char sql[] =
+      "SELECT " COLUMNS " FROM orders WHERE user_id = ?1 ORDER BY id DESC";
+  ex_store_rc_t result;
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  pthread_mutex_lock(&o->lock);
+  rc = sqlite3_prepare_v2(o->db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, user_id);
+    result = append_rows(o, st, orders);
+  } else {
+    result = failed(o, "prepare order list", rc);
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&o->lock);
+  return result;
+}

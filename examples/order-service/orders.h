@@ -1,0 +1,36 @@
+/*
+ * The order store: orders in the service's own SQLite database, shared by
+ * every instance of the service. Safe to call from several threads.
+ */
+#ifndef ORDER_ORDERS_H
+#define ORDER_ORDERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "ex_db.h"
+
+typedef struct orders_s orders_t;
+
+/* Opens (creating) the database at path. 0, or an SQLite code with one line
+ * in err. */
+int orders_open(const char *path, orders_t **out, char *err, size_t errlen);
+
+/* Closes the store; NULL is a no-op. */
+void orders_close(orders_t *o);
+
+/* Stores an order of user_id (items: the JSON array text); *out receives
+ * the new order as the API shows it, the caller's to cJSON_Delete(). */
+ex_store_rc_t orders_create(orders_t *o, int64_t user_id, const char *items,
+                            int64_t total_cents, int64_t now, cJSON **out);
+
+/* Reads order id when it belongs to user_id (EX_STORE_NOT_FOUND otherwise,
+ * so that other users' ids are not revealed). */
+ex_store_rc_t orders_get(orders_t *o, int64_t id, int64_t user_id, cJSON **out);
+
+/* Appends every order of user_id, newest first, to the JSON array orders. */
+ex_store_rc_t orders_list(orders_t *o, int64_t user_id, cJSON *orders);
+
+#endif /* ORDER_ORDERS_H */

@@ -1,0 +1,236 @@
+/* user-service: configuration and request handlers (see app.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <msvc/log.h>
+
+#include "app.h"
+#include "ex.h"
+#include "password.h"
+#include "validate.h"
+
+#define LOG "user-service"
+
+int app_open(app_t *app, char *err, size_t errlen) {
+  const char *db = ex_env("USER_DB", "user-service.db");
+  const char *key = ex_env("USER_SIGNING_KEY", NULL);
+  char why[400];
+
+  if (key == NULL) {
+    snprintf(err, errlen, "USER_SIGNING_KEY is not set: give the path of a PEM EC "
+                          "P-256 private key (openssl ecparam -name prime256v1 -genkey)");
+    return -1;
+  }
+  if (token_key_load(key, &app->key, err, errlen) != MSVC_OK)
+    return -1;
+  if (token_jwks(app->key, &app->jwks) != MSVC_OK) {
+    snprintf(err, errlen, "USER_SIGNING_KEY: %s: cannot publish its public key", key);
+    app_close(app);
+    return -1;
+  }
+  if (users_open(db, &app->users, why, sizeof(why)) != 0) {
+    snprintf(err, errlen, "USER_DB: %s", why);
+    app_close(app);
+    return -1;
+  }
+  app->token.key = app->key;
+  app->token.issuer = ex_env("MSVC_JWT_ISSUER", "user-service");
+  app->token.audience = ex_env("MSVC_JWT_AUDIENCE", "msvc-demo");
+  MSVC_LOG_I(LOG, "database %s, signing key %s (kid %s)", db, key,
+             msvc_jwt_key_kid(app->key));
+  return 0;
+}
+
+void app_close(app_t *app) {
+  users_close(app->users);
+  msvc_jwt_key_free(app->key);
+  free(app->jwks);
+  memset(app, 0, sizeof(*app));
+}
+
+/* Parses the JSON body; false when the response has been sent. */
+static bool read_body(msvc_http_req_t *req, msvc_http_res_t *res, cJSON **doc) {
+  int rc = msvc_http_req_json(req, doc);
+
+  if (rc == MSVC_OK)
+    return true;
+  if (rc == MSVC_ENOMEM)
+    ex_res_internal(res); /* the other codes were answered already */
+  return false;
+}
+
+/*
+ * Hashing a password (PBKDF2, about 10 ms) and the SQLite calls run on the
+ * loop that serves the request, holding up its other requests meanwhile.
+ * That is a deliberate simplification: a handler cannot tell which loop it
+ * runs on when MSVC_WORKERS > 1, so it could not hand the work to libuv's
+ * thread pool and come back. Run more workers or instances for more logins
+ * per second.
+ */
+static void on_create_user(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  app_t *app = data;
+  char msg[EX_MSG_MAX], hash[PASSWORD_HASH_MAX], where[40];
+  cJSON *body = NULL;
+  new_user_t nu;
+  user_t user;
+  ex_store_rc_t rc;
+
+  if (!read_body(req, res, &body))
+    return;
+  if (!validate_new_user(body, &nu, msg, sizeof(msg))) {
+    ex_res_invalid(res, msg);
+  } else if (password_hash(nu.password, PASSWORD_ITERATIONS, hash, sizeof(hash)) != 0) {
+    MSVC_LOG_E(LOG, "cannot hash a password");
+    ex_res_internal(res);
+  } else if ((rc = users_create(app->users, nu.name, nu.email, hash, ex_now_s(),
+                                &user)) == EX_STORE_CONFLICT) {
+    snprintf(msg, sizeof(msg), "The email %s is already registered.", nu.email);
+    msvc_http_res_error(res, 409, "EMAIL_TAKEN", msg);
+  } else if (rc != EX_STORE_OK) {
+    ex_res_internal(res);
+  } else {
+    snprintf(where, sizeof(where), "/users/%lld", (long long)user.id);
+    msvc_http_res_header(res, "Location", where);
+    ex_res_json(res, 201, user_json(&user));
+  }
+  cJSON_Delete(body);
+}
+
+static void user_not_found(msvc_http_res_t *res, const char *id) {
+  char msg[EX_MSG_MAX];
+
+  snprintf(msg, sizeof(msg), "The user with ID %.40s was not found.", id);
+  msvc_http_res_error(res, 404, "USER_NOT_FOUND", msg);
+}
+
+static void on_get_user(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  app_t *app = data;
+  const char *param = msvc_http_req_param(req, "id");
+  int64_t id;
+  user_t user;
+  ex_store_rc_t rc;
+
+  if (param == NULL || !ex_parse_id(param, &id)) {
+    user_not_found(res, param != NULL ? param : "");
+    return;
+  }
+  rc = users_get(app->users, id, &user);
+  if (rc == EX_STORE_NOT_FOUND)
+    user_not_found(res, param);
+  else if (rc != EX_STORE_OK)
+    ex_res_internal(res);
+  else
+    ex_res_json(res, 200, user_json(&user));
+}
+
+/* Reads an optional integer query parameter; false when it was answered. */
+static bool query_int(msvc_http_req_t *req, msvc_http_res_t *res, const char *name,
+                      int64_t lo, int64_t hi, int64_t *out) {
+  const char *v = msvc_http_req_query(req, name);
+  char msg[EX_MSG_MAX];
+
+  if (v == NULL || ex_parse_int(v, lo, hi, out))
+    return true;
+  snprintf(msg, sizeof(msg), "%s: must be an integer from %lld to %lld", name,
+           (long long)lo, (long long)hi);
+  ex_res_invalid(res, msg);
+  return false;
+}
+
+static void on_list_users(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  app_t *app = data;
+  int64_t limit = 50, offset = 0;
+  cJSON *doc, *users;
+
+  if (!query_int(req, res, "limit", 1, 200, &limit) ||
+      !query_int(req, res, "offset", 0, EX_JSON_INT_MAX, &offset))
+    return;
+  doc = cJSON_CreateObject();
+  users = doc != NULL ? cJSON_AddArrayToObject(doc, "users") : NULL;
+  if (users == NULL || users_list(app->users, limit, offset, users) != EX_STORE_OK ||
+      !ex_json_add_int(doc, "limit", limit) || !ex_json_add_int(doc, "offset", offset)) {
+    cJSON_Delete(doc);
+    ex_res_internal(res);
+    return;
+  }
+  ex_res_json(res, 200, doc);
+}
+
+static void send_token(msvc_http_res_t *res, const app_t *app, int64_t sub) {
+  char *token = NULL;
+  cJSON *doc;
+  int rc = token_issue(&app->token, sub, ex_now_s(), &token);
+
+  if (rc != MSVC_OK) {
+    MSVC_LOG_E(LOG, "cannot sign a token: %s", msvc_strerror(rc));
+    ex_res_internal(res);
+    return;
+  }
+  doc = cJSON_CreateObject();
+  if (doc != NULL && (cJSON_AddStringToObject(doc, "access_token", token) == NULL ||
+                      cJSON_AddStringToObject(doc, "token_type", "Bearer") == NULL ||
+                      !ex_json_add_int(doc, "expires_in", TOKEN_TTL_S))) {
+    cJSON_Delete(doc);
+    doc = NULL;
+  }
+  msvc_free(token);
+  msvc_http_res_header(res, "Cache-Control", "no-store");
+  ex_res_json(res, 200, doc);
+}
+
+static void on_login(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  app_t *app = data;
+  char msg[EX_MSG_MAX], hash[PASSWORD_HASH_MAX];
+  const char *email, *password;
+  cJSON *body = NULL;
+  user_t user;
+  ex_store_rc_t rc;
+
+  if (!read_body(req, res, &body))
+    return;
+  if (!validate_login(body, &email, &password, msg, sizeof(msg))) {
+    ex_res_invalid(res, msg);
+  } else if ((rc = users_find_login(app->users, email, &user, hash, sizeof(hash))) ==
+             EX_STORE_ERROR) {
+    ex_res_internal(res);
+  } else {
+    if (rc == EX_STORE_NOT_FOUND)
+      password_burn(password);
+    if (rc == EX_STORE_OK && password_verify(password, hash))
+      send_token(res, app, user.id);
+    else
+      msvc_http_res_error(res, 401, "INVALID_CREDENTIALS",
+                          "The email or password is wrong.");
+  }
+  cJSON_Delete(body);
+}
+
+static void on_jwks(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  const app_t *app = data;
+
+  (void)req;
+  /* Verifiers refetch on an unknown kid anyway; caching keeps them off us. */
+  msvc_http_res_header(res, "Cache-Control", "public, max-age=300");
+  msvc_http_res_send(res, 200, "application/json", app->jwks, strlen(app->jwks));
+}
+
+int app_routes(app_t *app, msvc_service_t *svc) {
+  static const struct {
+    const char *method, *pattern;
+    msvc_http_handler_fn fn;
+  } routes[] = {
+      {"POST", "/users", on_create_user},
+      {"GET", "/users", on_list_users},
+      {"GET", "/users/:id", on_get_user},
+      {"POST", "/login", on_login},
+      {"GET", "/.well-known/jwks.json", on_jwks},
+  };
+  size_t i;
+  int rc = MSVC_OK;
+
+  for (i = 0; i < sizeof(routes) / sizeof(routes[0]) && rc == MSVC_OK; i++)
+    rc = msvc_service_route(svc, routes[i].method, routes[i].pattern, routes[i].fn, app, 0);
+  return rc;
+}

@@ -1,0 +1,212 @@
+/* The user store (see users.h). */
+#include "users.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msvc/log.h>
+
+#include "ex.h"
+
+struct users_s {
+  sqlite3 *db;
+  /* SQLite serialises calls on the connection itself; the lock also keeps
+   * each statement and the error message that explains it together. */
+  pthread_mutex_t lock;
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS users ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL,"
+    "  email TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+    "  password_hash TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);";
+
+int users_open(const char *path, users_t **out, char *err, size_t errlen) {
+  users_t *u = calloc(1, sizeof(*u));
+  int rc;
+
+  *out = NULL;
+  if (u == NULL) {
+    snprintf(err, errlen, "%s: out of memory", path);
+    return SQLITE_NOMEM;
+  }
+  rc = ex_db_open(path, schema, &u->db, err, errlen);
+  if (rc != SQLITE_OK) {
+    free(u);
+    return rc;
+  }
+  pthread_mutex_init(&u->lock, NULL);
+  *out = u;
+  return SQLITE_OK;
+}
+
+void users_close(users_t *u) {
+  if (u == NULL)
+    return;
+  ex_db_close(u->db);
+  pthread_mutex_destroy(&u->lock);
+  free(u);
+}
+
+static ex_store_rc_t failed(users_t *u, const char *what, int rc) {
+  MSVC_LOG_E("user-service", "database: %s: %s (%d)", what, sqlite3_errmsg(u->db), rc);
+  return EX_STORE_ERROR;
+}
+
+static void copy_text(char *dst, size_t size, const unsigned char *src) {
+  snprintf(dst, size, "%s", src != NULL ? (const char *)src : "");
+}
+
+/* Reads the columns id, name, email, created_at of the current row. */
+static void read_user(sqlite3_stmt *st, user_t *out) {
+  out->id = sqlite3_column_int64(st, 0);
+  copy_text(out->name, sizeof(out->name), sqlite3_column_text(st, 1));
+  copy_text(out->email, sizeof(out->email), sqlite3_column_text(st, 2));
+  out->created_at = sqlite3_column_int64(st, 3);
+}
+
+ex_store_rc_t users_create(users_t *u, const char *name, const char *email,
+                           const char *password_hash, int64_t now, user_t *out) {
+  static const char sql[] = "INSERT INTO users (name, email, password_hash, created_at) "
+                            "VALUES (?1, ?2, ?3, ?4) RETURNING id";
+  ex_store_rc_t result = EX_STORE_OK;
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  pthread_mutex_lock(&u->lock);
+  rc = sqlite3_prepare_v2(u->db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, password_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now);
+    rc = sqlite3_step(st);
+  }
+  if (rc == SQLITE_ROW) {
+    out->id = sqlite3_column_int64(st, 0);
+    snprintf(out->name, sizeof(out->name), "%s", name);
+    snprintf(out->email, sizeof(out->email), "%s", email);
+    out->created_at = now;
+    rc = sqlite3_step(st); /* runs the statement to its end: the insert commits */
+  }
+  if (rc != SQLITE_DONE)
+    result = sqlite3_extended_errcode(u->db) == SQLITE_CONSTRAINT_UNIQUE
+                 ? EX_STORE_CONFLICT
+                 : failed(u, "insert user", rc);
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&u->lock);
+  return result;
+}
+
+/* Runs a one-row query whose first parameter is bound by the caller. */
+static ex_store_rc_t one_row(users_t *u, sqlite3_stmt *st, user_t *out, char *hash,
+                             size_t hashlen) {
+  int rc = sqlite3_step(st);
+
+  if (rc == SQLITE_DONE)
+    return EX_STORE_NOT_FOUND;
+  if (rc != SQLITE_ROW)
+    return failed(u, "read user", rc);
+  read_user(st, out);
+  if (hash != NULL)
+    copy_text(hash, hashlen, sqlite3_column_text(st, 4));
+  return EX_STORE_OK;
+}
+
+ex_store_rc_t users_get(users_t *u, int64_t id, user_t *out) {
+  static const char sql[] = "SELECT id, name, email, created_at FROM users WHERE id = ?1";
+  ex_store_rc_t result;
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  pthread_mutex_lock(&u->lock);
+  rc = sqlite3_prepare_v2(u->db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, id);
+    result = one_row(u, st, out, NULL, 0);
+  } else {
+    result = failed(u, "prepare user query", rc);
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&u->lock);
+  return result;
+}
+
+ex_store_rc_t users_find_login(users_t *u, const char *email, user_t *out, char *hash,
+                               size_t hashlen) {
+  static const char sql[] = "SELECT id, name, email, created_at, password_hash "
+                            "FROM users WHERE email = ?1";
+  ex_store_rc_t result;
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  pthread_mutex_lock(&u->lock);
+  rc = sqlite3_prepare_v2(u->db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
+    result = one_row(u, st, out, hash, hashlen);
+  } else {
+    result = failed(u, "prepare login query", rc);
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&u->lock);
+  return result;
+}
+
+static ex_store_rc_t append_rows(users_t *u, sqlite3_stmt *st, cJSON *users) {
+  user_t user;
+  int rc;
+
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    cJSON *item;
+
+    read_user(st, &user);
+    item = user_json(&user);
+    if (item == NULL || !cJSON_AddItemToArray(users, item)) {
+      cJSON_Delete(item);
+      MSVC_LOG_E("user-service", "out of memory listing users");
+      return EX_STORE_ERROR;
+    }
+  }
+  return rc == SQLITE_DONE ? EX_STORE_OK : failed(u, "list users", rc);
+}
+
+ex_store_rc_t users_list(users_t *u, int64_t limit, int64_t offset, cJSON *users) {
+  static const char sql[] = "SELECT id, name, email, created_at FROM users "
+                            "ORDER BY id LIMIT ?1 OFFSET ?2";
+  ex_store_rc_t result;
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  pthread_mutex_lock(&u->lock);
+  rc = sqlite3_prepare_v2(u->db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, limit);
+    sqlite3_bind_int64(st, 2, offset);
+    result = append_rows(u, st, users);
+  } else {
+    result = failed(u, "prepare user list", rc);
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&u->lock);
+  return result;
+}
+
+cJSON *user_json(const user_t *user) {
+  cJSON *doc = cJSON_CreateObject();
+  char when[32];
+
+  ex_rfc3339(user->created_at, when);
+  if (doc == NULL || !ex_json_add_int(doc, "id", user->id) ||
+      cJSON_AddStringToObject(doc, "name", user->name) == NULL ||
+      cJSON_AddStringToObject(doc, "email", user->email) == NULL ||
+      cJSON_AddStringToObject(doc, "created_at", when) == NULL) {
+    cJSON_Delete(doc);
+    return NULL;
+  }
+  return doc;
+}
