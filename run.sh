@@ -7,6 +7,7 @@
 #   ./run.sh docs        the HTML API documentation (zero warnings allowed)
 #   ./run.sh fuzz [S]    every fuzz target for S seconds each (default 60)
 #   ./run.sh bench       benchmarks beside their peers (QUICK=1: a short run)
+#   ./run.sh soak        the demo system under steady load (SOAK_S=300 seconds)
 #   ./run.sh install [PREFIX]   build and install (default /usr/local)
 #   ./run.sh ci          what CI runs: test, sanitize, docs, fuzz, quick bench
 #
@@ -87,13 +88,19 @@ cmd_fuzz() {
   done
 }
 
-cmd_bench() {
-  deps build bench
+# The optimised build the benchmarks and the soak test run (build-bench/).
+build_bench() {
+  deps build bench demo
   say "building optimised benchmarks (build-bench/)"
   BUILD_TYPE=Release configure build-bench -DLIBMSVC_BUILD_BENCH=ON \
     -DLIBMSVC_BUILD_TESTS=OFF -DLIBMSVC_BUILD_EXAMPLES=ON -DLIBMSVC_SANITIZE=OFF \
     -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG"
   build build-bench
+}
+
+cmd_bench() {
+  local t0=$SECONDS
+  build_bench
   mkdir -p build/bench
   export MSVC_BENCH_RESULTS=$top/build/bench/results.jsonl
   : >"$MSVC_BENCH_RESULTS"
@@ -106,12 +113,20 @@ cmd_bench() {
   done
   for b in bench/*.sh; do
     [ -e "$b" ] || continue
+    [ "$b" != bench/lib.sh ] || continue # helpers the others source
     say "$(basename "$b")"
     BUILD_DIR=$top/build-bench bash "$b"
   done
   awk -f bench/report.awk "$MSVC_BENCH_RESULTS" >build/bench/results.md
-  say "results ($(wc -l <"$MSVC_BENCH_RESULTS") figures in build/bench/results.jsonl and results.md)"
+  say "results ($(wc -l <"$MSVC_BENCH_RESULTS") figures in build/bench/results.jsonl and results.md, $((SECONDS - t0)) s)"
   cat build/bench/results.md
+}
+
+cmd_soak() {
+  build_bench
+  mkdir -p build/bench
+  say "soak test for ${SOAK_S:-300} s (build/bench/soak.jsonl)"
+  BUILD_DIR=$top/build-bench SOAK_OUT=$top/build/bench/soak.jsonl bash bench/soak/soak.sh
 }
 
 cmd_demo() {
@@ -142,13 +157,13 @@ cmd_ci() {
 }
 
 case ${1:-} in
-test | sanitize | docs | fuzz | bench | demo | install | ci)
+test | sanitize | docs | fuzz | bench | soak | demo | install | ci)
   c=$1
   shift
   "cmd_$c" "$@"
   ;;
 *)
-  sed -n '2,13s/^# \{0,1\}//p' "$0"
+  sed -n '2,14s/^# \{0,1\}//p' "$0"
   exit 2
   ;;
 esac

@@ -1,19 +1,27 @@
 /* Registry benchmarks.
  *
- * registry_propagation_local: a child process registers instances one at a
- * time on a local registry; this process watches the service. Each instance
- * carries the monotonic time (shared by both processes) at which register()
- * was called; the delay is measured when the watch callback first shows it.
- * Median and p99 over 200 registrations (30 with MSVC_BENCH_QUICK=1).
+ * registry_propagation_<local|etcd>: a child process registers instances one
+ * at a time; this process watches the service. Each instance carries the
+ * monotonic time (shared by both processes) at which register() was
+ * called; the delay is measured when the watch callback first shows it.
+ * Median and p99 over 200 registrations (30 with MSVC_BENCH_QUICK=1). For
+ * etcd a private single-member etcd is started on loopback ports in a
+ * temporary directory (the `etcd` binary on PATH, or ETCD_BIN) and stopped
+ * by its pid; without one the etcd figures are skipped with a message.
  *
  * registry_resolve_<backend>_1000: time from resolve() to its callback for
  * a service with 1,000 instances.
  */
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -123,18 +131,16 @@ static void on_tick(uv_timer_t *t) {
   (void)t;
 }
 
-static void bench_propagation_local(const char *dir) {
+static void bench_propagation(const char *name, const char *uri) {
   int count = bench_quick() ? 30 : 200;
   watcher_t wt = {calloc((size_t)count, sizeof(double)), calloc((size_t)count, 1),
                   0, count};
-  char uri[512];
   uv_loop_t loop;
   uv_timer_t tick;
   msvc_registry_t *reg;
   double deadline;
   pid_t pid;
 
-  snprintf(uri, sizeof(uri), "local://%s/propagation", dir);
   pid = fork();
   if (pid == 0)
     run_child(uri, count, 25);
@@ -143,7 +149,7 @@ static void bench_propagation_local(const char *dir) {
   uv_timer_start(&tick, on_tick, 10, 10);
   if (pid < 0 || msvc_registry_new(&loop, uri, NULL, &reg) != 0 ||
       msvc_registry_watch(reg, SERVICE, on_watch, &wt, NULL) != 0) {
-    fprintf(stderr, "bench_registry: cannot set up the local registry\n");
+    fprintf(stderr, "bench_registry: cannot set up the registry %s\n", uri);
     exit(1);
   }
   deadline = bench_now_ns() + 60e9;
@@ -155,8 +161,10 @@ static void bench_propagation_local(const char *dir) {
   uv_close((uv_handle_t *)&tick, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
+  if (wt.got < count)
+    fprintf(stderr, "bench_registry: %s: saw %d of %d registrations\n", name, wt.got, count);
   if (wt.got > 0)
-    emit_p50_p99("registry_propagation_local", wt.ms, wt.got);
+    emit_p50_p99(name, wt.ms, wt.got);
   free(wt.ms);
   free(wt.seen);
 }
@@ -220,6 +228,130 @@ static void bench_resolve(const char *name, const char *uri) {
   free(ms);
 }
 
+/* ---- a private etcd ---------------------------------------------------- */
+
+static int free_port(void) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof(a);
+  int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+      getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+    port = ntohs(a.sin_port);
+  if (fd >= 0)
+    close(fd);
+  return port;
+}
+
+/* $ETCD_BIN, else an etcd on PATH; NULL when there is none. */
+static const char *etcd_binary(void) {
+  static char found[1024];
+  const char *env = getenv("ETCD_BIN"), *p = getenv("PATH");
+
+  if (env != NULL && access(env, X_OK) == 0)
+    return env;
+  while (p != NULL && *p != '\0') {
+    const char *colon = strchr(p, ':');
+    int len = colon != NULL ? (int)(colon - p) : (int)strlen(p);
+    snprintf(found, sizeof(found), "%.*s/etcd", len, p);
+    if (len > 0 && access(found, X_OK) == 0)
+      return found;
+    p = colon != NULL ? colon + 1 : NULL;
+  }
+  return NULL;
+}
+
+/* Whether etcd answers its health check on the port. */
+static int etcd_healthy(int port) {
+  static const char req[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            "Connection: close\r\n\r\n";
+  struct sockaddr_in a;
+  char buf[512];
+  ssize_t n, got = 0;
+  int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+      write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+    if (fd >= 0)
+      close(fd);
+    return 0;
+  }
+  while (got < (ssize_t)sizeof(buf) - 1 &&
+         (n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+    got += n;
+  buf[got] = '\0';
+  close(fd);
+  ok = strstr(buf, "\"health\":\"true\"") != NULL;
+  return ok;
+}
+
+/* Starts etcd with its data under dir; its pid, or -1 (message printed). */
+static pid_t etcd_start(const char *bin, const char *dir, int *client_port) {
+  char client[64], peer[64], cluster[96], data[600];
+  int cport = free_port(), pport = free_port(), i;
+  pid_t pid;
+
+  snprintf(client, sizeof(client), "http://127.0.0.1:%d", cport);
+  snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", pport);
+  snprintf(cluster, sizeof(cluster), "bench=%s", peer);
+  snprintf(data, sizeof(data), "%s/etcd", dir);
+  pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (null >= 0) {
+      dup2(null, 1);
+      dup2(null, 2);
+    }
+    execl(bin, "etcd", "--name", "bench", "--data-dir", data, "--listen-client-urls",
+          client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+          "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
+          "--initial-cluster-state", "new", (char *)NULL);
+    _exit(127);
+  }
+  for (i = 0; pid > 0 && i < 300; i++) {
+    if (etcd_healthy(cport)) {
+      *client_port = cport;
+      return pid;
+    }
+    if (waitpid(pid, NULL, WNOHANG) == pid)
+      break;
+    usleep(50000);
+  }
+  fprintf(stderr, "bench_registry: etcd did not start: etcd figures skipped\n");
+  if (pid > 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  return -1;
+}
+
+static void bench_etcd(const char *dir) {
+  const char *bin = etcd_binary();
+  char uri[128];
+  int port = 0;
+  pid_t pid;
+
+  if (bin == NULL) {
+    fprintf(stderr, "bench_registry: no etcd binary (install etcd-server, or set "
+                    "ETCD_BIN): registry_propagation_etcd skipped\n");
+    return;
+  }
+  if ((pid = etcd_start(bin, dir, &port)) < 0)
+    return;
+  snprintf(uri, sizeof(uri), "etcd://127.0.0.1:%d", port);
+  bench_propagation("registry_propagation_etcd", uri);
+  kill(pid, SIGTERM);
+  waitpid(pid, NULL, 0);
+}
+
 int main(void) {
   char dir[] = "/tmp/msvc-bench-registry-XXXXXX";
   char uri[512];
@@ -229,7 +361,9 @@ int main(void) {
     perror("mkdtemp");
     return 1;
   }
-  bench_propagation_local(dir);
+  snprintf(uri, sizeof(uri), "local://%s/propagation", dir);
+  bench_propagation("registry_propagation_local", uri);
+  bench_etcd(dir);
   snprintf(uri, sizeof(uri), "local://%s/resolve", dir);
   bench_resolve("registry_resolve_local_1000", uri);
   bench_resolve("registry_resolve_memory_1000", "memory://");

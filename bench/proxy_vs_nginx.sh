@@ -1,27 +1,32 @@
 #!/bin/sh
-# Proxy-hop benchmark: one HTTP hop in front of the hello example. The
-# libmsvc proxy (examples/proxy, libmsvc's server + pooled client), nginx
-# proxy_pass with a keep-alive upstream and haproxy (http-reuse always)
-# forward GET /hello to the same backend, in the same run, alternating
-# between them. The proxy under test is pinned to one core; the backend and
-# wrk share the other. For each proxy it reports requests/s, p50, p99 and
-# the proxy's CPU time per request, as CONTRACTS.md section 6 lines (bench
-# "proxy_hop") with the ratio to nginx.
+# Proxy-hop benchmark: one HTTP hop in front of two hello backends. In the
+# same run, alternating between them:
+#   libmsvc             examples/proxy (libmsvc's server + pooled client,
+#                       round robin by libmsvc's balancer)
+#   libmsvc_least_conn  the same with --lb least_conn
+#   nginx               proxy_pass to a keep-alive upstream (round robin)
+#   haproxy             balance roundrobin, http-reuse always
+#   haproxy_leastconn   balance leastconn, http-reuse always
+# The proxy under test is pinned to one core; the backends and wrk share the
+# other. For each proxy it reports requests/s, p50, p99 and the proxy's CPU
+# time per request (median over the runs, with min and max), as CONTRACTS.md
+# section 6 lines (bench "proxy_hop") with the ratio to nginx.
 #
 #   bench/proxy_vs_nginx.sh [path/to/hello [path/to/proxy]]
 #
 # Environment: QUICK=1 (or MSVC_BENCH_QUICK=1) for a short smoke run;
-# MSVC_BENCH_RESULTS=<file> appends the lines to that file too; PROXY_CPU /
-# WRK_CPU choose the cores (0 and 1); DURATION, RUNS and CONNS override the
-# run length (seconds), the runs per figure and wrk's connections (64).
+# MSVC_BENCH_RESULTS=<file> appends the lines to that file too; BUILD_DIR
+# the build tree holding the programs; PROXY_CPU / WRK_CPU choose the cores
+# (0 and 1); DURATION, RUNS and CONNS override the run length (seconds), the
+# runs per figure and wrk's connections (64).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 hello=${1:-${HELLO:-}}
 proxy=${2:-${PROXY:-}}
-for b in build build-bench; do
-  [ -z "$hello" ] && [ -x "$here/../$b/examples/hello/hello" ] && hello=$here/../$b/examples/hello/hello
-  [ -z "$proxy" ] && [ -x "$here/../$b/examples/proxy/proxy" ] && proxy=$here/../$b/examples/proxy/proxy
+for b in ${BUILD_DIR:-} "$here/../build-bench" "$here/../build"; do
+  [ -z "$hello" ] && [ -x "$b/examples/hello/hello" ] && hello=$b/examples/hello/hello
+  [ -z "$proxy" ] && [ -x "$b/examples/proxy/proxy" ] && proxy=$b/examples/proxy/proxy
 done
 [ -n "$hello" ] && [ -x "$hello" ] || { echo "proxy_vs_nginx: hello program not found (pass its path)" >&2; exit 2; }
 [ -n "$proxy" ] && [ -x "$proxy" ] || { echo "proxy_vs_nginx: proxy program not found (pass its path)" >&2; exit 2; }
@@ -33,7 +38,7 @@ quick=${QUICK:-${MSVC_BENCH_QUICK:-0}}
 if [ "$quick" != "0" ] && [ -n "$quick" ]; then
   duration=${DURATION:-2}; runs=${RUNS:-1}
 else
-  duration=${DURATION:-10}; runs=${RUNS:-3}
+  duration=${DURATION:-3}; runs=${RUNS:-5}
 fi
 conns=${CONNS:-64}
 proxy_cpu=${PROXY_CPU:-0}
@@ -54,16 +59,26 @@ trap cleanup EXIT INT TERM
 prog=proxy_vs_nginx
 . "$here/lib.sh"
 
-backend_port=$(free_port)
-taskset -c "$wrk_cpu" "$hello" --port "$backend_port" >"$tmp/hello.out" 2>&1 &
-pids="$pids $!"
-wait_port "$backend_port"
+b1=$(free_port)
+b2=$(free_port)
+for port in $b1 $b2; do
+  taskset -c "$wrk_cpu" "$hello" --port "$port" >"$tmp/hello.$port.out" 2>&1 &
+  pids="$pids $!"
+done
+wait_port "$b1"
+wait_port "$b2"
 
 libmsvc_port=$(free_port)
-taskset -c "$proxy_cpu" "$proxy" --upstream "127.0.0.1:$backend_port" --port "$libmsvc_port" \
-  --conns "$conns" >"$tmp/proxy.out" 2>&1 &
+taskset -c "$proxy_cpu" "$proxy" --upstream "127.0.0.1:$b1" --upstream "127.0.0.1:$b2" \
+  --port "$libmsvc_port" --conns "$conns" >"$tmp/proxy.out" 2>&1 &
 libmsvc_pid=$!
 pids="$pids $libmsvc_pid"
+
+libmsvc_least_conn_port=$(free_port)
+taskset -c "$proxy_cpu" "$proxy" --upstream "127.0.0.1:$b1" --upstream "127.0.0.1:$b2" \
+  --port "$libmsvc_least_conn_port" --conns "$conns" --lb least_conn >"$tmp/proxy-lc.out" 2>&1 &
+libmsvc_least_conn_pid=$!
+pids="$pids $libmsvc_least_conn_pid"
 
 nginx_port=$(free_port)
 mkdir -p "$tmp/nginx"
@@ -81,7 +96,12 @@ http {
   fastcgi_temp_path $tmp/nginx/fastcgi;
   uwsgi_temp_path $tmp/nginx/uwsgi;
   scgi_temp_path $tmp/nginx/scgi;
-  upstream backend { server 127.0.0.1:$backend_port; keepalive $conns; keepalive_requests 100000000; }
+  upstream backend {
+    server 127.0.0.1:$b1;
+    server 127.0.0.1:$b2;
+    keepalive $conns;
+    keepalive_requests 100000000;
+  }
   server {
     listen 127.0.0.1:$nginx_port;
     location / {
@@ -97,8 +117,10 @@ taskset -c "$proxy_cpu" nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp
 nginx_pid=$!
 pids="$pids $nginx_pid"
 
-haproxy_port=$(free_port)
-cat >"$tmp/haproxy.cfg" <<CONF
+# start_haproxy IMPL BALANCE: one haproxy with one thread.
+start_haproxy() {
+  _port=$(free_port)
+  cat >"$tmp/$1.cfg" <<CONF
 global
   maxconn 4096
   nbthread 1
@@ -109,51 +131,37 @@ defaults
   timeout server 30s
   option http-keep-alive
 frontend f
-  bind 127.0.0.1:$haproxy_port
+  bind 127.0.0.1:$_port
   default_backend b
 backend b
+  balance $2
   http-reuse always
-  server s1 127.0.0.1:$backend_port
+  server s1 127.0.0.1:$b1
+  server s2 127.0.0.1:$b2
 CONF
-taskset -c "$proxy_cpu" haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.out" 2>&1 &
-haproxy_pid=$!
-pids="$pids $haproxy_pid"
+  taskset -c "$proxy_cpu" haproxy -db -f "$tmp/$1.cfg" >"$tmp/$1.out" 2>&1 &
+  eval "${1}_pid=\$!; ${1}_port=\$_port"
+  pids="$pids $!"
+}
+start_haproxy haproxy roundrobin
+start_haproxy haproxy_leastconn leastconn
 
-wait_port "$libmsvc_port"
-wait_port "$nginx_port"
-wait_port "$haproxy_port"
-
-impls="nginx haproxy libmsvc"
-for impl in $impls; do : >"$tmp/runs.$impl"; done
+impls="nginx haproxy haproxy_leastconn libmsvc libmsvc_least_conn"
+for impl in $impls; do
+  eval "wait_port \$${impl}_port"
+  : >"$tmp/runs.$impl"
+done
 i=0
 while [ $i -lt "$runs" ]; do
-  run_wrk "$nginx_pid" "$nginx_port" "$conns" /hello >>"$tmp/runs.nginx"
-  run_wrk "$haproxy_pid" "$haproxy_port" "$conns" /hello >>"$tmp/runs.haproxy"
-  run_wrk "$libmsvc_pid" "$libmsvc_port" "$conns" /hello >>"$tmp/runs.libmsvc"
+  for impl in $impls; do
+    eval "pid=\$${impl}_pid; port=\$${impl}_port"
+    run_wrk "$pid" "$port" "$conns" /hello >>"$tmp/runs.$impl"
+  done
   i=$((i + 1))
 done
 for impl in $impls; do
-  for col in 1 2 3 4; do
-    awk -v c=$col '{print $c}' "$tmp/runs.$impl" | median
-  done | tr '\n' ' ' >"$tmp/res.$impl"
+  summarize "$tmp/runs.$impl" >"$tmp/res.$impl"
 done
-
-metrics="rps:req/s p50_ms:ms p99_ms:ms cpu_us_per_req:us"
 for impl in $impls; do
-  set -- $(cat "$tmp/res.$impl")
-  n1=$1 n2=$2 n3=$3 n4=$4
-  set -- $(cat "$tmp/res.nginx")
-  col=1
-  for m in $metrics; do
-    name=${m%%:*}; unit=${m#*:}
-    eval "v=\$n$col"
-    eval "peer=\$$col"
-    line="{\"bench\":\"proxy_hop\",\"impl\":\"$impl\",\"metric\":\"$name\",\"value\":$v,\"unit\":\"$unit\",\"runs\":$runs,\"conns\":$conns"
-    if [ "$impl" != nginx ]; then
-      ratio=$(awk -v a="$v" -v b="$peer" 'BEGIN { if (b > 0) printf "%.4g", a / b; else print 0 }')
-      line="$line,\"ratio_vs\":\"nginx\",\"ratio\":$ratio"
-    fi
-    emit "$line}"
-    col=$((col + 1))
-  done
+  emit_http proxy_hop "$impl" "$conns" "$tmp/res.$impl" nginx "$tmp/res.nginx"
 done

@@ -17,16 +17,22 @@ BEGIN {
 /^\{/ {
   v = field("value"); lo = field("min"); hi = field("max")
   spread = ""
-  if (lo != "" && hi != "" && v + 0 != 0) {
+  # Over more than 10 runs the figure is a percentile of samples (latency
+  # distributions) whose min and max are the samples', not a spread.
+  if (lo != "" && hi != "" && v + 0 != 0 && field("runs") + 0 <= 10) {
     s = (hi - lo) / v * 100
     if (s < 0) s = -s
     spread = sprintf("%.1f%%%s", s, s > 10 ? " (!)" : "")
   }
-  printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", field("bench"),
+  b = field("bench")
+  if (field("conns") != "") b = b " (c" field("conns") ")"
+  printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", b,
     field("impl"), field("metric"), v, field("unit"), field("runs"), spread,
     field("ratio_vs"), field("ratio")
 }
 END {
   print ""
   print "Spread is (max - min) / median over the runs; (!) marks a spread over 10%."
+  print "(cN) is the number of connections wrk kept open. Figures over more than"
+  print "10 samples (latency percentiles) show no spread: their runs column counts samples."
 }

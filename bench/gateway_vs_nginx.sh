@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Gateway benchmark (bench "gateway_route"): GET /api/users/<id> through the
+# bff's gateway (proxied by service name to one of two user-service
+# instances found in the registry, prefix stripped) against nginx
+# proxy_pass to the same two instances (keep-alive upstream, prefix
+# stripped), in the same run, alternating. The gateway under test is pinned
+# to one core, the user-service instances and wrk share the other. Reports
+# requests/s, p50, p99 and the gateway's CPU time per request (median over
+# the runs, with min and max), with the ratio to nginx. Needs the example
+# services (skipped with a message when they are not built).
+#
+# Environment: QUICK=1 (or MSVC_BENCH_QUICK=1) for a short smoke run;
+# MSVC_BENCH_RESULTS=<file>; BUILD_DIR; PROXY_CPU / WRK_CPU (0 and 1);
+# DURATION, RUNS and CONNS (64).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=${BUILD_DIR:-$here/../build-bench}
+. "$here/soak/system.sh"
+if ! sys_find_bins "$build/examples"; then
+  echo "gateway_vs_nginx: skipped" >&2
+  exit 0
+fi
+for t in wrk nginx curl openssl python3 taskset; do
+  command -v $t >/dev/null || { echo "gateway_vs_nginx: $t not installed" >&2; exit 2; }
+done
+
+quick=${QUICK:-${MSVC_BENCH_QUICK:-0}}
+if [ "$quick" != "0" ] && [ -n "$quick" ]; then
+  duration=${DURATION:-2}; runs=${RUNS:-1}
+else
+  duration=${DURATION:-3}; runs=${RUNS:-5}
+fi
+conns=${CONNS:-64}
+proxy_cpu=${PROXY_CPU:-0}
+wrk_cpu=${WRK_CPU:-1}
+hz=$(getconf CLK_TCK)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/msvc-bench-gateway.XXXXXX")
+nginx_pid=""
+cleanup() {
+  if [ -n "${libmsvc_pid:-}" ] && ! kill -0 "$libmsvc_pid" 2>/dev/null; then
+    echo "gateway_vs_nginx: the bff exited; the end of its log:" >&2
+    tail -n 20 "$tmp/sys/logs/bff.log" >&2 || true
+  fi
+  [ -z "$nginx_pid" ] || { kill -TERM "$nginx_pid" 2>/dev/null; wait "$nginx_pid" 2>/dev/null; } || true
+  sys_stop
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+prog=gateway_vs_nginx
+. "$here/lib.sh"
+
+MSVC_LOG_LEVEL=${MSVC_LOG_LEVEL:-error} sys_start "$tmp/sys" || exit 1
+sys_user
+for i in 0 1 2; do taskset -pc "$wrk_cpu" "${sys_pids[$i]}" >/dev/null; done
+taskset -pc "$proxy_cpu" "${sys_pids[3]}" >/dev/null
+libmsvc_pid=${sys_pids[3]}
+libmsvc_port=${sys_bff_url##*:}
+u1=${sys_urls[0]#http://}
+u2=${sys_urls[1]#http://}
+
+nginx_port=$(free_port)
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  upstream users { server $u1; server $u2; keepalive $conns; keepalive_requests 100000000; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location /api/users/ {
+      proxy_pass http://users/users/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+taskset -c "$proxy_cpu" nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" &
+nginx_pid=$!
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$nginx_port/api/users/$sys_user_id" && break
+  sleep 0.05
+done
+
+path=/api/users/$sys_user_id
+impls="nginx libmsvc"
+for impl in $impls; do : >"$tmp/runs.$impl"; done
+i=0
+while [ $i -lt "$runs" ]; do
+  for impl in $impls; do
+    eval "pid=\$${impl}_pid; port=\$${impl}_port"
+    run_wrk "$pid" "$port" "$conns" "$path" >>"$tmp/runs.$impl"
+  done
+  i=$((i + 1))
+done
+for impl in $impls; do
+  summarize "$tmp/runs.$impl" >"$tmp/res.$impl"
+  emit_http gateway_route "$impl" "$conns" "$tmp/res.$impl" nginx "$tmp/res.nginx"
+done
