@@ -3,11 +3,14 @@
 # order-service and one bff, found by each other through a registry, and a
 # scripted session against them with curl.
 #
-#   examples/demo.sh [--smoke] [--registry local|etcd] [--bin-dir DIR] [--quiet]
+#   examples/demo.sh [--smoke] [--tls] [--registry local|etcd] [--bin-dir DIR] [--quiet]
 #
 #   (default)          run the session, then stay up until Ctrl-C
 #   --smoke            check every answer (status and key fields), stop
 #                      everything, exit 0 only if every check passed
+#   --tls              every service on mutual TLS: a private CA and one
+#                      certificate per service made with openssl at start;
+#                      curl uses --cacert/--cert/--key
 #   --registry etcd    start a private etcd (the `etcd` binary) and use it
 #                      instead of a private local:// registry directory
 #   --bin-dir DIR      where the programs are: DIR/<name>/<name> (a build
@@ -25,12 +28,14 @@ mode=interactive
 registry=local
 bin_dir=${BUILD_DIR:-build}/examples
 quiet=0
+tls=0
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case $1 in
   --smoke) mode=smoke ;;
+  --tls) tls=1 ;;
   --registry)
     [ $# -ge 2 ] || { echo "demo: --registry needs local or etcd" >&2; exit 2; }
     registry=$2
@@ -230,6 +235,44 @@ chmod 600 "$tmp/signing-key.pem"
 note "signing key: a fresh P-256 key that user-service signs its tokens with"
 note "databases: $tmp/users.db (user-service), $tmp/orders.db (order-service)"
 
+# ---- TLS -----------------------------------------------------------------
+
+# With --tls: a private CA, and for each service a P-256 certificate for
+# 127.0.0.1 that it presents both as a server and as a client (mutual TLS).
+scheme=http
+tls_curl=()
+make_cert() { # NAME: $tmp/tls/NAME.{crt,key}, signed by the demo CA
+  local d=$tmp/tls
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/$1.key" 2>/dev/null
+  openssl req -new -key "$d/$1.key" -subj "/CN=$1" -out "$d/$1.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,URI:spiffe://msvc-demo/%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' \
+    "$1" >"$d/$1.ext"
+  openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 2 -extfile "$d/$1.ext" -out "$d/$1.crt" 2>/dev/null
+  chmod 600 "$d/$1.key"
+}
+# tls_env NAME: the MSVC_TLS_* variables of the service NAME.
+tls_env() {
+  [ "$tls" = 1 ] || return 0
+  printf '%s\n' "MSVC_TLS_CERT=$tmp/tls/$1.crt" "MSVC_TLS_KEY=$tmp/tls/$1.key" \
+    "MSVC_TLS_CA=$tmp/tls/ca.crt" MSVC_TLS_CLIENT_AUTH=require \
+    "MSVC_TLS_CLIENT_CERT=$tmp/tls/$1.crt" "MSVC_TLS_CLIENT_KEY=$tmp/tls/$1.key"
+}
+if [ "$tls" = 1 ]; then
+  mkdir -p "$tmp/tls"
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/tls/ca.key" 2>/dev/null
+  openssl req -x509 -new -key "$tmp/tls/ca.key" -subj "/CN=msvc demo CA" -days 2 \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    -out "$tmp/tls/ca.crt" 2>/dev/null
+  for svc in user-service order-service bff demo-client; do make_cert "$svc"; done
+  scheme=https
+  tls_curl=(--cacert "$tmp/tls/ca.crt" --cert "$tmp/tls/demo-client.crt"
+            --key "$tmp/tls/demo-client.key")
+  # Every curl below speaks to the services over mutual TLS.
+  curl() { command curl "${tls_curl[@]}" "$@"; }
+  note "TLS: a private CA and one certificate per service in $tmp/tls; every service requires client certificates"
+fi
+
 # ---- services ------------------------------------------------------------
 
 # Variables every service gets: where the registry is and what its tokens
@@ -244,13 +287,15 @@ verify_env=(MSVC_JWT_JWKS_URL=http://user-service/.well-known/jwks.json)
 # until its /ready says 200. Sets $port.
 start_service() {
   local label=$1 prog=$2 attempt pid n code
+  local -a tls_vars=()
   shift 2
+  mapfile -t tls_vars < <(tls_env "${label%-[0-9]}")
   for attempt in 1 2 3; do
     port=$(free_port)
-    env "${common_env[@]}" MSVC_PORT="$port" "$@" "$prog" >>"$tmp/logs/$label.log" 2>&1 &
+    env "${common_env[@]}" "${tls_vars[@]}" MSVC_PORT="$port" "$@" "$prog" >>"$tmp/logs/$label.log" 2>&1 &
     pid=$!
     for ((n = 0; n < 200; n++)); do
-      code=$(curl -s -o /dev/null -w '%{http_code}' -m 1 "http://127.0.0.1:$port/ready" || true)
+      code=$(curl -s -o /dev/null -w '%{http_code}' -m 1 "$scheme://127.0.0.1:$port/ready" || true)
       [ "$code" = 200 ] && break
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
@@ -258,7 +303,7 @@ start_service() {
     if [ "$code" = 200 ] && kill -0 "$pid" 2>/dev/null; then
       pids+=("$pid")
       names+=("$label")
-      note "$label (pid $pid) is ready on http://127.0.0.1:$port  (log: logs/$label.log)"
+      note "$label (pid $pid) is ready on $scheme://127.0.0.1:$port  (log: logs/$label.log)"
       return 0
     fi
     kill -TERM "$pid" 2>/dev/null || true
@@ -273,14 +318,14 @@ start_service() {
 step "Start the services and wait until each one's /ready answers 200"
 start_service user-service-1 "$user_bin" USER_DB="$tmp/users.db" \
   USER_SIGNING_KEY="$tmp/signing-key.pem"
-user1=http://127.0.0.1:$port
+user1=$scheme://127.0.0.1:$port
 start_service user-service-2 "$user_bin" USER_DB="$tmp/users.db" \
   USER_SIGNING_KEY="$tmp/signing-key.pem"
-user2=http://127.0.0.1:$port
+user2=$scheme://127.0.0.1:$port
 start_service order-service "$order_bin" ORDER_DB="$tmp/orders.db" "${verify_env[@]}"
-orders=http://127.0.0.1:$port
+orders=$scheme://127.0.0.1:$port
 start_service bff "$bff_bin" "${verify_env[@]}"
-bff=http://127.0.0.1:$port
+bff=$scheme://127.0.0.1:$port
 
 # ---- a tiny HTTP and JSON toolkit ----------------------------------------
 
@@ -439,6 +484,23 @@ else
   bad "the load did not reach both instances"
 fi
 
+if [ "$tls" = 1 ]; then
+  step "Mutual TLS: no client certificate, or plain HTTP, and nothing is served"
+  if command curl -s -o /dev/null -m 5 --cacert "$tmp/tls/ca.crt" "$bff/health"; then
+    bad "a client without a certificate was served"
+  else
+    ok "a client without a certificate is refused"
+  fi
+  if command curl -s -o /dev/null -m 5 "http://${bff#https://}/health"; then
+    bad "plain HTTP was served on a TLS port"
+  else
+    ok "plain HTTP to a TLS port is refused"
+  fi
+  hs=$(curl -s -m 5 "$bff/metrics" | grep -E '^msvc_tls_handshakes_total\{[^}]*result="ok"' |
+    awk '{ n += $NF } END { print n + 0 }')
+  if [ "${hs%.*}" -gt 0 ]; then ok "bff counted $hs TLS handshakes"; else bad "no TLS handshake counted"; fi
+fi
+
 step "Scrape /metrics of every service (Prometheus text format)"
 for pair in "user-service-1 $user1" "user-service-2 $user2" "order-service $orders" "bff $bff"; do
   label=${pair%% *}
@@ -471,12 +533,14 @@ if [ "$mode" = smoke ]; then
 fi
 
 serving=1
+curl_hint=curl
+[ "$tls" = 1 ] && curl_hint="curl ${tls_curl[*]}"
 cat <<EOF
 
 The system stays up until Ctrl-C. Try, for example:
-  curl $bff/api/users/$user_id
-  curl -H "Authorization: Bearer \$TOKEN" $bff/web/users/$user_id/dashboard
-  curl $bff/metrics
+  $curl_hint $bff/api/users/$user_id
+  $curl_hint -H "Authorization: Bearer \$TOKEN" $bff/web/users/$user_id/dashboard
+  $curl_hint $bff/metrics
 with TOKEN=$token
 
   user-service   $user1  $user2

@@ -140,7 +140,8 @@ typedef struct msvc_service_opts_s {
   uint32_t weight;
   /** Longest drain at stop before open connections are cut (default 10000 ms). */
   uint32_t drain_timeout_ms;
-  /** Stop on SIGTERM and SIGINT (a second SIGINT stops at once); default true. */
+  /** Stop on SIGTERM and SIGINT (a second SIGINT stops at once), reload
+   *  the TLS files on SIGHUP; default true. */
   bool handle_signals;
   /** Log one line per request (msvc_mw_access_log_use()); default true. */
   bool access_log;
@@ -185,6 +186,10 @@ MSVC_API void msvc_service_opts_init(msvc_service_opts_t *opts);
  * service instead of a host (`http://user-service/.well-known/jwks.json`),
  * which is then resolved through discovery. `MSVC_LOG_LEVEL` and
  * `MSVC_LOG_FORMAT` are applied with msvc_log_configure_from_env().
+ * `MSVC_TLS_*` (msvc_tls_opts_env()) make every loop's server serve TLS
+ * (the instance then registers the metadata `scheme=https`) and calls to
+ * `scheme=https` instances use TLS, with a client certificate when one is
+ * set; the certificate files are read here.
  *
  * @param loop    The loop the service runs on; borrowed, must outlive it.
  * @param name    Service name (see #MSVC_REGISTRY_NAME_MAX for its syntax).

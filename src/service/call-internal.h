@@ -43,6 +43,9 @@ typedef struct call_endpoint_s {
   char *id;   /* "host:port", as the balancer knows it */
   char *host; /* what the client connects to */
   int port;
+  /* The instance registered scheme=https; a later set may change it, so
+   * attempts on other loops read it atomically. */
+  atomic_bool tls;
   msvc_breaker_t *breaker;
   msvc_metrics_counter_t *picks;
   msvc_metrics_gauge_t *inflight;

@@ -455,6 +455,7 @@ static int send_attempt(msvc_service_call_t *call, uint64_t now) {
   hr.method = call->method;
   hr.host = call->ep->host;
   hr.port = call->ep->port;
+  hr.tls = atomic_load(&call->ep->tls);
   hr.target = call->target;
   hr.headers = call->headers;
   hr.nheaders = call->nheaders;

@@ -181,6 +181,7 @@ static call_endpoint_t *endpoint_new(call_target_t *t, const char *id,
   if (ep == NULL)
     return NULL;
   atomic_init(&ep->refs, 1);
+  atomic_init(&ep->tls, false);
   ep->target = t;
   ep->port = port;
   ep->id = msvc__strdup(id);
@@ -241,21 +242,36 @@ static char *format_meta(const msvc_registry_instance_t *in) {
   return msvc__buf_detach(&b, NULL);
 }
 
+/* Whether the instance asked to be called over TLS. */
+static bool wants_tls(const msvc_registry_instance_t *in) {
+  size_t i;
+
+  for (i = 0; i < in->nmetadata; i++)
+    if (in->metadata[i].key != NULL && strcmp(in->metadata[i].key, "scheme") == 0)
+      return in->metadata[i].value != NULL &&
+             msvc__strcasecmp(in->metadata[i].value, "https") == 0;
+  return false;
+}
+
 /* Finds the endpoint for id among the old ones (taking it over) or makes a
  * new one. */
 static call_endpoint_t *take_endpoint(call_target_t *t, call_endpoint_t **old,
                                       size_t nold, const char *id,
                                       const msvc_registry_instance_t *in) {
+  call_endpoint_t *ep;
   size_t i;
 
   for (i = 0; i < nold; i++) {
     if (old[i] != NULL && strcmp(old[i]->id, id) == 0) {
-      call_endpoint_t *ep = old[i];
+      ep = old[i];
       old[i] = NULL;
+      atomic_store(&ep->tls, wants_tls(in));
       return ep;
     }
   }
-  return endpoint_new(t, id, in->address, in->port);
+  ep = endpoint_new(t, id, in->address, in->port);
+  if (ep != NULL) atomic_store(&ep->tls, wants_tls(in));
+  return ep;
 }
 
 static bool seen(call_endpoint_t **eps, size_t n, const char *id) {
@@ -453,6 +469,8 @@ call_loop_t *msvc__call_loop_current(msvc__caller_t *c) {
   return NULL;
 }
 
+static void free_unattached(void *data) { msvc__free(data); }
+
 static int attach(msvc__caller_t *c, uv_loop_t *loop, bool main, call_loop_t **out) {
   call_loop_t *lc = msvc__calloc(1, sizeof(*lc));
   msvc_http_client_opts_t co;
@@ -464,6 +482,11 @@ static int attach(msvc__caller_t *c, uv_loop_t *loop, bool main, call_loop_t **o
   r = msvc_http_client_new(loop, &co, &lc->client);
   if (r != 0) {
     msvc__free(lc);
+    return r;
+  }
+  if (c->opts.tls != NULL && (r = msvc_http_client_set_tls(lc->client, c->opts.tls)) != 0) {
+    /* Nothing was sent yet: the client goes with no calls to cancel. */
+    msvc_http_client_close(lc->client, free_unattached, lc);
     return r;
   }
   lc->caller = c;

@@ -325,6 +325,65 @@ static int load_jwt(msvc__svc_config_t *cfg, char *err, size_t errlen) {
   return MSVC_OK;
 }
 
+static bool tls_env_set(void) {
+  static const char *const vars[] = {"MSVC_TLS_CERT", "MSVC_TLS_KEY", "MSVC_TLS_CA",
+                                     "MSVC_TLS_CLIENT_AUTH", "MSVC_TLS_CLIENT_CERT",
+                                     "MSVC_TLS_CLIENT_KEY"};
+  size_t i;
+
+  for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+    if (env(vars[i]) != NULL) return true;
+  return false;
+}
+
+/* A file that cannot be read is configuration too: the TLS library's
+ * reason already names the file, prefixed here with the variable. */
+static int tls_build(msvc_tls_opts_t *o, const char *what, msvc_tls_config_t **out,
+                     char *err, size_t errlen) {
+  char why[384];
+  int rc;
+
+  why[0] = '\0';
+  rc = msvc_tls_config_new(o, out, why, sizeof(why));
+  if (rc == MSVC_ENOMEM) return rc;
+  if (rc != MSVC_OK)
+    return fail(err, errlen, "%s: %s", what, why[0] != '\0' ? why : msvc_strerror(rc));
+  return MSVC_OK;
+}
+
+/* MSVC_TLS_*: the options point into the environment, so both
+ * configurations are built here, while it is what was checked. */
+static int load_tls(msvc__svc_config_t *cfg, char *err, size_t errlen) {
+  msvc_tls_opts_t so, co;
+  char why[256];
+  bool serve;
+  int rc;
+
+  if (!tls_env_set()) return MSVC_OK;
+  why[0] = '\0';
+  if (msvc_tls_opts_env(&so, &co, &serve, why, sizeof(why)) != MSVC_OK)
+    return fail(err, errlen, "%s", why[0] != '\0' ? why : "MSVC_TLS_*: bad value");
+  if (serve && cfg->nmetadata >= MSVC_REGISTRY_META_MAX) {
+    size_t i;
+    bool has_scheme = false;
+
+    for (i = 0; i < cfg->nmetadata; i++)
+      if (strcmp(cfg->metadata[i].key, "scheme") == 0) has_scheme = true;
+    if (!has_scheme)
+      return fail(err, errlen, "metadata option: %zu entries leave no room for "
+                  "scheme=https (MSVC_TLS_CERT is set); expected at most 63",
+                  cfg->nmetadata);
+  }
+  so.metrics = cfg->metrics;
+  co.metrics = cfg->metrics;
+  if (serve && (rc = tls_build(&so, "MSVC_TLS_CERT/MSVC_TLS_KEY", &cfg->tls_server,
+                               err, errlen)) != MSVC_OK)
+    return rc;
+  return tls_build(&co, co.cert_file != NULL ? "MSVC_TLS_CLIENT_CERT/MSVC_TLS_CA"
+                                             : "MSVC_TLS_CA",
+                   &cfg->tls_client, err, errlen);
+}
+
 static int load_all(msvc__svc_config_t *cfg, const char *name,
                     const msvc_service_opts_t *o, char *err, size_t errlen) {
   const char *v;
@@ -351,6 +410,7 @@ static int load_all(msvc__svc_config_t *cfg, const char *name,
   cfg->metrics = o->metrics != NULL ? o->metrics : msvc_metrics_default_registry();
   call_defaults(cfg, o);
   if ((rc = load_jwt(cfg, err, errlen)) != MSVC_OK) return rc;
+  if ((rc = load_tls(cfg, err, errlen)) != MSVC_OK) return rc;
   /* Last: it changes the process-wide logger, and only when valid. */
   return msvc_log_configure_from_env(err, errlen);
 }
@@ -387,6 +447,8 @@ void msvc__svc_config_free(msvc__svc_config_t *cfg) {
   msvc__free(cfg->jwt_url);
   msvc__free(cfg->jwt_issuer);
   msvc__free(cfg->jwt_audience);
+  msvc_tls_config_free(cfg->tls_server);
+  msvc_tls_config_free(cfg->tls_client);
   memset(cfg, 0, sizeof(*cfg));
 }
 

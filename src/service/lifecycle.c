@@ -63,9 +63,10 @@ static void on_handle_closed(uv_handle_t *h) {
 static void close_handles(msvc_service_t *svc) {
   svc->pending = 1; /* held until every close below is issued */
   if (svc->signals_on) {
-    svc->pending += 2;
+    svc->pending += 3;
     uv_close((uv_handle_t *)&svc->sigterm, on_handle_closed);
     uv_close((uv_handle_t *)&svc->sigint, on_handle_closed);
+    uv_close((uv_handle_t *)&svc->sighup, on_handle_closed);
     svc->signals_on = false;
   }
   if (svc->started) {
@@ -283,6 +284,35 @@ static void on_signal(uv_signal_t *h, int signum) {
   msvc_service_stop(svc, NULL, NULL);
 }
 
+static void reload_one(msvc_tls_config_t *cfg, const char *side) {
+  char why[384];
+
+  if (cfg == NULL) return;
+  why[0] = '\0';
+  if (msvc_tls_config_reload(cfg, why, sizeof(why)) == MSVC_OK)
+    msvc_log_write(MSVC_LOG_INFO, LOG_COMPONENT, NULL, 0,
+                   "TLS %s certificates reloaded", side);
+  else
+    msvc_log_write(MSVC_LOG_ERROR, LOG_COMPONENT, NULL, 0,
+                   "TLS %s certificates not reloaded, the old ones stay in use: %s",
+                   side, why);
+}
+
+/* New connections (ours and our peers') pick up the files read here;
+ * every loop shares the same two configurations. */
+static void on_sighup(uv_signal_t *h, int signum) {
+  msvc_service_t *svc = h->data;
+
+  (void)signum;
+  if (svc->cfg.tls_server == NULL && svc->cfg.tls_client == NULL) {
+    msvc_log_write(MSVC_LOG_INFO, LOG_COMPONENT, NULL, 0,
+                   "received SIGHUP: no TLS files to reload");
+    return;
+  }
+  reload_one(svc->cfg.tls_server, "server");
+  reload_one(svc->cfg.tls_client, "client");
+}
+
 static int start_signals(msvc_service_t *svc) {
   int rc;
 
@@ -291,10 +321,17 @@ static int start_signals(msvc_service_t *svc) {
     uv_close((uv_handle_t *)&svc->sigterm, NULL);
     return rc;
   }
+  if ((rc = uv_signal_init(svc->loop, &svc->sighup)) != 0) {
+    uv_close((uv_handle_t *)&svc->sigterm, NULL);
+    uv_close((uv_handle_t *)&svc->sigint, NULL);
+    return rc;
+  }
   svc->sigterm.data = svc;
   svc->sigint.data = svc;
+  svc->sighup.data = svc;
   svc->signals_on = true;
   if ((rc = uv_signal_start(&svc->sigterm, on_signal, SIGTERM)) != 0) return rc;
+  if ((rc = uv_signal_start(&svc->sighup, on_sighup, SIGHUP)) != 0) return rc;
   return uv_signal_start(&svc->sigint, on_signal, SIGINT);
 }
 
@@ -346,8 +383,30 @@ static const char *advertised_host(const msvc_service_t *svc) {
   return svc->cfg.host;
 }
 
+/* The user's metadata, plus scheme=https when the instance serves TLS so
+ * that callers know to speak it (the service's own value wins over a
+ * user's "scheme"). The array is the caller's to free; its strings are
+ * borrowed from the configuration. */
+static msvc_registry_meta_t *register_meta(const msvc_service_t *svc, size_t *n) {
+  msvc_registry_meta_t *m;
+  size_t i, k = 0;
+
+  *n = svc->cfg.nmetadata;
+  if (svc->cfg.tls_server == NULL) return svc->cfg.metadata;
+  m = msvc__calloc(svc->cfg.nmetadata + 1, sizeof(*m));
+  if (m == NULL) return NULL;
+  for (i = 0; i < svc->cfg.nmetadata; i++)
+    if (strcmp(svc->cfg.metadata[i].key, "scheme") != 0) m[k++] = svc->cfg.metadata[i];
+  m[k].key = "scheme";
+  m[k].value = "https";
+  *n = k + 1;
+  return m;
+}
+
 static int do_register(msvc_service_t *svc) {
   msvc_registry_instance_t inst;
+  msvc_registry_meta_t *meta;
+  size_t nmeta;
   int rc;
 
   msvc_registry_instance_init(&inst);
@@ -357,10 +416,13 @@ static int do_register(msvc_service_t *svc) {
                                                       : svc->port);
   inst.weight = svc->cfg.weight;
   inst.version = svc->cfg.version;
-  inst.metadata = svc->cfg.metadata;
-  inst.nmetadata = svc->cfg.nmetadata;
+  meta = register_meta(svc, &nmeta);
+  if (meta == NULL && svc->cfg.tls_server != NULL) return MSVC_ENOMEM;
+  inst.metadata = meta;
+  inst.nmetadata = nmeta;
   rc = msvc_registry_register(svc->registry, &inst, svc->cfg.registry_ttl_ms, on_lease,
                               svc, &svc->lease);
+  if (meta != svc->cfg.metadata) msvc__free(meta);
   if (rc != MSVC_OK) return rc;
   svc->instance_id = msvc__strdup(msvc_registry_lease_id(svc->lease));
   return svc->instance_id == NULL ? MSVC_ENOMEM : MSVC_OK;

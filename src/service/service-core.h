@@ -16,6 +16,7 @@
 #include <msvc/jwks.h>
 #include <msvc/middleware.h>
 #include <msvc/service.h>
+#include <msvc/tls.h>
 
 #include "../msvc-internal.h"
 #include "service-internal.h"
@@ -51,6 +52,11 @@ typedef struct msvc__svc_config_s {
   char *jwt_url;
   char *jwt_issuer;
   char *jwt_audience;
+  /* TLS from MSVC_TLS_*: the server side when MSVC_TLS_CERT is set, the
+   * client side (outgoing calls) when any of the variables is. One
+   * reference each, released by msvc__svc_config_free(). */
+  msvc_tls_config_t *tls_server;
+  msvc_tls_config_t *tls_client;
 } msvc__svc_config_t;
 
 /* Reads options and environment into cfg. On failure cfg holds nothing and
@@ -124,6 +130,7 @@ struct msvc_service_s {
   bool signals_on;
   uv_signal_t sigterm;
   uv_signal_t sigint;
+  uv_signal_t sighup; /* reloads the TLS files */
   uv_timer_t timer; /* deferred start outcome; bounds the deregistration */
   uv_work_t workers_stop;
   uint32_t workers_drain_ms; /* read by the thread that stops the workers */

@@ -24,6 +24,9 @@ typedef struct msvc__caller_opts_s {
   msvc_retry_opts_t retry;
   uint32_t call_timeout_ms;
   const char *self_name;             /* for logs; copied */
+  /* Client side of TLS for every attached loop's client; NULL for plain
+   * HTTP only. Borrowed: the clients take references of their own. */
+  struct msvc_tls_config_s *tls;
 } msvc__caller_opts_t;
 
 /* Creates handles on the main loop at once (an async handle, the main

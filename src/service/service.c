@@ -122,6 +122,9 @@ int msvc__svc_setup_server(msvc_service_t *svc, msvc_http_server_t *srv,
   int rc;
 
   l->srv = srv;
+  if (svc->cfg.tls_server != NULL &&
+      (rc = msvc_http_server_set_tls(srv, svc->cfg.tls_server)) != MSVC_OK)
+    return rc;
   if ((rc = default_middleware(svc, srv, l)) != MSVC_OK) return rc;
   msvc__queue_foreach(q, &svc->mws) {
     msvc__svc_mw_t *m = msvc__container_of(q, msvc__svc_mw_t, link);
@@ -307,6 +310,7 @@ static int create_parts(msvc_service_t *svc, char *err, size_t errlen) {
   co.retry = svc->cfg.retry;
   co.call_timeout_ms = svc->cfg.call_timeout_ms;
   co.self_name = svc->cfg.name;
+  co.tls = svc->cfg.tls_client;
   if ((rc = msvc__caller_new(&co, &svc->caller)) != MSVC_OK) {
     snprintf(err, errlen, "service calls: %s", msvc_strerror(rc));
     return rc;

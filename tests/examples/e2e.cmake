@@ -87,3 +87,13 @@ foreach(reg IN LISTS _e2e_registries)
       PROPERTIES FIXTURES_REQUIRED ${_e2e_fixture})
   endif()
 endforeach()
+
+# The same demo with every service on mutual TLS (certificates from a
+# private CA created by the script).
+add_test(NAME examples_demo_smoke_tls
+  COMMAND ${PROJECT_SOURCE_DIR}/examples/demo.sh --smoke --quiet --tls
+          --registry local --bin-dir ${_e2e_bins})
+set_tests_properties(examples_demo_smoke_tls PROPERTIES LABELS "examples;tls" TIMEOUT 300)
+if(_e2e_fixture)
+  set_tests_properties(examples_demo_smoke_tls PROPERTIES FIXTURES_REQUIRED ${_e2e_fixture})
+endif()

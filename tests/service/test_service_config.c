@@ -20,6 +20,8 @@ static const char *const vars[] = {
     "MSVC_REGISTRY",      "MSVC_REGISTRY_TTL_MS", "MSVC_LB",        "MSVC_WORKERS",
     "MSVC_LOG_LEVEL",     "MSVC_LOG_FORMAT", "MSVC_JWT_JWKS_URL",  "MSVC_JWT_JWKS_FILE",
     "MSVC_JWT_ISSUER",    "MSVC_JWT_AUDIENCE", "MSVC_JWT_LEEWAY_S",
+    "MSVC_TLS_CERT",      "MSVC_TLS_KEY",    "MSVC_TLS_CA",        "MSVC_TLS_CLIENT_AUTH",
+    "MSVC_TLS_CLIENT_CERT", "MSVC_TLS_CLIENT_KEY",
 };
 
 static uv_loop_t loop;
@@ -85,7 +87,53 @@ static const bad_t bad[] = {
     {"MSVC_JWT_AUDIENCE", "", "audience"},
     {"MSVC_JWT_LEEWAY_S", "-5", "0"},
     {"MSVC_JWT_LEEWAY_S", "86401", "86400"},
+    {"MSVC_TLS_CLIENT_AUTH", "sometimes", "none, optional or require"},
+    {"MSVC_TLS_CLIENT_AUTH", "REQUIRED", "none, optional or require"},
+    {"MSVC_TLS_CA", "/nonexistent/ca.pem", "/nonexistent/ca.pem"},
 };
+
+/* TLS variables go together: the message names the one that is wrong or
+ * missing, which is not always the one that was set. */
+typedef struct bad_tls_s {
+  const char *set[3][2];
+  const char *named;  /* what the message starts with */
+  const char *expect; /* a piece of the explanation */
+} bad_tls_t;
+
+static const bad_tls_t bad_tls[] = {
+    {{{"MSVC_TLS_CERT", "/nonexistent/s.crt"}}, "MSVC_TLS_KEY", "required"},
+    {{{"MSVC_TLS_KEY", "/nonexistent/s.key"}}, "MSVC_TLS_CERT", "required"},
+    {{{"MSVC_TLS_CLIENT_CERT", "/nonexistent/c.crt"}}, "MSVC_TLS_CLIENT_KEY", "required"},
+    {{{"MSVC_TLS_CLIENT_KEY", "/nonexistent/c.key"}}, "MSVC_TLS_CLIENT_CERT", "required"},
+    {{{"MSVC_TLS_CLIENT_AUTH", "require"}}, "MSVC_TLS_CA", "required"},
+    {{{"MSVC_TLS_CLIENT_AUTH", "optional"}, {"MSVC_TLS_CA", JWKS}},
+     "MSVC_TLS_CERT", "required"},
+    {{{"MSVC_TLS_CERT", "/nonexistent/s.crt"}, {"MSVC_TLS_KEY", "/nonexistent/s.key"}},
+     "MSVC_TLS_CERT", "/nonexistent/s.crt"},
+    {{{"MSVC_TLS_CLIENT_CERT", JWKS}, {"MSVC_TLS_CLIENT_KEY", JWKS}},
+     "MSVC_TLS_CLIENT_CERT", "jwks.json"},
+};
+
+Test(service_config, bad_tls_variables_name_the_culprit) {
+  for (size_t i = 0; i < sizeof(bad_tls) / sizeof(bad_tls[0]); i++) {
+    const bad_tls_t *b = &bad_tls[i];
+    msvc_service_t *svc = (msvc_service_t *)1;
+    char err[512] = "";
+    int rc;
+
+    clean_env();
+    for (size_t j = 0; j < 3 && b->set[j][0] != NULL; j++)
+      setenv(b->set[j][0], b->set[j][1], 1);
+    rc = msvc_service_new(&loop, "svc", NULL, &svc, err, sizeof(err));
+    cr_expect_eq(rc, MSVC_ECONFIG, "row %zu: %s (%s)", i, msvc_strerror(rc), err);
+    cr_expect_null(svc, "row %zu: no service on failure", i);
+    cr_expect_eq(strncmp(err, b->named, strlen(b->named)), 0,
+                 "row %zu: message does not start with %s: %s", i, b->named, err);
+    cr_expect_not_null(strstr(err, b->expect), "row %zu: message lacks \"%s\": %s", i,
+                       b->expect, err);
+    cr_expect_null(strchr(err, '\n'), "one line: %s", err);
+  }
+}
 
 Test(service_config, every_bad_value_names_its_variable) {
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
