@@ -141,7 +141,10 @@ typedef struct msvc_service_opts_s {
   /** Longest drain at stop before open connections are cut (default 10000 ms). */
   uint32_t drain_timeout_ms;
   /** Stop on SIGTERM and SIGINT (a second SIGINT stops at once), reload
-   *  the TLS files on SIGHUP; default true. */
+   *  the TLS files on SIGHUP, and ignore SIGPIPE unless the program set a
+   *  handler of its own (a peer that closes while an answer is written
+   *  must fail that write, not end the process); default true. Without
+   *  it, the program must ignore SIGPIPE itself. */
   bool handle_signals;
   /** Log one line per request (msvc_mw_access_log_use()); default true. */
   bool access_log;

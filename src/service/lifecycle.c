@@ -313,8 +313,23 @@ static void on_sighup(uv_signal_t *h, int signum) {
   reload_one(svc->cfg.tls_client, "client");
 }
 
+/* A write to a socket the peer has reset raises SIGPIPE, whose default
+ * action ends the process without a word; the write's error is all a
+ * server needs. A handler the program installed itself is left alone. */
+static void ignore_sigpipe(void) {
+  struct sigaction sa;
+
+  if (sigaction(SIGPIPE, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL) return;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = SIG_IGN;
+  sigemptyset(&sa.sa_mask);
+  (void)sigaction(SIGPIPE, &sa, NULL);
+}
+
 static int start_signals(msvc_service_t *svc) {
   int rc;
+
+  ignore_sigpipe();
 
   if ((rc = uv_signal_init(svc->loop, &svc->sigterm)) != 0) return rc;
   if ((rc = uv_signal_init(svc->loop, &svc->sigint)) != 0) {

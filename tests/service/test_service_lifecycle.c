@@ -731,3 +731,41 @@ Test(service_lifecycle, registers_only_after_the_first_key_set) {
   st_stop(&keys);
   unsetenv("MSVC_JWT_JWKS_URL");
 }
+
+/* A client that resets its connection while an answer is written must not
+ * end the process: a service that handles signals ignores SIGPIPE, unless
+ * the program installed a handler of its own. */
+static void own_sigpipe(int sig) {
+  (void)sig;
+}
+
+Test(service_lifecycle, handles_sigpipe_unless_the_program_does) {
+  msvc_service_opts_t o;
+  msvc_service_t *svc;
+  struct sigaction sa;
+  uv_loop_t loop;
+  char err[256];
+
+  signal(SIGPIPE, SIG_DFL);
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  msvc_service_opts_init(&o);
+  o.registry_uri = "memory://";
+  cr_assert_eq(msvc_service_new(&loop, "pipes", &o, &svc, err, sizeof(err)), MSVC_OK, "%s", err);
+  cr_assert_eq(msvc_service_start(svc), MSVC_OK);
+  cr_assert_eq(sigaction(SIGPIPE, NULL, &sa), 0);
+  cr_assert(sa.sa_handler == SIG_IGN, "SIGPIPE still ends the process");
+  cr_assert_eq(msvc_service_stop(svc, NULL, NULL), MSVC_OK);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  msvc_service_free(svc);
+
+  signal(SIGPIPE, own_sigpipe);
+  cr_assert_eq(msvc_service_new(&loop, "pipes", &o, &svc, err, sizeof(err)), MSVC_OK, "%s", err);
+  cr_assert_eq(msvc_service_start(svc), MSVC_OK);
+  cr_assert_eq(sigaction(SIGPIPE, NULL, &sa), 0);
+  cr_assert(sa.sa_handler == own_sigpipe, "the program's own SIGPIPE handler was replaced");
+  cr_assert_eq(msvc_service_stop(svc, NULL, NULL), MSVC_OK);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  msvc_service_free(svc);
+  signal(SIGPIPE, SIG_DFL);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+}
