@@ -3,6 +3,21 @@
 
 #include <stdio.h>
 
+/* Switching a new file to WAL needs an exclusive lock, and SQLite does not
+ * call the busy handler for it: when another instance opens the same new
+ * file at the same moment, retry until the busy timeout is spent. */
+static int switch_to_wal(sqlite3 *db) {
+  int rc, waited = 0;
+
+  for (;;) {
+    rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || waited >= EX_DB_BUSY_TIMEOUT_MS)
+      return rc;
+    sqlite3_sleep(10);
+    waited += 10;
+  }
+}
+
 static int fail(sqlite3 *db, int rc, const char *path, const char *what, char *err,
                 size_t errlen) {
   if (err != NULL && errlen > 0)
@@ -27,9 +42,10 @@ int ex_db_open(const char *path, const char *schema, sqlite3 **out, char *err,
   /* The timeout first: switching to WAL and creating the schema both wait
    * for a lock when another instance starts at the same moment. */
   sqlite3_busy_timeout(db, EX_DB_BUSY_TIMEOUT_MS);
-  rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                        "PRAGMA foreign_keys=ON;",
-                    NULL, NULL, NULL);
+  rc = switch_to_wal(db);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", NULL,
+                      NULL, NULL);
   if (rc != SQLITE_OK)
     return fail(db, rc, path, "cannot switch to WAL", err, errlen);
   rc = ex_db_begin_write(db);
