@@ -18,11 +18,15 @@ const char *ex_env(const char *name, const char *def) {
   return v != NULL && *v != '\0' ? v : def;
 }
 
-void ex_jwt_env_defaults(void) {
+/* Only where the variable is unset: an option would win over it, and the
+ * deployment's environment must keep the last word over these defaults. */
+void ex_jwt_defaults(msvc_service_opts_t *opts) {
   if (getenv("MSVC_JWT_JWKS_URL") == NULL && getenv("MSVC_JWT_JWKS_FILE") == NULL)
-    setenv("MSVC_JWT_JWKS_URL", "http://user-service/.well-known/jwks.json", 0);
-  setenv("MSVC_JWT_ISSUER", "user-service", 0);
-  setenv("MSVC_JWT_AUDIENCE", "msvc-demo", 0);
+    opts->jwt_jwks_url = EX_JWKS_URL;
+  if (getenv("MSVC_JWT_ISSUER") == NULL)
+    opts->jwt_issuer = EX_JWT_ISSUER;
+  if (getenv("MSVC_JWT_AUDIENCE") == NULL)
+    opts->jwt_audience = EX_JWT_AUDIENCE;
 }
 
 bool ex_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {

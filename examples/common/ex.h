@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <msvc/http.h>
+#include <msvc/service.h>
 
 /* The largest id or amount the services accept and return: cJSON prints
  * numbers with 15 significant digits, so integers up to 10^15 - 1 survive
@@ -24,10 +25,16 @@
 /* The value of an environment variable, or def when it is unset or empty. */
 const char *ex_env(const char *name, const char *def);
 
-/* For services that verify tokens: when the variables are unset, verify
- * with the keys user-service publishes (found through discovery), for the
- * issuer and audience it signs with by default. Explicit values win. */
-void ex_jwt_env_defaults(void);
+/* What user-service signs with by default, and where it publishes its keys
+ * (a service name, found through discovery). */
+#define EX_JWKS_URL "http://user-service/.well-known/jwks.json"
+#define EX_JWT_ISSUER "user-service"
+#define EX_JWT_AUDIENCE "msvc-demo"
+
+/* For services that verify tokens: sets the JWT options to user-service's
+ * key set, issuer and audience, each only where its MSVC_JWT_* variable is
+ * unset, so that the environment still decides. */
+void ex_jwt_defaults(msvc_service_opts_t *opts);
 
 /* Parses a whole positive decimal id ("1".."999999999999999", no sign, no
  * leading zero); false otherwise. */
@@ -70,7 +77,7 @@ bool ex_json_add_int(cJSON *obj, const char *name, int64_t v);
 /*
  * Reports a failed msvc_service_new() on stderr as one line ("<program>:
  * <what went wrong>") and returns the exit status: 2 for a bad
- * configuration (CONTRACTS §4), 1 for anything else.
+ * configuration, 1 for anything else.
  */
 int ex_new_failed(const char *program, int rc, const char *err);
 

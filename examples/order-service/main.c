@@ -15,12 +15,14 @@
 
 int main(void) {
   app_t app = {0};
+  msvc_service_opts_t opts;
   msvc_service_t *svc = NULL;
   char err[512] = "";
   int rc;
 
-  ex_jwt_env_defaults();
-  rc = msvc_service_new(uv_default_loop(), "order-service", NULL, &svc, err, sizeof(err));
+  msvc_service_opts_init(&opts);
+  ex_jwt_defaults(&opts);
+  rc = msvc_service_new(uv_default_loop(), "order-service", &opts, &svc, err, sizeof(err));
   if (rc != MSVC_OK)
     return ex_new_failed("order-service", rc, err);
   if (app_open(&app, err, sizeof(err)) != 0) {

@@ -36,8 +36,8 @@ int app_open(app_t *app, char *err, size_t errlen) {
     return -1;
   }
   app->token.key = app->key;
-  app->token.issuer = ex_env("MSVC_JWT_ISSUER", "user-service");
-  app->token.audience = ex_env("MSVC_JWT_AUDIENCE", "msvc-demo");
+  app->token.issuer = ex_env("MSVC_JWT_ISSUER", EX_JWT_ISSUER);
+  app->token.audience = ex_env("MSVC_JWT_AUDIENCE", EX_JWT_AUDIENCE);
   MSVC_LOG_I(LOG, "database %s, signing key %s (kid %s)", db, key,
              msvc_jwt_key_kid(app->key));
   return 0;

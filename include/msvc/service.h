@@ -109,9 +109,22 @@ typedef bool (*msvc_service_check_fn)(msvc_service_t *svc, const char **detail,
 /**
  * @brief Options of a service; fill with msvc_service_opts_init().
  *
- * A field left at its "unset" value takes the environment's value (the
- * variable named beside it, CONTRACTS §4), else the default. Strings are
- * copied by msvc_service_new().
+ * Every setting has three layers, first one set wins: the field here,
+ * then the environment variable named beside it (the twelve-factor layer,
+ * see docs/service.md), then the default. A field left at its "unset"
+ * value falls through to the environment. Strings are copied (or the files
+ * they name read) by msvc_service_new().
+ *
+ * Settings that only make sense together are taken together: when either
+ * of tls_cert_file / tls_key_file is set, both come from the options (and
+ * likewise tls_client_cert_file / tls_client_key_file, and the key source
+ * jwt_jwks_url / jwt_jwks_file), so a certificate is never paired with a
+ * key from another layer. The `MSVC_JWT_*` variables are read as one group
+ * unless every JWT field is set: a variable that is set must then be valid
+ * even where a field overrides it.
+ *
+ * The structure grows at its end; a program built against an older header
+ * passes its smaller `size` and gets the defaults for the newer fields.
  */
 typedef struct msvc_service_opts_s {
   size_t size; /**< sizeof(msvc_service_opts_t), set by msvc_service_opts_init(). */
@@ -169,6 +182,50 @@ typedef struct msvc_service_opts_s {
   msvc_service_stopped_cb on_stopped;
   /** Passed to on_ready and on_stopped. */
   void *data;
+
+  /* ---- @since 0.2: the settings that were only in the environment ---- */
+
+  /** PEM certificate chain (leaf first) to listen with TLS; NULL:
+   *  `MSVC_TLS_CERT`, else plain HTTP. Needs tls_key_file. */
+  const char *tls_cert_file;
+  /** PEM private key of tls_cert_file; NULL: `MSVC_TLS_KEY`. */
+  const char *tls_key_file;
+  /** PEM CA bundle: peers' certificates are checked against it (servers
+   *  called, and clients when tls_client_auth asks for certificates);
+   *  NULL: `MSVC_TLS_CA`, else the system bundle. */
+  const char *tls_ca_file;
+  /** Client certificates the server asks for, an msvc_tls_client_auth_t
+   *  (`MSVC_TLS_AUTH_NONE`, `_OPTIONAL`, `_REQUIRE`); -1 (unset):
+   *  `MSVC_TLS_CLIENT_AUTH`, else none. Anything but none needs a CA and a
+   *  server certificate. */
+  int tls_client_auth;
+  /** PEM certificate presented on outgoing calls (mutual TLS); NULL:
+   *  `MSVC_TLS_CLIENT_CERT`, else none. Needs tls_client_key_file. */
+  const char *tls_client_cert_file;
+  /** PEM private key of tls_client_cert_file; NULL: `MSVC_TLS_CLIENT_KEY`. */
+  const char *tls_client_key_file;
+  /** URL of the JWK Set that verifies tokens (`http://HOST[:PORT]/PATH`;
+   *  HOST may be a service name, found through discovery); NULL:
+   *  `MSVC_JWT_JWKS_URL`. At most one of jwt_jwks_url and jwt_jwks_file. */
+  const char *jwt_jwks_url;
+  /** Path of a JWK Set file that verifies tokens (read here); NULL:
+   *  `MSVC_JWT_JWKS_FILE`. */
+  const char *jwt_jwks_file;
+  /** The exact `iss` tokens must carry; NULL: `MSVC_JWT_ISSUER`, else no
+   *  issuer check. */
+  const char *jwt_issuer;
+  /** An audience tokens' `aud` must contain; NULL: `MSVC_JWT_AUDIENCE`,
+   *  else no audience check. */
+  const char *jwt_audience;
+  /** Clock skew allowed on `exp` and `nbf`, 0..86400 s; -1 (unset):
+   *  `MSVC_JWT_LEEWAY_S`, else 30. */
+  int32_t jwt_leeway_s;
+  /** Log level, an msvc_log_level_t; -1 (unset): `MSVC_LOG_LEVEL`, else
+   *  the logger's current level. The logger is process-wide. */
+  int log_level;
+  /** Log format, an msvc_log_format_t; -1 (unset): `MSVC_LOG_FORMAT`, else
+   *  the logger's current format. */
+  int log_format;
 } msvc_service_opts_t;
 
 /**
@@ -184,15 +241,17 @@ MSVC_API void msvc_service_opts_init(msvc_service_opts_t *opts);
  * @brief Create a service: read its configuration, create its server,
  *        middleware, built-in routes and registry. Nothing listens yet.
  *
- * `MSVC_SERVICE_NAME`, when set, overrides @p name. The JWT settings come
- * from `MSVC_JWT_*` (msvc_mw_jwt_opts_env()); `MSVC_JWT_JWKS_URL` may name a
- * service instead of a host (`http://user-service/.well-known/jwks.json`),
- * which is then resolved through discovery. `MSVC_LOG_LEVEL` and
- * `MSVC_LOG_FORMAT` are applied with msvc_log_configure_from_env().
- * `MSVC_TLS_*` (msvc_tls_opts_env()) make every loop's server serve TLS
- * (the instance then registers the metadata `scheme=https`) and calls to
- * `scheme=https` instances use TLS, with a client certificate when one is
- * set; the certificate files are read here.
+ * `MSVC_SERVICE_NAME`, when set, overrides @p name (@p name is the
+ * program's own default; the variable renames one deployment). Every other
+ * setting comes from @p opts, else from its `MSVC_*` variable, else its
+ * default (see msvc_service_opts_t). The JWT key source may name a service
+ * instead of a host (`http://user-service/.well-known/jwks.json`), which
+ * is then resolved through discovery. The log level and format are applied
+ * to the process-wide logger. A server certificate (tls_cert_file or
+ * `MSVC_TLS_CERT`) makes every loop's server serve TLS (the instance then
+ * registers the metadata `scheme=https`); calls to `scheme=https`
+ * instances use TLS, with a client certificate when one is set; the
+ * certificate and key files are read here.
  *
  * @param loop    The loop the service runs on; borrowed, must outlive it.
  * @param name    Service name (see #MSVC_REGISTRY_NAME_MAX for its syntax).

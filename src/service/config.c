@@ -1,6 +1,6 @@
 /*
  * Configuration of a service: explicit options first, then the MSVC_*
- * environment (CONTRACTS §4), then the defaults. Every bad value stops
+ * environment (docs/service.md), then the defaults. Every bad value stops
  * here with one line that names the variable (or option) and what it
  * accepts, so that a program can print it and exit with status 2.
  */
@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <msvc/error.h>
 #include <msvc/log.h>
+#include <msvc/tls.h>
 #include <msvc/version.h>
 
 #include "service-core.h"
@@ -292,9 +294,59 @@ static void call_defaults(msvc__svc_config_t *cfg, const msvc_service_opts_t *o)
                                                  : DEFAULT_CALL_TIMEOUT_MS;
 }
 
-/* The strings msvc_mw_jwt_opts_env() sets point into the environment:
- * keep copies of our own. */
-static int load_jwt(msvc__svc_config_t *cfg, char *err, size_t errlen) {
+/* Whether some JWT setting is left to the environment. */
+static bool jwt_env_used(const msvc_service_opts_t *o) {
+  return (o->jwt_jwks_url == NULL && o->jwt_jwks_file == NULL) || o->jwt_issuer == NULL ||
+         o->jwt_audience == NULL || o->jwt_leeway_s == -1;
+}
+
+/* The fields win over MSVC_JWT_*; the key source (URL or file) is one
+ * setting, so a field replaces whichever of the two variables is set. */
+static int jwt_options(msvc__svc_config_t *cfg, const msvc_service_opts_t *o, char *err,
+                       size_t errlen) {
+  if (o->jwt_jwks_url != NULL && o->jwt_jwks_file != NULL)
+    return fail(err, errlen, "jwt_jwks_url option: jwt_jwks_file is set too; set only "
+                "one of them");
+  if (o->jwt_jwks_url != NULL || o->jwt_jwks_file != NULL) {
+    cfg->jwt.jwks_url = o->jwt_jwks_url;
+    cfg->jwt.jwks_file = o->jwt_jwks_file;
+    cfg->jwt_key_what = o->jwt_jwks_url != NULL ? "jwt_jwks_url option"
+                                                : "jwt_jwks_file option";
+  }
+  /* The fetcher checks the rest of the URL (service.c names this field). */
+  if (o->jwt_jwks_url != NULL && strncasecmp(o->jwt_jwks_url, "http://", 7) != 0 &&
+      strncasecmp(o->jwt_jwks_url, "https://", 8) != 0)
+    return fail(err, errlen, "jwt_jwks_url option: \"%.200s\" is not a URL; expected "
+                "http://HOST[:PORT]/PATH", o->jwt_jwks_url);
+  if (o->jwt_jwks_file != NULL && o->jwt_jwks_file[0] == '\0')
+    return fail(err, errlen, "jwt_jwks_file option: empty; expected the path of a JWK "
+                "Set file");
+  if (o->jwt_issuer != NULL) {
+    if (o->jwt_issuer[0] == '\0')
+      return fail(err, errlen, "jwt_issuer option: empty; expected the exact 'iss' value "
+                  "tokens must carry, or NULL");
+    cfg->jwt.verify.issuer = o->jwt_issuer;
+  }
+  if (o->jwt_audience != NULL) {
+    if (o->jwt_audience[0] == '\0')
+      return fail(err, errlen, "jwt_audience option: empty; expected an audience "
+                  "tokens' 'aud' must contain, or NULL");
+    cfg->jwt.audience = o->jwt_audience;
+  }
+  if (o->jwt_leeway_s != -1) {
+    if (o->jwt_leeway_s < 0 || o->jwt_leeway_s > 86400)
+      return fail(err, errlen, "jwt_leeway_s option: %ld is out of range; expected "
+                  "0..86400 seconds (or -1 for MSVC_JWT_LEEWAY_S)",
+                  (long)o->jwt_leeway_s);
+    cfg->jwt.verify.leeway_s = (uint32_t)o->jwt_leeway_s;
+  }
+  return MSVC_OK;
+}
+
+/* The strings msvc_mw_jwt_opts_env() sets point into the environment, and
+ * the options' into the caller's memory: keep copies of our own. */
+static int load_jwt(msvc__svc_config_t *cfg, const msvc_service_opts_t *o, char *err,
+                    size_t errlen) {
   char why[512];
   int rc;
 
@@ -303,11 +355,17 @@ static int load_jwt(msvc__svc_config_t *cfg, char *err, size_t errlen) {
    * fetches through its caller (service.c), the hook is only checked here. */
   cfg->jwt.jwks_get = msvc__caller_jwks_get;
   cfg->jwt.jwks_get_cancel = msvc__caller_jwks_cancel;
-  why[0] = '\0';
-  rc = msvc_mw_jwt_opts_env(&cfg->jwt, why, sizeof(why));
-  if (rc == MSVC_ENOMEM) return rc;
-  if (rc != MSVC_OK)
-    return fail(err, errlen, "%s", why[0] != '\0' ? why : "MSVC_JWT_*: bad value");
+  cfg->jwt_key_what = NULL;
+  if (jwt_env_used(o)) {
+    why[0] = '\0';
+    rc = msvc_mw_jwt_opts_env(&cfg->jwt, why, sizeof(why));
+    if (rc == MSVC_ENOMEM) return rc;
+    if (rc != MSVC_OK)
+      return fail(err, errlen, "%s", why[0] != '\0' ? why : "MSVC_JWT_*: bad value");
+    if (cfg->jwt.jwks_url != NULL) cfg->jwt_key_what = "MSVC_JWT_JWKS_URL";
+    if (cfg->jwt.jwks_file != NULL) cfg->jwt_key_what = "MSVC_JWT_JWKS_FILE";
+  }
+  if ((rc = jwt_options(cfg, o, err, errlen)) != MSVC_OK) return rc;
   if ((cfg->jwt.jwks_file != NULL && set_str(&cfg->jwt_file, cfg->jwt.jwks_file) != 0) ||
       (cfg->jwt.jwks_url != NULL && set_str(&cfg->jwt_url, cfg->jwt.jwks_url) != 0) ||
       (cfg->jwt.verify.issuer != NULL &&
@@ -325,19 +383,92 @@ static int load_jwt(msvc__svc_config_t *cfg, char *err, size_t errlen) {
   return MSVC_OK;
 }
 
-static bool tls_env_set(void) {
-  static const char *const vars[] = {"MSVC_TLS_CERT", "MSVC_TLS_KEY", "MSVC_TLS_CA",
-                                     "MSVC_TLS_CLIENT_AUTH", "MSVC_TLS_CLIENT_CERT",
-                                     "MSVC_TLS_CLIENT_KEY"};
-  size_t i;
+/* One TLS setting and where it came from, for the messages. */
+typedef struct tls_setting_s {
+  const char *v;
+  const char *what;
+} tls_setting_t;
 
-  for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-    if (env(vars[i]) != NULL) return true;
-  return false;
+static tls_setting_t tls_one(const char *opt, const char *opt_what, const char *var) {
+  tls_setting_t s = {opt, opt_what};
+
+  if (opt == NULL) {
+    s.v = env(var);
+    s.what = var;
+  }
+  return s;
+}
+
+/* A certificate and its key come from the same layer. */
+static void tls_pair(const char *oc, const char *ok, const char *oc_what,
+                     const char *ok_what, const char *vc, const char *vk,
+                     tls_setting_t *cert, tls_setting_t *key) {
+  if (oc != NULL || ok != NULL) {
+    *cert = (tls_setting_t){oc, oc_what};
+    *key = (tls_setting_t){ok, ok_what};
+  } else {
+    *cert = tls_one(NULL, NULL, vc);
+    *key = tls_one(NULL, NULL, vk);
+  }
+}
+
+typedef struct tls_settings_s {
+  tls_setting_t cert, key, ca, ccert, ckey, auth_name;
+  msvc_tls_client_auth_t auth;
+  bool auth_set; /* by the option or the variable, even to none */
+} tls_settings_t;
+
+static int tls_resolve(const msvc_service_opts_t *o, tls_settings_t *t, char *err,
+                       size_t errlen) {
+  const char *v;
+
+  tls_pair(o->tls_cert_file, o->tls_key_file, "tls_cert_file option",
+           "tls_key_file option", "MSVC_TLS_CERT", "MSVC_TLS_KEY", &t->cert, &t->key);
+  tls_pair(o->tls_client_cert_file, o->tls_client_key_file,
+           "tls_client_cert_file option", "tls_client_key_file option",
+           "MSVC_TLS_CLIENT_CERT", "MSVC_TLS_CLIENT_KEY", &t->ccert, &t->ckey);
+  t->ca = tls_one(o->tls_ca_file, "tls_ca_file option", "MSVC_TLS_CA");
+  t->auth = MSVC_TLS_AUTH_NONE;
+  t->auth_name = (tls_setting_t){NULL, "tls_client_auth option"};
+  t->auth_set = o->tls_client_auth != -1 || env("MSVC_TLS_CLIENT_AUTH") != NULL;
+  if (o->tls_client_auth != -1) {
+    if (o->tls_client_auth < MSVC_TLS_AUTH_NONE || o->tls_client_auth > MSVC_TLS_AUTH_REQUIRE)
+      return fail(err, errlen, "tls_client_auth option: %d is not a mode; expected "
+                  "MSVC_TLS_AUTH_NONE, _OPTIONAL, _REQUIRE or -1", o->tls_client_auth);
+    t->auth = (msvc_tls_client_auth_t)o->tls_client_auth;
+  } else if ((v = env("MSVC_TLS_CLIENT_AUTH")) != NULL) {
+    t->auth_name.what = "MSVC_TLS_CLIENT_AUTH";
+    if (strcmp(v, "optional") == 0)
+      t->auth = MSVC_TLS_AUTH_OPTIONAL;
+    else if (strcmp(v, "require") == 0)
+      t->auth = MSVC_TLS_AUTH_REQUIRE;
+    else if (strcmp(v, "none") != 0)
+      return fail(err, errlen, "MSVC_TLS_CLIENT_AUTH: \"%.64s\" is not a mode; expected "
+                  "none, optional or require", v);
+  }
+  return MSVC_OK;
+}
+
+static int tls_check(const tls_settings_t *t, char *err, size_t errlen) {
+  if (t->cert.v != NULL && t->key.v == NULL)
+    return fail(err, errlen, "%s: required when %s is set", t->key.what, t->cert.what);
+  if (t->key.v != NULL && t->cert.v == NULL)
+    return fail(err, errlen, "%s: required when %s is set", t->cert.what, t->key.what);
+  if (t->ccert.v != NULL && t->ckey.v == NULL)
+    return fail(err, errlen, "%s: required when %s is set", t->ckey.what, t->ccert.what);
+  if (t->ckey.v != NULL && t->ccert.v == NULL)
+    return fail(err, errlen, "%s: required when %s is set", t->ccert.what, t->ckey.what);
+  if (t->auth != MSVC_TLS_AUTH_NONE && t->ca.v == NULL)
+    return fail(err, errlen, "%s: required when %s is optional or require", t->ca.what,
+                t->auth_name.what);
+  if (t->auth != MSVC_TLS_AUTH_NONE && t->cert.v == NULL)
+    return fail(err, errlen, "%s: required when %s is optional or require", t->cert.what,
+                t->auth_name.what);
+  return MSVC_OK;
 }
 
 /* A file that cannot be read is configuration too: the TLS library's
- * reason already names the file, prefixed here with the variable. */
+ * reason already names the file, prefixed here with the setting. */
 static int tls_build(msvc_tls_opts_t *o, const char *what, msvc_tls_config_t **out,
                      char *err, size_t errlen) {
   char why[384];
@@ -351,19 +482,21 @@ static int tls_build(msvc_tls_opts_t *o, const char *what, msvc_tls_config_t **o
   return MSVC_OK;
 }
 
-/* MSVC_TLS_*: the options point into the environment, so both
- * configurations are built here, while it is what was checked. */
-static int load_tls(msvc__svc_config_t *cfg, char *err, size_t errlen) {
+/* Both configurations are built here, while the strings are the ones
+ * checked (they point into the environment or the caller's options). */
+static int load_tls(msvc__svc_config_t *cfg, const msvc_service_opts_t *o, char *err,
+                    size_t errlen) {
   msvc_tls_opts_t so, co;
-  char why[256];
-  bool serve;
+  tls_settings_t t;
+  char what[96];
   int rc;
 
-  if (!tls_env_set()) return MSVC_OK;
-  why[0] = '\0';
-  if (msvc_tls_opts_env(&so, &co, &serve, why, sizeof(why)) != MSVC_OK)
-    return fail(err, errlen, "%s", why[0] != '\0' ? why : "MSVC_TLS_*: bad value");
-  if (serve && cfg->nmetadata >= MSVC_REGISTRY_META_MAX) {
+  if ((rc = tls_resolve(o, &t, err, errlen)) != MSVC_OK) return rc;
+  if (t.cert.v == NULL && t.key.v == NULL && t.ca.v == NULL && t.ccert.v == NULL &&
+      t.ckey.v == NULL && !t.auth_set)
+    return MSVC_OK;
+  if ((rc = tls_check(&t, err, errlen)) != MSVC_OK) return rc;
+  if (t.cert.v != NULL && cfg->nmetadata >= MSVC_REGISTRY_META_MAX) {
     size_t i;
     bool has_scheme = false;
 
@@ -371,17 +504,64 @@ static int load_tls(msvc__svc_config_t *cfg, char *err, size_t errlen) {
       if (strcmp(cfg->metadata[i].key, "scheme") == 0) has_scheme = true;
     if (!has_scheme)
       return fail(err, errlen, "metadata option: %zu entries leave no room for "
-                  "scheme=https (MSVC_TLS_CERT is set); expected at most 63",
-                  cfg->nmetadata);
+                  "scheme=https (%s is set); expected at most 63", cfg->nmetadata,
+                  t.cert.what);
   }
+  msvc_tls_opts_init(&so, MSVC_TLS_SERVER);
+  so.cert_file = t.cert.v;
+  so.key_file = t.key.v;
+  so.ca_file = t.ca.v;
+  so.client_auth = t.auth;
   so.metrics = cfg->metrics;
+  msvc_tls_opts_init(&co, MSVC_TLS_CLIENT);
+  co.cert_file = t.ccert.v;
+  co.key_file = t.ckey.v;
+  co.ca_file = t.ca.v;
   co.metrics = cfg->metrics;
-  if (serve && (rc = tls_build(&so, "MSVC_TLS_CERT/MSVC_TLS_KEY", &cfg->tls_server,
-                               err, errlen)) != MSVC_OK)
+  snprintf(what, sizeof(what), "%s/%s", t.cert.what, t.key.what);
+  if (t.cert.v != NULL &&
+      (rc = tls_build(&so, what, &cfg->tls_server, err, errlen)) != MSVC_OK)
     return rc;
-  return tls_build(&co, co.cert_file != NULL ? "MSVC_TLS_CLIENT_CERT/MSVC_TLS_CA"
-                                             : "MSVC_TLS_CA",
-                   &cfg->tls_client, err, errlen);
+  if (t.ccert.v != NULL)
+    snprintf(what, sizeof(what), "%s/%s", t.ccert.what, t.ca.what);
+  else
+    snprintf(what, sizeof(what), "%s", t.ca.what);
+  return tls_build(&co, what, &cfg->tls_client, err, errlen);
+}
+
+/* Per setting, as for the others; the logger itself is process-wide. */
+static int load_log(const msvc_service_opts_t *o, char *err, size_t errlen) {
+  msvc_log_level_t level = msvc_log_get_level();
+  const char *v;
+  int format = -1;
+
+  if (o->log_level != -1) {
+    if (o->log_level < MSVC_LOG_TRACE || o->log_level > MSVC_LOG_OFF)
+      return fail(err, errlen, "log_level option: %d is not a level; expected "
+                  "MSVC_LOG_TRACE..MSVC_LOG_OFF or -1", o->log_level);
+    level = (msvc_log_level_t)o->log_level;
+  } else if ((v = env("MSVC_LOG_LEVEL")) != NULL &&
+             msvc_log_level_parse(v, &level) != MSVC_OK) {
+    return fail(err, errlen, "MSVC_LOG_LEVEL: bad value '%.64s' (accepted: trace, "
+                "debug, info, warn, error, off)", v);
+  }
+  if (o->log_format != -1) {
+    if (o->log_format != MSVC_LOG_FORMAT_TEXT && o->log_format != MSVC_LOG_FORMAT_JSON)
+      return fail(err, errlen, "log_format option: %d is not a format; expected "
+                  "MSVC_LOG_FORMAT_TEXT, MSVC_LOG_FORMAT_JSON or -1", o->log_format);
+    format = o->log_format;
+  } else if ((v = env("MSVC_LOG_FORMAT")) != NULL) {
+    if (strcasecmp(v, "text") == 0)
+      format = MSVC_LOG_FORMAT_TEXT;
+    else if (strcasecmp(v, "json") == 0)
+      format = MSVC_LOG_FORMAT_JSON;
+    else
+      return fail(err, errlen, "MSVC_LOG_FORMAT: bad value '%.64s' (accepted: text, "
+                  "json)", v);
+  }
+  msvc_log_set_level(level);
+  if (format != -1) msvc_log_set_format((msvc_log_format_t)format);
+  return MSVC_OK;
 }
 
 static int load_all(msvc__svc_config_t *cfg, const char *name,
@@ -409,10 +589,10 @@ static int load_all(msvc__svc_config_t *cfg, const char *name,
     msvc_http_server_opts_init(&cfg->server);
   cfg->metrics = o->metrics != NULL ? o->metrics : msvc_metrics_default_registry();
   call_defaults(cfg, o);
-  if ((rc = load_jwt(cfg, err, errlen)) != MSVC_OK) return rc;
-  if ((rc = load_tls(cfg, err, errlen)) != MSVC_OK) return rc;
+  if ((rc = load_jwt(cfg, o, err, errlen)) != MSVC_OK) return rc;
+  if ((rc = load_tls(cfg, o, err, errlen)) != MSVC_OK) return rc;
   /* Last: it changes the process-wide logger, and only when valid. */
-  return msvc_log_configure_from_env(err, errlen);
+  return load_log(o, err, errlen);
 }
 
 int msvc__svc_config_load(msvc__svc_config_t *cfg, const char *name,
@@ -462,4 +642,8 @@ void msvc_service_opts_init(msvc_service_opts_t *opts) {
   opts->handle_signals = true;
   opts->access_log = true;
   opts->call_timeout_ms = DEFAULT_CALL_TIMEOUT_MS;
+  opts->tls_client_auth = -1;
+  opts->jwt_leeway_s = -1;
+  opts->log_level = -1;
+  opts->log_format = -1;
 }

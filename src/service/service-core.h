@@ -52,6 +52,7 @@ typedef struct msvc__svc_config_s {
   char *jwt_url;
   char *jwt_issuer;
   char *jwt_audience;
+  const char *jwt_key_what; /* the option or variable that set the key source */
   /* TLS from MSVC_TLS_*: the server side when MSVC_TLS_CERT is set, the
    * client side (outgoing calls) when any of the variables is. One
    * reference each, released by msvc__svc_config_free(). */

@@ -4,6 +4,7 @@
  * and the stop live in lifecycle.c.
  */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -160,9 +161,9 @@ static int jwt_keys(msvc_service_t *svc, char *err, size_t errlen) {
   if (svc->cfg.jwt_file != NULL) {
     rc = msvc_jwt_keyset_load_jwks_file(svc->keyset, svc->cfg.jwt_file);
     if (rc != MSVC_OK) {
-      snprintf(err, errlen, "MSVC_JWT_JWKS_FILE: cannot load \"%.200s\" (%s); "
+      snprintf(err, errlen, "%s: cannot load \"%.200s\" (%s); "
                "expected a readable JWK Set with at least one usable key",
-               svc->cfg.jwt_file, msvc_strerror(rc));
+               svc->cfg.jwt_key_what, svc->cfg.jwt_file, msvc_strerror(rc));
       return rc == MSVC_ENOMEM ? rc : MSVC_ECONFIG;
     }
   }
@@ -221,8 +222,9 @@ static int jwks_fetcher(msvc_service_t *svc, char *err, size_t errlen) {
   }
   rc = msvc_jwks_fetcher_new(svc->loop, &fo, &svc->jwks);
   if (rc != MSVC_OK) {
-    snprintf(err, errlen, "MSVC_JWT_JWKS_URL: \"%.200s\" cannot be fetched (%s); "
-             "expected http://HOST[:PORT]/PATH", svc->cfg.jwt_url, msvc_strerror(rc));
+    snprintf(err, errlen, "%s: \"%.200s\" cannot be fetched (%s); "
+             "expected http://HOST[:PORT]/PATH", svc->cfg.jwt_key_what, svc->cfg.jwt_url,
+             msvc_strerror(rc));
     return rc == MSVC_ENOMEM ? rc : MSVC_ECONFIG;
   }
   return MSVC_OK;
@@ -325,7 +327,7 @@ static int create_parts(msvc_service_t *svc, char *err, size_t errlen) {
 
 int msvc_service_new(uv_loop_t *loop, const char *name, const msvc_service_opts_t *opts,
                      msvc_service_t **out, char *err, size_t errlen) {
-  msvc_service_opts_t defaults;
+  msvc_service_opts_t full;
   msvc_service_t *svc;
   char scratch[2];
   int rc;
@@ -336,15 +338,21 @@ int msvc_service_new(uv_loop_t *loop, const char *name, const msvc_service_opts_
     errlen = sizeof(scratch);
   }
   err[0] = '\0';
-  if (opts == NULL) {
-    msvc_service_opts_init(&defaults);
-    opts = &defaults;
-  }
-  if (loop == NULL || out == NULL || opts->size != sizeof(*opts)) {
+  /* Options grow at their end: a program built against an older header
+   * passes a smaller size, and the newer fields keep their defaults. */
+  msvc_service_opts_init(&full);
+  if (loop == NULL || out == NULL ||
+      (opts != NULL && (opts->size < offsetof(msvc_service_opts_t, tls_cert_file) ||
+                        opts->size > sizeof(full)))) {
     snprintf(err, errlen, "msvc_service_new: NULL argument or options not filled "
              "by msvc_service_opts_init()");
     return MSVC_EINVAL;
   }
+  if (opts != NULL) {
+    memcpy(&full, opts, opts->size);
+    full.size = sizeof(full);
+  }
+  opts = &full;
   svc = msvc__calloc(1, sizeof(*svc));
   if (svc == NULL) return MSVC_ENOMEM;
   svc->loop = loop;

@@ -155,3 +155,33 @@ Test(examples_common, db_open_creates_wal_and_reports_errors) {
   ex_db_close(NULL);
   ex_tmp_remove(&t);
 }
+
+/* The JWT defaults of the examples are options, set only where the
+ * environment says nothing (it keeps the last word). */
+Test(examples_common, jwt_defaults_leave_the_environment_the_last_word) {
+  msvc_service_opts_t o;
+
+  unsetenv("MSVC_JWT_JWKS_URL");
+  unsetenv("MSVC_JWT_JWKS_FILE");
+  unsetenv("MSVC_JWT_ISSUER");
+  unsetenv("MSVC_JWT_AUDIENCE");
+  msvc_service_opts_init(&o);
+  ex_jwt_defaults(&o);
+  cr_assert_str_eq(o.jwt_jwks_url, EX_JWKS_URL);
+  cr_assert_null(o.jwt_jwks_file);
+  cr_assert_str_eq(o.jwt_issuer, "user-service");
+  cr_assert_str_eq(o.jwt_audience, "msvc-demo");
+  cr_assert_null(getenv("MSVC_JWT_ISSUER"), "the environment is not written");
+
+  setenv("MSVC_JWT_JWKS_FILE", "/etc/keys.json", 1);
+  setenv("MSVC_JWT_ISSUER", "other", 1);
+  setenv("MSVC_JWT_AUDIENCE", "aud", 1);
+  msvc_service_opts_init(&o);
+  ex_jwt_defaults(&o);
+  cr_assert_null(o.jwt_jwks_url, "a key file in the environment wins");
+  cr_assert_null(o.jwt_issuer);
+  cr_assert_null(o.jwt_audience);
+  unsetenv("MSVC_JWT_JWKS_FILE");
+  unsetenv("MSVC_JWT_ISSUER");
+  unsetenv("MSVC_JWT_AUDIENCE");
+}

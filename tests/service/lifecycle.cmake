@@ -3,3 +3,5 @@ msvc_add_test(test_service_config LABEL service SOURCES test_service_config.c
   TIMEOUT 60)
 msvc_add_test(test_service_lifecycle LABEL service SOURCES test_service_lifecycle.c
   LIBS Threads::Threads TIMEOUT 120)
+msvc_add_test(test_service_options LABEL service SOURCES test_service_options.c
+  TIMEOUT 60)
