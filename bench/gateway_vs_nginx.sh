@@ -53,6 +53,10 @@ prog=gateway_vs_nginx
 
 MSVC_LOG_LEVEL=${MSVC_LOG_LEVEL:-error} sys_start "$tmp/sys" || exit 1
 sys_user
+# Reading a user needs a token (the same one on every request, as a
+# logged-in client sends; nginx passes the header on unchanged).
+sys_login "$sys_email" || exit 1
+printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$sys_token" >"$tmp/auth.lua"
 for i in 0 1 2; do taskset -pc "$wrk_cpu" "${sys_pids[$i]}" >/dev/null; done
 taskset -pc "$proxy_cpu" "${sys_pids[3]}" >/dev/null
 libmsvc_pid=${sys_pids[3]}
@@ -90,7 +94,8 @@ CONF
 taskset -c "$proxy_cpu" nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" &
 nginx_pid=$!
 for _ in $(seq 1 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$nginx_port/api/users/$sys_user_id" && break
+  curl -s -o /dev/null -H "Authorization: Bearer $sys_token" \
+    "http://127.0.0.1:$nginx_port/api/users/$sys_user_id" && break
   sleep 0.05
 done
 
@@ -101,7 +106,7 @@ i=0
 while [ $i -lt "$runs" ]; do
   for impl in $impls; do
     eval "pid=\$${impl}_pid; port=\$${impl}_port"
-    run_wrk "$pid" "$port" "$conns" "$path" >>"$tmp/runs.$impl"
+    run_wrk "$pid" "$port" "$conns" "$path" "$tmp/auth.lua" >>"$tmp/runs.$impl"
   done
   i=$((i + 1))
 done

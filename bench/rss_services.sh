@@ -83,7 +83,7 @@ for i in "${!sys_pids[@]}"; do
   name=${sys_names[$i]}
   url=${sys_urls[$i]}
   case $name in
-  user-service-*) hammer "$url" "/users/$sys_user_id" ;;
+  user-service-*) hammer "$url" "/users/$sys_user_id" "Bearer $sys_token" ;;
   order-service) hammer "$url" "/orders?user_id=$sys_user_id" "Bearer $sys_token" ;;
   bff) hammer "$url" "/web/users/$sys_user_id/dashboard" "Bearer $sys_token" ;;
   esac

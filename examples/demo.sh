@@ -403,15 +403,16 @@ expect_field email "$email"
 if printf '%s' "$body" | grep -q password; then bad "the answer contains the password"; else ok "no password in the answer"; fi
 [ -n "$user_id" ] || user_id=0
 
-step "The second instance shares the database: read the user there, and log in"
-call GET "$user2/users/$user_id"
-expect_status 200
-expect_field name "Ada Lovelace"
+step "The second instance shares the database: log in there, and read the user"
 call POST "$user2/login" "{\"email\":\"$email\",\"password\":\"$password\"}"
 expect_status 200
 expect_field token_type Bearer
 expect_field expires_in 900
 token=$(field access_token)
+call GET "$user2/users/$user_id" "" "$token"
+expect_status 200
+expect_field name "Ada Lovelace"
+expect_field email "$email"
 note "the token is an ES256 JWT; order-service and bff check it against user-service's JWK Set"
 call GET "$user1/.well-known/jwks.json"
 expect_status 200
@@ -451,16 +452,22 @@ expect_status 403
 expect_field code PERMISSION_DENIED
 
 step "Use the gateway: /api/... is proxied by service name, the prefix stripped"
-call GET "$bff/api/users/$user_id"
+call GET "$bff/api/users/$user_id" "" "$token"
 expect_status 200
 expect_field email "$email"
+call GET "$bff/api/users?limit=200"
+expect_status 401
+expect_field code UNAUTHENTICATED
+call GET "$bff/api/users?limit=200" "" "$token"
+expect_status 200
+if printf '%s' "$body" | grep -q '@'; then bad "the list shows email addresses"; else ok "the list shows ids and names, no email"; fi
 call POST "$bff/api/login" "{\"email\":\"$email\",\"password\":\"$password\"}"
 expect_status 200
 expect_has access_token
 call GET "$bff/api/orders?user_id=$user_id" "" "$token"
 expect_status 200
 expect_field total_cents 2699
-call GET "$bff/api/users/999999999"
+call GET "$bff/api/users/999999999" "" "$token"
 expect_status 404
 expect_field code USER_NOT_FOUND
 
@@ -469,7 +476,8 @@ before1=$(metric_sum "$user1" msvc_http_server_requests_total 'route="/users')
 before2=$(metric_sum "$user2" msvc_http_server_requests_total 'route="/users')
 gw_fail=0
 for ((i = 0; i < 20; i++)); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "$bff/api/users/$user_id" || true)
+  code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H "Authorization: Bearer $token" \
+    "$bff/api/users/$user_id" || true)
   [ "$code" = 200 ] || gw_fail=$((gw_fail + 1))
 done
 after1=$(metric_sum "$user1" msvc_http_server_requests_total 'route="/users')
@@ -538,7 +546,7 @@ curl_hint=curl
 cat <<EOF
 
 The system stays up until Ctrl-C. Try, for example:
-  $curl_hint $bff/api/users/$user_id
+  $curl_hint -H "Authorization: Bearer \$TOKEN" $bff/api/users/$user_id
   $curl_hint -H "Authorization: Bearer \$TOKEN" $bff/web/users/$user_id/dashboard
   $curl_hint $bff/metrics
 with TOKEN=$token

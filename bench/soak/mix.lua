@@ -1,6 +1,6 @@
 -- wrk script of the soak test: a steady mix through the bff, cycling
 --   GET  /web/users/<reader>/dashboard      (token)
---   GET  /api/users/<reader>                (gateway)
+--   GET  /api/users/<reader>                (gateway, token)
 --   GET  /mobile/users/<reader>/dashboard   (token)
 --   GET  /api/orders?user_id=<reader>       (gateway, token)
 -- and, every SOAK_POST_EVERY-th request, POST /api/orders as another user
@@ -27,7 +27,7 @@ request = function()
   if k == 0 then
     return wrk.format("GET", "/web/users/" .. reader .. "/dashboard", { ["Authorization"] = rtok })
   elseif k == 1 then
-    return wrk.format("GET", "/api/users/" .. reader)
+    return wrk.format("GET", "/api/users/" .. reader, { ["Authorization"] = rtok })
   elseif k == 2 then
     return wrk.format("GET", "/mobile/users/" .. reader .. "/dashboard", { ["Authorization"] = rtok })
   end

@@ -12,6 +12,8 @@ typedef struct app_s {
   msvc_jwt_key_t *key;
   token_cfg_t token;
   char *jwks; /* the JWK Set document, served as it is */
+  msvc_jwt_keyset_t *keys;        /* its public key, for token_check() */
+  msvc_jwt_verifier_t *verifier;  /* the reads' own token check */
 } app_t;
 
 /* Reads USER_DB, USER_SIGNING_KEY, MSVC_JWT_ISSUER and MSVC_JWT_AUDIENCE

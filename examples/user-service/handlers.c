@@ -38,6 +38,11 @@ int app_open(app_t *app, char *err, size_t errlen) {
   app->token.key = app->key;
   app->token.issuer = ex_env("MSVC_JWT_ISSUER", EX_JWT_ISSUER);
   app->token.audience = ex_env("MSVC_JWT_AUDIENCE", EX_JWT_AUDIENCE);
+  if (token_verifier_new(&app->token, app->jwks, &app->keys, &app->verifier) != MSVC_OK) {
+    snprintf(err, errlen, "USER_SIGNING_KEY: %s: cannot verify with its public key", key);
+    app_close(app);
+    return -1;
+  }
   MSVC_LOG_I(LOG, "database %s, signing key %s (kid %s)", db, key,
              msvc_jwt_key_kid(app->key));
   return 0;
@@ -45,6 +50,8 @@ int app_open(app_t *app, char *err, size_t errlen) {
 
 void app_close(app_t *app) {
   users_close(app->users);
+  msvc_jwt_verifier_free(app->verifier);
+  msvc_jwt_keyset_free(app->keys);
   msvc_jwt_key_free(app->key);
   free(app->jwks);
   memset(app, 0, sizeof(*app));
@@ -105,13 +112,45 @@ static void user_not_found(msvc_http_res_t *res, const char *id) {
   msvc_http_res_error(res, 404, "USER_NOT_FOUND", msg);
 }
 
+/* The caller's user id from the bearer token; false when the request was
+ * answered (401 with the challenge of RFC 6750). */
+static bool caller_of(msvc_http_req_t *req, msvc_http_res_t *res, const app_t *app,
+                      int64_t *sub) {
+  const char *why;
+  char challenge[160];
+
+  switch (token_check(app->verifier, msvc_http_req_header(req, "Authorization"), sub,
+                      &why)) {
+  case TOKEN_OK:
+    return true;
+  case TOKEN_NONE:
+    msvc_http_res_header(res, "WWW-Authenticate", "Bearer");
+    msvc_http_res_error(res, 401, "UNAUTHENTICATED", "A bearer token is required.");
+    return false;
+  case TOKEN_ERROR:
+    ex_res_internal(res);
+    return false;
+  case TOKEN_BAD:
+  default:
+    snprintf(challenge, sizeof(challenge),
+             "Bearer error=\"invalid_token\", error_description=\"%s\"", why);
+    msvc_http_res_header(res, "WWW-Authenticate", challenge);
+    msvc_http_res_error(res, 401, "UNAUTHENTICATED", "The bearer token is not valid.");
+    return false;
+  }
+}
+
+/* Any signed-in user may see who exists (id and name); the email and the
+ * creation time only to the user they belong to. */
 static void on_get_user(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   app_t *app = data;
   const char *param = msvc_http_req_param(req, "id");
-  int64_t id;
+  int64_t id, caller;
   user_t user;
   ex_store_rc_t rc;
 
+  if (!caller_of(req, res, app, &caller))
+    return;
   if (param == NULL || !ex_parse_id(param, &id)) {
     user_not_found(res, param != NULL ? param : "");
     return;
@@ -122,7 +161,7 @@ static void on_get_user(msvc_http_req_t *req, msvc_http_res_t *res, void *data) 
   else if (rc != EX_STORE_OK)
     ex_res_internal(res);
   else
-    ex_res_json(res, 200, user_json(&user));
+    ex_res_json(res, 200, id == caller ? user_json(&user) : user_public_json(&user));
 }
 
 /* Reads an optional integer query parameter; false when it was answered. */
@@ -139,11 +178,14 @@ static bool query_int(msvc_http_req_t *req, msvc_http_res_t *res, const char *na
   return false;
 }
 
+/* A directory for signed-in users: id and name only (users_list()). */
 static void on_list_users(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   app_t *app = data;
-  int64_t limit = 50, offset = 0;
+  int64_t limit = 50, offset = 0, caller;
   cJSON *doc, *users;
 
+  if (!caller_of(req, res, app, &caller))
+    return;
   if (!query_int(req, res, "limit", 1, 200, &limit) ||
       !query_int(req, res, "offset", 0, EX_JSON_INT_MAX, &offset))
     return;

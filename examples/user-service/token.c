@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 #include <msvc/error.h>
@@ -88,4 +89,64 @@ int token_jwks(const msvc_jwt_key_t *key, char **out) {
     snprintf(*out, len, "%s%s%s", head, jwk, tail);
   msvc_free(jwk);
   return *out != NULL ? MSVC_OK : MSVC_ENOMEM;
+}
+
+int token_verifier_new(const token_cfg_t *cfg, const char *jwks, msvc_jwt_keyset_t **ks,
+                       msvc_jwt_verifier_t **v) {
+  static const char *const required[] = {"sub", "exp"};
+  const char *aud[1] = {cfg->audience};
+  msvc_jwt_verify_opts_t o;
+  int rc;
+
+  *v = NULL;
+  rc = msvc_jwt_keyset_new(ks);
+  if (rc != MSVC_OK)
+    return rc;
+  rc = msvc_jwt_keyset_load_jwks(*ks, jwks, strlen(jwks));
+  if (rc == MSVC_OK) {
+    msvc_jwt_verify_opts_init(&o);
+    o.algs = MSVC_JWT_ES256;
+    o.issuer = cfg->issuer;
+    o.audiences = aud;
+    o.n_audiences = 1;
+    o.required = required;
+    o.n_required = 2;
+    o.cache_size = 1024;
+    rc = msvc_jwt_verifier_new(&o, *ks, v);
+  }
+  if (rc != MSVC_OK) {
+    msvc_jwt_keyset_free(*ks);
+    *ks = NULL;
+  }
+  return rc;
+}
+
+token_result_t token_check(msvc_jwt_verifier_t *v, const char *authorization, int64_t *sub,
+                           const char **why) {
+  msvc_jwt_claims_t *claims = NULL;
+  const char *p = authorization;
+  bool ok;
+  int rc;
+
+  *why = NULL;
+  if (p == NULL || strncasecmp(p, "Bearer ", 7) != 0)
+    return TOKEN_NONE;
+  for (p += 7; *p == ' '; p++)
+    ;
+  if (*p == '\0')
+    return TOKEN_NONE;
+  rc = msvc_jwt_verify(v, p, strlen(p), &claims);
+  if (rc == MSVC_ENOMEM)
+    return TOKEN_ERROR;
+  if (rc != MSVC_OK) {
+    *why = rc == MSVC_EJWT_EXPIRED ? "the token has expired" : "the token is not valid";
+    return TOKEN_BAD;
+  }
+  ok = ex_parse_id(msvc_jwt_claims_string(claims, "sub"), sub);
+  msvc_jwt_claims_free(claims);
+  if (!ok) {
+    *why = "the token's subject is not a user id";
+    return TOKEN_BAD;
+  }
+  return TOKEN_OK;
 }

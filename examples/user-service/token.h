@@ -39,4 +39,30 @@ int token_issue(const token_cfg_t *cfg, int64_t sub, int64_t now, char **token);
  * *out to free(), else an error code. */
 int token_jwks(const msvc_jwt_key_t *key, char **out);
 
+/* What a request's Authorization header proved. */
+typedef enum token_result_e {
+  TOKEN_OK = 0,   /* a valid token of user *sub */
+  TOKEN_NONE = 1, /* no bearer token at all */
+  TOKEN_BAD = 2,  /* a token that does not verify (*why says how) */
+  TOKEN_ERROR = 3 /* out of memory while checking: not the token's fault */
+} token_result_t;
+
+/*
+ * A verifier of this service's own tokens: ES256 with cfg's key (public
+ * half, from the JWK Set jwks), cfg's issuer and audience, `sub` and `exp`
+ * required. user-service checks its tokens itself: fetching its own key set
+ * through discovery would wait for itself. MSVC_OK with *ks and *v to free
+ * (msvc_jwt_verifier_free() first), else an error code.
+ */
+int token_verifier_new(const token_cfg_t *cfg, const char *jwks, msvc_jwt_keyset_t **ks,
+                       msvc_jwt_verifier_t **v);
+
+/*
+ * Checks the value of an Authorization header (NULL when absent): TOKEN_OK
+ * with the user id in *sub, TOKEN_NONE, TOKEN_BAD with *why a static
+ * reason for the challenge's error_description, or TOKEN_ERROR.
+ */
+token_result_t token_check(msvc_jwt_verifier_t *v, const char *authorization, int64_t *sub,
+                           const char **why);
+
 #endif /* USER_TOKEN_H */

@@ -165,7 +165,7 @@ static ex_store_rc_t append_rows(users_t *u, sqlite3_stmt *st, cJSON *users) {
     cJSON *item;
 
     read_user(st, &user);
-    item = user_json(&user);
+    item = user_public_json(&user);
     if (item == NULL || !cJSON_AddItemToArray(users, item)) {
       cJSON_Delete(item);
       MSVC_LOG_E("user-service", "out of memory listing users");
@@ -176,6 +176,7 @@ static ex_store_rc_t append_rows(users_t *u, sqlite3_stmt *st, cJSON *users) {
 }
 
 ex_store_rc_t users_list(users_t *u, int64_t limit, int64_t offset, cJSON *users) {
+  /* The email is read (read_user() wants every column) but never listed. */
   static const char sql[] = "SELECT id, name, email, created_at FROM users "
                             "ORDER BY id LIMIT ?1 OFFSET ?2";
   ex_store_rc_t result;
@@ -205,6 +206,17 @@ cJSON *user_json(const user_t *user) {
       cJSON_AddStringToObject(doc, "name", user->name) == NULL ||
       cJSON_AddStringToObject(doc, "email", user->email) == NULL ||
       cJSON_AddStringToObject(doc, "created_at", when) == NULL) {
+    cJSON_Delete(doc);
+    return NULL;
+  }
+  return doc;
+}
+
+cJSON *user_public_json(const user_t *user) {
+  cJSON *doc = cJSON_CreateObject();
+
+  if (doc == NULL || !ex_json_add_int(doc, "id", user->id) ||
+      cJSON_AddStringToObject(doc, "name", user->name) == NULL) {
     cJSON_Delete(doc);
     return NULL;
   }

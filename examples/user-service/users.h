@@ -47,10 +47,14 @@ ex_store_rc_t users_find_login(users_t *u, const char *email, user_t *out, char 
                                size_t hashlen);
 
 /* Appends up to limit users after skipping offset, by ascending id, to the
- * JSON array users. */
+ * JSON array users, as user_public_json() (no email). */
 ex_store_rc_t users_list(users_t *u, int64_t limit, int64_t offset, cJSON *users);
 
-/* The API's JSON of a user, or NULL when out of memory. */
+/* The API's JSON of a user, or NULL when out of memory: the whole record,
+ * for the user it belongs to. */
 cJSON *user_json(const user_t *user);
+
+/* What other signed-in users may see of a user: id and name only. */
+cJSON *user_public_json(const user_t *user);
 
 #endif /* USER_USERS_H */

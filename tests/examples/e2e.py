@@ -430,26 +430,48 @@ class Scenario:
             c("GET" in (r.header("allow") or "") and "POST" in (r.header("allow") or ""),
               "Allow lists GET and POST", r.header("allow"))
 
-        r = request("GET", f"{self.u[1].url}/users/{uid}")
+        # Reads need a token: the owner sees the whole record, any other
+        # signed-in user only id and name, nobody else anything.
+        own = request("POST", base + "/login", {"email": email, "password": "cobol-1959"})
+        own_token = (own.json or {}).get("access_token")
+        other_id, _, _, other_token = self.new_user(name="Other Reader")
+        r = request("GET", f"{self.u[1].url}/users/{uid}", token=own_token)
         c(r.status == 200 and r.json.get("email") == email and r.json.get("id") == uid,
-          "GET /users/{id} on the other instance (shared database)", r)
-        c.error(request("GET", base + "/users/987654321"), 404, "USER_NOT_FOUND",
+          "GET /users/{id} of oneself on the other instance (shared database)", r)
+        r = request("GET", f"{base}/users/{uid}", token=other_token)
+        c(r.status == 200 and r.json == {"id": uid, "name": "Grace Hopper"},
+          "GET /users/{id} of another user: id and name only", r)
+        for what, tok in (("no token", None), ("a malformed token", "not.a.jwt"),
+                          ("an expired token", self.token_for(uid, iat=int(time.time()) - 7200,
+                                                              nbf=int(time.time()) - 7200,
+                                                              exp=int(time.time()) - 3600))):
+            for path in (f"/users/{uid}", "/users?limit=200"):
+                r = request("GET", base + path, token=tok)
+                if c.error(r, 401, "UNAUTHENTICATED", f"GET {path} with {what}"):
+                    c(challenge_ok(r, missing=tok is None), f"GET {path} with {what}: the challenge",
+                      r.header("www-authenticate"))
+                c(email not in r.body, f"GET {path} with {what}: no email in the answer")
+        c.error(request("GET", base + "/users/987654321", token=own_token), 404, "USER_NOT_FOUND",
                 "GET /users/{unknown}", "The user with ID 987654321 was not found.")
-        r = request("GET", base + "/users/abc")
+        r = request("GET", base + "/users/abc", token=own_token)
         c(r.status in (400, 404) and r.error_code() in ("INVALID_ARGUMENT", "USER_NOT_FOUND", "NOT_FOUND"),
           "GET /users/abc is refused", r)
 
-        r = request("GET", base + "/users?limit=2&offset=0")
+        r = request("GET", base + "/users?limit=2&offset=0", token=own_token)
         c(r.status == 200 and isinstance(r.json.get("users"), list) and len(r.json["users"]) <= 2
           and r.json.get("limit") == 2 and r.json.get("offset") == 0, "GET /users?limit=2", r)
-        r = request("GET", base + "/users")
+        r = request("GET", base + "/users", token=own_token)
         c(r.status == 200 and r.json.get("limit") == 50 and r.json.get("offset") == 0,
           "GET /users defaults to limit 50, offset 0", r)
         c(all("password" not in u for u in (r.json or {}).get("users", [])), "no password in the list")
         for q in ("limit=0", "limit=201", "limit=x", "offset=-1"):
-            c.error(request("GET", f"{base}/users?{q}"), 400, "INVALID_ARGUMENT", f"GET /users?{q}")
-        r = request("GET", base + "/users?limit=200")
-        c.status(r, 200, "GET /users?limit=200")
+            c.error(request("GET", f"{base}/users?{q}", token=own_token), 400, "INVALID_ARGUMENT",
+                    f"GET /users?{q}")
+        r = request("GET", base + "/users?limit=200", token=other_token)
+        users = (r.json or {}).get("users") or []
+        c(r.status == 200 and len(users) >= 2, "GET /users?limit=200 with a token", r)
+        c(all(set(u) == {"id", "name"} for u in users) and "@" not in r.body,
+          "the list shows id and name only, no email (not even one's own)", users[:3])
 
         r = request("POST", base + "/login", {"email": email, "password": "cobol-1959"})
         if c.status(r, 200, "POST /login"):
@@ -624,15 +646,31 @@ class Scenario:
         c(r.status == 201 and r.json.get("email") == mail2, "POST /api/users -> user-service", r)
         gw_uid = (r.json or {}).get("id")
         c(bool(r.header("x-request-id")), "gateway answers carry X-Request-Id")
-        r = request("GET", f"{g}/users/{gw_uid}", headers={"X-Request-Id": "gw-req-7"})
-        c(r.status == 200 and r.json.get("id") == gw_uid, "GET /api/users/{id}", r)
-        c(r.header("x-request-id") == "gw-req-7", "the gateway keeps the caller's X-Request-Id",
-          r.header("x-request-id"))
-        r = request("GET", f"{g}/users?limit=1")
-        c(r.status == 200 and r.json.get("limit") == 1, "GET /api/users?limit=1 (query kept)", r)
         r = request("POST", g + "/login", {"email": mail2, "password": password})
         c(r.status == 200 and r.json.get("token_type") == "Bearer", "POST /api/login", r)
         gw_token = (r.json or {}).get("access_token")
+        r = request("GET", f"{g}/users/{gw_uid}", headers={"X-Request-Id": "gw-req-7"}, token=gw_token)
+        c(r.status == 200 and r.json.get("id") == gw_uid and r.json.get("email") == mail2,
+          "GET /api/users/{id} of oneself", r)
+        c(r.header("x-request-id") == "gw-req-7", "the gateway keeps the caller's X-Request-Id",
+          r.header("x-request-id"))
+        r = request("GET", f"{g}/users/{uid}", token=gw_token)
+        c(r.status == 200 and set(r.json or {}) == {"id", "name"} and email not in r.body,
+          "GET /api/users/{id} of another user: no email", r)
+        # Account data needs a token through the gateway too.
+        r = request("GET", f"{g}/users?limit=200")
+        if c.error(r, 401, "UNAUTHENTICATED", "GET /api/users?limit=200 without a token"):
+            c(challenge_ok(r, missing=True), "GET /api/users without a token: the challenge",
+              r.header("www-authenticate"))
+        c("@" not in r.body, "GET /api/users without a token: no email anywhere", r.body[:200])
+        c.error(request("GET", f"{g}/users/{uid}"), 401, "UNAUTHENTICATED",
+                "GET /api/users/{id} without a token")
+        r = request("GET", f"{g}/users?limit=200", token=gw_token)
+        users = (r.json or {}).get("users") or []
+        c(r.status == 200 and r.json.get("limit") == 200 and len(users) >= 2,
+          "GET /api/users?limit=200 with a token (query kept)", r)
+        c(all(set(u) == {"id", "name"} for u in users) and "@" not in r.body,
+          "GET /api/users lists id and name only", users[:3])
         r = request("POST", g + "/orders", {"items": [{"sku": "G", "quantity": 1, "unit_price_cents": 5}]},
                     token=gw_token)
         c(r.status == 201 and r.json.get("user_id") == gw_uid, "POST /api/orders forwards Authorization", r)
@@ -643,12 +681,12 @@ class Scenario:
         c(r.status == 200 and len(r.json.get("orders", [])) == 1, "GET /api/orders?user_id=", r)
         c.error(request("GET", f"{g}/orders?user_id={gw_uid}"), 401, "UNAUTHENTICATED",
                 "GET /api/orders without a token (order-service's answer, passed through)")
-        c.error(request("GET", f"{g}/users/987654321"), 404, "USER_NOT_FOUND",
+        c.error(request("GET", f"{g}/users/987654321", token=gw_token), 404, "USER_NOT_FOUND",
                 "GET /api/users/{unknown} (passed through)")
         # The gateway passes the caller's request id and trace on: the
         # upstream's access log has them.
         trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-        r = request("GET", f"{g}/users/{gw_uid}", headers={
+        r = request("GET", f"{g}/users/{gw_uid}", token=gw_token, headers={
             "X-Request-Id": "e2e-gateway-trace-1",
             "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
         c.status(r, 200, "GET /api/users/{id} with a traceparent")
@@ -669,7 +707,7 @@ class Scenario:
         n = 60
         fails = 0
         for _ in range(n):
-            if request("GET", f"{self.bff.url}/api/users/{uid}").status != 200:
+            if request("GET", f"{self.bff.url}/api/users/{uid}", token=token).status != 200:
                 fails += 1
         c(fails == 0, f"{n} gateway requests answered 200", fails)
         served = [metric_sum(p.url, "msvc_http_server_requests_total", route="/users/.*") - b
@@ -794,7 +832,7 @@ class Scenario:
             time.sleep(3.0)
         c(load.total > 20 and not load.failures, f"bff under load, one instance killed: {load.summary()}",
           load.failures[:3])
-        with Load(lambda: [self.bff.url], f"/api/users/{uid}") as load:
+        with Load(lambda: [self.bff.url], f"/api/users/{uid}", token=token) as load:
             time.sleep(1.5)
         c(load.total > 10 and not load.failures, f"the gateway meanwhile: {load.summary()}", load.failures[:3])
 

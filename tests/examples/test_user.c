@@ -19,6 +19,14 @@ static const char test_key_pem[] =
     "eIOycczhKHy6pAXd0jHyFs2CkXnRQQRl4g==\n"
     "-----END EC PRIVATE KEY-----\n";
 
+/* Another P-256 key, for tokens that must not verify. */
+#define OTHER_EC_PEM                                                                 \
+  "-----BEGIN EC PRIVATE KEY-----\n"                                                 \
+  "MHcCAQEEIMbkW4bb+pHDBPwNxgc90nNtggST5Hv9XzZigKtf8NxQoAoGCCqGSM49\n"               \
+  "AwEHoUQDQgAE5FRvHT4/JtBXSIl2C23VK11oJDIV74IDbtt93VK0a/OLFb6+0dq8\n"               \
+  "jzPHBZK6PO6GhDInq4ZWSpzwOGwp1ZctQw==\n"                                           \
+  "-----END EC PRIVATE KEY-----\n"
+
 /* ---- validation ---------------------------------------------------------- */
 
 Test(examples_user, email_shapes) {
@@ -205,8 +213,7 @@ Test(examples_user, store_create_get_list) {
   list = cJSON_CreateArray();
   cr_assert_eq(users_list(u, 1, 1, list), EX_STORE_OK);
   text = cJSON_PrintUnformatted(list);
-  cr_assert_str_eq(text, "[{\"id\":2,\"name\":\"Bob\",\"email\":\"bob@example.com\","
-                         "\"created_at\":\"2026-11-26T05:59:59Z\"}]");
+  cr_assert_str_eq(text, "[{\"id\":2,\"name\":\"Bob\"}]", "the list has no email: %s", text);
   cJSON_free(text);
   cJSON_Delete(list);
   users_close(u);
@@ -392,4 +399,82 @@ Test(examples_user, key_load_errors) {
   cr_assert_neq(token_key_load(ex_tmp_file(&t, "bad.pem"), &key, err, sizeof(err)), MSVC_OK);
   cr_assert_null(key);
   ex_tmp_remove(&t);
+}
+
+/* Reads of accounts need a token of this service's own key: none, a
+ * malformed, expired, foreign or wrongly addressed one are told apart
+ * from a good one, which yields the user id. */
+Test(examples_user, token_check_of_reads) {
+  ex_tmp_t t;
+  msvc_jwt_key_t *key = load_test_key(&t), *other = NULL;
+  token_cfg_t cfg = {key, "user-service", "msvc-demo"};
+  token_cfg_t wrong_aud = {key, "user-service", "another-app"};
+  msvc_jwt_keyset_t *ks = NULL;
+  msvc_jwt_verifier_t *v = NULL;
+  char *jwks = NULL, *token = NULL, header[2048], kid[44];
+  const char *why;
+  int64_t sub = 0;
+  token_cfg_t foreign;
+
+  cr_assert_eq(token_jwks(key, &jwks), MSVC_OK);
+  cr_assert_eq(token_verifier_new(&cfg, jwks, &ks, &v), MSVC_OK);
+  cr_assert_eq(token_check(v, NULL, &sub, &why), TOKEN_NONE);
+  cr_assert_eq(token_check(v, "Basic dTpw", &sub, &why), TOKEN_NONE);
+  cr_assert_eq(token_check(v, "Bearer ", &sub, &why), TOKEN_NONE);
+  cr_assert_eq(token_check(v, "Bearer not.a.jwt", &sub, &why), TOKEN_BAD);
+  cr_assert_not_null(why);
+
+  cr_assert_eq(token_issue(&cfg, 42, ex_now_s(), &token), MSVC_OK);
+  snprintf(header, sizeof(header), "bearer %s", token);
+  cr_assert_eq(token_check(v, header, &sub, &why), TOKEN_OK, "%s", why);
+  cr_assert_eq(sub, 42);
+  msvc_free(token);
+
+  cr_assert_eq(token_issue(&cfg, 42, ex_now_s() - 3600, &token), MSVC_OK);
+  snprintf(header, sizeof(header), "Bearer %s", token);
+  cr_assert_eq(token_check(v, header, &sub, &why), TOKEN_BAD);
+  cr_assert_str_eq(why, "the token has expired");
+  msvc_free(token);
+
+  cr_assert_eq(token_issue(&wrong_aud, 42, ex_now_s(), &token), MSVC_OK);
+  snprintf(header, sizeof(header), "Bearer %s", token);
+  cr_assert_eq(token_check(v, header, &sub, &why), TOKEN_BAD, "another audience");
+  msvc_free(token);
+
+  /* A token signed by another key with the same kid is refused. */
+  cr_assert_eq(msvc_jwt_key_thumbprint(key, kid), MSVC_OK);
+  cr_assert_eq(msvc_jwt_key_from_pem(OTHER_EC_PEM, strlen(OTHER_EC_PEM), MSVC_JWT_ES256, kid,
+                                     &other), MSVC_OK);
+  foreign = (token_cfg_t){other, "user-service", "msvc-demo"};
+  cr_assert_eq(token_issue(&foreign, 42, ex_now_s(), &token), MSVC_OK);
+  snprintf(header, sizeof(header), "Bearer %s", token);
+  cr_assert_eq(token_check(v, header, &sub, &why), TOKEN_BAD, "a forged signature");
+  msvc_free(token);
+
+  msvc_jwt_key_free(other);
+  msvc_jwt_verifier_free(v);
+  msvc_jwt_keyset_free(ks);
+  free(jwks);
+  msvc_jwt_key_free(key);
+  ex_tmp_remove(&t);
+}
+
+Test(examples_user, public_view_has_no_email) {
+  user_t u = {0};
+  cJSON *doc;
+  char *text;
+
+  u.id = 7;
+  snprintf(u.name, sizeof(u.name), "Ada");
+  snprintf(u.email, sizeof(u.email), "ada@example.com");
+  u.created_at = 0;
+  doc = user_public_json(&u);
+  cr_assert_not_null(doc);
+  text = cJSON_PrintUnformatted(doc);
+  cr_assert_str_eq(text, "{\"id\":7,\"name\":\"Ada\"}");
+  cJSON_free(text);
+  cJSON_Delete(doc);
+  doc = user_json(&u);
+  cr_assert_not_null(cJSON_GetObjectItem(doc, "email"), "the owner's view has it");
+  cJSON_Delete(doc);
 }
