@@ -49,25 +49,67 @@ typedef struct pending_s {
   cJSON *body; /* owns the strings the parsed order borrows */
   int64_t user_id;
   order_new_t order;
+  char *items;    /* the items as stored: the request's fingerprint */
+  char *idem_key; /* the Idempotency-Key header, or NULL */
 } pending_t;
 
-static void store_order(pending_t *p) {
-  cJSON *items = order_items_json(&p->order), *doc = NULL;
-  char *text = items != NULL ? cJSON_PrintUnformatted(items) : NULL;
+static void pending_free(pending_t *p) {
+  cJSON_Delete(p->body);
+  cJSON_free(p->items);
+  free(p->idem_key);
+  free(p);
+}
+
+/* Answers 201 with an order; doc is consumed. */
+static void send_created(msvc_http_res_t *res, cJSON *doc, bool replayed) {
+  cJSON *id = cJSON_GetObjectItemCaseSensitive(doc, "id");
   char where[40];
 
-  if (text == NULL || orders_create(p->app->orders, p->user_id, text, p->order.total_cents,
-                                    ex_now_s(), &doc) != EX_STORE_OK) {
-    ex_res_internal(p->res);
-  } else {
-    cJSON *id = cJSON_GetObjectItemCaseSensitive(doc, "id");
+  snprintf(where, sizeof(where), "/orders/%.0f", cJSON_IsNumber(id) ? id->valuedouble : 0.0);
+  msvc_http_res_header(res, "Location", where);
+  if (replayed)
+    msvc_http_res_header(res, "Idempotent-Replayed", "true");
+  ex_res_json(res, 201, doc);
+}
 
-    snprintf(where, sizeof(where), "/orders/%.0f", cJSON_IsNumber(id) ? id->valuedouble : 0.0);
-    msvc_http_res_header(p->res, "Location", where);
-    ex_res_json(p->res, 201, doc);
+/*
+ * A request whose key the caller used before: the same items get the
+ * first order again (201, as the first time, marked Idempotent-Replayed),
+ * other items 422. false when the key is new.
+ */
+static bool replay(pending_t *p) {
+  cJSON *doc = NULL;
+  bool same = false;
+  ex_store_rc_t rc;
+
+  rc = orders_find_key(p->app->orders, p->user_id, p->idem_key, p->items, &same, &doc);
+  if (rc == EX_STORE_NOT_FOUND)
+    return false;
+  if (rc != EX_STORE_OK) {
+    ex_res_internal(p->res);
+  } else if (same) {
+    send_created(p->res, doc, true);
+    return true;
+  } else {
+    msvc_http_res_error(p->res, 422, "IDEMPOTENCY_KEY_REUSED",
+                        "This Idempotency-Key was used for a different order.");
   }
-  cJSON_free(text);
-  cJSON_Delete(items);
+  cJSON_Delete(doc);
+  return true;
+}
+
+static void store_order(pending_t *p) {
+  cJSON *doc = NULL;
+  ex_store_rc_t rc;
+
+  rc = orders_create(p->app->orders, p->user_id, p->items, p->order.total_cents, ex_now_s(),
+                     p->idem_key, &doc);
+  /* A conflict: a request with the same key was stored while this one
+   * checked the user; answer as its repeat. */
+  if (rc == EX_STORE_OK)
+    send_created(p->res, doc, false);
+  else if (rc != EX_STORE_CONFLICT || p->idem_key == NULL || !replay(p))
+    ex_res_internal(p->res);
 }
 
 static void on_user_checked(int err, const msvc_http_response_t *r, void *data) {
@@ -85,8 +127,7 @@ static void on_user_checked(int err, const msvc_http_response_t *r, void *data) 
       MSVC_LOG_W(LOG, "user-service answered %d to a user check", status);
     msvc_service_res_upstream_error(p->res, USERS, err != MSVC_OK ? err : MSVC_EUPSTREAM_UNAVAILABLE);
   }
-  cJSON_Delete(p->body);
-  free(p);
+  pending_free(p);
 }
 
 static void check_user(pending_t *p, msvc_http_req_t *req) {
@@ -106,9 +147,34 @@ static void check_user(pending_t *p, msvc_http_req_t *req) {
   if (rc != MSVC_OK) {
     MSVC_LOG_E(LOG, "cannot call user-service: %s", msvc_strerror(rc));
     msvc_service_res_upstream_error(p->res, USERS, rc);
-    cJSON_Delete(p->body);
-    free(p);
+    pending_free(p);
   }
+}
+
+/* The parts of a POST /orders beyond its JSON: the canonical items and the
+ * Idempotency-Key. false when the request was answered. */
+static bool prepare(pending_t *p, msvc_http_req_t *req) {
+  const char *key = msvc_http_req_header(req, "Idempotency-Key");
+  cJSON *items = order_items_json(&p->order);
+
+  p->items = items != NULL ? cJSON_PrintUnformatted(items) : NULL;
+  cJSON_Delete(items);
+  if (p->items == NULL) {
+    ex_res_internal(p->res);
+    return false;
+  }
+  if (key == NULL)
+    return true;
+  if (!order_idem_key_valid(key)) {
+    ex_res_invalid(p->res, "Idempotency-Key: must be 1 to 255 visible ASCII characters");
+    return false;
+  }
+  p->idem_key = strdup(key);
+  if (p->idem_key == NULL) {
+    ex_res_internal(p->res);
+    return false;
+  }
+  return !replay(p); /* a repeat needs no user check */
 }
 
 static void on_create_order(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
@@ -136,8 +202,11 @@ static void on_create_order(msvc_http_req_t *req, msvc_http_res_t *res, void *da
   }
   if (!order_parse(p->body, &p->order, msg, sizeof(msg))) {
     ex_res_invalid(res, msg);
-    cJSON_Delete(p->body);
-    free(p);
+    pending_free(p);
+    return;
+  }
+  if (!prepare(p, req)) {
+    pending_free(p);
     return;
   }
   check_user(p, req);

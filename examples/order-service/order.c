@@ -85,3 +85,14 @@ cJSON *order_items_json(const order_new_t *order) {
   }
   return items;
 }
+
+bool order_idem_key_valid(const char *key) {
+  size_t n = 0;
+
+  if (key == NULL)
+    return false;
+  for (; key[n] != '\0'; n++)
+    if ((unsigned char)key[n] < 0x21 || (unsigned char)key[n] > 0x7e || n >= ORDER_IDEM_KEY_MAX)
+      return false;
+  return n > 0;
+}

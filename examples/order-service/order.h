@@ -36,4 +36,11 @@ bool order_parse(const cJSON *body, order_new_t *out, char *msg, size_t msglen);
 /* The items as the JSON array stored and returned, or NULL (no memory). */
 cJSON *order_items_json(const order_new_t *order);
 
+/* Longest Idempotency-Key accepted, in bytes. */
+#define ORDER_IDEM_KEY_MAX 255
+
+/* Whether an Idempotency-Key header value is usable: 1 to 255 visible
+ * ASCII characters (a UUID fits; spaces and control characters do not). */
+bool order_idem_key_valid(const char *key);
+
 #endif /* ORDER_ORDER_H */

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <msvc/log.h>
 
@@ -17,7 +18,10 @@ struct orders_s {
 };
 
 /* Items are kept as the JSON array the API returns: an order is written
- * once and always read whole, so a table of lines would buy nothing. */
+ * once and always read whole, so a table of lines would buy nothing.
+ * idem_key is the client's Idempotency-Key, unique per user (see
+ * add_idempotency()); the items text doubles as the request's fingerprint,
+ * since the items are the whole body, in one canonical form. */
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS orders ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -25,8 +29,35 @@ static const char schema[] =
     "  items TEXT NOT NULL,"
     "  total_cents INTEGER NOT NULL,"
     "  status TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL);"
+    "  created_at INTEGER NOT NULL,"
+    "  idem_key TEXT);"
     "CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, id);";
+
+/* A database made before idempotency keys lacks the column: add it, in a
+ * write transaction so that two instances starting at once take turns. */
+static int add_idempotency(sqlite3 *db) {
+  static const char has[] =
+      "SELECT 1 FROM pragma_table_info('orders') WHERE name = 'idem_key'";
+  static const char index[] =
+      "CREATE UNIQUE INDEX IF NOT EXISTS orders_by_key ON orders (user_id, idem_key) "
+      "WHERE idem_key IS NOT NULL";
+  sqlite3_stmt *st = NULL;
+  int rc = ex_db_begin_write(db);
+
+  if (rc != SQLITE_OK)
+    return rc;
+  rc = sqlite3_prepare_v2(db, has, -1, &st, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc == SQLITE_DONE)
+    rc = sqlite3_exec(db, "ALTER TABLE orders ADD COLUMN idem_key TEXT", NULL, NULL, NULL);
+  else if (rc == SQLITE_ROW)
+    rc = SQLITE_OK;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db, index, NULL, NULL, NULL);
+  return ex_db_finish(db, rc);
+}
 
 #define COLUMNS "id, user_id, items, total_cents, status, created_at"
 
@@ -41,6 +72,13 @@ int orders_open(const char *path, orders_t **out, char *err, size_t errlen) {
   }
   rc = ex_db_open(path, schema, &o->db, err, errlen);
   if (rc != SQLITE_OK) {
+    free(o);
+    return rc;
+  }
+  rc = add_idempotency(o->db);
+  if (rc != SQLITE_OK) {
+    snprintf(err, errlen, "%s: cannot add idempotency keys: %s", path, sqlite3_errstr(rc));
+    ex_db_close(o->db);
     free(o);
     return rc;
   }
@@ -94,6 +132,8 @@ static ex_store_rc_t one_row(orders_t *o, sqlite3_stmt *st, const char *what,
 
   if (rc == SQLITE_DONE)
     return EX_STORE_NOT_FOUND;
+  if (rc == SQLITE_CONSTRAINT)
+    return EX_STORE_CONFLICT; /* the only unique key is (user_id, idem_key) */
   if (rc != SQLITE_ROW)
     return failed(o, what, rc);
   *out = row_json(st);
@@ -105,10 +145,11 @@ static ex_store_rc_t one_row(orders_t *o, sqlite3_stmt *st, const char *what,
 }
 
 ex_store_rc_t orders_create(orders_t *o, int64_t user_id, const char *items,
-                            int64_t total_cents, int64_t now, cJSON **out) {
+                            int64_t total_cents, int64_t now, const char *idem_key,
+                            cJSON **out) {
   static const char sql[] =
-      "INSERT INTO orders (user_id, items, total_cents, status, created_at) "
-      "VALUES (?1, ?2, ?3, 'created', ?4) RETURNING " COLUMNS;
+      "INSERT INTO orders (user_id, items, total_cents, status, created_at, idem_key) "
+      "VALUES (?1, ?2, ?3, 'created', ?4, ?5) RETURNING " COLUMNS;
   ex_store_rc_t result;
   sqlite3_stmt *st = NULL;
   int rc;
@@ -121,6 +162,8 @@ ex_store_rc_t orders_create(orders_t *o, int64_t user_id, const char *items,
     sqlite3_bind_text(st, 2, items, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, total_cents);
     sqlite3_bind_int64(st, 4, now);
+    if (idem_key != NULL)
+      sqlite3_bind_text(st, 5, idem_key, -1, SQLITE_STATIC);
     result = one_row(o, st, "insert order", out);
     /* Running the statement to its end commits the insert. */
     if (result == EX_STORE_OK && (rc = sqlite3_step(st)) != SQLITE_DONE) {
@@ -132,6 +175,33 @@ ex_store_rc_t orders_create(orders_t *o, int64_t user_id, const char *items,
     }
   } else {
     result = failed(o, "prepare order insert", rc);
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&o->lock);
+  return result;
+}
+
+ex_store_rc_t orders_find_key(orders_t *o, int64_t user_id, const char *idem_key,
+                              const char *items, bool *same, cJSON **out) {
+  static const char sql[] = "SELECT " COLUMNS ", items = ?3 FROM orders "
+                            "WHERE user_id = ?1 AND idem_key = ?2";
+  ex_store_rc_t result;
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  *out = NULL;
+  *same = false;
+  pthread_mutex_lock(&o->lock);
+  rc = sqlite3_prepare_v2(o->db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_text(st, 2, idem_key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, items, -1, SQLITE_STATIC);
+    result = one_row(o, st, "read order by idempotency key", out);
+    if (result == EX_STORE_OK)
+      *same = sqlite3_column_int(st, 6) != 0;
+  } else {
+    result = failed(o, "prepare idempotency key query", rc);
   }
   sqlite3_finalize(st);
   pthread_mutex_unlock(&o->lock);

@@ -27,6 +27,7 @@ import threading
 import time
 import traceback
 import urllib.parse
+import uuid
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -554,6 +555,66 @@ class Scenario:
                 "PERMISSION_DENIED", "GET /orders?user_id=someone else")
         c.error(request("DELETE", f"{base}/orders/{order_id}", token=token), 405,
                 "METHOD_NOT_ALLOWED", "DELETE /orders/{id}")
+        self.idempotency(uid, token, other_token)
+
+    def idempotency(self, uid, token, other_token):
+        """POST /orders with an Idempotency-Key: a repeat (even through the
+        gateway, even on spacing) returns the first order, other items under
+        the key are refused, another user's key space is their own."""
+        c = self.check
+        base = self.orders.url
+        key = f"e2e-{os.getpid()}-{uuid.uuid4()}"
+        items = [{"sku": "IDEM-1", "quantity": 2, "unit_price_cents": 300}]
+        before = len(request("GET", f"{base}/orders?user_id={uid}", token=token).json.get("orders", []))
+        hdr = {"Idempotency-Key": key}
+        first = request("POST", base + "/orders", {"items": items}, token=token, headers=hdr)
+        c.status(first, 201, "POST /orders with an Idempotency-Key")
+        c(first.header("idempotent-replayed") is None, "the first answer is not marked as a replay",
+          first.headers)
+        first_id = (first.json or {}).get("id")
+        again = request("POST", base + "/orders", json.dumps({"items": items}, indent=2),
+                        token=token, headers=hdr)
+        c(again.status == 201 and again.json == first.json,
+          "the same key and items again: the first order, unchanged", (again, first.json))
+        c(again.header("idempotent-replayed") == "true", "marked Idempotent-Replayed: true",
+          again.headers)
+        c(again.header("location") == f"/orders/{first_id}", "Location of the first order",
+          again.header("location"))
+        gw = request("POST", self.bff.url + "/api/orders", {"items": items}, token=token, headers=hdr)
+        c(gw.status == 201 and (gw.json or {}).get("id") == first_id,
+          "the same key through the gateway: the first order", gw)
+        r = request("POST", base + "/orders", {"items": [{**items[0], "quantity": 3}]},
+                    token=token, headers=hdr)
+        if c.error(r, 422, "IDEMPOTENCY_KEY_REUSED", "the same key with other items"):
+            c("Idempotency-Key" in r.error_message(), "the message names the header", r.error_message())
+        r = request("POST", base + "/orders", {"items": items}, token=other_token, headers=hdr)
+        c(r.status == 201 and (r.json or {}).get("id") != first_id,
+          "another user's key space: the same key makes their own order", r)
+        for bad in ("", "has space", "k" * 256):
+            c.error(request("POST", base + "/orders", {"items": items}, token=token,
+                            headers={"Idempotency-Key": bad}), 400, "INVALID_ARGUMENT",
+                    f"Idempotency-Key of {len(bad)} bytes{' with a space' if ' ' in bad else ''}")
+        # Several clients retrying one request at the same moment: one order.
+        key2 = key + "-race"
+        results = []
+        lock = threading.Lock()
+
+        def fire():
+            r = request("POST", base + "/orders", {"items": items}, token=token,
+                        headers={"Idempotency-Key": key2})
+            with lock:
+                results.append(r)
+        threads = [threading.Thread(target=fire) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        ids = {(r.json or {}).get("id") for r in results}
+        c(all(r.status == 201 for r in results) and len(ids) == 1,
+          "six requests with one key at once: all 201, one order", [(r.status, r.json) for r in results])
+        after = request("GET", f"{base}/orders?user_id={uid}", token=token).json.get("orders", [])
+        c(len(after) == before + 2, "the caller has exactly two more orders (one per key)",
+          (before, len(after)))
 
     def token_refusals(self):
         c = self.check

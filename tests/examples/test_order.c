@@ -133,7 +133,7 @@ Test(examples_order, store_keeps_orders_per_user) {
   ex_tmp_make(&t);
   cr_assert_eq(orders_open(ex_tmp_file(&t, "db"), &o, err, sizeof(err)), 0, "%s", err);
   cr_assert_eq(orders_create(o, 7, "[{\"sku\":\"a\",\"quantity\":1,\"unit_price_cents\":5}]", 5,
-                             1795672798, &doc),
+                             1795672798, NULL, &doc),
                EX_STORE_OK);
   text = cJSON_PrintUnformatted(doc);
   cr_assert_str_eq(text, "{\"id\":1,\"user_id\":7,\"items\":[{\"sku\":\"a\",\"quantity\":1,"
@@ -141,7 +141,7 @@ Test(examples_order, store_keeps_orders_per_user) {
                          "\"created_at\":\"2026-11-26T05:59:58Z\"}");
   cJSON_free(text);
   cJSON_Delete(doc);
-  cr_assert_eq(orders_create(o, 7, "[]", 9, 1795672799, &doc), EX_STORE_OK);
+  cr_assert_eq(orders_create(o, 7, "[]", 9, 1795672799, NULL, &doc), EX_STORE_OK);
   cJSON_Delete(doc);
 
   cr_assert_eq(orders_get(o, 1, 7, &doc), EX_STORE_OK);
@@ -187,7 +187,7 @@ static void *write_orders(void *arg) {
   for (i = 0; i < WRITES; i++) {
     cJSON *doc = NULL;
 
-    if (orders_create(o, w->user, "[]", i, 1795672798, &doc) != EX_STORE_OK)
+    if (orders_create(o, w->user, "[]", i, 1795672798, NULL, &doc) != EX_STORE_OK)
       w->failures++;
     cJSON_Delete(doc);
   }
@@ -222,6 +222,112 @@ Test(examples_order, two_connections_write_at_once, .timeout = 60) {
     cr_assert_eq(cJSON_GetArraySize(list), WRITES);
     cJSON_Delete(list);
   }
+  orders_close(o);
+  ex_tmp_remove(&t);
+}
+
+/* ---- idempotency keys ------------------------------------------------------ */
+
+Test(examples_order, idempotency_key_syntax) {
+  char longest[ORDER_IDEM_KEY_MAX + 2];
+
+  cr_assert(order_idem_key_valid("3f2a8c1e-1b7d-4c55-9a0e-6d1f2b3c4d5e"));
+  cr_assert(order_idem_key_valid("a"));
+  cr_assert_not(order_idem_key_valid(""));
+  cr_assert_not(order_idem_key_valid(NULL));
+  cr_assert_not(order_idem_key_valid("has space"));
+  cr_assert_not(order_idem_key_valid("tab\there"));
+  cr_assert_not(order_idem_key_valid("caf\xc3\xa9"), "ASCII only");
+  memset(longest, 'k', ORDER_IDEM_KEY_MAX);
+  longest[ORDER_IDEM_KEY_MAX] = '\0';
+  cr_assert(order_idem_key_valid(longest));
+  longest[ORDER_IDEM_KEY_MAX] = 'k';
+  longest[ORDER_IDEM_KEY_MAX + 1] = '\0';
+  cr_assert_not(order_idem_key_valid(longest), "256 bytes");
+}
+
+#define ITEMS_A "[{\"sku\":\"a\",\"quantity\":1,\"unit_price_cents\":5}]"
+#define ITEMS_B "[{\"sku\":\"b\",\"quantity\":2,\"unit_price_cents\":5}]"
+
+/* One order per user and key: the key is stored with the order, found
+ * again with whether the items match, and free for another user. */
+Test(examples_order, idempotency_key_is_unique_per_user) {
+  ex_tmp_t t;
+  orders_t *o;
+  cJSON *doc = NULL, *list;
+  char err[256];
+  bool same = true;
+
+  ex_tmp_make(&t);
+  cr_assert_eq(orders_open(ex_tmp_file(&t, "db"), &o, err, sizeof(err)), 0, "%s", err);
+  cr_assert_eq(orders_find_key(o, 7, "k1", ITEMS_A, &same, &doc), EX_STORE_NOT_FOUND);
+  cr_assert_null(doc);
+  cr_assert_eq(orders_create(o, 7, ITEMS_A, 5, 1795672798, "k1", &doc), EX_STORE_OK);
+  cJSON_Delete(doc);
+  cr_assert_eq(orders_create(o, 7, ITEMS_A, 5, 1795672798, "k1", &doc), EX_STORE_CONFLICT,
+               "the same key twice for one user");
+  cr_assert_null(doc);
+  cr_assert_eq(orders_create(o, 7, ITEMS_B, 10, 1795672798, "k1", &doc), EX_STORE_CONFLICT);
+  cr_assert_eq(orders_create(o, 8, ITEMS_A, 5, 1795672798, "k1", &doc), EX_STORE_OK,
+               "another user's key space");
+  cJSON_Delete(doc);
+  cr_assert_eq(orders_create(o, 7, ITEMS_A, 5, 1795672798, NULL, &doc), EX_STORE_OK,
+               "orders without a key are never in conflict");
+  cJSON_Delete(doc);
+  cr_assert_eq(orders_create(o, 7, ITEMS_A, 5, 1795672798, NULL, &doc), EX_STORE_OK);
+  cJSON_Delete(doc);
+
+  cr_assert_eq(orders_find_key(o, 7, "k1", ITEMS_A, &same, &doc), EX_STORE_OK);
+  cr_assert(same);
+  cr_assert_eq(cJSON_GetObjectItem(doc, "id")->valuedouble, 1, "the first order");
+  cJSON_Delete(doc);
+  cr_assert_eq(orders_find_key(o, 7, "k1", ITEMS_B, &same, &doc), EX_STORE_OK);
+  cr_assert_not(same, "other items under the same key");
+  cJSON_Delete(doc);
+  cr_assert_eq(orders_find_key(o, 9, "k1", ITEMS_A, &same, &doc), EX_STORE_NOT_FOUND);
+
+  list = cJSON_CreateArray();
+  cr_assert_eq(orders_list(o, 7, list), EX_STORE_OK);
+  cr_assert_eq(cJSON_GetArraySize(list), 3, "one keyed order and two without a key");
+  cJSON_Delete(list);
+  orders_close(o);
+  ex_tmp_remove(&t);
+}
+
+/* A database of an older order-service (no idem_key column) gains the
+ * column and keeps its orders. */
+Test(examples_order, older_database_gains_idempotency_keys) {
+  ex_tmp_t t;
+  sqlite3 *db = NULL;
+  orders_t *o;
+  cJSON *doc = NULL;
+  char err[256];
+  bool same = false;
+
+  ex_tmp_make(&t);
+  cr_assert_eq(sqlite3_open(ex_tmp_file(&t, "db"), &db), SQLITE_OK);
+  cr_assert_eq(sqlite3_exec(db,
+                            "CREATE TABLE orders (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                            " user_id INTEGER NOT NULL, items TEXT NOT NULL,"
+                            " total_cents INTEGER NOT NULL, status TEXT NOT NULL,"
+                            " created_at INTEGER NOT NULL);"
+                            "INSERT INTO orders (user_id, items, total_cents, status, created_at)"
+                            " VALUES (7, '[]', 0, 'created', 1795672798);",
+                            NULL, NULL, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(db));
+  sqlite3_close(db);
+  cr_assert_eq(orders_open(ex_tmp_file(&t, "db"), &o, err, sizeof(err)), 0, "%s", err);
+  cr_assert_eq(orders_get(o, 1, 7, &doc), EX_STORE_OK, "the old order is still there");
+  cJSON_Delete(doc);
+  cr_assert_eq(orders_create(o, 7, ITEMS_A, 5, 1795672798, "k", &doc), EX_STORE_OK);
+  cJSON_Delete(doc);
+  cr_assert_eq(orders_create(o, 7, ITEMS_A, 5, 1795672798, "k", &doc), EX_STORE_CONFLICT);
+  cr_assert_eq(orders_find_key(o, 7, "k", ITEMS_A, &same, &doc), EX_STORE_OK);
+  cr_assert(same);
+  cJSON_Delete(doc);
+  orders_close(o);
+  /* Opening it again finds the column and changes nothing. */
+  cr_assert_eq(orders_open(ex_tmp_file(&t, "db"), &o, err, sizeof(err)), 0, "%s", err);
   orders_close(o);
   ex_tmp_remove(&t);
 }
