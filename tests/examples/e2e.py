@@ -137,6 +137,46 @@ def tutorial(src, work, prefix, cc):
               file=sys.stderr)
         return 1
     print("the getting-started service builds, answers, and stops cleanly")
+    return own_keys(binary, prefix, work)
+
+
+def own_keys(binary, prefix, work):
+    """Section 5's keys of one's own: the installed msvc-jwt makes a key
+    pair and its JWK Set, the service verifies with the set alone, and a
+    token signed with the key opens GET /me."""
+    tool = os.path.join(prefix, "bin", "msvc-jwt")
+    key = os.path.join(work, "signing-key.pem")
+    jwks = os.path.join(work, "jwks.json")
+    for path in (key, jwks):
+        if os.path.exists(path):
+            os.unlink(path)
+    kid = subprocess.run([tool, "keygen", "--out", key], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    with open(jwks, "w", encoding="utf-8") as f:
+        subprocess.run([tool, "jwks", key], stdout=f, check=True)
+    claims = json.dumps({"sub": "42", "exp": int(time.time()) + 600})
+    token = subprocess.run([tool, "sign", "--alg", "ES256", "--key", key, "--kid", kid, claims],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    port = msvc_system.free_port()
+    env = dict(os.environ, MSVC_PORT=str(port), MSVC_REGISTRY="memory://", MSVC_JWT_JWKS_FILE=jwks)
+    env.pop("MSVC_JWT_JWKS_URL", None)
+    p = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        r = None
+        for _ in range(100):
+            r = msvc_system.request("GET", f"http://127.0.0.1:{port}/me", token=token, timeout=1)
+            if r.status != 0 or p.poll() is not None:
+                break
+            time.sleep(0.05)
+        bare = msvc_system.request("GET", f"http://127.0.0.1:{port}/me").status
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(15)
+    if r is None or r.status != 200 or r.json != {"user_id": "42"} or bare != 401 or rc != 0:
+        print(f"keys of one's own (msvc-jwt keygen/jwks/sign): /me {r!r}, without a token {bare}, "
+              f"exit {rc}", file=sys.stderr)
+        return 1
+    print("a key pair from msvc-jwt keygen protects the getting-started service's /me")
     return 0
 
 

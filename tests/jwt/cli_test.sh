@@ -63,4 +63,80 @@ check unknown_command 2 $?
 "$jwt" --help >/dev/null
 check help 0 $?
 
+# keygen and jwks: a key pair, its JWK Set, and tokens verified with it.
+work=$(mktemp -d "${TMPDIR:-/tmp}/msvc-jwt-cli.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL $1"; failures=$((failures + 1)); }
+
+kid=$("$jwt" keygen --out "$work/es.pem" --pub "$work/es.pub.pem")
+check keygen_es256 0 $?
+perm=$(stat -c %a "$work/es.pem")
+[ "$perm" = 600 ] || fail "keygen private key mode $perm, expected 600"
+[ ${#kid} = 43 ] || fail "keygen kid '$kid' is not a 43-character thumbprint"
+grep -q "PRIVATE KEY" "$work/es.pem" || fail "keygen: no private key PEM"
+grep -q "BEGIN PUBLIC KEY" "$work/es.pub.pem" || fail "keygen: no public key PEM"
+"$jwt" keygen --out "$work/es.pem" 2>"$work/err"
+check keygen_never_overwrites 2 $?
+grep -q "remove it first" "$work/err" || fail "keygen overwrite message: $(cat "$work/err")"
+
+"$jwt" jwks "$work/es.pem" >"$work/jwks.json"
+check jwks_from_private_pem 0 $?
+"$jwt" jwks "$work/es.pub.pem" >"$work/jwks-pub.json"
+check jwks_from_public_pem 0 $?
+cmp -s "$work/jwks.json" "$work/jwks-pub.json" || fail "jwks: the private and public PEM give different sets"
+grep -q "\"kid\":\"$kid\"" "$work/jwks.json" || fail "jwks kid is not keygen's: $(cat "$work/jwks.json")"
+grep -q '"alg":"ES256"' "$work/jwks.json" || fail "jwks: no alg ES256"
+grep -q '"d"' "$work/jwks.json" && fail "jwks publishes private material"
+# The kid is the RFC 7638 thumbprint: SHA-256 over the required members in
+# lexicographic order, base64url without padding.
+x=$(sed 's/.*"x":"\([^"]*\)".*/\1/' "$work/jwks.json")
+y=$(sed 's/.*"y":"\([^"]*\)".*/\1/' "$work/jwks.json")
+want=$(printf '{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}' "$x" "$y" |
+  openssl dgst -sha256 -binary | openssl base64 -A | tr '+/' '-_' | tr -d '=')
+[ "$want" = "$kid" ] || fail "kid $kid is not the RFC 7638 thumbprint $want"
+
+tok=$("$jwt" sign --alg ES256 --key "$work/es.pem" --kid "$kid" '{"sub":"7","exp":4102444800}')
+check sign_with_new_key 0 $?
+out=$("$jwt" verify --jwks "$work/jwks.json" "$tok")
+check verify_with_printed_jwks 0 $?
+[ "$out" = '{"sub":"7","exp":4102444800}' ] || fail "verify with the printed set: $out"
+"$jwt" verify --jwks "$fx/jwks.json" "$tok" 2>/dev/null
+check new_key_unknown_elsewhere 1 $?
+
+"$jwt" keygen --alg RS256 --out "$work/rs.pem" >/dev/null
+check keygen_rs256 0 $?
+"$jwt" keygen --alg ES384 --out "$work/es384.pem" >/dev/null
+check keygen_es384 0 $?
+"$jwt" jwks --alg RS256 "$work/rs.pem" "$work/es.pem" >/dev/null 2>&1
+check jwks_alg_mismatch 2 $?
+"$jwt" jwks "$work/rs.pem" "$work/es384.pem" "$work/es.pem" >"$work/three.json"
+check jwks_several_keys 0 $?
+[ "$(grep -o '"kid"' "$work/three.json" | wc -l)" = 3 ] || fail "jwks: three keys expected: $(cat "$work/three.json")"
+rtok=$("$jwt" sign --alg RS256 --key "$work/rs.pem" \
+  --kid "$(sed 's/.*"kid":"\([^"]*\)".*/\1/' <<EOF_JWK
+$("$jwt" jwks "$work/rs.pem")
+EOF_JWK
+)" '{"sub":"8"}')
+"$jwt" verify --jwks "$work/three.json" "$rtok" >/dev/null
+check verify_rs256_in_rotated_set 0 $?
+"$jwt" jwks --kid mine "$work/es.pem" | grep -q '"kid":"mine"'
+check jwks_explicit_kid 0 $?
+
+"$jwt" keygen --alg HS256 --out "$work/hs" 2>/dev/null
+check keygen_refuses_hmac 2 $?
+"$jwt" keygen --alg ES256 --bits 4096 --out "$work/x.pem" 2>/dev/null
+check keygen_bits_only_for_rsa 2 $?
+"$jwt" keygen --alg RS256 --bits 1024 --out "$work/x.pem" 2>/dev/null
+check keygen_bits_too_small 2 $?
+"$jwt" keygen 2>/dev/null
+check keygen_needs_out 2 $?
+"$jwt" keygen --out "$work/nodir/k.pem" 2>/dev/null
+check keygen_unwritable 2 $?
+"$jwt" jwks 2>/dev/null
+check jwks_needs_a_file 2 $?
+"$jwt" jwks "$fx/hs256.secret" 2>/dev/null
+check jwks_not_a_pem 2 $?
+"$jwt" jwks "$work/missing.pem" 2>/dev/null
+check jwks_missing_file 2 $?
+
 [ $failures -eq 0 ] || { echo "$failures failure(s)"; exit 1; }

@@ -1,14 +1,17 @@
 /*
- * msvc-jwt: verify or sign a JSON Web Token from the command line.
+ * msvc-jwt: verify or sign a JSON Web Token from the command line, make a
+ * signing key and publish its public half.
  *
  *   msvc-jwt verify [--jwks FILE|URL] [--key PEM] [--secret-file F] [--alg A,...]
  *                   [--iss I] [--aud A] [--leeway S] [--now UNIX] [--typ T]
  *                   [--require CLAIM] TOKEN|-
  *   msvc-jwt sign --alg A (--key PEM | --secret-file F) [--kid K] CLAIMS_JSON|-
+ *   msvc-jwt keygen [--alg A] [--bits N] --out KEY.pem [--pub PUBLIC.pem]
+ *   msvc-jwt jwks [--alg A] [--kid K] KEY.pem...
  *
  * verify prints the claims as JSON and exits 0, or prints the result label
- * (e.g. "expired") and the reason on stderr and exits 1. Usage and key
- * errors exit 2.
+ * (e.g. "expired") and the reason on stderr and exits 1. keygen prints the
+ * new key's kid; jwks prints a JWK Set. Usage and key errors exit 2.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +21,8 @@
 
 #include <msvc/error.h>
 #include <msvc/jwt.h>
+
+#include "keygen.h"
 #ifdef MSVC_JWT_TOOL_FETCH
 #include <uv.h>
 #include <msvc/jwks.h>
@@ -27,7 +32,8 @@
 #define MAX_LIST 16
 
 typedef struct cli_s {
-  const char *jwks, *key, *secret_file, *kid, *iss, *typ;
+  const char *jwks, *key, *secret_file, *kid, *iss, *typ, *out, *pub;
+  unsigned bits;
   const char *aud[MAX_LIST];
   const char *required[MAX_LIST];
   size_t n_aud, n_required;
@@ -43,9 +49,17 @@ static void usage(FILE *out) {
         "                  [--iss ISSUER] [--aud AUDIENCE]... [--leeway SECONDS]\n"
         "                  [--now UNIX_TIME] [--typ TYPE] [--require CLAIM]... TOKEN|-\n"
         "  msvc-jwt sign --alg A (--key PEM | --secret-file F) [--kid K] CLAIMS_JSON|-\n"
+        "  msvc-jwt keygen [--alg ES256|ES384|ES512|RS256|...|PS512] [--bits 2048..8192]\n"
+        "                  --out KEY.pem [--pub PUBLIC.pem]\n"
+        "  msvc-jwt jwks [--alg A] [--kid K] KEY.pem...\n"
         "\n"
         "verify prints the claims and exits 0, or prints the result (expired,\n"
-        "bad_signature, ...) on stderr and exits 1; other errors exit 2.\n",
+        "bad_signature, ...) on stderr and exits 1; other errors exit 2.\n"
+        "keygen makes a key pair (default ES256; RSA 2048 bits for RS and PS),\n"
+        "writes the private key to --out (mode 0600, never over a file) and\n"
+        "prints its kid, the RFC 7638 thumbprint. jwks prints the public part\n"
+        "of PEM keys as a JWK Set, each with its thumbprint as kid (--kid\n"
+        "names a single key otherwise), for MSVC_JWT_JWKS_FILE or to serve.\n",
         out);
 }
 
@@ -122,6 +136,8 @@ static int parse_args(int argc, char **argv, cli_t *c) {
       {"leeway", required_argument, NULL, 'l'}, {"now", required_argument, NULL, 'n'},
       {"typ", required_argument, NULL, 't'},    {"require", required_argument, NULL, 'r'},
       {"kid", required_argument, NULL, 'd'},    {"help", no_argument, NULL, 'h'},
+      {"out", required_argument, NULL, 'o'},    {"pub", required_argument, NULL, 'p'},
+      {"bits", required_argument, NULL, 'b'},
       {NULL, 0, NULL, 0}};
   int o;
   char *end;
@@ -132,6 +148,22 @@ static int parse_args(int argc, char **argv, cli_t *c) {
     case 'k': c->key = optarg; break;
     case 's': c->secret_file = optarg; break;
     case 'd': c->kid = optarg; break;
+    case 'o': c->out = optarg; break;
+    case 'p': c->pub = optarg; break;
+    case 'b': {
+      unsigned long b;
+
+      errno = 0;
+      b = strtoul(optarg, &end, 10);
+      if (errno != 0 || *end != '\0' || *optarg < '0' || *optarg > '9' ||
+          b < KEYGEN_RSA_BITS_MIN || b > KEYGEN_RSA_BITS_MAX || b % 8 != 0) {
+        fprintf(stderr, "msvc-jwt: --bits: expected a multiple of 8 from %d to %d, not %s\n",
+                KEYGEN_RSA_BITS_MIN, KEYGEN_RSA_BITS_MAX, optarg);
+        return 2;
+      }
+      c->bits = (unsigned)b;
+      break;
+    }
     case 'i': c->iss = optarg; break;
     case 't': c->typ = optarg; break;
     case 'a':
@@ -332,10 +364,83 @@ static int cmd_sign(cli_t *c, const char *claims_arg) {
   return status;
 }
 
+static int cmd_keygen(const cli_t *c) {
+  unsigned alg = c->algs != 0 ? c->algs : MSVC_JWT_ES256;
+
+  if (!keygen_alg_ok(alg)) {
+    fputs("msvc-jwt: keygen: --alg must name one of ES256, ES384, ES512, RS256, RS384,\n"
+          "  RS512, PS256, PS384, PS512 (an HS secret is just random bytes:\n"
+          "  head -c 32 /dev/urandom > secret)\n", stderr);
+    return 2;
+  }
+  if (c->out == NULL) {
+    fputs("msvc-jwt: keygen needs --out FILE for the private key\n", stderr);
+    return 2;
+  }
+  if (c->bits != 0 && (alg & MSVC_JWT_ALGS_RSA) == 0) {
+    fputs("msvc-jwt: keygen: --bits is for RSA keys (RS*, PS*); an EC key's size is its "
+          "curve's\n", stderr);
+    return 2;
+  }
+  return keygen_run(alg, c->bits != 0 ? c->bits : KEYGEN_RSA_BITS_MIN, c->out, c->pub);
+}
+
+/* One PEM key's public JWK, with its thumbprint (or kid) as kid; *jwk is
+ * the caller's to msvc_free(). 0, or the exit status. */
+static int public_jwk(const char *path, unsigned algs, const char *kid, char **jwk) {
+  msvc_jwt_key_t *key = NULL;
+  char print[44];
+  int rc;
+
+  rc = msvc_jwt_key_from_pem_file(path, algs, NULL, &key);
+  if (rc == MSVC_OK && kid == NULL && (rc = msvc_jwt_key_thumbprint(key, print)) == MSVC_OK)
+    kid = print;
+  msvc_jwt_key_free(key);
+  key = NULL;
+  /* Loaded again to carry the kid (a key's id is fixed when it is made). */
+  if (rc == MSVC_OK)
+    rc = msvc_jwt_key_from_pem_file(path, algs, kid, &key);
+  if (rc == MSVC_OK)
+    rc = msvc_jwt_key_public_jwk(key, jwk);
+  msvc_jwt_key_free(key);
+  if (rc == MSVC_EINVAL) {
+    fprintf(stderr, "msvc-jwt: %s: an HMAC secret is never published\n", path);
+    return 2;
+  }
+  return rc == MSVC_OK ? 0 : fail(path, rc);
+}
+
+static int cmd_jwks(const cli_t *c, int n, char **paths) {
+  char **jwks = calloc((size_t)n, sizeof(*jwks));
+  int i, status = 0;
+
+  if (c->kid != NULL && n != 1) {
+    free(jwks);
+    fputs("msvc-jwt: jwks: --kid names one key; with several, each gets its thumbprint\n",
+          stderr);
+    return 2;
+  }
+  if (jwks == NULL)
+    return fail("jwks", MSVC_ENOMEM);
+  /* Every key first: a set with a key missing is never printed. */
+  for (i = 0; i < n && status == 0; i++)
+    status = public_jwk(paths[i], c->algs, c->kid, &jwks[i]);
+  if (status == 0) {
+    printf("{\"keys\":[");
+    for (i = 0; i < n; i++)
+      printf("%s%s", i > 0 ? "," : "", jwks[i]);
+    printf("]}\n");
+  }
+  for (i = 0; i < n; i++)
+    msvc_free(jwks[i]);
+  free(jwks);
+  return status;
+}
+
 int main(int argc, char **argv) {
   cli_t c = {0};
   const char *cmd;
-  int rc;
+  int rc, nargs;
 
   c.leeway = -1;
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -345,7 +450,13 @@ int main(int argc, char **argv) {
   cmd = argv[1];
   if ((rc = parse_args(argc - 1, argv + 1, &c)) != 0)
     return rc < 0 ? 0 : rc; /* -1: --help was printed */
-  if (optind + 1 != argc - 1) {
+  /* getopt_long() has moved the operands to the end. */
+  nargs = argc - 1 - optind;
+  if (strcmp(cmd, "keygen") == 0 && nargs == 0)
+    return cmd_keygen(&c);
+  if (strcmp(cmd, "jwks") == 0 && nargs >= 1)
+    return cmd_jwks(&c, nargs, argv + 1 + optind);
+  if (nargs != 1 || strcmp(cmd, "keygen") == 0 || strcmp(cmd, "jwks") == 0) {
     usage(stderr);
     return 2;
   }
