@@ -130,6 +130,10 @@ cmd_soak() {
 }
 
 cmd_demo() {
+  # Usage needs nothing installed or built.
+  for arg in "$@"; do
+    case $arg in -h | --help) exec examples/demo.sh --help ;; esac
+  done
   deps demo
   say "building the library and the example services (build-demo/)"
   configure build-demo -DLIBMSVC_BUILD_TESTS=OFF -DLIBMSVC_BUILD_EXAMPLES=ON

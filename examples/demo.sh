@@ -3,7 +3,8 @@
 # order-service and one bff, found by each other through a registry, and a
 # scripted session against them with curl.
 #
-#   examples/demo.sh [--smoke] [--tls] [--registry local|etcd] [--bin-dir DIR] [--quiet]
+#   examples/demo.sh [--smoke] [--tls] [--registry local|etcd] [--bin-dir DIR]
+#                    [--keep-logs] [--quiet] [--help]
 #
 #   (default)          run the session, then stay up until Ctrl-C
 #   --smoke            check every answer (status and key fields), stop
@@ -16,11 +17,16 @@
 #   --bin-dir DIR      where the programs are: DIR/<name>/<name> (a build
 #                      tree's examples/) or DIR/<name> (an installed bin/);
 #                      default ${BUILD_DIR:-build}/examples
+#   --keep-logs        keep the services' logs when the demo ends (the
+#                      rest of its temporary directory is removed)
 #   --quiet            print only the steps and the checks, not the bodies
+#   --help             print this and exit
 #
-# Every port is a free one chosen at start, and every file lives in a fresh
-# temporary directory, so two demos never collide. Needs bash, curl and
-# openssl (and etcd for --registry etcd).
+# Every curl command is printed exactly as it runs, so it can be pasted
+# into a shell: set TOKEN as printed after the log-in first. Every port is
+# a free one chosen at start, and every file lives in a fresh temporary
+# directory, so two demos never collide. Needs bash, curl and openssl (and
+# etcd for --registry etcd).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,8 +35,11 @@ registry=local
 bin_dir=${BUILD_DIR:-build}/examples
 quiet=0
 tls=0
+keep_logs=${DEMO_KEEP_LOGS:+1}
+keep_logs=${keep_logs:-0}
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+# The comment block at the top of this file, up to `set -euo pipefail`.
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -47,6 +56,7 @@ while [ $# -gt 0 ]; do
     shift ;;
   --bin-dir=*) bin_dir=${1#--bin-dir=} ;;
   --quiet) quiet=1 ;;
+  --keep-logs) keep_logs=1 ;;
   -h | --help) usage; exit 0 ;;
   *) echo "demo: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
@@ -134,8 +144,10 @@ cleanup() {
   cleaned=1
   trap - INT TERM
   stop_all
-  if [ "$failed" -gt 0 ] && [ -n "${DEMO_KEEP_LOGS:-}" ]; then
-    echo "demo: logs kept in $tmp/logs" >&2
+  if [ "$keep_logs" = 1 ] && [ -d "$tmp/logs" ]; then
+    # Keys, certificates and databases go; only the logs stay.
+    find "$tmp" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +
+    echo "demo: the services' logs are kept in $tmp/logs" >&2
   else
     rm -rf "$tmp"
   fi
@@ -223,6 +235,11 @@ start_etcd() {
 registry_uri=local://$tmp/registry
 printf '%slibmsvc demo%s: two user-service instances, an order-service and a bff\n' "$bold" "$off"
 printf 'programs from %s; state, keys and logs in %s\n' "$bin_dir" "$tmp"
+if [ "$keep_logs" = 1 ]; then
+  printf '(removed when the demo ends, except logs/)\n'
+else
+  printf '(removed when the demo ends; --keep-logs keeps logs/)\n'
+fi
 step "Prepare a registry, a signing key and the databases"
 if [ "$registry" = etcd ]; then
   start_etcd
@@ -329,27 +346,49 @@ bff=$scheme://127.0.0.1:$port
 
 # ---- a tiny HTTP and JSON toolkit ----------------------------------------
 
+# shell_word WORD: WORD as a shell would need it typed (bare when that is
+# safe, else in single quotes).
+shell_word() {
+  case $1 in
+  '' | *[!A-Za-z0-9_./:=@%+,-]*) printf "'%s'" "${1//\'/\'\\\'\'}" ;;
+  *) printf '%s' "$1" ;;
+  esac
+}
+
 status=
 body=
-# call METHOD URL [JSON_BODY] [TOKEN]: prints the command and the answer;
-# sets $status and $body.
+# call METHOD URL [JSON_BODY] [TOKEN]: prints the curl command exactly as it
+# runs (the token as "$TOKEN", which the session prints after logging in),
+# runs it, shows the answer; sets $status and $body. The -w option makes
+# curl print the status on a line of its own after the body.
 call() {
-  local method=$1 url=$2 data=${3-} token=${4-} out shown
-  local args=(-s -m 10 -X "$method" -w '\n%{http_code}')
-  shown="curl -X $method $url"
+  local method=$1 url=$2 data=${3-} token=${4-} out shown arg
+  local args=(command curl "${tls_curl[@]}" -sS -m 10 -X "$method" "$url")
+  local show=("${args[@]:1}")
   if [ -n "$token" ]; then
     args+=(-H "Authorization: Bearer $token")
-    shown="$shown -H 'Authorization: Bearer \$TOKEN'"
+    show+=($'\x01')  # stands for the header with "$TOKEN", printed as such
   fi
   if [ -n "$data" ]; then
     args+=(-H 'Content-Type: application/json' --data-binary "$data")
-    shown="$shown -d '$data'"
+    show+=(-H 'Content-Type: application/json' --data-binary "$data")
   fi
-  printf '   %s$ %s%s\n' "$dim" "$shown" "$off"
-  out=$(curl "${args[@]}" "$url" || true)
-  status=${out##*$'\n'}
-  body=${out%$'\n'*}
-  [ -n "$status" ] || status=000
+  args+=(-w '\nHTTP %{http_code}\n')
+  show+=(-w '\nHTTP %{http_code}\n')
+  shown=
+  for arg in "${show[@]}"; do
+    if [ "$arg" = $'\x01' ]; then
+      shown="$shown -H \"Authorization: Bearer \$TOKEN\""
+    else
+      shown="$shown $(shell_word "$arg")"
+    fi
+  done
+  printf '   %s$%s%s\n' "$dim" "$shown" "$off"
+  last_shown=${shown# }
+  out=$("${args[@]}" || true)
+  status=${out##*$'\n'HTTP }
+  body=${out%$'\n'HTTP *}
+  case $status in [0-9][0-9][0-9]) ;; *) status=000 ;; esac
   if [ "$quiet" = 0 ]; then
     printf '   -> %s %s\n' "$status" "$(printf '%s' "$body" | head -c 600)"
   fi
@@ -409,6 +448,8 @@ expect_status 200
 expect_field token_type Bearer
 expect_field expires_in 900
 token=$(field access_token)
+note "the commands below that send the token use \$TOKEN; to paste them, first:"
+printf '   %s$ TOKEN=%s%s\n' "$dim" "$token" "$off"
 call GET "$user2/users/$user_id" "" "$token"
 expect_status 200
 expect_field name "Ada Lovelace"
@@ -429,6 +470,14 @@ expect_field status created
 call GET "$orders/orders/$order_id" "" "$token"
 expect_status 200
 expect_field user_id "$user_id"
+# The printed command is the one that ran: pasted into a new shell (with
+# TOKEN set as printed), it gives the same answer.
+pasted=$(TOKEN=$token bash -c "$last_shown" 2>&1 || true)
+if [ "$pasted" = "$body"$'\n'"HTTP $status" ]; then
+  ok "the printed command, pasted into a shell, gives the same answer"
+else
+  bad "the printed command gives something else when pasted: $(printf '%s' "$pasted" | tail -n 1)"
+fi
 
 step "Read the web dashboard through the bff (user and orders fetched at once)"
 call GET "$bff/web/users/$user_id/dashboard" "" "$token"
@@ -472,20 +521,40 @@ expect_status 404
 expect_field code USER_NOT_FOUND
 
 step "Spread: 20 requests through the gateway, balanced over both user-service instances"
+# Two counters, read before and after, so that only these 20 requests count
+# (both also counted the calls of the steps above): what the bff's
+# balancer decided, and what each instance says it served.
+picks() { # picks PORT: the bff's msvc_lb_picks_total for that instance
+  metric_sum "$bff" msvc_lb_picks_total "service=\"user-service\".*endpoint=\"127.0.0.1:$1\"|endpoint=\"127.0.0.1:$1\".*service=\"user-service\""
+}
+port1=${user1##*:}
+port2=${user2##*:}
 before1=$(metric_sum "$user1" msvc_http_server_requests_total 'route="/users')
 before2=$(metric_sum "$user2" msvc_http_server_requests_total 'route="/users')
+pbefore1=$(picks "$port1")
+pbefore2=$(picks "$port2")
+note "the same request 20 times (printed once; -o /dev/null drops the body):"
+printf '   %s$ for i in $(seq 20); do %s; done%s\n' "$dim" \
+  "curl ${tls_curl[*]:+${tls_curl[*]} }-sS -o /dev/null -m 5 -w '%{http_code}\\n' -H \"Authorization: Bearer \$TOKEN\" $bff/api/users/$user_id" "$off"
 gw_fail=0
 for ((i = 0; i < 20; i++)); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H "Authorization: Bearer $token" \
-    "$bff/api/users/$user_id" || true)
+  code=$(command curl "${tls_curl[@]}" -sS -o /dev/null -m 5 -w '%{http_code}\n' \
+    -H "Authorization: Bearer $token" "$bff/api/users/$user_id" || true)
   [ "$code" = 200 ] || gw_fail=$((gw_fail + 1))
 done
 after1=$(metric_sum "$user1" msvc_http_server_requests_total 'route="/users')
 after2=$(metric_sum "$user2" msvc_http_server_requests_total 'route="/users')
-note "user-service-1 served $((after1 - before1)), user-service-2 served $((after2 - before2)) of them"
-note "the bff's balancer picks (msvc_lb_picks_total):"
-curl -s -m 5 "$bff/metrics" | grep -E '^msvc_lb_picks_total\{[^}]*service="user-service"' | sed 's/^/     /' || true
+p1=$(($(picks "$port1") - pbefore1))
+p2=$(($(picks "$port2") - pbefore2))
+note "The bff's balancer (round robin over the instances the registry lists)"
+note "sent $p1 of the 20 to user-service-1 (127.0.0.1:$port1) and $p2 to user-service-2"
+note "(127.0.0.1:$port2): the growth of its msvc_lb_picks_total for each endpoint."
+note "The instances' own counters (msvc_http_server_requests_total, /users routes)"
+note "grew by $((after1 - before1)) and $((after2 - before2)): each request picked is a request served."
+note "Round robin alternates, so an even split (10/10) is expected; it can be off by"
+note "one or two when a retry or a refreshed endpoint list restarts the rotation."
 if [ "$gw_fail" = 0 ]; then ok "all 20 answered 200"; else bad "$gw_fail of 20 failed"; fi
+if [ $((p1 + p2)) -ge 20 ]; then ok "the balancer picked an instance for each request"; else bad "the balancer counted $((p1 + p2)) picks for 20 requests"; fi
 if [ $((after1 - before1)) -gt 0 ] && [ $((after2 - before2)) -gt 0 ]; then
   ok "both instances served requests"
 else
@@ -543,18 +612,23 @@ fi
 serving=1
 curl_hint=curl
 [ "$tls" = 1 ] && curl_hint="curl ${tls_curl[*]}"
+if [ "$keep_logs" = 1 ]; then
+  logs_note="kept when the demo ends"
+else
+  logs_note="removed when the demo ends; run with --keep-logs to keep them"
+fi
 cat <<EOF
 
-The system stays up until Ctrl-C. Try, for example:
+The system stays up until Ctrl-C. Try, for example (the token is valid for 15 minutes):
+  TOKEN=$token
   $curl_hint -H "Authorization: Bearer \$TOKEN" $bff/api/users/$user_id
   $curl_hint -H "Authorization: Bearer \$TOKEN" $bff/web/users/$user_id/dashboard
   $curl_hint $bff/metrics
-with TOKEN=$token
 
   user-service   $user1  $user2
   order-service  $orders
   bff            $bff
-  logs           $tmp/logs/
+  logs           $tmp/logs/  ($logs_note)
 EOF
 while :; do
   for i in "${!pids[@]}"; do

@@ -24,6 +24,13 @@ if(NOT MSVC_PROMTOOL)
   set(_promtool "")
 endif()
 
+# `./run.sh demo --help` prints the usage at once: nothing is installed or
+# built first (that would take minutes, far past the timeout).
+add_test(NAME examples_demo_help
+  COMMAND ${PROJECT_SOURCE_DIR}/run.sh demo --help)
+set_tests_properties(examples_demo_help PROPERTIES LABELS examples TIMEOUT 10
+  PASS_REGULAR_EXPRESSION "--keep-logs.*--help")
+
 add_test(NAME examples_deploy
   COMMAND ${Python3_EXECUTABLE} ${_e2e_dir}/check_deploy.py ${PROJECT_SOURCE_DIR} "${_promtool}")
 set_tests_properties(examples_deploy PROPERTIES LABELS examples TIMEOUT 60)
