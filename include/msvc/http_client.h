@@ -75,7 +75,8 @@ typedef struct msvc_retry_attempt_s {
   uint32_t attempt;
   /** The request method ("GET"); idempotent methods may be retried. */
   const char *method;
-  /** The caller marked the request safe to repeat whatever its method. */
+  /** The caller marked the request safe to repeat whatever its method
+   *  (an `Idempotency-Key` header counts as such a mark). */
   bool retryable;
   /** 0 when a response arrived, else the error (MSVC_ETIMEDOUT, ...). */
   int err;
@@ -83,6 +84,11 @@ typedef struct msvc_retry_attempt_s {
   int status;
   /** The response's Retry-After value (delay-seconds form), or NULL. */
   const char *retry_after;
+  /** No byte of the request went out in this attempt (connection refused,
+   *  connect timeout, a pooled connection found closed before the write):
+   *  the server cannot have acted on it, so it may be sent again whatever
+   *  its method. Leave false when unsure. @since 0.2 */
+  bool not_sent;
 } msvc_retry_attempt_t;
 
 /**
@@ -124,13 +130,15 @@ MSVC_API void msvc_retry_note_request(msvc_retry_t *r);
 /**
  * @brief Decides whether an attempt's outcome is retried, and after how long.
  *
- * A retry needs: attempts left, a method that is idempotent (GET, HEAD,
- * OPTIONS, TRACE, PUT, DELETE) or a request marked retryable, an outcome
- * named in retry_on, and room in the budget. The delay is "full jitter": a
- * uniform draw in [0, min(cap, base * 2^(attempt-1))]; a Retry-After larger
- * than that draw is honoured up to cap_ms. A granted retry is counted
- * against the budget. The policy never sleeps: the caller waits the delay
- * and may send the retry to another endpoint.
+ * A retry needs: attempts left, a request that may run twice (an
+ * idempotent method: GET, HEAD, OPTIONS, TRACE, PUT, DELETE; or one marked
+ * retryable) or that never left (not_sent), an outcome named in retry_on,
+ * and room in the budget. The delay is "full jitter": a uniform draw in
+ * [0, min(cap, base * 2^(attempt-1))]; a Retry-After larger than that draw
+ * is honoured up to cap_ms. A granted retry is counted against the budget,
+ * except the retry of a request that never left: it put no load on any
+ * server, so the attempt limit alone bounds it. The policy never sleeps:
+ * the caller waits the delay and may send the retry to another endpoint.
  * @param r         The policy. Thread-safe.
  * @param a         The attempt's outcome; borrowed for the call.
  * @param delay_ms  Receives the delay before the retry when 1 is returned.
@@ -257,8 +265,10 @@ typedef void (*msvc_http_chunk_fn)(msvc_http_call_t *call,
  * @param len   Receives its length; 0 ends the body.
  * @param data  The request's data.
  * @return 0, or a negative code that ends the call with that error.
- * @note A streamed body cannot be replayed: such a request is never retried
- *       nor sent again after a stale pooled connection.
+ * @note A streamed body cannot be replayed: once a byte of such a request
+ *       has gone out it is never retried nor sent again after a stale
+ *       pooled connection. (The source is first called after the head was
+ *       written, so a request refused before that may still be retried.)
  */
 typedef int (*msvc_http_body_source_fn)(msvc_http_call_t *call, const char **buf,
                                         size_t *len, void *data);
@@ -296,7 +306,11 @@ typedef struct msvc_http_request_s {
   msvc_http_body_source_fn body_source;
   /** Timeouts (default connect 5000, first byte 0, total 30000). */
   msvc_http_timeouts_t timeouts;
-  /** Safe to send twice even if the method is not idempotent. */
+  /** Safe to send twice even if the method is not idempotent. A request
+   *  with an `Idempotency-Key` header is treated as if this were set. A
+   *  request that never left (refused, connect timeout, a pooled
+   *  connection found closed before the write) is sent again on a fresh
+   *  connection, or retried, whatever its method. */
   bool retryable;
   /** Same-endpoint retries with this policy (borrowed; must outlive the
    *  call); NULL for a single attempt. */
@@ -405,6 +419,23 @@ MSVC_API int msvc_http_client_request(msvc_http_client_t *c,
  * @since 0.1
  */
 MSVC_API void msvc_http_call_cancel(msvc_http_call_t *call);
+
+/**
+ * @brief Whether any byte of the request went out in the call's last
+ *        attempt.
+ *
+ * False means the server cannot have seen the request: the connection was
+ * refused or timed out, the name did not resolve, or a pooled connection
+ * was found closed before the write. Such a request may be sent again to
+ * another server whatever its method (see msvc_retry_attempt_t::not_sent).
+ * A byte handed to the socket counts as sent even if the peer never read
+ * it; over TLS, a request queued behind the handshake counts as sent.
+ * @param call  The call, during its on_done or on_chunk callback.
+ * @return true when a byte may have reached the server; false for NULL.
+ * @note Not thread-safe: call it on the client's loop thread.
+ * @since 0.2
+ */
+MSVC_API bool msvc_http_call_sent(const msvc_http_call_t *call);
 
 /**
  * @brief Connections the client holds to an endpoint (idle and busy).

@@ -419,7 +419,8 @@ typedef struct msvc_service_request_s {
   bool forward_auth;
   /** Total timeout, retries included; 0 for the service's default. */
   uint32_t timeout_ms;
-  /** Safe to send twice even if the method is not idempotent. */
+  /** Safe to send twice even if the method is not idempotent. A request
+   *  with an `Idempotency-Key` header is treated as if this were set. */
   bool retryable;
   /** Completion; required. Never called from inside msvc_service_call(). */
   msvc_service_response_fn on_done;
@@ -442,9 +443,13 @@ MSVC_API void msvc_service_request_init(msvc_service_request_t *req);
  * not open (the balancer's exclusion, within its budget) → balancer pick →
  * pooled connection. Refused, reset, timed out and 5xx attempts are
  * failures of the endpoint (breaker, balancer, metrics); 4xx answers and
- * cancellations are not. Failed attempts of idempotent (or `retryable`)
- * requests are retried on another endpoint where possible, with backoff,
- * within the retry budget. Counted in `msvc_http_client_requests_total`,
+ * cancellations are not. A failed attempt is retried on another endpoint
+ * where possible, with backoff, within the retry budget, when the request
+ * never left (connection refused, connect timeout, a pooled connection
+ * found closed before the write: any method), or when it may run twice
+ * (an idempotent method, `retryable`, or an `Idempotency-Key` header).
+ * Counted in `msvc_http_client_requests_total` (one per call, final
+ * outcome), `msvc_http_client_attempts_total` (one per attempt),
  * `msvc_http_client_request_duration_seconds`,
  * `msvc_http_client_retries_total`, `msvc_breaker_*` and `msvc_lb_*`.
  *

@@ -391,6 +391,7 @@ static void start_attempt(msvc_http_call_t *call, bool fresh) {
   call->attempt++;
   call->attempt_t0 = uv_hrtime();
   call->got_bytes = false;
+  call->sent = false;
   call->dl_phase = 0;
   msvc__pool_dispatch(call, fresh);
 }
@@ -435,13 +436,17 @@ static bool maybe_retry(msvc_http_call_t *call, int err) {
   uint32_t delay;
   uint64_t now = uv_now(call->c->loop);
 
-  if (call->retry == NULL || call->streamed || call->body_source != NULL ||
-      err == MSVC_ECANCELED ||
+  /* A streamed body cannot be replayed once its source was read, which
+   * only happens after the head went out. */
+  if (call->retry == NULL || call->streamed ||
+      (call->body_source != NULL && call->sent) || err == MSVC_ECANCELED ||
       call->c->closing)
     return false;
+  memset(&a, 0, sizeof(a));
   a.attempt = call->attempt;
   a.method = call->method;
   a.retryable = call->retryable;
+  a.not_sent = !call->sent;
   a.err = err;
   a.status = err == 0 && call->res.head != NULL ? call->res.head->status : 0;
   a.retry_after = err == 0 && call->res.head != NULL
@@ -492,11 +497,13 @@ void msvc__call_attempt_end(msvc_http_call_t *call, int err, bool keep_conn) {
 
 void msvc__call_stale(msvc_http_call_t *call) {
   /* The pooled connection was closed by the server: not a failure of the
-   * endpoint. Only a request that may run twice goes out again, since the
+   * endpoint. A request that never left goes out again whatever it is;
+   * once bytes went out, only one that may run twice does, since the
    * server may have processed it before closing. */
   call->conn = NULL;
-  if (call->body_source != NULL ||
-      (!call->retryable && !msvc_http_method_idempotent(call->method))) {
+  if (call->sent &&
+      (call->body_source != NULL ||
+       (!call->retryable && !msvc_http_method_idempotent(call->method)))) {
     msvc__call_attempt_end(call, MSVC_ECONNRESET, false);
     return;
   }
@@ -592,6 +599,11 @@ static void send_more(msvc_http_call_t *call, msvc__cconn_t *conn) {
       return;
     }
     rc = msvc__transport_write(conn->tr, bufs, n, on_written, conn);
+    /* Queued or written: the server may see these bytes from now on. A
+     * write refused at once (a connection the peer already reset) sent
+     * nothing. */
+    if (rc >= 0)
+      call->sent = true;
     if (rc == 0) {
       conn->writing = true;
       return;
@@ -649,7 +661,7 @@ static int call_new(msvc_http_client_t *c, const msvc_http_request_t *r,
   call->max_body = r->max_response_body != 0 ? r->max_response_body
                                              : c->o.max_response_body;
   call->retry = r->retry;
-  call->retryable = r->retryable;
+  call->retryable = r->retryable || has_header(r, "Idempotency-Key");
   call->on_chunk = r->on_chunk;
   call->body_source = r->body_source;
   call->on_done = r->on_done;
@@ -710,6 +722,10 @@ void msvc_http_call_cancel(msvc_http_call_t *call) {
   else
     msvc__call_attempt_end(call, MSVC_ECANCELED, false);
   call->c->in_api--;
+}
+
+bool msvc_http_call_sent(const msvc_http_call_t *call) {
+  return call != NULL && call->sent;
 }
 
 /* ---- responses ---------------------------------------------------------- */

@@ -97,7 +97,8 @@ struct msvc_http_call_s {
   int state;
   int send_phase; /* SEND_* */
   int result; /* outcome handed to on_done */
-  bool retryable;
+  bool retryable; /* may run twice: marked, or an Idempotency-Key */
+  bool sent;      /* a byte of the request was handed over in this attempt */
   bool is_head;
   bool got_bytes;
   bool streamed; /* body bytes went to on_chunk: no retry any more */
@@ -141,7 +142,8 @@ void msvc__call_arm(msvc_http_call_t *call);
 void msvc__call_send(msvc_http_call_t *call, msvc__cconn_t *conn);
 /* Ends the current attempt with err (0: the response is complete). */
 void msvc__call_attempt_end(msvc_http_call_t *call, int err, bool keep_conn);
-/* The pooled connection died before any response byte: try again. */
+/* The pooled connection died before any response byte: send the request
+ * again on a fresh connection when it may go twice or never left. */
 void msvc__call_stale(msvc_http_call_t *call);
 void msvc__client_maybe_closed(msvc_http_client_t *c);
 

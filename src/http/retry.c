@@ -204,12 +204,17 @@ int msvc_retry_check(msvc_retry_t *r, const msvc_retry_attempt_t *a,
   *delay_ms = 0;
   if (a->attempt >= r->o.max_attempts)
     return 0;
-  if (!a->retryable && !msvc_http_method_idempotent(a->method))
+  /* What never left cannot have been acted on, whatever the method. */
+  if (!a->retryable && !a->not_sent && !msvc_http_method_idempotent(a->method))
     return 0;
   if (!outcome_retryable(r->o.retry_on, a->err, a->status))
     return 0;
   uv_mutex_lock(&r->mu);
-  ok = budget_take(r);
+  /* The budget stops retries from multiplying the load on a struggling
+   * dependency; a request that never left put no load anywhere, so sending
+   * it again does not draw on the budget (the attempt limit still bounds
+   * it). */
+  ok = a->not_sent || budget_take(r);
   if (ok)
     *delay_ms = backoff_ms(r, a->attempt, a->retry_after);
   uv_mutex_unlock(&r->mu);

@@ -45,7 +45,7 @@ struct msvc_service_call_s {
   size_t nheaders;
   void *body;
   size_t body_len;
-  bool retryable;
+  bool retryable; /* may run twice: marked, or an Idempotency-Key */
   uint64_t deadline_ms;
   msvc_service_response_fn on_done;
   msvc_http_chunk_fn on_chunk;
@@ -343,7 +343,7 @@ static void end_attempt(msvc_service_call_t *call, int err, int status) {
 
 /* Whether to go again after a failed attempt, and after how long. */
 static bool want_retry(msvc_service_call_t *call, int err, const msvc_http_response_t *res,
-                       uint32_t *delay) {
+                       bool sent, uint32_t *delay) {
   msvc_retry_attempt_t a;
   int status = res != NULL ? msvc_http_response_status(res) : 0;
 
@@ -354,6 +354,10 @@ static bool want_retry(msvc_service_call_t *call, int err, const msvc_http_respo
   a.attempt = call->attempts;
   a.method = call->method;
   a.retryable = call->retryable;
+  /* Refused, timed out while connecting, or a dead pooled connection: the
+   * request never left, so another endpoint may have it whatever the
+   * method. */
+  a.not_sent = !sent;
   a.err = err;
   a.status = status;
   a.retry_after = res != NULL ? msvc_http_response_header(res, "Retry-After") : NULL;
@@ -366,14 +370,14 @@ static void on_attempt_done(msvc_http_call_t *hc, int err, const msvc_http_respo
                             void *data) {
   msvc_service_call_t *call = data;
   int status = err == 0 && res != NULL ? msvc_http_response_status(res) : 0;
+  bool sent = msvc_http_call_sent(hc);
   uint32_t delay = 0;
 
-  (void)hc;
   call->hc = NULL;
   end_attempt(call, err, status);
   if (call->cancelled && err == 0)
     err = MSVC_ECANCELED;
-  if (want_retry(call, err, res, &delay)) {
+  if (want_retry(call, err, res, sent, &delay)) {
     if (call->t->retries != NULL)
       msvc_metrics_counter_inc(call->t->retries);
     call->phase = PH_BACKOFF;
@@ -561,7 +565,7 @@ int msvc__caller_call(msvc__caller_t *c, const char *service,
   }
   timeout = req->timeout_ms != 0 ? req->timeout_ms : c->opts.call_timeout_ms;
   call->lc = lc;
-  call->retryable = req->retryable;
+  call->retryable = req->retryable || has_header(req, "Idempotency-Key");
   call->on_done = req->on_done;
   call->on_chunk = on_chunk;
   call->data = req->data;

@@ -52,6 +52,7 @@ struct raw_s {
   int chunks_sent;
   int open;
   char last_line[128]; /* request line of the last request */
+  rconn_t *last;       /* the connection accepted last, while open */
 };
 
 /* Both handles report here; libuv gives no order between their callbacks. */
@@ -60,6 +61,8 @@ static inline void rconn_freed(uv_handle_t *h) {
 
   if (--rc->handles == 0) {
     rc->raw->open--;
+    if (rc->raw->last == rc)
+      rc->raw->last = NULL;
     free(rc);
   }
 }
@@ -187,6 +190,7 @@ static inline void raw_accept(uv_stream_t *l, int status) {
   cr_assert_eq(uv_accept(l, (uv_stream_t *)&rc->tcp), 0);
   raw->accepted++;
   raw->open++;
+  raw->last = rc;
   uv_read_start((uv_stream_t *)&rc->tcp, raw_alloc, raw_read);
 }
 
@@ -207,6 +211,18 @@ static inline void raw_start(uv_loop_t *loop, raw_t *raw, int mode, const char *
   raw->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* Resets the last accepted connection now: the socket is closed before
+ * this returns, so the peer's next write on it fails at once. */
+static inline void raw_reset_last(raw_t *raw) {
+  rconn_t *rc = raw->last;
+
+  cr_assert_not_null(rc);
+  cr_assert_not(rc->closing);
+  rc->closing = true;
+  uv_close((uv_handle_t *)&rc->tick, rconn_freed);
+  uv_tcp_close_reset(&rc->tcp, rconn_freed);
+}
+
 static inline void raw_stop(raw_t *raw) {
   uv_close((uv_handle_t *)&raw->listener, NULL);
 }
@@ -224,6 +240,7 @@ typedef struct result_s {
   bool in_request; /* set while msvc_http_client_request runs */
   msvc_http_call_t *call;
   int cancel_after; /* streaming: cancel after this many chunks */
+  bool sent;        /* msvc_http_call_sent() in on_done */
 } result_t;
 
 static inline void on_done(msvc_http_call_t *call, int err, const msvc_http_response_t *res,
@@ -231,10 +248,10 @@ static inline void on_done(msvc_http_call_t *call, int err, const msvc_http_resp
   result_t *r = data;
   const char *v;
 
-  (void)call;
   cr_assert_not(r->in_request, "callback ran inside the request call");
   r->done++;
   r->err = err;
+  r->sent = msvc_http_call_sent(call);
   if (res != NULL) {
     const char *b = msvc_http_response_body(res, &r->body_len);
     r->status = msvc_http_response_status(res);

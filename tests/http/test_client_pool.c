@@ -273,6 +273,115 @@ Test(http_client_pool, attempts_exhausted_reports_last_error) {
   msvc_retry_free(retry);
 }
 
+/* ---- what may be sent again ------------------------------------------------ */
+
+static msvc_retry_t *quick_retry(uint32_t attempts) {
+  msvc_retry_opts_t ro;
+  msvc_retry_t *retry;
+
+  msvc_retry_opts_init(&ro);
+  ro.base_ms = 1;
+  ro.cap_ms = 1;
+  ro.max_attempts = attempts;
+  cr_assert_eq(msvc_retry_new(&ro, &retry), MSVC_OK);
+  return retry;
+}
+
+/* A POST with a body, and an Idempotency-Key when key is not NULL. */
+static int post(fixture_t *fx, int port, const char *key, result_t *r, msvc_retry_t *retry) {
+  msvc_http_request_t req;
+  const msvc_http_header_t hd[] = {{"Idempotency-Key", key}};
+  int rc;
+
+  memset(r, 0, sizeof(*r));
+  msvc_http_request_init(&req);
+  req.method = "POST";
+  req.host = "127.0.0.1";
+  req.port = port;
+  req.target = "/orders";
+  req.body = "{}";
+  req.body_len = 2;
+  req.headers = hd;
+  req.nheaders = key != NULL ? 1 : 0;
+  req.on_done = on_done;
+  req.data = r;
+  req.retry = retry;
+  r->in_request = true;
+  rc = msvc_http_client_request(fx->client, &req, &r->call);
+  r->in_request = false;
+  return rc;
+}
+
+Test(http_client_pool, refused_post_is_retried) {
+  fixture_t fx;
+  result_t r;
+  raw_t raw;
+  int port;
+  msvc_retry_t *retry = quick_retry(3);
+
+  fx_init(&fx, NULL);
+  raw_start(&fx.loop, &raw, RAW_REPLY, "");
+  port = raw.port;
+  raw_stop(&raw);
+  uv_run(&fx.loop, UV_RUN_NOWAIT);
+  cr_assert_eq(post(&fx, port, NULL, &r, retry), MSVC_OK);
+  fx_run_until(&fx, &r.done, 1);
+  cr_assert_eq(r.err, MSVC_ECONNREFUSED, "%s", msvc_err_name(r.err));
+  cr_assert_not(r.sent, "nothing went out");
+  cr_assert_eq(fx.at.n, 3, "the refused POST was tried %d times", fx.at.n);
+  fx_close(&fx);
+  msvc_retry_free(retry);
+}
+
+Test(http_client_pool, post_cut_after_sending_is_retried_only_with_a_key) {
+  fixture_t fx;
+  result_t r;
+  raw_t raw;
+  msvc_retry_t *retry = quick_retry(3);
+
+  fx_init(&fx, NULL);
+  raw_start(&fx.loop, &raw, RAW_RESET, NULL);
+  cr_assert_eq(post(&fx, raw.port, NULL, &r, retry), MSVC_OK);
+  fx_run_until(&fx, &r.done, 1);
+  cr_assert_eq(r.err, MSVC_ECONNRESET, "%s", msvc_err_name(r.err));
+  cr_assert(r.sent);
+  cr_assert_eq(fx.at.n, 1, "a POST that went out is not sent again");
+  cr_assert_eq(raw.requests, 1);
+  /* the same with a key: sent three times */
+  cr_assert_eq(post(&fx, raw.port, "k-1", &r, retry), MSVC_OK);
+  fx_run_until(&fx, &r.done, 1);
+  cr_assert_eq(r.err, MSVC_ECONNRESET, "%s", msvc_err_name(r.err));
+  cr_assert_eq(fx.at.n, 4);
+  cr_assert_eq(raw.requests, 4);
+  raw_stop(&raw);
+  fx_close(&fx);
+  msvc_retry_free(retry);
+}
+
+Test(http_client_pool, pooled_connection_dead_before_the_write_goes_out_fresh) {
+  fixture_t fx;
+  raw_t raw;
+  result_t r = {0};
+
+  fx_init(&fx, NULL);
+  raw_start(&fx.loop, &raw, RAW_REPLY, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  cr_assert_eq(get(&fx, raw.port, "GET", "/", &r, NULL, NULL), MSVC_OK);
+  fx_run_until(&fx, &r.done, 1);
+  cr_assert_eq(msvc_http_client_connections(fx.client, "127.0.0.1", raw.port), 1);
+  /* The server drops the pooled connection and the POST takes it before
+   * the loop could notice: the write fails at once, nothing went out. */
+  raw_reset_last(&raw);
+  cr_assert_eq(post(&fx, raw.port, NULL, &r, NULL), MSVC_OK);
+  fx_run_until(&fx, &r.done, 1);
+  cr_assert_eq(r.err, 0, "%s", msvc_err_name(r.err));
+  cr_assert_str_eq(r.body, "ok");
+  cr_assert(r.sent);
+  cr_assert_eq(raw.accepted, 2);
+  cr_assert_eq(raw.requests, 2, "the POST reached the server once");
+  raw_stop(&raw);
+  fx_close(&fx);
+}
+
 Test(http_client_pool, head_then_get_on_one_connection) {
   fixture_t fx;
   raw_t raw;

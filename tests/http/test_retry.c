@@ -39,7 +39,7 @@ static msvc_retry_t *make(fake_t *f, uint32_t attempts) {
 
 static int check(msvc_retry_t *r, uint32_t attempt, const char *m, int err, int status,
                  uint32_t *delay) {
-  msvc_retry_attempt_t a = {attempt, m, false, err, status, NULL};
+  msvc_retry_attempt_t a = {attempt, m, false, err, status, NULL, false};
   return msvc_retry_check(r, &a, delay);
 }
 
@@ -97,7 +97,7 @@ Test(retry, outcomes_and_attempt_limit) {
 Test(retry, post_only_when_marked) {
   fake_t f = {.rnd = {3}, .n = 1};
   msvc_retry_t *r = make(&f, 3);
-  msvc_retry_attempt_t a = {1, "POST", false, MSVC_ECONNRESET, 0, NULL};
+  msvc_retry_attempt_t a = {1, "POST", false, MSVC_ECONNRESET, 0, NULL, false};
   uint32_t d;
 
   cr_assert_eq(msvc_retry_check(r, &a, &d), 0);
@@ -114,10 +114,55 @@ Test(retry, post_only_when_marked) {
   msvc_retry_free(r);
 }
 
+Test(retry, what_never_left_is_retried_whatever_the_method) {
+  fake_t f = {.now = 100000, .rnd = {3}, .n = 1};
+  msvc_retry_t *r = make(&f, 3);
+  msvc_retry_attempt_t a = {1, "POST", false, MSVC_ECONNREFUSED, 0, NULL, true};
+  uint32_t d;
+
+  cr_assert_eq(msvc_retry_check(r, &a, &d), 1);
+  a.err = MSVC_ETIMEDOUT; /* connect timeout */
+  cr_assert_eq(msvc_retry_check(r, &a, &d), 1);
+  a.attempt = 3;
+  cr_assert_eq(msvc_retry_check(r, &a, &d), 0, "the attempt limit still holds");
+  a.attempt = 1;
+  a.err = 0;
+  a.status = 404;
+  cr_assert_eq(msvc_retry_check(r, &a, &d), 0, "a final outcome stays final");
+  /* once sent, the method rules again */
+  a.not_sent = false;
+  a.err = MSVC_ECONNREFUSED;
+  cr_assert_eq(msvc_retry_check(r, &a, &d), 0);
+  msvc_retry_free(r);
+}
+
+Test(retry, what_never_left_does_not_spend_the_budget) {
+  fake_t f = {.now = 100000, .rnd = {1}, .n = 1};
+  msvc_retry_opts_t o;
+  msvc_retry_t *r;
+  msvc_retry_attempt_t a = {1, "GET", false, MSVC_ECONNREFUSED, 0, NULL, true};
+  uint32_t d;
+  int i;
+
+  msvc_retry_opts_init(&o);
+  o.budget_ratio = 0;
+  o.budget_min_per_s = 0; /* no budget at all */
+  o.clock = fake_clock;
+  o.clock_data = &f;
+  o.rand = fake_rand;
+  o.rand_data = &f;
+  cr_assert_eq(msvc_retry_new(&o, &r), MSVC_OK);
+  for (i = 0; i < 100; i++)
+    cr_assert_eq(msvc_retry_check(r, &a, &d), 1);
+  a.not_sent = false;
+  cr_assert_eq(msvc_retry_check(r, &a, &d), MSVC_ERETRY_BUDGET);
+  msvc_retry_free(r);
+}
+
 Test(retry, retry_after_honoured_up_to_cap) {
   fake_t f = {.rnd = {0}, .n = 1};
   msvc_retry_t *r = make(&f, 5);
-  msvc_retry_attempt_t a = {1, "GET", false, 0, 503, "0"};
+  msvc_retry_attempt_t a = {1, "GET", false, 0, 503, "0", false};
   uint32_t d;
 
   cr_assert_eq(msvc_retry_check(r, &a, &d), 1);

@@ -158,6 +158,85 @@ static inline void h__on_lease(msvc_registry_lease_t *l, int status, void *data)
   in->lease_status = status;
 }
 
+/* ---- a raw instance that cuts every request it reads ---------------------- */
+
+/* Reads each request head whole, then resets the connection: the request
+ * went out and was cut before any answer. */
+typedef struct cutter_s {
+  uv_tcp_t listener;
+  int port;
+  int requests; /* request heads read before the cut */
+} cutter_t;
+
+typedef struct cutter_conn_s {
+  uv_tcp_t tcp;
+  cutter_t *cut;
+  char tail[4];
+  bool closing;
+} cutter_conn_t;
+
+static inline void h__cutter_freed(uv_handle_t *hd) { free(hd->data); }
+
+static inline void h__cutter_alloc(uv_handle_t *hd, size_t hint, uv_buf_t *b) {
+  static char buf[16384];
+  (void)hd;
+  (void)hint;
+  *b = uv_buf_init(buf, sizeof(buf));
+}
+
+static inline void h__cutter_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  cutter_conn_t *cc = s->data;
+  ssize_t i;
+
+  if (cc->closing)
+    return;
+  if (n < 0) {
+    cc->closing = true;
+    uv_close((uv_handle_t *)&cc->tcp, h__cutter_freed);
+    return;
+  }
+  for (i = 0; i < n; i++) {
+    memmove(cc->tail, cc->tail + 1, 3);
+    cc->tail[3] = b->base[i];
+    if (memcmp(cc->tail, "\r\n\r\n", 4) == 0) {
+      cc->cut->requests++;
+      cc->closing = true;
+      uv_tcp_close_reset(&cc->tcp, h__cutter_freed);
+      return;
+    }
+  }
+}
+
+static inline void h__cutter_accept(uv_stream_t *l, int status) {
+  cutter_t *cut = l->data;
+  cutter_conn_t *cc = calloc(1, sizeof(*cc));
+
+  cr_assert_eq(status, 0);
+  cr_assert_not_null(cc);
+  cc->cut = cut;
+  uv_tcp_init(l->loop, &cc->tcp);
+  cc->tcp.data = cc;
+  cr_assert_eq(uv_accept(l, (uv_stream_t *)&cc->tcp), 0);
+  uv_read_start((uv_stream_t *)&cc->tcp, h__cutter_alloc, h__cutter_read);
+}
+
+static inline void h_cutter_start(uv_loop_t *loop, cutter_t *cut) {
+  struct sockaddr_in a;
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+
+  memset(cut, 0, sizeof(*cut));
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  cr_assert_eq(uv_tcp_init(loop, &cut->listener), 0);
+  cut->listener.data = cut;
+  cr_assert_eq(uv_tcp_bind(&cut->listener, (struct sockaddr *)&a, 0), 0);
+  cr_assert_eq(uv_listen((uv_stream_t *)&cut->listener, 64, h__cutter_accept), 0);
+  uv_tcp_getsockname(&cut->listener, (struct sockaddr *)&ss, &len);
+  cut->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static inline void h_cutter_stop(cutter_t *cut) { uv_close((uv_handle_t *)&cut->listener, NULL); }
+
 /* ---- running the loop ------------------------------------------------------- */
 
 static inline void h__tick(uv_timer_t *t) { (void)t; }
@@ -196,11 +275,43 @@ static inline inst_t *h_add_instance_as(harness_t *h, const char *svc, uint32_t 
   return in;
 }
 
-/* Gone at once: every connection cut, the port closed, still registered. */
 static inline inst_t *h_add_instance(harness_t *h, uint32_t delay_ms) {
   return h_add_instance_as(h, h->svc, delay_ms);
 }
 
+typedef struct h_lease_s {
+  bool seen;
+  int status;
+  msvc_registry_lease_t *lease;
+} h_lease_t;
+
+static inline void h__on_port_lease(msvc_registry_lease_t *l, int status, void *data) {
+  h_lease_t *hl = data;
+  (void)l;
+  hl->seen = true;
+  hl->status = status;
+}
+
+static inline bool h__port_lease_seen(void *arg) { return ((h_lease_t *)arg)->seen; }
+
+/* Registers 127.0.0.1:port under the harness's service, whatever listens
+ * there (a new registration, with a new instance id, each time). */
+static inline void h_register_port(harness_t *h, int port, h_lease_t *hl) {
+  msvc_registry_instance_t ri;
+
+  memset(hl, 0, sizeof(*hl));
+  msvc_registry_instance_init(&ri);
+  ri.service = h->svc;
+  ri.address = "127.0.0.1";
+  ri.port = (uint16_t)port;
+  ri.weight = 100;
+  cr_assert_eq(msvc_registry_register(h->reg, &ri, 5000, h__on_port_lease, hl, &hl->lease),
+               MSVC_OK);
+  cr_assert(h_run_until(h, h__port_lease_seen, hl, 5000), "registration not seen");
+  cr_assert_eq(hl->status, MSVC_OK);
+}
+
+/* Gone at once: every connection cut, the port closed, still registered. */
 static inline void h_kill(inst_t *in) {
   msvc_http_server_close(in->srv, NULL, NULL);
   in->srv = NULL;

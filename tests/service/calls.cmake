@@ -6,3 +6,5 @@ msvc_add_test(test_service_call_basic LABEL service SOURCES test_call_basic.c
   LIBS Threads::Threads TIMEOUT 120)
 msvc_add_test(test_service_call_service LABEL service SOURCES test_call_service.c
   LIBS Threads::Threads TIMEOUT 120)
+msvc_add_test(test_service_call_retry LABEL service SOURCES test_call_retry.c
+  TIMEOUT 120)
