@@ -26,16 +26,25 @@
 typedef struct call_target_s call_target_t;
 typedef struct call_loop_s call_loop_t;
 
-/* Status labels of msvc_http_client_requests_total that are not HTTP codes. */
+/* Status labels of msvc_http_client_requests_total and _attempts_total
+ * that are not HTTP codes; every error maps to one of them. */
 enum {
   CALL_ST_TIMEOUT,
   CALL_ST_REFUSED,
   CALL_ST_RESET,
   CALL_ST_BREAKER_OPEN,
   CALL_ST_NO_ENDPOINTS,
-  CALL_ST_ERROR,
   CALL_ST_COUNT
 };
+
+/* Which counter an outcome goes to. */
+typedef enum { CALL_COUNT_REQUEST, CALL_COUNT_ATTEMPT } call_count_t;
+
+/* Counter handles of one family for one service, made on first use. */
+typedef struct call_counters_s {
+  _Atomic(msvc_metrics_counter_t *) by_code[1000];
+  _Atomic(msvc_metrics_counter_t *) by_err[CALL_ST_COUNT];
+} call_counters_t;
 
 typedef struct call_endpoint_s {
   atomic_int refs;
@@ -68,8 +77,8 @@ struct call_target_s {
   call_target_t *next_pending;  /* watches to start (caller mutex) */
   msvc_metrics_histogram_t *duration;
   msvc_metrics_counter_t *retries;
-  _Atomic(msvc_metrics_counter_t *) by_code[600];
-  _Atomic(msvc_metrics_counter_t *) by_err[CALL_ST_COUNT];
+  call_counters_t requests; /* one per call, its final outcome */
+  call_counters_t attempts; /* one per attempt sent */
 };
 
 struct call_loop_s {
@@ -99,7 +108,7 @@ struct msvc__caller_s {
   int close_pending;
   void (*close_cb)(void *data);
   void *close_data;
-  msvc_metrics_family_t *f_requests, *f_duration, *f_retries;
+  msvc_metrics_family_t *f_requests, *f_attempts, *f_duration, *f_retries;
   msvc_metrics_family_t *f_state, *f_transitions, *f_picks, *f_inflight;
 };
 
@@ -109,7 +118,15 @@ int msvc__call_target_get(msvc__caller_t *c, call_loop_t *lc, const char *name,
                           call_target_t **out);
 call_endpoint_t *msvc__call_endpoint_find(call_target_t *t, const char *id);
 void msvc__call_endpoint_unref(call_endpoint_t *ep);
-void msvc__call_count(call_target_t *t, int err, int status);
+/* Counts an outcome: a response's status when err is 0, else err mapped to
+ * one of the labels; sent says whether the request went out (it decides
+ * the label of an error without a closer one). Cancellations are not
+ * counted. */
+void msvc__call_count(call_target_t *t, call_count_t which, int err, int status,
+                      bool sent);
+/* The status label an outcome is counted under (a static string, or the
+ * code written into buf). */
+const char *msvc__call_status_label(int err, int status, bool sent, char buf[8]);
 bool msvc__call_name_valid(const char *name);
 void msvc__call_loop_maybe_closed(call_loop_t *lc);
 

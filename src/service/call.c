@@ -56,6 +56,8 @@ struct msvc_service_call_s {
   msvc_lb_ticket_t ticket;
   msvc_breaker_permit_t permit;
   uint64_t attempt_t0_us;
+  uint64_t t0_us;  /* the call's start */
+  bool last_sent;  /* the last attempt's request went out */
   uint32_t attempts;
   char avoid[MSVC_LB_MAX_ID_LEN + 1]; /* endpoint of the last failure */
 };
@@ -269,11 +271,15 @@ static void finish(msvc_service_call_t *call, int err, const msvc_http_response_
     msvc__queue_remove(&call->parent_node);
     call->linked_parent = false;
   }
-  /* Outcomes that never reached an endpoint are counted here; attempts
+  /* One count and one duration per call, with its final outcome; attempts
    * were counted as they ended. */
-  if (err == MSVC_EBREAKER_OPEN || err == MSVC_ENO_ENDPOINTS ||
-      (err != 0 && call->attempts == 0))
-    msvc__call_count(call->t, err, 0);
+  if (err != MSVC_ECANCELED) {
+    msvc__call_count(call->t, CALL_COUNT_REQUEST, err,
+                     res != NULL ? msvc_http_response_status(res) : 0, call->last_sent);
+    if (call->t->duration != NULL)
+      msvc_metrics_histogram_observe(call->t->duration,
+                                     (double)(now_us() - call->t0_us) / 1e6);
+  }
   call->on_done(err, res, call->data);
   if (call->has_timer)
     uv_close((uv_handle_t *)&call->timer, on_call_closed);
@@ -318,7 +324,7 @@ static bool attempt_failed(int err, int status) {
   return err != 0 || status >= 500;
 }
 
-static void end_attempt(msvc_service_call_t *call, int err, int status) {
+static void end_attempt(msvc_service_call_t *call, int err, int status, bool sent) {
   call_endpoint_t *ep = call->ep;
   uint64_t dur_us = now_us() - call->attempt_t0_us;
   msvc_breaker_outcome_t bo;
@@ -332,9 +338,8 @@ static void end_attempt(msvc_service_call_t *call, int err, int status) {
                bo == MSVC_BREAKER_FAILURE ? MSVC_LB_FAILURE : MSVC_LB_SUCCESS, dur_us);
   if (ep->inflight != NULL)
     msvc_metrics_gauge_dec(ep->inflight);
-  if (err != MSVC_ECANCELED && call->t->duration != NULL)
-    msvc_metrics_histogram_observe(call->t->duration, (double)dur_us / 1e6);
-  msvc__call_count(call->t, err, status);
+  msvc__call_count(call->t, CALL_COUNT_ATTEMPT, err, status, sent);
+  call->last_sent = sent;
   if (bo == MSVC_BREAKER_FAILURE)
     snprintf(call->avoid, sizeof(call->avoid), "%s", ep->id);
   msvc__call_endpoint_unref(ep);
@@ -374,7 +379,7 @@ static void on_attempt_done(msvc_http_call_t *hc, int err, const msvc_http_respo
   uint32_t delay = 0;
 
   call->hc = NULL;
-  end_attempt(call, err, status);
+  end_attempt(call, err, status, sent);
   if (call->cancelled && err == 0)
     err = MSVC_ECANCELED;
   if (want_retry(call, err, res, sent, &delay)) {
@@ -570,6 +575,7 @@ int msvc__caller_call(msvc__caller_t *c, const char *service,
   call->on_chunk = on_chunk;
   call->data = req->data;
   call->deadline_ms = msvc_now_ms() + (timeout != 0 ? timeout : 10000);
+  call->t0_us = now_us();
   msvc__queue_insert_tail(&lc->calls, &call->node);
   msvc_retry_note_request(c->retry);
   if (out != NULL)

@@ -11,7 +11,7 @@
 static _Thread_local call_loop_t *tls_loops;
 
 static const char *const err_labels[CALL_ST_COUNT] = {
-    "timeout", "refused", "reset", "breaker_open", "no_endpoints", "error"};
+    "timeout", "refused", "reset", "breaker_open", "no_endpoints"};
 
 bool msvc__call_name_valid(const char *name) {
   size_t i;
@@ -58,11 +58,16 @@ static int make_families(msvc__caller_t *c) {
   int r;
 
   r = family(c, MSVC_METRICS_COUNTER, "msvc_http_client_requests_total",
-             "Requests sent to other services, by outcome.", svc_status, 2,
-             &c->f_requests);
+             "Calls to other services, by final outcome (retries included).",
+             svc_status, 2, &c->f_requests);
+  if (r == 0)
+    r = family(c, MSVC_METRICS_COUNTER, "msvc_http_client_attempts_total",
+               "Attempts sent to other services, by outcome.", svc_status, 2,
+               &c->f_attempts);
   if (r == 0)
     r = family(c, MSVC_METRICS_HISTOGRAM, "msvc_http_client_request_duration_seconds",
-               "Duration of requests sent to other services.", svc, 1, &c->f_duration);
+               "Duration of calls to other services, retries included.", svc, 1,
+               &c->f_duration);
   if (r == 0)
     r = family(c, MSVC_METRICS_COUNTER, "msvc_http_client_retries_total",
                "Retries of calls to other services.", svc, 1, &c->f_retries);
@@ -82,35 +87,71 @@ static int make_families(msvc__caller_t *c) {
   return r;
 }
 
-void msvc__call_count(call_target_t *t, int err, int status) {
+/* The closest label for an error. Failures to get a request out at all
+ * (refused, unreachable, name not resolved, TLS handshake refused, our own
+ * pool full) are "refused"; a request that went out and got no usable
+ * answer (reset, closed early, malformed or oversized response) is
+ * "reset"; an error with no closer match is one or the other by whether
+ * the request went out. */
+static int err_kind(int err, bool sent) {
+  switch (err) {
+  case MSVC_ETIMEDOUT:
+  case MSVC_ETLS_TIMEOUT:
+    return CALL_ST_TIMEOUT;
+  case MSVC_ECONNREFUSED:
+  case MSVC_EHTTP_DNS:
+  case MSVC_EADDRNOTAVAIL:
+  case UV_ENETUNREACH:
+  case UV_EHOSTUNREACH:
+  case MSVC_ETLS:
+  case MSVC_ETLS_CERT:
+  case MSVC_EHTTP_POOL_FULL:
+    return CALL_ST_REFUSED;
+  case MSVC_ECONNRESET:
+  case MSVC_EPIPE:
+  case MSVC_ECONNABORTED:
+  case MSVC_EHTTP_BAD_RESPONSE:
+  case MSVC_ETOOLARGE:
+    return CALL_ST_RESET;
+  case MSVC_EBREAKER_OPEN:
+    return CALL_ST_BREAKER_OPEN;
+  case MSVC_ENO_ENDPOINTS:
+    return CALL_ST_NO_ENDPOINTS;
+  default:
+    return sent ? CALL_ST_RESET : CALL_ST_REFUSED;
+  }
+}
+
+const char *msvc__call_status_label(int err, int status, bool sent, char buf[8]) {
+  if (err == 0 && status >= 100 && status <= 999) {
+    snprintf(buf, 8, "%d", status);
+    return buf;
+  }
+  /* A response with a status no server may send is no usable answer. */
+  return err_labels[err == 0 ? CALL_ST_RESET : err_kind(err, sent)];
+}
+
+void msvc__call_count(call_target_t *t, call_count_t which, int err, int status,
+                      bool sent) {
+  call_counters_t *cs = which == CALL_COUNT_REQUEST ? &t->requests : &t->attempts;
+  msvc_metrics_family_t *f =
+      which == CALL_COUNT_REQUEST ? t->caller->f_requests : t->caller->f_attempts;
   _Atomic(msvc_metrics_counter_t *) *slot;
   msvc_metrics_counter_t *ctr;
   char code[8];
   const char *values[2];
-  int k;
 
   if (err == MSVC_ECANCELED)
     return;
-  if (err == 0 && status >= 100 && status < 600) {
-    slot = &t->by_code[status];
-    snprintf(code, sizeof(code), "%d", status);
-    values[1] = code;
-  } else {
-    switch (err) {
-    case MSVC_ETIMEDOUT: k = CALL_ST_TIMEOUT; break;
-    case MSVC_ECONNREFUSED: k = CALL_ST_REFUSED; break;
-    case MSVC_ECONNRESET: k = CALL_ST_RESET; break;
-    case MSVC_EBREAKER_OPEN: k = CALL_ST_BREAKER_OPEN; break;
-    case MSVC_ENO_ENDPOINTS: k = CALL_ST_NO_ENDPOINTS; break;
-    default: k = CALL_ST_ERROR; break;
-    }
-    slot = &t->by_err[k];
-    values[1] = err_labels[k];
-  }
+  if (err == 0 && status >= 100 && status <= 999)
+    slot = &cs->by_code[status];
+  else
+    slot = &cs->by_err[err == 0 ? CALL_ST_RESET : err_kind(err, sent)];
   ctr = atomic_load_explicit(slot, memory_order_acquire);
   if (ctr == NULL) {
     values[0] = t->name;
-    if (msvc_metrics_counter_get(t->caller->f_requests, values, 2, &ctr) != 0)
+    values[1] = msvc__call_status_label(err, status, sent, code);
+    if (msvc_metrics_counter_get(f, values, 2, &ctr) != 0)
       return;
     atomic_store_explicit(slot, ctr, memory_order_release);
   }

@@ -165,7 +165,8 @@ static inline void h__on_lease(msvc_registry_lease_t *l, int status, void *data)
 typedef struct cutter_s {
   uv_tcp_t listener;
   int port;
-  int requests; /* request heads read before the cut */
+  int requests;      /* request heads read before the cut */
+  const char *reply; /* written before the cut when set */
 } cutter_t;
 
 typedef struct cutter_conn_s {
@@ -201,6 +202,12 @@ static inline void h__cutter_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) 
     if (memcmp(cc->tail, "\r\n\r\n", 4) == 0) {
       cc->cut->requests++;
       cc->closing = true;
+      if (cc->cut->reply != NULL) {
+        uv_buf_t rb = uv_buf_init((char *)cc->cut->reply, (unsigned)strlen(cc->cut->reply));
+        cr_assert_eq(uv_try_write((uv_stream_t *)&cc->tcp, &rb, 1), (int)rb.len);
+        uv_close((uv_handle_t *)&cc->tcp, h__cutter_freed);
+        return;
+      }
       uv_tcp_close_reset(&cc->tcp, h__cutter_freed);
       return;
     }
@@ -371,10 +378,19 @@ static inline void h_close(harness_t *h) {
 
 /* ---- metrics ---------------------------------------------------------------------- */
 
+/* msvc_http_client_requests_total{service,status}: calls, final outcome. */
 static inline double h_requests(harness_t *h, const char *status) {
   const char *v[2] = {h->svc, status};
   msvc_metrics_counter_t *c;
   cr_assert_eq(msvc_metrics_counter_get(h->caller->f_requests, v, 2, &c), MSVC_OK);
+  return msvc_metrics_counter_value(c);
+}
+
+/* msvc_http_client_attempts_total{service,status}. */
+static inline double h_attempts(harness_t *h, const char *status) {
+  const char *v[2] = {h->svc, status};
+  msvc_metrics_counter_t *c;
+  cr_assert_eq(msvc_metrics_counter_get(h->caller->f_attempts, v, 2, &c), MSVC_OK);
   return msvc_metrics_counter_value(c);
 }
 

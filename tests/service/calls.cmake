@@ -8,3 +8,5 @@ msvc_add_test(test_service_call_service LABEL service SOURCES test_call_service.
   LIBS Threads::Threads TIMEOUT 120)
 msvc_add_test(test_service_call_retry LABEL service SOURCES test_call_retry.c
   TIMEOUT 120)
+msvc_add_test(test_service_call_metrics LABEL service SOURCES test_call_metrics.c
+  TIMEOUT 60)
