@@ -483,7 +483,10 @@ MSVC_API void msvc_http_res_close_connection(msvc_http_res_t *res);
  * @param status        100 < status < 1000, not 1xx.
  * @param content_type  Content-Type, or NULL for none.
  * @param body          Body bytes (copied), may be NULL when len is 0.
- * @param len           Body length.
+ *                      The answer to a HEAD request never carries them:
+ *                      body may then be NULL with any len.
+ * @param len           Body length, sent as Content-Length (for HEAD, the
+ *                      length a GET would have had).
  * @return #MSVC_OK, MSVC_EINVAL, MSVC_EHTTP_RESPONDED (already sent),
  *         MSVC_ECLOSED (client gone; the response is released anyway),
  *         MSVC_ENOMEM.

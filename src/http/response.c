@@ -134,9 +134,12 @@ int msvc_http_res_send(msvc_http_res_t *res, int status, const char *content_typ
   msvc_http_req_t *req;
   int rc;
 
-  if (res == NULL || (body == NULL && len > 0))
+  if (res == NULL)
     return MSVC_EINVAL;
   req = REQ(res);
+  /* A HEAD answer may state a length without having the body at hand. */
+  if (body == NULL && len > 0 && !req->is_head)
+    return MSVC_EINVAL;
   if ((rc = check_new(req, status)) != MSVC_OK)
     return rc;
   if (req->conn == NULL) {

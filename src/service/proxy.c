@@ -4,6 +4,7 @@
  * 9110 7.6.1: the fixed list plus whatever the Connection header names)
  * stay on their hop in both directions.
  */
+#include <stdint.h>
 #include <stdio.h>
 
 #include "call-internal.h"
@@ -12,6 +13,7 @@ typedef struct proxy_s {
   msvc_http_res_t *res;
   char *service;
   bool started;
+  bool head; /* a HEAD request: the answer has a length but no body */
 } proxy_t;
 
 static const char *const hop_by_hop[] = {
@@ -140,6 +142,38 @@ static void on_proxy_chunk(msvc_http_call_t *hc, const msvc_http_response_t *res
   msvc_http_res_write(p->res, buf, len);
 }
 
+/* A Content-Length value, digits only; false when absent or malformed. */
+static bool content_length(const msvc_http_response_t *res, size_t *out) {
+  const char *v = msvc_http_response_header(res, "Content-Length");
+  size_t n = 0;
+
+  if (v == NULL || *v == '\0')
+    return false;
+  for (; *v >= '0' && *v <= '9'; v++) {
+    if (n > (SIZE_MAX - 9) / 10)
+      return false;
+    n = n * 10 + (size_t)(*v - '0');
+  }
+  *out = n;
+  return *v == '\0';
+}
+
+/* The answer to a HEAD carries the length the upstream announced (RFC 9110
+ * 9.3.2: what a GET would have had), without a body. An answer without
+ * one goes out chunked, which claims no length either. */
+static void send_head_answer(msvc_http_res_t *out, const msvc_http_response_t *res) {
+  int status = msvc_http_response_status(res);
+  const char *ctype = msvc_http_response_header(res, "Content-Type");
+  size_t n;
+
+  if (content_length(res, &n)) {
+    msvc_http_res_send(out, status, ctype, NULL, n);
+    return;
+  }
+  if (msvc_http_res_start(out, status, ctype) == MSVC_OK)
+    msvc_http_res_end(out);
+}
+
 static void on_proxy_done(int err, const msvc_http_response_t *res, void *data) {
   proxy_t *p = data;
 
@@ -151,8 +185,11 @@ static void on_proxy_done(int err, const msvc_http_response_t *res, void *data) 
     msvc_http_res_end(p->res);
   } else if (err == 0) {
     copy_response_headers(p->res, res);
-    msvc_http_res_send(p->res, msvc_http_response_status(res),
-                       msvc_http_response_header(res, "Content-Type"), NULL, 0);
+    if (p->head)
+      send_head_answer(p->res, res);
+    else
+      msvc_http_res_send(p->res, msvc_http_response_status(res),
+                         msvc_http_response_header(res, "Content-Type"), NULL, 0);
   } else {
     msvc_service_res_upstream_error(p->res, p->service, err);
   }
@@ -200,6 +237,7 @@ int msvc__caller_proxy(msvc__caller_t *c, msvc_http_req_t *req,
       (p->service = msvc__strdup(opts->service)) == NULL)
     goto out;
   p->res = msvc_http_req_res(req);
+  p->head = strcmp(msvc_http_req_method(req), "HEAD") == 0;
   build_headers(req, h, &sr.nheaders, xff);
   sr.method = msvc_http_req_method(req);
   sr.target = target;

@@ -129,6 +129,19 @@ static inline void h__echo(msvc_http_req_t *req, msvc_http_res_t *res, void *dat
   msvc_http_res_end(res);
 }
 
+/* 83 bytes, as the issue's example upstream announced. */
+#define H_DOC                                                                   \
+  "{\"id\":71234,\"name\":\"Ada Lovelace\",\"email\":\"ada@example.com\","         \
+  "\"created\":\"2024-01-02\"}"
+
+static inline void h__doc(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  inst_t *in = data;
+
+  (void)req;
+  in->hits++;
+  msvc_http_res_send(res, 200, "application/json", H_DOC, strlen(H_DOC));
+}
+
 #define H_JWKS \
   "{\"keys\":[{\"kty\":\"oct\",\"kid\":\"k1\",\"alg\":\"HS256\"," \
   "\"k\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"}]}"
@@ -144,6 +157,7 @@ static inline void h__listen(inst_t *in, int port) {
   cr_assert_eq(msvc_http_server_new(&in->h->loop, NULL, &in->srv), MSVC_OK);
   cr_assert_eq(msvc_http_server_route(in->srv, "GET", "/hello", h__hello, in, NULL), MSVC_OK);
   cr_assert_eq(msvc_http_server_route(in->srv, "*", "/echo/*", h__echo, in, NULL), MSVC_OK);
+  cr_assert_eq(msvc_http_server_route(in->srv, "GET", "/doc", h__doc, in, NULL), MSVC_OK);
   cr_assert_eq(msvc_http_server_route(in->srv, "GET", "/.well-known/jwks.json", h__jwks, in,
                                       NULL),
                MSVC_OK);

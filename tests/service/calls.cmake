@@ -10,3 +10,5 @@ msvc_add_test(test_service_call_retry LABEL service SOURCES test_call_retry.c
   TIMEOUT 120)
 msvc_add_test(test_service_call_metrics LABEL service SOURCES test_call_metrics.c
   TIMEOUT 60)
+msvc_add_test(test_service_call_proxy LABEL service SOURCES test_call_proxy.c
+  TIMEOUT 60)
