@@ -59,6 +59,13 @@ typedef struct call_endpoint_s {
   msvc_metrics_counter_t *picks;
   msvc_metrics_gauge_t *inflight;
   msvc_metrics_gauge_t *state;
+  /* Registrations (hashes of instance ids) seen at this address in the last
+   * set, and those of the set being applied; main loop only. A new one
+   * means the instance came back, and an open breaker probes it at once. */
+  uint64_t regs[4];
+  uint8_t nregs;
+  uint64_t next_regs[4];
+  uint8_t next_nregs;
 } call_endpoint_t;
 
 struct call_target_s {

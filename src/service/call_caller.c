@@ -295,13 +295,14 @@ static bool wants_tls(const msvc_registry_instance_t *in) {
 }
 
 /* Finds the endpoint for id among the old ones (taking it over) or makes a
- * new one. */
+ * new one (*fresh then). */
 static call_endpoint_t *take_endpoint(call_target_t *t, call_endpoint_t **old,
                                       size_t nold, const char *id,
-                                      const msvc_registry_instance_t *in) {
+                                      const msvc_registry_instance_t *in, bool *fresh) {
   call_endpoint_t *ep;
   size_t i;
 
+  *fresh = false;
   for (i = 0; i < nold; i++) {
     if (old[i] != NULL && strcmp(old[i]->id, id) == 0) {
       ep = old[i];
@@ -311,17 +312,67 @@ static call_endpoint_t *take_endpoint(call_target_t *t, call_endpoint_t **old,
     }
   }
   ep = endpoint_new(t, id, in->address, in->port);
-  if (ep != NULL) atomic_store(&ep->tls, wants_tls(in));
+  if (ep != NULL) {
+    atomic_store(&ep->tls, wants_tls(in));
+    *fresh = true;
+  }
   return ep;
 }
 
-static bool seen(call_endpoint_t **eps, size_t n, const char *id) {
+static call_endpoint_t *seen(call_endpoint_t **eps, size_t n, const char *id) {
   size_t i;
 
   for (i = 0; i < n; i++)
     if (strcmp(eps[i]->id, id) == 0)
+      return eps[i];
+  return NULL;
+}
+
+/* FNV-1a: ids are compared by hash, a collision costing at worst one
+ * missed early probe. */
+static uint64_t reg_hash(const char *id) {
+  uint64_t h = 1469598103934665603ull;
+
+  for (; id != NULL && *id != '\0'; id++)
+    h = (h ^ (unsigned char)*id) * 1099511628211ull;
+  return h;
+}
+
+static bool has_reg(const uint64_t *regs, uint8_t n, uint64_t h) {
+  uint8_t i;
+
+  for (i = 0; i < n; i++)
+    if (regs[i] == h)
       return true;
   return false;
+}
+
+/* Notes an instance registered at ep's address in the set being applied.
+ * More than four at one address is odd; the rest are not tracked. */
+static void note_reg(call_endpoint_t *ep, const char *instance_id) {
+  uint64_t h = reg_hash(instance_id);
+
+  if (ep->next_nregs < MSVC__ARRAY_SIZE(ep->next_regs) &&
+      !has_reg(ep->next_regs, ep->next_nregs, h))
+    ep->next_regs[ep->next_nregs++] = h;
+}
+
+/* A registration the last set did not have: the instance (re)started. Its
+ * breaker may still be open from the failures of the process that was
+ * there before; it is probed now instead of after the open period. */
+static void reg_update(call_target_t *t, call_endpoint_t *ep, bool fresh, uint64_t now) {
+  bool new_reg = false;
+  uint8_t i;
+
+  for (i = 0; i < ep->next_nregs; i++)
+    if (!has_reg(ep->regs, ep->nregs, ep->next_regs[i]))
+      new_reg = true;
+  memcpy(ep->regs, ep->next_regs, sizeof(ep->regs));
+  ep->nregs = ep->next_nregs;
+  if (fresh || !new_reg || msvc_breaker_state(ep->breaker) != MSVC_BREAKER_OPEN)
+    return;
+  MSVC_LOG_I(CALL_LOG, "%s at %s registered again: probing it now", t->name, ep->id);
+  msvc_breaker_transition(ep->breaker, MSVC_BREAKER_HALF_OPEN, now);
 }
 
 static void release_lb_set(msvc_lb_endpoint_t *lbe, size_t n) {
@@ -336,12 +387,15 @@ static int apply_set(call_target_t *t, msvc_registry_set_t *set) {
   size_t n = msvc_registry_set_count(set), k = 0, i, nold;
   call_endpoint_t **eps = msvc__calloc(n + 1, sizeof(*eps)), **old;
   msvc_lb_endpoint_t *lbe = msvc__calloc(n + 1, sizeof(*lbe));
+  bool *fresh = msvc__calloc(n + 1, sizeof(*fresh));
   char id[MSVC_REGISTRY_ADDRESS_MAX + 16];
+  uint64_t now;
   int r;
 
-  if (eps == NULL || lbe == NULL) {
+  if (eps == NULL || lbe == NULL || fresh == NULL) {
     msvc__free(eps);
     msvc__free(lbe);
+    msvc__free(fresh);
     return MSVC_ENOMEM;
   }
   uv_mutex_lock(&t->mu);
@@ -357,11 +411,15 @@ static int apply_set(call_target_t *t, msvc_registry_set_t *set) {
     if (in == NULL || in->weight == 0 || in->address == NULL)
       continue;
     format_id(id, sizeof(id), in->address, in->port);
-    if (seen(eps, k, id))
+    if ((ep = seen(eps, k, id)) != NULL) {
+      note_reg(ep, in->id); /* another registration at the same address */
       continue;
-    ep = take_endpoint(t, old, nold, id, in);
+    }
+    ep = take_endpoint(t, old, nold, id, in, &fresh[k]);
     if (ep == NULL)
       continue;
+    ep->next_nregs = 0;
+    note_reg(ep, in->id);
     eps[k] = ep;
     lbe[k].id = ep->id;
     lbe[k].weight = in->weight > MSVC_LB_MAX_WEIGHT ? MSVC_LB_MAX_WEIGHT : in->weight;
@@ -372,8 +430,14 @@ static int apply_set(call_target_t *t, msvc_registry_set_t *set) {
   t->eps = eps;
   t->neps = k;
   uv_mutex_unlock(&t->mu);
-  r = msvc_lb_update(t->lb, lbe, k, msvc_now_ms());
+  now = msvc_now_ms();
+  r = msvc_lb_update(t->lb, lbe, k, now);
   release_lb_set(lbe, k);
+  /* After the update, so that a probe's return to the rotation applies to
+   * the new set. */
+  for (i = 0; i < k; i++)
+    reg_update(t, eps[i], fresh[i], now);
+  msvc__free(fresh);
   for (i = 0; i < nold; i++)
     msvc__call_endpoint_unref(old[i]);
   msvc__free(old);

@@ -161,3 +161,79 @@ Test(call_faults, all_down_fails_fast) {
   cr_assert_geq(h_requests(&h, "breaker_open"), 400);
   h_close(&h);
 }
+
+/* ---- the only instance comes back ------------------------------------------ */
+
+typedef struct probe_s {
+  harness_t *h;
+  int done, ok, last_err;
+  bool in_flight;
+} probe_t;
+
+static void probe_done(int err, const msvc_http_response_t *res, void *data) {
+  probe_t *p = data;
+
+  p->in_flight = false;
+  p->done++;
+  p->last_err = err;
+  if (err == 0 && msvc_http_response_status(res) == 200)
+    p->ok++;
+}
+
+static bool probe_finished(void *arg) { return !((probe_t *)arg)->in_flight; }
+
+/* One call, run to its end; true when it got a 200. */
+static bool probe_once(probe_t *p) {
+  msvc_service_request_t req;
+  int ok = p->ok;
+
+  msvc_service_request_init(&req);
+  req.target = "/hello";
+  req.timeout_ms = 1000;
+  req.on_done = probe_done;
+  req.data = p;
+  p->in_flight = true;
+  cr_assert_eq(msvc__caller_call(p->h->caller, p->h->svc, &req, NULL, NULL), MSVC_OK);
+  cr_assert(h_run_until(p->h, probe_finished, p, 5000));
+  return p->ok > ok;
+}
+
+Test(call_faults, returning_instance_is_probed_at_once) {
+  harness_t h;
+  probe_t p;
+  inst_t *only;
+  h_lease_t again;
+  uint64_t t0, took;
+  int i;
+
+  /* an open period far longer than the wait the test allows */
+  h_init(&h, "calls-return", MSVC_LB_ROUND_ROBIN, 6000);
+  only = h_add_instance(&h, 0);
+  memset(&p, 0, sizeof(p));
+  p.h = &h;
+  cr_assert(probe_once(&p));
+  h_kill(only);
+  for (i = 0; i < 40 && h_breaker_state(&h, only) != 1; i++)
+    cr_assert_not(probe_once(&p));
+  cr_assert_eq(h_breaker_state(&h, only), 1, "the breaker did not open");
+  cr_assert_not(probe_once(&p));
+  cr_assert_eq(p.last_err, MSVC_EBREAKER_OPEN);
+
+  /* the process comes back on its port and registers anew */
+  t0 = msvc_now_ms();
+  h_restart(only);
+  h_register_port(&h, only->port, &again);
+  while (!probe_once(&p) && msvc_now_ms() - t0 < 4000)
+    ;
+  took = msvc_now_ms() - t0;
+  cr_log_info("first success %llu ms after the restart (open period 6000 ms)",
+              (unsigned long long)took);
+  cr_assert_lt(took, 1000, "callers waited %llu ms for the returning instance (last %s)",
+               (unsigned long long)took, msvc_err_name(p.last_err));
+  cr_assert_geq(h_transitions(&h, only, MSVC_BREAKER_HALF_OPEN), 1);
+  /* and it takes the traffic again */
+  for (i = 0; i < 20; i++)
+    cr_assert(probe_once(&p), "call %d: %s", i, msvc_err_name(p.last_err));
+  cr_assert_eq(h_breaker_state(&h, only), 0);
+  h_close(&h);
+}
