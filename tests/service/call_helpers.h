@@ -29,6 +29,7 @@ typedef struct inst_s {
   int port;
   uint32_t delay_ms;
   int hits;
+  int drips_cut; /* /drip answers that stopped early, their client gone */
   bool lease_seen;
   int lease_status;
   /* what the last request carried (for propagation checks) */
@@ -129,6 +130,51 @@ static inline void h__echo(msvc_http_req_t *req, msvc_http_res_t *res, void *dat
   msvc_http_res_end(res);
 }
 
+/* Streams 40 pieces, one every 25 ms, and stops early once its client is
+ * gone (a write then fails). */
+typedef struct drip_s {
+  uv_timer_t t;
+  msvc_http_res_t *res;
+  inst_t *in;
+  int sent;
+} drip_t;
+
+static inline void h__drip_closed(uv_handle_t *hd) {
+  drip_t *d = hd->data;
+  d->in->h->delayed--;
+  free(d);
+}
+
+static inline void h__drip_tick(uv_timer_t *t) {
+  drip_t *d = t->data;
+  char piece[32];
+  int n = snprintf(piece, sizeof(piece), "piece %d\n", d->sent);
+
+  if (d->sent == 40 || msvc_http_res_write(d->res, piece, (size_t)n) != MSVC_OK) {
+    d->in->drips_cut += d->sent < 40;
+    msvc_http_res_end(d->res);
+    uv_close((uv_handle_t *)&d->t, h__drip_closed);
+    return;
+  }
+  d->sent++;
+}
+
+static inline void h__drip(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  inst_t *in = data;
+  drip_t *d = calloc(1, sizeof(*d));
+
+  (void)req;
+  cr_assert_not_null(d);
+  in->hits++;
+  d->res = res;
+  d->in = in;
+  d->t.data = d;
+  uv_timer_init(&in->h->loop, &d->t);
+  uv_timer_start(&d->t, h__drip_tick, 25, 25);
+  in->h->delayed++;
+  cr_assert_eq(msvc_http_res_start(res, 200, "text/plain"), MSVC_OK);
+}
+
 /* 83 bytes, as the issue's example upstream announced. */
 #define H_DOC                                                                   \
   "{\"id\":71234,\"name\":\"Ada Lovelace\",\"email\":\"ada@example.com\","         \
@@ -158,6 +204,7 @@ static inline void h__listen(inst_t *in, int port) {
   cr_assert_eq(msvc_http_server_route(in->srv, "GET", "/hello", h__hello, in, NULL), MSVC_OK);
   cr_assert_eq(msvc_http_server_route(in->srv, "*", "/echo/*", h__echo, in, NULL), MSVC_OK);
   cr_assert_eq(msvc_http_server_route(in->srv, "GET", "/doc", h__doc, in, NULL), MSVC_OK);
+  cr_assert_eq(msvc_http_server_route(in->srv, "GET", "/drip", h__drip, in, NULL), MSVC_OK);
   cr_assert_eq(msvc_http_server_route(in->srv, "GET", "/.well-known/jwks.json", h__jwks, in,
                                       NULL),
                MSVC_OK);

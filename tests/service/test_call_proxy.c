@@ -4,6 +4,11 @@
  * (the upstream call is cancelled, the proxy serves on). A gateway server
  * and the instances run on the test's loop.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "call_helpers.h"
 
 TestSuite(call_proxy, .timeout = 60);
@@ -118,6 +123,130 @@ Test(call_proxy, head_keeps_the_upstream_length) {
   cr_assert_eq(g.body_len, strlen(H_DOC));
 
   msvc_http_client_close(cl, NULL, NULL);
+  msvc_http_server_close(gw, NULL, NULL);
+  h_close(&h);
+}
+
+/* ---- a client that leaves while its request is forwarded -------------------- */
+
+/* Connects to port and sends raw; the loop accepts later. */
+static int raw_send(int port, const char *raw) {
+  struct sockaddr_in a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+  cr_assert_geq(fd, 0);
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  cr_assert_eq(send(fd, raw, strlen(raw), MSG_NOSIGNAL), (ssize_t)strlen(raw));
+  return fd;
+}
+
+/* Leaves: a plain close, or a reset when abort. */
+static void raw_leave(int fd, bool abort) {
+  struct linger lg = {1, 0};
+
+  if (abort)
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+  close(fd);
+}
+
+typedef struct leave_s {
+  harness_t *h;
+  inst_t *in;
+  int fd;
+  size_t got; /* bytes the client read before leaving */
+} leave_t;
+
+static bool upstream_hit(void *arg) {
+  leave_t *l = arg;
+  return l->in->hits > 0;
+}
+
+/* Reads what the proxy sent so far, without blocking. */
+static bool head_arrived(void *arg) {
+  leave_t *l = arg;
+  char buf[4096];
+  ssize_t n = recv(l->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+  if (n > 0)
+    l->got += (size_t)n;
+  return l->got > 0;
+}
+
+/* The upstream call is over and its connection gone. */
+static bool upstream_released(void *arg) {
+  leave_t *l = arg;
+  return msvc__queue_empty(&l->h->caller->main_lc->calls) &&
+         msvc_http_server_connections(l->in->srv) == 0;
+}
+
+static void still_serves(harness_t *h, int port) {
+  msvc_http_client_t *cl;
+  got_t g;
+
+  cr_assert_eq(msvc_http_client_new(&h->loop, NULL, &cl), MSVC_OK);
+  fetch(h, cl, port, "GET", "/api/doc", &g);
+  cr_assert_eq(g.status, 200);
+  cr_assert_eq(g.body_len, strlen(H_DOC));
+  msvc_http_client_close(cl, NULL, NULL);
+}
+
+static void leave_while_waiting(bool abort) {
+  harness_t h;
+  msvc_http_server_t *gw;
+  leave_t l;
+  uint64_t t0;
+
+  h_init(&h, abort ? "calls-leave-rst" : "calls-leave-fin", MSVC_LB_ROUND_ROBIN, 1000);
+  memset(&l, 0, sizeof(l));
+  l.h = &h;
+  l.in = h_add_instance(&h, 2000); /* answers /hello after 2 s */
+  gw = gw_start(&h);
+  l.fd = raw_send(msvc_http_server_port(gw),
+                  "GET /api/hello HTTP/1.1\r\nHost: gw\r\n\r\n");
+  cr_assert(h_run_until(&h, upstream_hit, &l, 5000), "the call did not reach upstream");
+  cr_assert_not(msvc__queue_empty(&h.caller->main_lc->calls));
+  t0 = msvc_now_ms();
+  raw_leave(l.fd, abort);
+  cr_assert(h_run_until(&h, upstream_released, &l, 1500),
+            "the upstream call outlived its client (calls %s, upstream connections %u)",
+            msvc__queue_empty(&h.caller->main_lc->calls) ? "done" : "running",
+            msvc_http_server_connections(l.in->srv));
+  cr_log_info("%s: upstream call released %llu ms after the client left",
+              abort ? "reset" : "close", (unsigned long long)(msvc_now_ms() - t0));
+  cr_assert_eq(h_requests(&h, "200"), 0);
+  still_serves(&h, msvc_http_server_port(gw));
+  msvc_http_server_close(gw, NULL, NULL);
+  h_close(&h);
+}
+
+Test(call_proxy, client_closes_while_the_upstream_call_waits) { leave_while_waiting(false); }
+
+Test(call_proxy, client_resets_while_the_upstream_call_waits) { leave_while_waiting(true); }
+
+Test(call_proxy, client_leaves_while_the_answer_streams) {
+  harness_t h;
+  msvc_http_server_t *gw;
+  leave_t l;
+
+  h_init(&h, "calls-leave-stream", MSVC_LB_ROUND_ROBIN, 1000);
+  memset(&l, 0, sizeof(l));
+  l.h = &h;
+  l.in = h_add_instance(&h, 0);
+  gw = gw_start(&h);
+  l.fd = raw_send(msvc_http_server_port(gw), "GET /api/drip HTTP/1.1\r\nHost: gw\r\n\r\n");
+  cr_assert(h_run_until(&h, head_arrived, &l, 5000), "nothing was streamed back");
+  raw_leave(l.fd, true);
+  cr_assert(h_run_until(&h, upstream_released, &l, 1500),
+            "the upstream call outlived its client (calls %s, upstream connections %u)",
+            msvc__queue_empty(&h.caller->main_lc->calls) ? "done" : "running",
+            msvc_http_server_connections(l.in->srv));
+  cr_assert(h_run_until(&h, h__no_delayed, &h, 2000));
+  cr_assert_eq(l.in->drips_cut, 1, "the upstream streamed to the end");
+  still_serves(&h, msvc_http_server_port(gw));
   msvc_http_server_close(gw, NULL, NULL);
   h_close(&h);
 }
