@@ -477,9 +477,10 @@ MSVC_API int msvc_service_call(msvc_service_t *svc, const char *service,
 MSVC_API void msvc_service_call_cancel(msvc_service_call_t *call);
 
 /**
- * @brief Answer an incoming request with the error of a failed call, as
- *        CONTRACTS §1 says: 504 `UPSTREAM_TIMEOUT` for MSVC_ETIMEDOUT, else
- *        503 `UPSTREAM_UNAVAILABLE` with `Retry-After`, the message naming
+ * @brief Answer an incoming request with the error of a failed call, in
+ *        the JSON error body every libmsvc server uses: 504
+ *        `UPSTREAM_TIMEOUT` for MSVC_ETIMEDOUT, else 503
+ *        `UPSTREAM_UNAVAILABLE` with `Retry-After`, the message naming
  *        @p service.
  * @param res      The response to send.
  * @param service  The service that could not be reached.
