@@ -166,13 +166,17 @@ MSVC_API int msvc_http_server_new(uv_loop_t *loop,
  * @param pattern  Path pattern starting with `/`: literal segments, `:name`
  *                 parameters and, as the last segment only, `*`, which
  *                 matches the rest of the path (`/users/:id`, `/files/`
- *                 followed by `*`). Copied. Literal segments win over
- *                 parameters, parameters over `*`.
+ *                 followed by `*`). Copied. When several routes match,
+ *                 the first segment where they differ decides: a literal
+ *                 wins over a parameter, a parameter over `*`, and a
+ *                 pattern that ends there (the path matched exactly) over
+ *                 `*`; registration order never matters.
  * @param handler  Called for matching requests.
  * @param data     Passed to the handler; borrowed.
  * @param opts     Per-route options (copied), or NULL.
- * @return #MSVC_OK, MSVC_EINVAL, MSVC_EHTTP_ROUTE (malformed pattern, or the
- *         same method and pattern twice), MSVC_ENOMEM.
+ * @return #MSVC_OK, MSVC_EINVAL, MSVC_EHTTP_ROUTE (malformed pattern, the
+ *         same method and pattern twice, or a pattern of the same method
+ *         that differs only in parameter names), MSVC_ENOMEM.
  * @since 0.1
  */
 MSVC_API int msvc_http_server_route(msvc_http_server_t *srv, const char *method,

@@ -69,6 +69,49 @@ static int count_params(const msvc__route_t *rt) {
   return n;
 }
 
+/* The rank of a route's i-th segment when two routes match one path: a
+ * literal beats a parameter beats the wildcard. A route that has already
+ * ended matched the rest of the path exactly, so it ranks as a literal:
+ * `/admin` beats `/admin/` followed by `*` for the path `/admin`. */
+static int seg_rank(const msvc__route_t *rt, uint16_t i) {
+  if (i >= rt->nsegs)
+    return SEG_LIT;
+  return rt->segs[i].kind;
+}
+
+/* >0 when a is more specific than b, <0 when less, 0 when the same shape:
+ * decided at the first segment where they differ, so the longest literal
+ * prefix wins whatever the order the routes were added in. */
+static int specificity(const msvc__route_t *a, const msvc__route_t *b) {
+  uint16_t i, n = a->nsegs > b->nsegs ? a->nsegs : b->nsegs;
+
+  for (i = 0; i < n; i++) {
+    int ra = seg_rank(a, i), rb = seg_rank(b, i);
+    if (ra != rb)
+      return rb - ra;
+  }
+  /* Same shape: an explicit method beats "*". */
+  return (a->method[0] != '*') - (b->method[0] != '*');
+}
+
+/* Two routes of one method whose patterns differ only in parameter names
+ * would match the same paths with nothing to choose between them. */
+static bool same_shape(const msvc__route_t *a, const msvc__route_t *b) {
+  uint16_t i;
+
+  if (a->nsegs != b->nsegs || strcmp(a->method, b->method) != 0)
+    return false;
+  for (i = 0; i < a->nsegs; i++) {
+    if (a->segs[i].kind != b->segs[i].kind)
+      return false;
+    if (a->segs[i].kind == SEG_LIT &&
+        (a->segs[i].len != b->segs[i].len ||
+         memcmp(a->segs[i].s, b->segs[i].s, a->segs[i].len) != 0))
+      return false;
+  }
+  return true;
+}
+
 int msvc__router_add(msvc__router_t *r, const char *method, const char *pattern,
                      msvc_http_handler_fn handler, void *data,
                      const msvc_http_route_opts_t *opts) {
@@ -95,6 +138,9 @@ int msvc__router_add(msvc__router_t *r, const char *method, const char *pattern,
   rc = split_pattern(rt);
   if (rc == MSVC_OK && count_params(rt) > MSVC__HTTP_MAX_PARAMS)
     rc = MSVC_EHTTP_ROUTE;
+  for (i = 0; rc == MSVC_OK && i < r->n; i++)
+    if (same_shape(rt, r->routes[i]))
+      rc = MSVC_EHTTP_ROUTE;
   if (rc != MSVC_OK)
     goto fail;
   rt->handler = handler;
@@ -174,20 +220,6 @@ static bool match_path(const msvc__route_t *rt, const char *path, size_t len,
     pos += seglen + 1;
   }
   return pos == len + 1;
-}
-
-/* >0 when a is more specific than b: literal beats parameter beats wildcard,
- * at the first segment where they differ. */
-static int specificity(const msvc__route_t *a, const msvc__route_t *b) {
-  uint16_t i, n = a->nsegs < b->nsegs ? a->nsegs : b->nsegs;
-
-  for (i = 0; i < n; i++)
-    if (a->segs[i].kind != b->segs[i].kind)
-      return (int)b->segs[i].kind - (int)a->segs[i].kind;
-  if (a->nsegs != b->nsegs)
-    return (int)a->nsegs - (int)b->nsegs;
-  /* Same shape: an explicit method beats "*". */
-  return (a->method[0] != '*') - (b->method[0] != '*');
 }
 
 static bool method_ok(const msvc__route_t *rt, const char *method) {
