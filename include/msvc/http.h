@@ -356,6 +356,9 @@ MSVC_API const char *msvc_http_req_body(const msvc_http_req_t *req, size_t *len)
  *
  * Requires `Content-Type: application/json` (answers 415
  * UNSUPPORTED_MEDIA_TYPE) and valid JSON (answers 400 INVALID_ARGUMENT).
+ * Also answered 400: a NUL character in the body (`\u0000` or a raw NUL
+ * byte), which cJSON's C strings would silently cut short, and anything
+ * but white space after the document. @since 0.2 for these two.
  *
  * @param req  The request.
  * @param out  Receives the parsed document, the caller's to cJSON_Delete().
@@ -539,7 +542,10 @@ MSVC_API int msvc_http_res_json(msvc_http_res_t *res, int status,
  * @param res      The response.
  * @param status   Status code (4xx or 5xx).
  * @param code     Error code, e.g. "NOT_FOUND" (copied, JSON-escaped).
- * @param message  Human-readable message (copied, JSON-escaped).
+ * @param message  Human-readable message (copied, JSON-escaped). Bytes that
+ *                 are not well-formed UTF-8 (as a percent-decoded path may
+ *                 hold) become U+FFFD, so the body is always valid JSON and
+ *                 UTF-8 (since 0.2).
  * @return As msvc_http_res_send().
  * @since 0.1
  */

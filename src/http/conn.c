@@ -147,6 +147,7 @@ int msvc__conn_attach(msvc_http_server_t *srv, msvc__transport_t *tr) {
   c->tr->ev = &conn_events;
   c->tr->owner = c;
   msvc__http_parser_init(&c->parser, HTTP_REQUEST, &srv->lim, &conn_cbs, c);
+  c->parser.host_rule = true;
   msvc__queue_init(&c->pipeline);
   msvc__buf_init(&c->wbuf[0], 0);
   msvc__buf_init(&c->wbuf[1], 0);

@@ -324,10 +324,42 @@ const char *msvc_http_req_body(const msvc_http_req_t *req, size_t *len) {
   return req != NULL && req->body.data != NULL ? req->body.data : "";
 }
 
+/* cJSON ends its strings at a NUL, so a name or a value holding "\u0000"
+ * (or a raw NUL) would reach the handler silently cut short: refused. */
+static bool has_nul(const char *s, size_t len) {
+  bool in_str = false;
+  size_t i;
+
+  for (i = 0; i < len; i++) {
+    if (s[i] == '\0')
+      return true;
+    if (!in_str) {
+      in_str = s[i] == '"';
+      continue;
+    }
+    if (s[i] == '"') {
+      in_str = false;
+    } else if (s[i] == '\\' && i + 1 < len) {
+      if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
+        return true;
+      i++; /* the escaped character */
+    }
+  }
+  return false;
+}
+
+/* Only white space may follow the document. */
+static bool only_space(const char *p, const char *end) {
+  for (; p < end; p++)
+    if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+      return false;
+  return true;
+}
+
 int msvc_http_req_json(msvc_http_req_t *req, struct cJSON **out) {
   const char *ct;
   size_t len;
-  const char *body;
+  const char *body, *end = NULL;
   cJSON *doc;
 
   if (req == NULL || out == NULL)
@@ -341,7 +373,17 @@ int msvc_http_req_json(msvc_http_req_t *req, struct cJSON **out) {
     return MSVC_ENOTSUP;
   }
   body = msvc_http_req_body(req, &len);
-  doc = cJSON_ParseWithLength(body, len);
+  if (has_nul(body, len)) {
+    msvc_http_res_error(&req->res, 400, "INVALID_ARGUMENT",
+                        "The request body holds a NUL character (\\u0000), "
+                        "which is not accepted in JSON strings.");
+    return MSVC_EJSON;
+  }
+  doc = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+  if (doc != NULL && (end == NULL || !only_space(end, body + len))) {
+    cJSON_Delete(doc);
+    doc = NULL;
+  }
   if (doc == NULL) {
     msvc_http_res_error(&req->res, 400, "INVALID_ARGUMENT",
                         "The request body is not valid JSON.");

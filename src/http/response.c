@@ -209,6 +209,58 @@ static void add_www_authenticate(msvc_http_req_t *req, const char *message) {
   msvc__buf_free(&v);
 }
 
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  size_t len, i;
+  uint32_t cp;
+
+  if (s[0] < 0x80)
+    return 1;
+  if (s[0] >= 0xC2 && s[0] <= 0xDF)
+    len = 2, cp = s[0] & 0x1Fu;
+  else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+    len = 3, cp = s[0] & 0x0Fu;
+  else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+    len = 4, cp = s[0] & 0x07u;
+  else
+    return 0;
+  if (n < len)
+    return 0;
+  for (i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3Fu);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return len;
+}
+
+/* A JSON string's contents that is valid UTF-8 whatever the input: messages
+ * often quote a path or a parameter, which may hold any byte once
+ * percent-decoded. Controls are escaped, each byte of a malformed sequence
+ * becomes U+FFFD. */
+static void put_json_text(msvc__buf_t *b, const char *text) {
+  const unsigned char *s = (const unsigned char *)text;
+  size_t n = strlen(text), i = 0;
+
+  while (i < n) {
+    size_t k = utf8_seq(s + i, n - i);
+    if (k == 0) {
+      msvc__buf_puts(b, "\\ufffd");
+      i++;
+    } else if (k == 1) {
+      msvc__buf_json_escape(b, (const char *)s + i, 1);
+      i++;
+    } else {
+      msvc__buf_append(b, s + i, k);
+      i += k;
+    }
+  }
+}
+
 int msvc_http_res_error(msvc_http_res_t *res, int status, const char *code,
                         const char *message) {
   msvc_http_req_t *req;
@@ -228,9 +280,9 @@ int msvc_http_res_error(msvc_http_res_t *res, int status, const char *code,
     msvc_http_res_header(res, "Retry-After", "1");
   msvc__buf_init(&body, 0);
   msvc__buf_puts(&body, "{\"error\":{\"code\":\"");
-  msvc__buf_json_escape(&body, code, strlen(code));
+  put_json_text(&body, code);
   msvc__buf_puts(&body, "\",\"message\":\"");
-  msvc__buf_json_escape(&body, message, strlen(message));
+  put_json_text(&body, message);
   msvc__buf_puts(&body, "\"}}");
   if (body.err != MSVC_OK) {
     msvc__buf_free(&body);

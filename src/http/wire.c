@@ -32,6 +32,19 @@ void msvc__http_limits_default(msvc__http_limits_t *lim) {
   lim->max_body = 1024 * 1024;
 }
 
+/* uri-host [ ":" port ] (RFC 3986): a reg-name, an IPv4 address or a
+ * bracketed IP literal, so only these characters; empty is allowed. */
+static bool host_value_ok(const char *v) {
+  for (; *v != '\0'; v++) {
+    unsigned char c = (unsigned char)*v;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+      continue;
+    if (strchr("-._~!$&'()*+,;=:[]%", c) == NULL)
+      return false;
+  }
+  return true;
+}
+
 static int fail(msvc__http_parser_t *p, int err, int status,
                 const char *reason) {
   if (p->err == 0) {
@@ -250,7 +263,7 @@ static int on_header_value_complete(llhttp_t *llp) {
 static int check_framing(msvc__http_parser_t *p, msvc__http_head_t *h) {
   const char *cl = NULL;
   bool te = false;
-  uint32_t i;
+  uint32_t i, hosts = 0;
 
   for (i = 0; i < h->nfields; i++) {
     const char *name = msvc__http_head_str(h, h->fields[i].name);
@@ -264,7 +277,17 @@ static int check_framing(msvc__http_parser_t *p, msvc__http_head_t *h) {
     } else if (msvc__strcasecmp(name, "expect") == 0) {
       if (msvc__strcasecmp(value, "100-continue") == 0)
         h->expect_continue = true;
+    } else if (msvc__strcasecmp(name, "host") == 0) {
+      hosts++;
+      if (p->host_rule && !host_value_ok(value))
+        return fail(p, MSVC_EHTTP_PARSE, 400, "invalid Host header");
     }
+  }
+  if (p->host_rule && p->llp.type == HTTP_REQUEST) {
+    if (hosts > 1)
+      return fail(p, MSVC_EHTTP_PARSE, 400, "more than one Host header");
+    if (hosts == 0 && h->http_minor >= 1)
+      return fail(p, MSVC_EHTTP_PARSE, 400, "missing Host header");
   }
   if (cl != NULL && te)
     return fail(p, MSVC_EHTTP_PARSE, 400,

@@ -75,6 +75,8 @@ typedef struct msvc__http_parser_s {
   bool paused;
   bool chunk_pause; /* stopped after the last chunk's size line */
   bool skip_body;   /* responses: the request was HEAD, no body follows */
+  bool host_rule;   /* requests, set by a server: exactly one valid Host in
+                       HTTP/1.1, at most one in HTTP/1.0 (RFC 9112 3.2) */
   int err;           /* first error (negative MSVC_E* code) or 0 */
   int err_status;    /* the HTTP status that error deserves */
   const char *err_reason;

@@ -145,7 +145,7 @@ Test(http_async, handler_answers_later) {
   tresp_t r;
 
   tc_open(c, ts.port);
-  tc_sends(c->fd, "GET /async HTTP/1.1\r\n\r\n");
+  tc_sends(c->fd, "GET /async HTTP/1.1\r\nHost: t\r\n\r\n");
   cr_assert(wait_for(&got, 1, 5000));
   tsrv_call(&ts, answer_now);
   cr_assert(tc_read(c, &r, false));
@@ -161,7 +161,7 @@ Test(http_async, client_leaving_cancels_and_late_answer_is_safe) {
   tconn_t *c = malloc(sizeof(*c));
 
   tc_open(c, ts.port);
-  tc_sends(c->fd, "GET /async HTTP/1.1\r\n\r\n");
+  tc_sends(c->fd, "GET /async HTTP/1.1\r\nHost: t\r\n\r\n");
   cr_assert(wait_for(&got, 1, 5000));
   tc_close(c);
   cr_assert(wait_for(&cancelled, 1, 5000), "cancel hook not called");
@@ -178,7 +178,7 @@ Test(http_async, pipelined_after_async_waits_its_turn) {
   tresp_t r;
 
   tc_open(c, ts.port);
-  tc_sends(c->fd, "GET /async HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
+  tc_sends(c->fd, "GET /async HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
   cr_assert(wait_for(&got, 1, 5000));
   sleep_ms(20); /* give a wrongly ordered answer the chance to show up */
   tsrv_call(&ts, answer_now);
@@ -196,7 +196,7 @@ Test(http_async, middleware_order_short_circuit_and_observation) {
   tresp_t r;
   char v[256];
 
-  cr_assert_eq(tc_exchange(ts.port, "GET /secret HTTP/1.1\r\n\r\n", &r), 401);
+  cr_assert_eq(tc_exchange(ts.port, "GET /secret HTTP/1.1\r\nHost: t\r\n\r\n", &r), 401);
   cr_assert(strstr(r.body, "\"code\":\"UNAUTHENTICATED\"") != NULL);
   cr_assert_str_eq(tresp_header(&r, "WWW-Authenticate", v, sizeof(v)),
                    "Bearer error=\"invalid_token\", error_description=\"A bearer token is required.\"");
@@ -208,13 +208,13 @@ Test(http_async, middleware_order_short_circuit_and_observation) {
   cr_assert_gt(after_dur, 0);
 
   mw_log[0] = '\0';
-  cr_assert_eq(tc_exchange(ts.port, "GET /secret HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n", &r), 200);
+  cr_assert_eq(tc_exchange(ts.port, "GET /secret HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer x\r\n\r\n", &r), 200);
   cr_assert_str_eq(r.body, "alice", "a value attached by middleware reaches the handler");
   tresp_free(&r);
   cr_assert(wait_for(&after_calls, 2, 5000));
   cr_assert_str_eq(mw_log, "abBA");
 
-  cr_assert_eq(tc_exchange(ts.port, "GET /none HTTP/1.1\r\n\r\n", &r), 404);
+  cr_assert_eq(tc_exchange(ts.port, "GET /none HTTP/1.1\r\nHost: t\r\n\r\n", &r), 404);
   tresp_free(&r);
   cr_assert(wait_for(&after_calls, 3, 5000));
   cr_assert_eq(atomic_load(&after_status), 404);
@@ -226,7 +226,7 @@ Test(http_async, middleware_pause_and_resume) {
   tresp_t r;
 
   tc_open(c, ts.port);
-  tc_sends(c->fd, "GET /paused HTTP/1.1\r\n\r\n");
+  tc_sends(c->fd, "GET /paused HTTP/1.1\r\nHost: t\r\n\r\n");
   cr_assert(wait_for(&got, 1, 5000));
   tsrv_call(&ts, resume_now);
   cr_assert(tc_read(c, &r, false));
@@ -261,13 +261,13 @@ Test(http_async, drain_finishes_in_flight_and_refuses_new_work) {
   char v[32];
 
   tc_open(idle, ts.port);
-  tc_sends(idle->fd, "GET /hello HTTP/1.1\r\n\r\n");
+  tc_sends(idle->fd, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
   cr_assert(tc_read(idle, &r, false));
   tresp_free(&r);
   tc_open(partial, ts.port);
-  tc_sends(partial->fd, "GET /hello HTTP/1.1\r\n");
+  tc_sends(partial->fd, "GET /hello HTTP/1.1\r\nHost: t\r\n");
   tc_open(busy, ts.port);
-  tc_sends(busy->fd, "GET /async HTTP/1.1\r\n\r\n");
+  tc_sends(busy->fd, "GET /async HTTP/1.1\r\nHost: t\r\n\r\n");
   cr_assert(wait_for(&got, 1, 5000));
   while (msvc_http_server_connections(ts.srv) < 3)
     sleep_ms(1);
@@ -305,7 +305,7 @@ Test(http_async, drain_deadline_cuts_and_cancels) {
   tconn_t *c = malloc(sizeof(*c));
 
   tc_open(c, ts.port);
-  tc_sends(c->fd, "GET /async HTTP/1.1\r\n\r\n");
+  tc_sends(c->fd, "GET /async HTTP/1.1\r\nHost: t\r\n\r\n");
   cr_assert(wait_for(&got, 1, 5000));
   tsrv_call(&ts, drain_fast);
   cr_assert(wait_for(&drained, 1, 5000));
@@ -324,7 +324,7 @@ Test(http_async, answer_after_server_closed) {
   msvc_http_req_t *req;
 
   tc_open(c, ts.port);
-  tc_sends(c->fd, "GET /async HTTP/1.1\r\n\r\n");
+  tc_sends(c->fd, "GET /async HTTP/1.1\r\nHost: t\r\n\r\n");
   cr_assert(wait_for(&got, 1, 5000));
   req = pending;
   tsrv_stop(&ts);
@@ -363,7 +363,7 @@ Test(http_workers, two_loops_both_serve, .timeout = 30) {
   cr_assert_gt(port, 0);
   for (i = 0; i < 400 && !(seen[0] && seen[1]); i++) {
     tresp_t r;
-    cr_assert_eq(tc_exchange(port, "GET /who HTTP/1.1\r\nConnection: close\r\n\r\n", &r), 200);
+    cr_assert_eq(tc_exchange(port, "GET /who HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &r), 200);
     seen[atoi(r.body) & 1] = true;
     tresp_free(&r);
   }

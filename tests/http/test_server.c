@@ -141,19 +141,19 @@ Test(http_server, routes_params_and_query) {
   cr_assert_str_eq(tresp_header(&r, "Content-Type", v, sizeof(v)), "text/plain");
   tresp_free(&r);
 
-  cr_assert_eq(tc_exchange(ts.port, "GET /users/a%20b?q=x+y%21&z HTTP/1.1\r\n\r\n", &r), 200);
+  cr_assert_eq(tc_exchange(ts.port, "GET /users/a%20b?q=x+y%21&z HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
   cr_assert_str_eq(r.body, "id=a b q=x y! route=/users/:id");
   tresp_free(&r);
 
-  cr_assert_eq(tc_exchange(ts.port, "GET /users/me HTTP/1.1\r\n\r\n", &r), 200);
+  cr_assert_eq(tc_exchange(ts.port, "GET /users/me HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
   cr_assert_str_eq(r.body, "me", "a literal segment beats a parameter");
   tresp_free(&r);
 
-  cr_assert_eq(tc_exchange(ts.port, "GET /files/a/b/c.txt HTTP/1.1\r\n\r\n", &r), 200);
+  cr_assert_eq(tc_exchange(ts.port, "GET /files/a/b/c.txt HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
   cr_assert_str_eq(r.body, "a/b/c.txt");
   tresp_free(&r);
 
-  cr_assert_eq(tc_exchange(ts.port, "GET /users/ HTTP/1.1\r\n\r\n", &r), 404);
+  cr_assert_eq(tc_exchange(ts.port, "GET /users/ HTTP/1.1\r\nHost: t\r\n\r\n", &r), 404);
   tresp_free(&r);
 }
 
@@ -161,12 +161,12 @@ Test(http_server, not_found_and_method_not_allowed) {
   tresp_t r;
   char v[128];
 
-  cr_assert_eq(tc_exchange(ts.port, "GET /nowhere HTTP/1.1\r\n\r\n", &r), 404);
+  cr_assert_eq(tc_exchange(ts.port, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n", &r), 404);
   cr_assert(strstr(r.body, "\"code\":\"NOT_FOUND\"") != NULL, "%s", r.body);
   cr_assert_str_eq(tresp_header(&r, "Content-Type", v, sizeof(v)), "application/json");
   tresp_free(&r);
 
-  cr_assert_eq(tc_exchange(ts.port, "PUT /users/7 HTTP/1.1\r\n\r\n", &r), 405);
+  cr_assert_eq(tc_exchange(ts.port, "PUT /users/7 HTTP/1.1\r\nHost: t\r\n\r\n", &r), 405);
   cr_assert_str_eq(tresp_header(&r, "Allow", v, sizeof(v)), "GET, HEAD, DELETE");
   cr_assert_str_eq(r.body, "{\"error\":{\"code\":\"METHOD_NOT_ALLOWED\",\"message\":"
                            "\"The method is not allowed on this resource.\"}}");
@@ -179,7 +179,7 @@ Test(http_server, head_has_length_but_no_body) {
   char v[64];
 
   tc_open(c, ts.port);
-  tc_sends(c->fd, "HEAD /hello HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
+  tc_sends(c->fd, "HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
   cr_assert(tc_read(c, &r, true));
   cr_assert_eq(r.status, 200);
   cr_assert_str_eq(tresp_header(&r, "Content-Length", v, sizeof(v)), "13");
@@ -198,7 +198,7 @@ Test(http_server, keep_alive_serves_many_requests) {
 
   tc_open(c, ts.port);
   for (i = 0; i < 20; i++) {
-    tc_sends(c->fd, "GET /hello HTTP/1.1\r\n\r\n");
+    tc_sends(c->fd, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
     cr_assert(tc_read(c, &r, false));
     cr_assert_eq(r.status, 200);
     tresp_free(&r);
@@ -216,7 +216,7 @@ Test(http_server, pipelined_answers_in_order) {
   int i;
 
   for (i = 0; i < 40; i++)
-    n += (size_t)snprintf(req + n, sizeof(req) - n, "GET /users/%d HTTP/1.1\r\n\r\n", i);
+    n += (size_t)snprintf(req + n, sizeof(req) - n, "GET /users/%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
   tc_open(c, ts.port);
   tc_send(c->fd, req, n);
   for (i = 0; i < 40; i++) {
@@ -236,7 +236,7 @@ Test(http_server, connection_close_and_http10) {
   char v[64];
 
   tc_open(c, ts.port);
-  tc_sends(c->fd, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n");
+  tc_sends(c->fd, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
   cr_assert(tc_read(c, &r, false));
   cr_assert_str_eq(tresp_header(&r, "Connection", v, sizeof(v)), "close");
   tresp_free(&r);
@@ -263,11 +263,11 @@ Test(http_server, connection_close_and_http10) {
 Test(http_server, request_bodies_length_and_chunked) {
   tresp_t r;
 
-  cr_assert_eq(tc_exchange(ts.port, "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", &r), 200);
+  cr_assert_eq(tc_exchange(ts.port, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello", &r), 200);
   cr_assert_str_eq(r.body, "hello");
   tresp_free(&r);
   cr_assert_eq(tc_exchange(ts.port,
-                           "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                            "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n",
                            &r),
                200);
@@ -282,7 +282,7 @@ Test(http_server, expect_100_continue) {
   tresp_t r;
 
   tc_open(c, ts.port);
-  tc_sends(c->fd, "POST /echo HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+  tc_sends(c->fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
   n = recv(c->fd, buf, sizeof(buf) - 1, 0);
   cr_assert_gt(n, 0);
   buf[n] = '\0';
@@ -299,7 +299,7 @@ Test(http_server, repeated_headers_and_case_insensitive_lookup) {
   tresp_t r;
   char v[16];
 
-  cr_assert_eq(tc_exchange(ts.port, "GET /headers HTTP/1.1\r\nx-rep: 1\r\nX-REP: 2\r\n\r\n", &r), 200);
+  cr_assert_eq(tc_exchange(ts.port, "GET /headers HTTP/1.1\r\nHost: t\r\nx-rep: 1\r\nX-REP: 2\r\n\r\n", &r), 200);
   cr_assert_str_eq(r.body, "[1][2]");
   cr_assert_str_eq(tresp_header(&r, "X-Seen", v, sizeof(v)), "yes");
   tresp_free(&r);
@@ -309,21 +309,21 @@ Test(http_server, json_helpers) {
   tresp_t r;
 
   cr_assert_eq(tc_exchange(ts.port,
-                           "POST /json HTTP/1.1\r\nContent-Type: application/json\r\n"
+                           "POST /json HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                            "Content-Length: 7\r\n\r\n{\"n\":1}",
                            &r),
                201);
   cr_assert_str_eq(r.body, "{\"n\":2}");
   tresp_free(&r);
   cr_assert_eq(tc_exchange(ts.port,
-                           "POST /json HTTP/1.1\r\nContent-Type: application/json\r\n"
+                           "POST /json HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                            "Content-Length: 4\r\n\r\n{\"n\"",
                            &r),
                400);
   cr_assert(strstr(r.body, "INVALID_ARGUMENT") != NULL);
   tresp_free(&r);
   cr_assert_eq(tc_exchange(ts.port,
-                           "POST /json HTTP/1.1\r\nContent-Type: text/plain\r\n"
+                           "POST /json HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
                            "Content-Length: 7\r\n\r\n{\"n\":1}",
                            &r),
                415);
@@ -335,7 +335,7 @@ Test(http_server, chunked_streaming_response) {
   tresp_t r;
   char v[32];
 
-  cr_assert_eq(tc_exchange(ts.port, "GET /stream HTTP/1.1\r\n\r\n", &r), 200);
+  cr_assert_eq(tc_exchange(ts.port, "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
   cr_assert_str_eq(tresp_header(&r, "Transfer-Encoding", v, sizeof(v)), "chunked");
   cr_assert_str_eq(r.body, "abcdefg");
   tresp_free(&r);
@@ -346,11 +346,11 @@ Test(http_server, malformed_request_lines_get_400_and_close) {
       "GET\r\n\r\n",
       "GET /hello\r\n\r\n",
       "GET /hello HTTP/9.9\r\n\r\n",
-      "G@T /hello HTTP/1.1\r\n\r\n",
-      "GET /he llo HTTP/1.1\r\n\r\n",
-      "GET /hello HTTP/1.1\r\nNo colon here\r\n\r\n",
+      "G@T /hello HTTP/1.1\r\nHost: t\r\n\r\n",
+      "GET /he llo HTTP/1.1\r\nHost: t\r\n\r\n",
+      "GET /hello HTTP/1.1\r\nHost: t\r\nNo colon here\r\n\r\n",
       "GET /hello HTTP/1.1\nHost: x\n\n",
-      " GET /hello HTTP/1.1\r\n\r\n",
+      " GET /hello HTTP/1.1\r\nHost: t\r\n\r\n",
       "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
   };
   size_t i;
@@ -382,11 +382,11 @@ static int status_of(const char *raw) {
 Test(http_limits, body_too_large_is_413) {
   char req[512];
 
-  cr_assert_eq(status_of("POST /echo HTTP/1.1\r\nContent-Length: 101\r\n\r\n"), 413);
-  snprintf(req, sizeof(req), "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+  cr_assert_eq(status_of("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n"), 413);
+  snprintf(req, sizeof(req), "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                              "65\r\n%0101d\r\n0\r\n\r\n", 0);
   cr_assert_eq(status_of(req), 413);
-  cr_assert_eq(status_of("POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\n"
+  cr_assert_eq(status_of("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n"
                          "0123456789012345678901234567890123456789012345678901234567890123456789"
                          "012345678901234567890123456789"),
                200);
@@ -397,13 +397,13 @@ Test(http_limits, headers_too_large_or_too_many_is_431) {
   size_t n;
   int i;
 
-  n = (size_t)snprintf(req, sizeof(req), "GET /hello HTTP/1.1\r\nX-Big: ");
+  n = (size_t)snprintf(req, sizeof(req), "GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: ");
   memset(req + n, 'a', 1100);
   n += 1100;
   snprintf(req + n, sizeof(req) - n, "\r\n\r\n");
   cr_assert_eq(status_of(req), 431);
 
-  n = (size_t)snprintf(req, sizeof(req), "GET /hello HTTP/1.1\r\n");
+  n = (size_t)snprintf(req, sizeof(req), "GET /hello HTTP/1.1\r\nHost: t\r\n");
   for (i = 0; i < 11; i++)
     n += (size_t)snprintf(req + n, sizeof(req) - n, "X-H%d: v\r\n", i);
   snprintf(req + n, sizeof(req) - n, "\r\n");
@@ -412,7 +412,7 @@ Test(http_limits, headers_too_large_or_too_many_is_431) {
   n = (size_t)snprintf(req, sizeof(req), "GET /");
   memset(req + n, 'u', 1100);
   n += 1100;
-  snprintf(req + n, sizeof(req) - n, " HTTP/1.1\r\n\r\n");
+  snprintf(req + n, sizeof(req) - n, " HTTP/1.1\r\nHost: t\r\n\r\n");
   cr_assert_eq(status_of(req), 431, "a long request line counts too");
 }
 
@@ -425,7 +425,7 @@ Test(http_limits, slowloris_closed_by_header_timeout) {
   /* Trickle a header byte every 50 ms: the 200 ms deadline from accept
    * holds however slowly the bytes come. */
   for (i = 0; i < 20; i++) {
-    tc_sends(c->fd, i == 0 ? "GET /hello HTTP/1.1\r\nX-A: " : "a");
+    tc_sends(c->fd, i == 0 ? "GET /hello HTTP/1.1\r\nHost: t\r\nX-A: " : "a");
     sleep_ms(50);
     if (uv_hrtime() - t0 > 400000000u)
       break;
@@ -442,7 +442,7 @@ Test(http_limits, idle_connection_closed_by_keepalive_timeout) {
   uint64_t t0;
 
   tc_open(c, ts.port);
-  tc_sends(c->fd, "GET /hello HTTP/1.1\r\n\r\n");
+  tc_sends(c->fd, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
   cr_assert(tc_read(c, &r, false));
   tresp_free(&r);
   t0 = uv_hrtime();
@@ -460,7 +460,7 @@ Test(http_limits, deep_pipeline_is_throttled_not_refused) {
   int i;
 
   for (i = 0; i < 50; i++)
-    n += (size_t)snprintf(req + n, sizeof(req) - n, "GET /users/%d HTTP/1.1\r\n\r\n", i);
+    n += (size_t)snprintf(req + n, sizeof(req) - n, "GET /users/%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
   tc_open(c, ts.port);
   tc_send(c->fd, req, n);
   for (i = 0; i < 50; i++) {
@@ -488,12 +488,14 @@ Test(http_maxconn, beyond_the_limit_gets_503) {
   tresp_t r;
   char v[16];
 
+  /* The first connection is in the middle of a request, not idle, so it
+   * cannot make room for the second. */
   tc_open(a, ts.port);
-  tc_sends(a->fd, "GET /hello HTTP/1.1\r\n\r\n");
+  tc_sends(a->fd, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\n");
   cr_assert(tc_read(a, &r, false));
   tresp_free(&r);
   tc_open(b, ts.port);
-  tc_sends(b->fd, "GET /hello HTTP/1.1\r\n\r\n");
+  tc_sends(b->fd, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
   cr_assert(tc_read(b, &r, false));
   cr_assert_eq(r.status, 503);
   cr_assert_str_eq(tresp_header(&r, "Retry-After", v, sizeof(v)), "1");
@@ -501,7 +503,7 @@ Test(http_maxconn, beyond_the_limit_gets_503) {
   cr_assert(tc_closed(b));
   tc_close(b);
   /* The first connection is unaffected. */
-  tc_sends(a->fd, "GET /hello HTTP/1.1\r\n\r\n");
+  tc_sends(a->fd, "Host: t\r\n\r\n");
   cr_assert(tc_read(a, &r, false));
   cr_assert_eq(r.status, 200);
   tresp_free(&r);
@@ -515,7 +517,7 @@ Test(http_limits, slow_body_closed_by_body_timeout) {
   uint64_t t0;
 
   tc_open(c, ts.port);
-  tc_sends(c->fd, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nab");
+  tc_sends(c->fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab");
   t0 = uv_hrtime();
   cr_assert(tc_closed(c));
   cr_assert_geq((uv_hrtime() - t0) / 1000000u, 250u);
@@ -532,7 +534,7 @@ Test(http_limits, client_that_stops_reading_is_let_go) {
   tc_close(c);
   tc_open(c, ts.port);
   setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-  tc_sends(c->fd, "GET /big HTTP/1.1\r\n\r\n");
+  tc_sends(c->fd, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
   for (i = 0; i < 3000 && msvc_http_server_connections(ts.srv) == 0; i++)
     sleep_ms(1);
   cr_assert_eq(msvc_http_server_connections(ts.srv), 1);
@@ -583,7 +585,7 @@ Test(http_api, misuse_gets_precise_errors, .timeout = 20) {
 
   tsrv_start(&t, NULL, setup_misuse);
   cr_assert_eq(msvc_http_server_listen(t.srv, "127.0.0.1", 0), MSVC_ESTATE);
-  cr_assert_eq(tc_exchange(t.port, "GET /misuse HTTP/1.1\r\n\r\n", &r), 200);
+  cr_assert_eq(tc_exchange(t.port, "GET /misuse HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
   cr_assert_str_eq(r.body, "owned body");
   cr_assert_str_eq(tresp_header(&r, "X-Ok", v, sizeof(v)), "fine");
   cr_assert_null(tresp_header(&r, "X-Injected", v, sizeof(v)));
