@@ -60,10 +60,32 @@ typedef struct msvc_http_server_opts_s {
                                       and longest time one write of responses
                                       may take; 30000. */
   uint32_t keepalive_timeout_ms; /**< Idle time between requests; 5000. */
-  uint32_t max_connections;      /**< Beyond it: accept, answer 503, close; 10000. */
+  uint32_t max_connections;      /**< Open connections. At the limit a new
+                                      connection replaces the connection that
+                                      has been idle between requests the
+                                      longest; with none idle it is answered
+                                      503 and closed. 0 (the default): sized
+                                      when the server starts listening from
+                                      the soft descriptor limit
+                                      (RLIMIT_NOFILE), less a reserve of 32 +
+                                      1/8 of it for outgoing calls, files and
+                                      probes, at most 10000 (864 under
+                                      `ulimit -n 1024`); worker loops share
+                                      it. */
   uint32_t max_pipeline;         /**< Requests parsed ahead of their answers; 32. */
   int backlog;                   /**< listen() backlog; 511. */
   bool reuseport;                /**< Set SO_REUSEPORT (worker loops); false. */
+  uint32_t body_deadline_ms;     /**< The whole body must arrive within this
+                                      from the end of the request head,
+                                      however steadily it trickles: else 408
+                                      and close; 30000. @since 0.2 */
+  uint32_t min_body_rate;        /**< Bytes per second a body must average,
+                                      counted from the end of the head once
+                                      body_rate_grace_ms has passed: else 408
+                                      and close; 1024. 0 turns the check off.
+                                      @since 0.2 */
+  uint32_t body_rate_grace_ms;   /**< Time before min_body_rate applies; 5000.
+                                      @since 0.2 */
 } msvc_http_server_opts_t;
 
 /** @brief Per-route options, read by middleware through the request. */

@@ -37,6 +37,34 @@ static const msvc__http_parser_cbs_t conn_cbs = {p_on_head, p_on_body, p_on_done
 
 static void on_timer(uv_timer_t *t);
 
+/* The idle list holds the connections that can be closed at no cost to
+ * anyone when room is needed: those lingering after their last answer at
+ * the front, then those kept alive between requests, longest idle first. */
+static void set_idle(msvc__conn_t *c, bool idle) {
+  if (c->idle == idle)
+    return;
+  c->idle = idle;
+  if (!idle)
+    msvc__queue_remove(&c->idle_node);
+  else if (c->lingering)
+    msvc__queue_insert_head(&c->srv->idle, &c->idle_node);
+  else
+    msvc__queue_insert_tail(&c->srv->idle, &c->idle_node);
+}
+
+bool msvc__conn_shed_idle(msvc_http_server_t *srv) {
+  msvc__conn_t *c;
+
+  if (msvc__queue_empty(&srv->idle))
+    return false;
+  c = msvc__container_of(srv->idle.next, msvc__conn_t, idle_node);
+  /* Nothing is owed to the client: a lingering connection has had its
+   * last answer, and closing an idle keep-alive connection is ordinary
+   * HTTP (its client reconnects). */
+  msvc__conn_close(c);
+  return true;
+}
+
 static void conn_free(msvc__conn_t *c) {
   msvc_http_server_t *srv = c->srv;
 
@@ -72,24 +100,55 @@ static bool conn_idle(const msvc__conn_t *c) {
 /* Sets the one deadline that applies now. The timer is only restarted when
  * the deadline moves earlier; a timer firing early re-arms itself, so a busy
  * keep-alive connection does not touch the timer heap on every request. */
+/* When the body being read runs out of time: the whole-body deadline, or
+ * the moment its average rate drops below the minimum (counted from the
+ * end of the head, once the grace period is over). */
+static uint64_t body_limit(const msvc__conn_t *c, bool *rate) {
+  const msvc_http_server_opts_t *o = &c->srv->opts;
+  uint64_t dl = c->body_start + o->body_deadline_ms, by_rate;
+
+  *rate = false;
+  if (o->min_body_rate == 0)
+    return dl;
+  by_rate = c->parser.body_bytes * 1000 / o->min_body_rate;
+  if (by_rate < o->body_rate_grace_ms)
+    by_rate = o->body_rate_grace_ms;
+  by_rate += c->body_start;
+  if (by_rate < dl) {
+    *rate = true;
+    return by_rate;
+  }
+  return dl;
+}
+
 static void arm(msvc__conn_t *c) {
   const msvc_http_server_opts_t *o = &c->srv->opts;
   uint64_t now = uv_now(c->srv->loop), dl;
+  bool idle = false, rate;
 
   if (c->closing)
     return;
-  if (c->lingering)
+  if (c->lingering) {
     dl = c->linger_until;
-  else if (c->writing)
+    idle = true;
+  } else if (c->writing) {
     dl = now + o->body_timeout_ms; /* a peer that stops reading is let go */
-  else if (c->npipe > 0)
+  } else if (c->npipe > 0) {
     dl = 0; /* the server owes an answer: no client timeout applies */
-  else if (c->parser.in_body)
+    /* Reading may be held up meanwhile: the body's clock starts over. */
+    c->body_start = now;
+  } else if (c->parser.in_body) {
+    uint64_t whole = body_limit(c, &rate);
     dl = now + o->body_timeout_ms;
-  else if (msvc__http_parser_busy(&c->parser) || c->nserved == 0)
+    if (whole < dl)
+      dl = whole;
+  } else if (msvc__http_parser_busy(&c->parser) || c->nserved == 0) {
     dl = c->head_start + o->header_timeout_ms;
-  else
+  } else {
     dl = now + o->keepalive_timeout_ms;
+    idle = true;
+  }
+  set_idle(c, idle);
   c->deadline = dl;
   if (dl == 0)
     return;
@@ -98,9 +157,13 @@ static void arm(msvc__conn_t *c) {
     uv_timer_start(&c->timer, on_timer, dl > now ? dl - now : 0, 0);
 }
 
+static void answer_and_close(msvc__conn_t *c, int status, const char *code,
+                             const char *message);
+
 static void on_timer(uv_timer_t *t) {
   msvc__conn_t *c = t->data;
   uint64_t now = uv_now(c->srv->loop);
+  bool rate;
 
   if (c->closing || c->deadline == 0)
     return;
@@ -108,7 +171,17 @@ static void on_timer(uv_timer_t *t) {
     uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
     return;
   }
-  /* Header, body and idle timeouts all end the same way: the peer is too
+  /* A body that keeps trickling in (a byte now and then, never silent for
+   * long) is cut at its deadline or when it falls below the minimum rate,
+   * and told why: a legitimate slow client learns to send faster. */
+  if (!c->lingering && !c->writing && c->npipe == 0 && c->parser.in_body &&
+      now >= body_limit(c, &rate)) {
+    answer_and_close(c, 408, "REQUEST_TIMEOUT",
+                     rate ? "The request body arrived too slowly."
+                          : "The request body did not arrive in time.");
+    return;
+  }
+  /* Header, silence and idle timeouts all end the same way: the peer is too
    * slow or gone, and answering it would only feed a slowloris. */
   msvc__conn_close(c);
 }
@@ -157,7 +230,9 @@ int msvc__conn_attach(msvc_http_server_t *srv, msvc__transport_t *tr) {
   c->head_start = uv_now(srv->loop);
   msvc__queue_insert_tail(&srv->conns, &c->node);
   srv->nconns++;
-  if (srv->nconns > srv->opts.max_connections) {
+  /* At the limit, the connection idle the longest makes room (its memory
+   * and descriptor go a moment later, in its close callback). */
+  if (srv->nconns > srv->max_conns && !msvc__conn_shed_idle(srv)) {
     msvc_http_req_t *req = msvc__req_new(c);
     c->overflow = true;
     if (req == NULL) {
@@ -195,6 +270,7 @@ void msvc__conn_close(msvc__conn_t *c) {
   if (c->closing)
     return;
   c->closing = true;
+  set_idle(c, false);
   if (c->cur != NULL) {
     msvc__req_destroy(c->cur);
     c->cur = NULL;
@@ -329,6 +405,28 @@ static int stash(msvc__conn_t *c, const char *data, size_t len) {
   return 0;
 }
 
+/* Ends the connection with one last answer, after the responses owed
+ * before it. */
+static void answer_and_close(msvc__conn_t *c, int status, const char *code,
+                             const char *message) {
+  msvc_http_req_t *req;
+
+  if (c->cur != NULL) {
+    msvc__req_destroy(c->cur);
+    c->cur = NULL;
+  }
+  c->close_after = true;
+  req = msvc__req_new(c);
+  if (req == NULL) {
+    msvc__conn_close(c);
+    return;
+  }
+  msvc__queue_insert_tail(&c->pipeline, &req->node);
+  req->queued = true;
+  c->npipe++;
+  msvc__res_error_close(req, status, code, message);
+}
+
 static void protocol_error(msvc__conn_t *c) {
   const msvc__http_parser_t *p = &c->parser;
   msvc_http_req_t *req;
@@ -385,6 +483,8 @@ static void on_tr_read(void *owner, const char *data, size_t len) {
   }
   if (c->nserved > 0 && !msvc__http_parser_busy(&c->parser))
     c->head_start = uv_now(c->srv->loop);
+  /* Busy again; arm() puts it back at the end of the idle list. */
+  set_idle(c, false);
   c->in_read = true;
   feed(c, data, len);
   c->in_read = false;
@@ -462,6 +562,7 @@ static int p_on_head(void *ud, msvc__http_head_t *head) {
   req->is_head = head->method == HTTP_HEAD;
   req->t0 = uv_hrtime();
   c->cur = req;
+  c->body_start = uv_now(c->srv->loop);
   if (head->expect_continue && (head->chunked || head->content_length > 0) &&
       c->npipe == 0 && !c->srv->draining && head->http_minor >= 1) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";

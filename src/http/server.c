@@ -1,9 +1,50 @@
 /* The server object: options, routes, middleware, listener, drain, close. */
+#include <errno.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "http/server.h"
+
+/* What a caller compiled against 0.1 passes as size: the options it knows
+ * are taken, the ones added since keep their defaults. */
+#define OPTS_SIZE_0_1 offsetof(msvc_http_server_opts_t, body_deadline_ms)
+
+uint32_t msvc__http_auto_max_connections(void) {
+  struct rlimit rl;
+  rlim_t soft, n;
+
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return 10000;
+  soft = rl.rlim_cur;
+  /* Descriptors the process needs besides the connections it serves: the
+   * listener, loop internals, upstream calls, the registry, logs, and a
+   * health probe that must still get in when every slot is taken. */
+  n = soft > 32 + soft / 8 ? soft - 32 - soft / 8 : 0;
+  if (n < 8)
+    n = 8;
+  return n > 10000 ? 10000 : (uint32_t)n;
+}
+
+long msvc__http_raise_fd_limit(void) {
+  struct rlimit rl;
+
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return -errno;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t old = rl.rlim_cur;
+    /* The hard limit may be "unlimited" on paper; the kernel caps it at
+     * nr_open, and 2^20 descriptors is more than any loop here serves. */
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (1u << 20)
+                      ? (rlim_t)1 << 20
+                      : rl.rlim_max;
+    if (rl.rlim_cur > old && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+      rl.rlim_cur = old;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? (long)(1 << 20) : (long)rl.rlim_cur;
+}
 
 void msvc_http_server_opts_init(msvc_http_server_opts_t *o) {
   if (o == NULL)
@@ -16,18 +57,21 @@ void msvc_http_server_opts_init(msvc_http_server_opts_t *o) {
   o->header_timeout_ms = 10000;
   o->body_timeout_ms = 30000;
   o->keepalive_timeout_ms = 5000;
-  o->max_connections = 10000;
+  o->max_connections = 0; /* sized from the descriptor limit at listen */
   o->max_pipeline = 32;
   o->backlog = 511;
   o->reuseport = false;
+  o->body_deadline_ms = 30000;
+  o->min_body_rate = 1024;
+  o->body_rate_grace_ms = 5000;
 }
 
 static bool opts_valid(const msvc_http_server_opts_t *o) {
-  return o->size >= sizeof(*o) && o->max_header_bytes >= 64 &&
+  return o->max_header_bytes >= 64 &&
          o->max_header_bytes <= (1u << 24) && o->max_headers > 0 &&
          o->header_timeout_ms > 0 && o->body_timeout_ms > 0 &&
-         o->keepalive_timeout_ms > 0 && o->max_connections > 0 &&
-         o->max_pipeline > 0 && o->backlog > 0;
+         o->keepalive_timeout_ms > 0 &&
+         o->max_pipeline > 0 && o->backlog > 0 && o->body_deadline_ms > 0;
 }
 
 int msvc_http_server_new(uv_loop_t *loop, const msvc_http_server_opts_t *opts,
@@ -42,19 +86,28 @@ int msvc_http_server_new(uv_loop_t *loop, const msvc_http_server_opts_t *opts,
   srv = msvc__calloc(1, sizeof(*srv));
   if (srv == NULL)
     return MSVC_ENOMEM;
-  if (opts != NULL)
+  msvc_http_server_opts_init(&srv->opts);
+  if (opts != NULL && opts->size >= sizeof(*opts))
     srv->opts = *opts;
-  else
-    msvc_http_server_opts_init(&srv->opts);
+  else if (opts != NULL && opts->size >= OPTS_SIZE_0_1)
+    memcpy(&srv->opts, opts, OPTS_SIZE_0_1);
+  if (opts != NULL && opts->size < OPTS_SIZE_0_1) {
+    msvc__free(srv);
+    return MSVC_EINVAL;
+  }
+  srv->opts.size = sizeof(srv->opts);
   if (!opts_valid(&srv->opts)) {
     msvc__free(srv);
     return MSVC_EINVAL;
   }
   srv->loop = loop;
+  srv->max_conns = srv->opts.max_connections != 0 ? srv->opts.max_connections
+                                                  : msvc__http_auto_max_connections();
   srv->lim.max_head_bytes = srv->opts.max_header_bytes;
   srv->lim.max_headers = srv->opts.max_headers;
   srv->lim.max_body = srv->opts.max_body_bytes;
   msvc__queue_init(&srv->conns);
+  msvc__queue_init(&srv->idle);
   rc = uv_tcp_init(loop, &srv->listener);
   if (rc != 0) {
     msvc__free(srv);
@@ -172,6 +225,9 @@ int msvc_http_server_listen(msvc_http_server_t *srv, const char *host, int port)
     return rc;
   srv->listening = true;
   srv->port = bound_port(srv);
+  /* The limit may have been raised since the server was made. */
+  if (srv->opts.max_connections == 0)
+    srv->max_conns = msvc__http_auto_max_connections();
   return MSVC_OK;
 }
 

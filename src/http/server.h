@@ -110,6 +110,7 @@ struct msvc_http_req_s {
 
 struct msvc__conn_s {
   msvc__queue_t node; /* in the server's list */
+  msvc__queue_t idle_node; /* in the server's idle list while idle */
   msvc_http_server_t *srv;
   msvc__transport_t *tr;
   msvc__http_parser_t parser;
@@ -134,6 +135,8 @@ struct msvc__conn_s {
   uv_timer_t timer;
   uint64_t deadline; /* loop time in ms; 0 = none */
   uint64_t head_start;
+  uint64_t body_start; /* loop time the current body began */
+  bool idle; /* between requests, kept alive: first to go when full */
 };
 
 struct msvc_http_server_s {
@@ -146,7 +149,9 @@ struct msvc_http_server_s {
   msvc_http_middleware_t *mw;
   size_t nmw;
   msvc__queue_t conns;
+  msvc__queue_t idle; /* idle keep-alive connections, longest idle first */
   uint32_t nconns;
+  uint32_t max_conns; /* max_connections, or what 0 stands for */
   int port;
   uint8_t handles;
   bool listening;
@@ -164,8 +169,17 @@ struct msvc_http_server_s {
   struct msvc_tls_config_s *tls; /* NULL: plain HTTP */
 };
 
+/* Default max_connections: the soft descriptor limit less a reserve for
+ * outgoing calls, files and probes, within [8, 10000]. */
+uint32_t msvc__http_auto_max_connections(void);
+/* Raises the soft RLIMIT_NOFILE to the hard limit. Returns the soft limit
+ * now in force, or a negative code. */
+long msvc__http_raise_fd_limit(void);
+
 /* conn.c */
 int msvc__conn_accept(msvc_http_server_t *srv);
+/* Closes the connection that has been idle the longest; false if none is. */
+bool msvc__conn_shed_idle(msvc_http_server_t *srv);
 void msvc__conn_close(msvc__conn_t *c);
 void msvc__conn_drain(msvc__conn_t *c);
 void msvc__conn_flush(msvc__conn_t *c);

@@ -170,6 +170,12 @@ int msvc__http_workers_start_ex(unsigned n, const char *host, int port,
   else
     msvc_http_server_opts_init(&g->opts);
   g->opts.reuseport = true;
+  /* The workers share the process's descriptors. */
+  if (g->opts.max_connections == 0) {
+    g->opts.max_connections = msvc__http_auto_max_connections() / n;
+    if (g->opts.max_connections < 8)
+      g->opts.max_connections = 8;
+  }
   g->setup = setup;
   g->teardown = teardown;
   g->data = data;

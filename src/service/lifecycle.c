@@ -503,6 +503,10 @@ int msvc_service_start(msvc_service_t *svc) {
 
   if (svc == NULL) return MSVC_EINVAL;
   if (svc->started || msvc_service_state(svc) != MSVC_SERVICE_NEW) return MSVC_ESTATE;
+  /* Before listening, so that the servers size their connection limits
+   * from what the process may really open. */
+  if (msvc__http_raise_fd_limit() < 0)
+    msvc_log_write(MSVC_LOG_WARN, LOG_COMPONENT, NULL, 0, "cannot read the descriptor limit");
   if (svc->cfg.workers > 1) {
     rc = start_workers(svc);
   } else {
