@@ -8,6 +8,11 @@
 
 #include "http/server.h"
 
+#define ACCEPT_BACKOFF_MIN_MS 10
+#define ACCEPT_BACKOFF_MAX_MS 1000
+/* On EMFILE, this many idle connections go to make room for the next. */
+#define EMFILE_SHED 8
+
 /* What a caller compiled against 0.1 passes as size: the options it knows
  * are taken, the ones added since keep their defaults. */
 #define OPTS_SIZE_0_1 offsetof(msvc_http_server_opts_t, body_deadline_ms)
@@ -114,7 +119,9 @@ int msvc_http_server_new(uv_loop_t *loop, const msvc_http_server_opts_t *opts,
     return rc;
   }
   uv_timer_init(loop, &srv->drain_timer);
-  srv->handles = 2;
+  uv_timer_init(loop, &srv->accept_timer);
+  srv->accept_timer.data = srv;
+  srv->handles = 3;
   *out = srv;
   return MSVC_OK;
 }
@@ -157,14 +164,52 @@ int msvc_http_server_use(msvc_http_server_t *srv, const msvc_http_middleware_t *
   return MSVC_OK;
 }
 
+static void accept_one(msvc_http_server_t *srv);
+
+static void on_accept_retry(uv_timer_t *t) {
+  msvc_http_server_t *srv = t->data;
+
+  if (!srv->closing && !srv->draining)
+    accept_one(srv);
+}
+
+/* libuv keeps a connection it accepted until uv_accept() takes it, and stops
+ * watching the listener meanwhile: a connection left untaken (the transport
+ * could not be allocated) would deafen the server for good. It is taken on
+ * a timer instead, backing off while memory stays short. */
+static void accept_one(msvc_http_server_t *srv) {
+  int rc = msvc__conn_accept(srv);
+
+  /* Any other failure may have come before uv_accept(): try again; if the
+   * connection was taken after all, the retry finds UV_EAGAIN and stops. */
+  if (rc == 0 || rc == UV_EAGAIN) {
+    srv->accept_backoff_ms = 0;
+    return;
+  }
+  srv->accept_backoff_ms = srv->accept_backoff_ms == 0 ? ACCEPT_BACKOFF_MIN_MS
+                           : srv->accept_backoff_ms * 2 > ACCEPT_BACKOFF_MAX_MS
+                               ? ACCEPT_BACKOFF_MAX_MS
+                               : srv->accept_backoff_ms * 2;
+  uv_timer_start(&srv->accept_timer, on_accept_retry, srv->accept_backoff_ms, 0);
+}
+
 static void on_connection(uv_stream_t *listener, int status) {
   msvc_http_server_t *srv = msvc__container_of(listener, msvc_http_server_t, listener);
+  int i;
 
-  if (status < 0 || srv->closing || srv->draining)
+  if (srv->closing || srv->draining)
     return;
-  /* A failed accept (out of descriptors or memory) leaves the connection in
-   * the kernel's queue; nothing else can be done here. */
-  (void)msvc__conn_accept(srv);
+  if (status == UV_EMFILE || status == UV_ENFILE) {
+    /* libuv has already accepted and closed what was waiting (it keeps a
+     * spare descriptor for that). Idle keep-alive connections give their
+     * descriptors back so that the next clients get in. */
+    for (i = 0; i < EMFILE_SHED && msvc__conn_shed_idle(srv); i++)
+      ;
+    return;
+  }
+  if (status < 0 || uv_is_active((uv_handle_t *)&srv->accept_timer))
+    return;
+  accept_one(srv);
 }
 
 static int parse_addr(const char *host, int port, struct sockaddr_storage *ss) {
@@ -354,5 +399,6 @@ void msvc_http_server_close(msvc_http_server_t *srv, msvc_http_close_cb cb,
   srv->drain_timer.data = srv;
   uv_timer_stop(&srv->drain_timer);
   uv_close((uv_handle_t *)&srv->drain_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&srv->accept_timer, on_handle_closed);
   close_all(srv);
 }

@@ -152,6 +152,8 @@ struct msvc_http_server_s {
   msvc__queue_t idle; /* idle keep-alive connections, longest idle first */
   uint32_t nconns;
   uint32_t max_conns; /* max_connections, or what 0 stands for */
+  uv_timer_t accept_timer; /* retries an accept that failed */
+  uint32_t accept_backoff_ms;
   int port;
   uint8_t handles;
   bool listening;
