@@ -424,3 +424,22 @@ Test(http_attack, without_the_checks_health_is_locked_out, .init = start_unprote
   fprintf(stderr, "same attack, checks off: /health %d/%d ok\n", s.ok, s.tries);
   cr_expect_eq(s.ok, 0);
 }
+
+static atomic_uint worker_max[2];
+
+static int capture_max(msvc_http_server_t *srv, unsigned index, void *data) {
+  (void)data;
+  atomic_store(&worker_max[index], srv->max_conns);
+  return MSVC_OK;
+}
+
+Test(http_fd_limit, worker_loops_share_the_limit) {
+  msvc_http_workers_t *w;
+
+  set_soft(1024);
+  cr_assert_eq(msvc_http_workers_start(2, "127.0.0.1", 0, NULL, capture_max, NULL, &w),
+               MSVC_OK);
+  msvc_http_workers_stop(w, 1000);
+  cr_expect_eq(atomic_load(&worker_max[0]), (1024 - 32 - 128) / 2);
+  cr_expect_eq(atomic_load(&worker_max[1]), (1024 - 32 - 128) / 2);
+}
