@@ -97,9 +97,6 @@ static bool conn_idle(const msvc__conn_t *c) {
          !msvc__http_parser_busy(&c->parser);
 }
 
-/* Sets the one deadline that applies now. The timer is only restarted when
- * the deadline moves earlier; a timer firing early re-arms itself, so a busy
- * keep-alive connection does not touch the timer heap on every request. */
 /* When the body being read runs out of time: the whole-body deadline, or
  * the moment its average rate drops below the minimum (counted from the
  * end of the head, once the grace period is over). */
@@ -121,6 +118,9 @@ static uint64_t body_limit(const msvc__conn_t *c, bool *rate) {
   return dl;
 }
 
+/* Sets the one deadline that applies now. The timer is only restarted when
+ * the deadline moves earlier; a timer firing early re-arms itself, so a busy
+ * keep-alive connection does not touch the timer heap on every request. */
 static void arm(msvc__conn_t *c) {
   const msvc_http_server_opts_t *o = &c->srv->opts;
   uint64_t now = uv_now(c->srv->loop), dl;
@@ -230,8 +230,8 @@ int msvc__conn_attach(msvc_http_server_t *srv, msvc__transport_t *tr) {
   c->head_start = uv_now(srv->loop);
   msvc__queue_insert_tail(&srv->conns, &c->node);
   srv->nconns++;
-  /* At the limit, the connection idle the longest makes room (its memory
-   * and descriptor go a moment later, in its close callback). */
+  /* At the limit, a lingering or idle keep-alive connection makes room
+   * (its memory and descriptor go a moment later, in its close callback). */
   if (srv->nconns > srv->max_conns && !msvc__conn_shed_idle(srv)) {
     msvc_http_req_t *req = msvc__req_new(c);
     c->overflow = true;

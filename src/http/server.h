@@ -136,7 +136,7 @@ struct msvc__conn_s {
   uint64_t deadline; /* loop time in ms; 0 = none */
   uint64_t head_start;
   uint64_t body_start; /* loop time the current body began */
-  bool idle; /* between requests, kept alive: first to go when full */
+  bool idle; /* in the server's idle list: first to go when full */
 };
 
 struct msvc_http_server_s {
@@ -149,7 +149,8 @@ struct msvc_http_server_s {
   msvc_http_middleware_t *mw;
   size_t nmw;
   msvc__queue_t conns;
-  msvc__queue_t idle; /* idle keep-alive connections, longest idle first */
+  msvc__queue_t idle; /* lingering, then idle keep-alive connections,
+                         longest idle first: closed to make room */
   uint32_t nconns;
   uint32_t max_conns; /* max_connections, or what 0 stands for */
   uv_timer_t accept_timer; /* retries an accept that failed */
@@ -180,7 +181,7 @@ long msvc__http_raise_fd_limit(void);
 
 /* conn.c */
 int msvc__conn_accept(msvc_http_server_t *srv);
-/* Closes the connection that has been idle the longest; false if none is. */
+/* Closes the first connection of the idle list; false if it is empty. */
 bool msvc__conn_shed_idle(msvc_http_server_t *srv);
 void msvc__conn_close(msvc__conn_t *c);
 void msvc__conn_drain(msvc__conn_t *c);
