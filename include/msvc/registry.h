@@ -213,7 +213,8 @@ MSVC_API void msvc_registry_instance_init(msvc_registry_instance_t *inst);
 /**
  * @brief The URI used when `MSVC_REGISTRY` is unset:
  *        `local://$XDG_RUNTIME_DIR/msvc` when that variable holds an
- *        absolute path, else `local:///tmp/msvc-registry`.
+ *        absolute path, else `local://${TMPDIR:-/tmp}/msvc-<uid>` with the
+ *        effective user id (a directory of that user alone).
  * @param out  Receives a NUL-terminated string that the caller frees with
  *             msvc_free().
  * @return #MSVC_OK, MSVC_EINVAL when @p out is NULL, MSVC_ENOMEM.
@@ -226,13 +227,19 @@ MSVC_API int msvc_registry_default_uri(char **out);
  * @brief Check a registry URI without opening anything.
  *
  * Gives the same verdict as msvc_registry_new() would for the URI's syntax.
+ * For `local://` an existing directory (and its ancestors) is also checked
+ * as msvc_registry_new() checks it, without creating anything.
  *
  * @param uri         The URI.
  * @param errbuf      Receives a one-line message naming the problem and the
  *                    accepted forms, or NULL.
  * @param errbuf_len  Size of @p errbuf.
- * @return #MSVC_OK; MSVC_EURI for a malformed or unknown URI; MSVC_ENOTSUP
- *         for an `etcd://` URI (not available in this version).
+ * @return #MSVC_OK; MSVC_EURI for a malformed or unknown URI; MSVC_EACCES
+ *         for a `local://` directory that is not private to the effective
+ *         user (a symbolic link, another user's, writable by group or
+ *         others, below an ancestor anyone may write without the sticky
+ *         bit); a system error when it cannot be inspected (-ENOTDIR, ...);
+ *         MSVC_ENOMEM.
  * @note Thread-safe.
  * @since 0.1
  */
@@ -242,8 +249,11 @@ MSVC_API int msvc_registry_check_uri(const char *uri, char *errbuf,
 /**
  * @brief Open a registry on a caller-owned loop.
  *
- * For `local://` the directory is created (mode 0700) when missing; a
- * directory writable by everyone and owned by another user is refused.
+ * For `local://` the directory is created (mode 0700) when missing, and
+ * refused when it is not private to the effective user (see
+ * msvc_registry_check_uri()); the check is repeated at every operation.
+ * Instance files of another user, or writable by others, never reach a set
+ * and count as errors of the operation that met them.
  *
  * @param loop  The loop; borrowed until the close callback.
  * @param uri   The backend URI; NULL means `MSVC_REGISTRY`, or the default

@@ -26,11 +26,21 @@
  * loop must not spend. A watch applies single-file changes on the loop; the
  * names it saw change while a scan was running are re-read after the scan,
  * so the scan's older view cannot undo them.
+ *
+ * Trust. Whoever can write into the directory decides where callers send
+ * their requests (and with them passwords and tokens), so the directory is
+ * private to the user the process runs as: created 0700, and refused when
+ * it is a symbolic link, owned by someone else, or writable by group or
+ * others. The check is repeated (on an open descriptor, without following
+ * links) at every operation, not only at open time. An instance file owned
+ * by someone else or writable by others is refused in the same way: it
+ * never reaches a caller, it is logged once and counted as an error.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,6 +59,8 @@ typedef struct local_backend_s {
   size_t nbad;
 } local_backend_t;
 
+msvc__reg_local_faults_t msvc__reg_local_faults;
+
 static char *path_of(const local_backend_t *lb, const char *service,
                      const char *name) {
   msvc__buf_t b;
@@ -62,62 +74,197 @@ static char *path_of(const local_backend_t *lb, const char *service,
   return msvc__buf_detach(&b, NULL);
 }
 
-/* A directory anyone may write to and that someone else owns could be
- * filled with fake instances (or symlinks) by anyone: refuse it. */
-static int dir_check(const char *path) {
+static int say(char *why, size_t whylen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int say(char *why, size_t whylen, int rc, const char *fmt, ...) {
+  va_list ap;
+
+  if (why != NULL && whylen > 0) {
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+  }
+  return rc;
+}
+
+/* Why a directory or file of the registry is not this user's alone, or
+ * NULL when it is. */
+static const char *not_private(const struct stat *st, char *buf, size_t len) {
+  if (st->st_uid != geteuid()) {
+    snprintf(buf, len, "owned by uid %lu, not by uid %lu that this process "
+             "runs as", (unsigned long)st->st_uid, (unsigned long)geteuid());
+    return buf;
+  }
+  if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+    snprintf(buf, len, "mode %04o lets %s write into it",
+             (unsigned)(st->st_mode & 07777),
+             (st->st_mode & S_IWOTH) ? "every user" : "its group");
+    return buf;
+  }
+  return NULL;
+}
+
+#define ADVICE                                                                 \
+  "; another user could announce instances there and receive this "           \
+  "service's traffic. Remove it, or set MSVC_REGISTRY=local:///a/dir/of/yours"
+
+/* An ancestor that anyone may write to, without the sticky bit, lets
+ * anyone rename the registry directory away and put their own in its
+ * place. (/tmp is world-writable but sticky: only the owner of an entry may
+ * rename it.) */
+static int check_ancestor(const char *path, bool create, char *why,
+                          size_t whylen) {
   struct stat st;
 
-  if (stat(path, &st) != 0)
-    return -errno;
-  if (!S_ISDIR(st.st_mode))
-    return -ENOTDIR;
-  if (st.st_uid != geteuid() && (st.st_mode & S_IWOTH)) {
-    MSVC_LOG_E(MSVC__REG_COMPONENT,
-               "refusing registry directory %s: writable by everyone and "
-               "owned by uid %u",
-               path, (unsigned)st.st_uid);
-    return MSVC_EACCES;
+  if (stat(path, &st) != 0) {
+    if (errno != ENOENT)
+      return say(why, whylen, -errno, "registry directory: %s: %s", path,
+                 strerror(errno));
+    if (!create)
+      return MSVC_ENOENT;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+      return say(why, whylen, -errno, "registry directory: cannot create %s: "
+                 "%s", path, strerror(errno));
+    if (stat(path, &st) != 0)
+      return -errno;
   }
-  if (st.st_mode & (S_IWOTH | S_IWGRP))
-    MSVC_LOG_W(MSVC__REG_COMPONENT,
-               "registry directory %s is writable by other users; other "
-               "users can announce instances",
-               path);
+  if (!S_ISDIR(st.st_mode))
+    return say(why, whylen, -ENOTDIR, "registry directory: %s is not a "
+               "directory", path);
+  if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+    return say(why, whylen, MSVC_EACCES,
+               "registry directory refused: its parent %s is writable by "
+               "every user without the sticky bit" ADVICE, path);
   return MSVC_OK;
 }
 
-/* mkdir -p with mode 0700 for every directory it creates. */
-static int ensure_dir(const char *path) {
-  char *copy = msvc__strdup(path);
-  char *p;
+int msvc__reg_local_check(const char *dir, bool create, char *why,
+                          size_t whylen) {
+  char *copy, *p, buf[160];
+  const char *bad;
+  struct stat st;
   int rc = MSVC_OK;
 
-  if (copy == NULL)
+  if (why != NULL && whylen > 0)
+    why[0] = '\0';
+  if (dir == NULL || dir[0] != '/')
+    return MSVC_EINVAL;
+  if ((copy = msvc__strdup(dir)) == NULL)
     return MSVC_ENOMEM;
-  for (p = copy + 1; rc == MSVC_OK; p++) {
-    if (*p != '/' && *p != '\0')
+  /* Every ancestor, then the directory itself (without following it). */
+  for (p = copy + 1; *p != '\0' && rc == MSVC_OK; p++) {
+    if (*p != '/' || p[-1] == '/')
       continue;
-    char saved = *p;
     *p = '\0';
-    if (mkdir(copy, 0700) != 0 && errno != EEXIST)
-      rc = -errno;
-    *p = saved;
-    if (saved == '\0')
-      break;
+    rc = check_ancestor(copy, create, why, whylen);
+    *p = '/';
   }
   msvc__free(copy);
-  return rc != MSVC_OK ? rc : dir_check(path);
+  if (rc == MSVC_ENOENT)
+    return MSVC_OK; /* nothing there yet: it will be created private */
+  if (rc != MSVC_OK)
+    return rc;
+  if (lstat(dir, &st) != 0) {
+    if (errno != ENOENT)
+      return say(why, whylen, -errno, "registry directory %s: %s", dir,
+                 strerror(errno));
+    if (!create)
+      return MSVC_OK;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+      return say(why, whylen, -errno, "registry directory: cannot create "
+                 "%s: %s", dir, strerror(errno));
+    if (lstat(dir, &st) != 0)
+      return -errno;
+  }
+  if (S_ISLNK(st.st_mode))
+    return say(why, whylen, MSVC_EACCES, "registry directory %s refused: it "
+               "is a symbolic link, not a directory of its own" ADVICE, dir);
+  if (!S_ISDIR(st.st_mode))
+    return say(why, whylen, -ENOTDIR, "registry directory %s is not a "
+               "directory", dir);
+  if ((bad = not_private(&st, buf, sizeof(buf))) != NULL)
+    return say(why, whylen, MSVC_EACCES, "registry directory %s refused: %s"
+               ADVICE, dir, bad);
+  return MSVC_OK;
 }
 
-static int service_dir(local_backend_t *lb, const char *service) {
-  char *path = path_of(lb, service, NULL);
-  int rc;
+/* Logs a problem once per backend and key, not at every rescan. */
+static void complain(local_backend_t *lb, const char *service,
+                     const char *name, const char *why) {
+  char key[2 * MSVC_REGISTRY_NAME_MAX + 300];
+  char *copy;
+  size_t i;
 
-  if (path == NULL)
-    return MSVC_ENOMEM;
-  rc = ensure_dir(path);
-  msvc__free(path);
-  return rc;
+  snprintf(key, sizeof(key), "%s/%s", service, name);
+  uv_mutex_lock(&lb->bad_lock);
+  for (i = 0; i < lb->nbad; i++) {
+    if (strcmp(lb->bad[i], key) == 0) {
+      uv_mutex_unlock(&lb->bad_lock);
+      return;
+    }
+  }
+  /* Out of memory: the message is logged again next time, nothing worse. */
+  if (lb->nbad < BAD_MEMORY && (copy = msvc__strdup(key)) != NULL)
+    lb->bad[lb->nbad++] = copy;
+  uv_mutex_unlock(&lb->bad_lock);
+  MSVC_LOG_W(MSVC__REG_COMPONENT, "skipping %s/%s: %s", lb->dir, key, why);
+}
+
+/* The registry directory, opened without following a link and checked on
+ * the descriptor: what was checked when the backend opened may have been
+ * replaced since. */
+static int open_top(local_backend_t *lb) {
+  char buf[160];
+  const char *bad;
+  struct stat st;
+  int fd = open(lb->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (fd < 0)
+    return errno == ELOOP ? MSVC_EACCES : -errno;
+  if (fstat(fd, &st) != 0) {
+    int rc = -errno;
+    close(fd);
+    return rc;
+  }
+  if ((bad = not_private(&st, buf, sizeof(buf))) != NULL) {
+    close(fd);
+    complain(lb, ".", "", bad);
+    return MSVC_EACCES;
+  }
+  return fd;
+}
+
+/* A service's directory below the registry directory, checked like it;
+ * created (0700) when missing if create is set. */
+static int open_service(local_backend_t *lb, const char *service,
+                        bool create) {
+  char buf[160];
+  const char *bad;
+  struct stat st;
+  int top = open_top(lb), fd, rc;
+
+  if (top < 0)
+    return top;
+  fd = openat(top, service, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT && create &&
+      (mkdirat(top, service, 0700) == 0 || errno == EEXIST))
+    fd = openat(top, service, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  rc = fd < 0 ? (errno == ELOOP ? MSVC_EACCES : -errno) : MSVC_OK;
+  close(top);
+  if (rc != MSVC_OK)
+    return rc;
+  if (fstat(fd, &st) != 0) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  if ((bad = not_private(&st, buf, sizeof(buf))) != NULL) {
+    close(fd);
+    complain(lb, service, "", bad);
+    return MSVC_EACCES;
+  }
+  return fd;
 }
 
 /* ---- writing -------------------------------------------------------------- */
@@ -137,27 +284,29 @@ static int write_all(int fd, const char *data, size_t len) {
 
 /* No fsync: the registry describes running processes, and after a crash of
  * the machine none of them runs any more. */
-static int write_atomically(const char *dst, const char *tmp,
+static int write_atomically(int dirfd, const char *dst, const char *tmp,
                             const char *data, size_t len) {
-  int fd, rc;
+  int fd, rc = atomic_load(&msvc__reg_local_faults.write);
 
-  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (rc != 0)
+    return rc;
+  fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              0600);
   if (fd < 0)
     return -errno;
   rc = write_all(fd, data, len);
   if (close(fd) != 0 && rc == MSVC_OK)
     rc = -errno;
-  if (rc == MSVC_OK && rename(tmp, dst) != 0)
+  if (rc == MSVC_OK && renameat(dirfd, tmp, dirfd, dst) != 0)
     rc = -errno;
   if (rc != MSVC_OK)
-    unlink(tmp);
+    unlinkat(dirfd, tmp, 0);
   return rc;
 }
 
-static int local_write(local_backend_t *lb, msvc_registry_lease_t *lease) {
+static int local_write(int dirfd, msvc_registry_lease_t *lease) {
   const msvc_registry_instance_t *inst = &lease->inst;
-  char name[MSVC_REGISTRY_NAME_MAX + 64];
-  char *dst = NULL, *tmp = NULL;
+  char dst[MSVC_REGISTRY_NAME_MAX + 64], tmp[MSVC_REGISTRY_NAME_MAX + 64];
   msvc__buf_t json;
   int rc;
 
@@ -166,80 +315,58 @@ static int local_write(local_backend_t *lb, msvc_registry_lease_t *lease) {
                                   &json);
   if (rc == MSVC_OK) {
     msvc__buf_putc(&json, '\n');
-    snprintf(name, sizeof(name), "%s.json", inst->id);
-    dst = path_of(lb, inst->service, name);
+    snprintf(dst, sizeof(dst), "%s.json", inst->id);
     /* A leading dot hides the temporary file from scans. */
-    snprintf(name, sizeof(name), ".%s.%ld.%08llx.tmp", inst->id,
+    snprintf(tmp, sizeof(tmp), ".%s.%ld.%08llx.tmp", inst->id,
              (long)getpid(), (unsigned long long)(msvc__rand64() >> 32));
-    tmp = path_of(lb, inst->service, name);
-    rc = json.err != MSVC_OK               ? json.err
-         : dst == NULL || tmp == NULL      ? MSVC_ENOMEM
-                                           : write_atomically(dst, tmp, json.data, json.len);
+    rc = json.err != MSVC_OK ? json.err
+                             : write_atomically(dirfd, dst, tmp, json.data,
+                                                json.len);
   }
   msvc__buf_free(&json);
-  msvc__free(dst);
-  msvc__free(tmp);
   return rc;
 }
 
+/* The service's directory is opened (and checked, and re-created if
+ * someone removed it) at every heartbeat: a few system calls every TTL/3. */
 static int local_put(msvc__reg_backend_t *b, msvc_registry_lease_t *lease) {
   local_backend_t *lb = (local_backend_t *)b;
-  int rc;
+  int fd = open_service(lb, lease->inst.service, true), rc;
 
-  /* The service directory is checked once per lease, not per heartbeat. */
-  if (lease->bdata == NULL) {
-    if ((rc = service_dir(lb, lease->inst.service)) != MSVC_OK)
-      return rc;
-    lease->bdata = lb;
-  }
-  rc = local_write(lb, lease);
-  if (rc == MSVC_ENOENT) {
-    /* Someone removed the directory: re-create it, once. */
-    if ((rc = service_dir(lb, lease->inst.service)) == MSVC_OK)
-      rc = local_write(lb, lease);
-  }
+  if (fd < 0)
+    return fd;
+  rc = local_write(fd, lease);
+  close(fd);
   return rc;
 }
 
 static int local_del(msvc__reg_backend_t *b, msvc_registry_lease_t *lease) {
   local_backend_t *lb = (local_backend_t *)b;
   char name[MSVC_REGISTRY_NAME_MAX + 8];
-  char *path;
-  int rc = MSVC_OK;
+  int fd = open_service(lb, lease->inst.service, false), rc = MSVC_OK;
 
+  if (fd == MSVC_ENOENT)
+    return MSVC_OK;
+  if (fd < 0)
+    return fd;
   snprintf(name, sizeof(name), "%s.json", lease->inst.id);
-  if ((path = path_of(lb, lease->inst.service, name)) == NULL)
-    return MSVC_ENOMEM;
-  if (unlink(path) != 0 && errno != ENOENT)
+  if (unlinkat(fd, name, 0) != 0 && errno != ENOENT)
     rc = -errno;
-  msvc__free(path);
+  close(fd);
   return rc;
 }
 
 /* ---- reading -------------------------------------------------------------- */
 
-/* Logs a skipped file once per backend, not at every rescan. */
-static void complain(local_backend_t *lb, const char *service,
-                     const char *name, const char *why) {
-  char key[2 * MSVC_REGISTRY_NAME_MAX + 300];
-  size_t i;
+/* What reading one file can come to, besides MSVC_OK and an error that
+ * fails the whole scan. */
+#define ENTRY_SKIP 1    /* not a live instance: malformed, dead, or gone */
+#define ENTRY_REFUSED 2 /* someone else's file: skipped, and counted */
 
-  snprintf(key, sizeof(key), "%s/%s", service, name);
-  uv_mutex_lock(&lb->bad_lock);
-  for (i = 0; i < lb->nbad; i++) {
-    if (strcmp(lb->bad[i], key) == 0) {
-      uv_mutex_unlock(&lb->bad_lock);
-      return;
-    }
-  }
-  if (lb->nbad < BAD_MEMORY)
-    lb->bad[lb->nbad++] = msvc__strdup(key);
-  uv_mutex_unlock(&lb->bad_lock);
-  MSVC_LOG_W(MSVC__REG_COMPONENT, "skipping %s/%s: %s", lb->dir, key, why);
-}
-
+/* MSVC_OK with the content, ENTRY_REFUSED (why in bad), MSVC_EINVAL for
+ * something that is not a small regular file, or an error. */
 static int read_small_file(int dirfd, const char *name, char **out,
-                           size_t *len) {
+                           size_t *len, char *bad, size_t badlen) {
   struct stat st;
   char *data;
   ssize_t n;
@@ -250,10 +377,18 @@ static int read_small_file(int dirfd, const char *name, char **out,
   fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     return -errno;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-      st.st_size > MSVC_REGISTRY_PAYLOAD_MAX) {
+  if (fstat(fd, &st) != 0) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size > MSVC_REGISTRY_PAYLOAD_MAX) {
     close(fd);
     return MSVC_EINVAL;
+  }
+  if (not_private(&st, bad, badlen) != NULL) {
+    close(fd);
+    return ENTRY_REFUSED;
   }
   data = msvc__malloc((size_t)st.st_size + 1);
   if (data == NULL) {
@@ -372,8 +507,6 @@ oom:
   return MSVC_ENOMEM;
 }
 
-#define ENTRY_SKIP 1 /* not a live instance: foreign, dead, or gone */
-
 static void sweep_tmp(int dirfd, const char *name, uint64_t now) {
   struct stat st;
   size_t len = strlen(name);
@@ -384,15 +517,15 @@ static void sweep_tmp(int dirfd, const char *name, uint64_t now) {
     unlinkat(dirfd, name, 0);
 }
 
-/* Reads "<id>.json": MSVC_OK with a live instance, ENTRY_SKIP, or
- * MSVC_ENOMEM. A dead instance's file is removed here. */
+/* Reads "<id>.json": MSVC_OK with a live instance, ENTRY_SKIP,
+ * ENTRY_REFUSED, or MSVC_ENOMEM. A dead instance's file is removed. */
 static int read_entry(local_backend_t *lb, int dirfd, const char *service,
                       const char *name, uint64_t now,
                       msvc_registry_instance_t *inst, uint64_t *expiry) {
   uint32_t ttl = 0;
   uint64_t beat = 0;
   size_t len = strlen(name), jlen = 0;
-  char *json = NULL;
+  char *json = NULL, bad[160];
   int rc;
 
   memset(inst, 0, sizeof(*inst));
@@ -400,7 +533,11 @@ static int read_entry(local_backend_t *lb, int dirfd, const char *service,
     complain(lb, service, name, "not an instance file");
     return ENTRY_SKIP;
   }
-  rc = read_small_file(dirfd, name, &json, &jlen);
+  rc = read_small_file(dirfd, name, &json, &jlen, bad, sizeof(bad));
+  if (rc == ENTRY_REFUSED) {
+    complain(lb, service, name, bad);
+    return ENTRY_REFUSED;
+  }
   if (rc == MSVC_ENOMEM || rc == MSVC_ENOENT)
     return rc == MSVC_ENOMEM ? rc : ENTRY_SKIP; /* removed meanwhile */
   if (rc != MSVC_OK) {
@@ -431,26 +568,18 @@ static int read_entry(local_backend_t *lb, int dirfd, const char *service,
   return MSVC_OK;
 }
 
-static int open_service_dir(local_backend_t *lb, const char *service) {
-  char *path = path_of(lb, service, NULL);
-  int fd;
-
-  if (path == NULL)
-    return MSVC_ENOMEM;
-  fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  msvc__free(path);
-  return fd >= 0 ? fd : -errno;
-}
-
-/* Reads every file of a service into a fresh cache. */
-static int scan(local_backend_t *lb, const char *service, lcache_t *out) {
+/* Reads every file of a service into a fresh cache; *refused counts the
+ * files refused as someone else's. */
+static int scan(local_backend_t *lb, const char *service, lcache_t *out,
+                unsigned *refused) {
   uint64_t now = msvc_wall_ms();
   struct dirent *de;
   DIR *d;
   int fd, rc = MSVC_OK;
 
   memset(out, 0, sizeof(*out));
-  fd = open_service_dir(lb, service);
+  *refused = 0;
+  fd = open_service(lb, service, false);
   /* No directory: nobody ever registered this service, which is a
    * definite, empty answer. */
   if (fd == MSVC_ENOENT)
@@ -462,7 +591,7 @@ static int scan(local_backend_t *lb, const char *service, lcache_t *out) {
     close(fd);
     return rc;
   }
-  while (rc == MSVC_OK && (de = readdir(d)) != NULL) {
+  while ((de = readdir(d)) != NULL) {
     msvc_registry_instance_t inst;
     uint64_t expiry = 0;
     if (de->d_name[0] == '.') {
@@ -472,8 +601,12 @@ static int scan(local_backend_t *lb, const char *service, lcache_t *out) {
     rc = read_entry(lb, fd, service, de->d_name, now, &inst, &expiry);
     if (rc == MSVC_OK && (rc = cache_add(out, de->d_name, &inst, expiry)) != 0)
       msvc__reg_instance_clear(&inst);
-    if (rc == ENTRY_SKIP)
+    if (rc == ENTRY_REFUSED)
+      (*refused)++;
+    if (rc == ENTRY_SKIP || rc == ENTRY_REFUSED)
       rc = MSVC_OK;
+    if (rc != MSVC_OK)
+      break;
   }
   closedir(d);
   if (rc != MSVC_OK)
@@ -481,21 +614,29 @@ static int scan(local_backend_t *lb, const char *service, lcache_t *out) {
   return rc;
 }
 
+/* Counts refused files on the loop thread (the event hook runs there). */
+static void count_refused(local_backend_t *lb, msvc_registry_op_t op,
+                          const char *service, unsigned n) {
+  while (n-- > 0)
+    msvc__reg_count_error(lb->base.reg, op, MSVC_EACCES, service);
+}
+
 typedef struct lresolve_s {
   uv_work_t req;
   local_backend_t *lb;
   msvc__reg_query_t *q;
   int rc;
+  unsigned refused;
   msvc_registry_set_t *set;
 } lresolve_t;
 
 /* A one-off read: the instances move from the scan into the set. */
 static int resolve_now(local_backend_t *lb, const char *service,
-                       msvc_registry_set_t **out) {
+                       msvc_registry_set_t **out, unsigned *refused) {
   msvc_registry_set_t *set;
   lcache_t c;
   size_t i;
-  int rc = scan(lb, service, &c);
+  int rc = scan(lb, service, &c, refused);
 
   if (rc != MSVC_OK)
     return rc;
@@ -517,7 +658,7 @@ static int resolve_now(local_backend_t *lb, const char *service,
 static void resolve_work(uv_work_t *req) {
   lresolve_t *r = msvc__container_of(req, lresolve_t, req);
 
-  r->rc = resolve_now(r->lb, r->q->service, &r->set);
+  r->rc = resolve_now(r->lb, r->q->service, &r->set, &r->refused);
 }
 
 static void resolve_done(uv_work_t *req, int status) {
@@ -528,6 +669,7 @@ static void resolve_done(uv_work_t *req, int status) {
 
   if (set == NULL)
     msvc_registry_set_unref(r->set);
+  count_refused(r->lb, MSVC_REGISTRY_OP_RESOLVE, q->service, r->refused);
   msvc__free(r);
   msvc__reg_query_done(q, rc, set);
 }
@@ -541,8 +683,12 @@ static int local_resolve(msvc__reg_backend_t *b, msvc__reg_query_t *q) {
   r->lb = lb;
   r->q = q;
   if (uv_queue_work(b->reg->loop, &r->req, resolve_work, resolve_done) != 0) {
+    unsigned refused = 0;
+    int rc;
     msvc__free(r);
-    return resolve_now(lb, q->service, &q->set);
+    rc = resolve_now(lb, q->service, &q->set, &refused);
+    count_refused(lb, MSVC_REGISTRY_OP_RESOLVE, q->service, refused);
+    return rc;
   }
   return MSVC__REG_ASYNC;
 }
@@ -559,6 +705,7 @@ typedef struct local_watch_s {
   lcache_t cache;
   lcache_t fresh; /* filled by the pool thread */
   int fresh_rc;
+  unsigned fresh_refused;
   bool busy;      /* a full scan is running */
   bool stopping;  /* close once the scan is back */
   bool again;     /* too much changed during the scan: scan again */
@@ -583,7 +730,7 @@ static void note_dirty(local_watch_t *lw, const char *name);
 static void refresh_work(uv_work_t *req) {
   local_watch_t *lw = msvc__container_of(req, local_watch_t, work);
 
-  lw->fresh_rc = scan(lw->lb, lw->w->service, &lw->fresh);
+  lw->fresh_rc = scan(lw->lb, lw->w->service, &lw->fresh, &lw->fresh_refused);
 }
 
 /* A directory scan can miss a file that is renamed over while readdir runs
@@ -609,6 +756,9 @@ static void refresh_done(uv_work_t *req, int status) {
   size_t i;
 
   lw->busy = false;
+  if (!lw->stopping)
+    count_refused(lw->lb, MSVC_REGISTRY_OP_WATCH, lw->w->service,
+                  lw->fresh_refused);
   if (lw->stopping || rc != MSVC_OK) {
     cache_clear(&lw->fresh);
     if (lw->stopping)
@@ -657,12 +807,14 @@ static int update_one(local_watch_t *lw, const char *name, bool *changed) {
   size_t i = cache_find(&lw->cache, name);
   int fd, rc;
 
-  if ((fd = open_service_dir(lw->lb, lw->w->service)) < 0)
+  if ((fd = open_service(lw->lb, lw->w->service, false)) < 0)
     return fd;
   rc = read_entry(lw->lb, fd, lw->w->service, name, msvc_wall_ms(), &inst,
                   &expiry);
   close(fd);
-  if (rc == ENTRY_SKIP) {
+  if (rc == ENTRY_REFUSED)
+    count_refused(lw->lb, MSVC_REGISTRY_OP_WATCH, lw->w->service, 1);
+  if (rc == ENTRY_SKIP || rc == ENTRY_REFUSED) {
     if (i == SIZE_MAX)
       return MSVC_OK;
     cache_del(&lw->cache, i);
@@ -734,8 +886,9 @@ static int local_watch_start(msvc__reg_backend_t *b, msvc_registry_watch_t *w) {
   int rc;
 
   /* Created if missing, so that it can be watched before anyone registers. */
-  if ((rc = service_dir(lb, w->service)) != MSVC_OK)
+  if ((rc = open_service(lb, w->service, true)) < 0)
     return rc;
+  close(rc);
   if ((lw = msvc__calloc(1, sizeof(*lw))) == NULL)
     return MSVC_ENOMEM;
   if ((path = path_of(lb, w->service, NULL)) == NULL) {
@@ -806,6 +959,7 @@ static const msvc__reg_ops_t local_ops = {
 int msvc__reg_local_open(msvc_registry_t *reg, const char *dir,
                          msvc__reg_backend_t **out) {
   local_backend_t *lb;
+  char why[512] = "";
   size_t len;
   int rc;
 
@@ -819,9 +973,11 @@ int msvc__reg_local_open(msvc_registry_t *reg, const char *dir,
   len = strlen(lb->dir);
   while (len > 1 && lb->dir[len - 1] == '/')
     lb->dir[--len] = '\0';
-  if ((rc = ensure_dir(lb->dir)) != MSVC_OK ||
+  if ((rc = msvc__reg_local_check(lb->dir, true, why, sizeof(why))) != 0 ||
       (rc = uv_mutex_init(&lb->bad_lock)) != 0) {
-    if (rc != MSVC_EACCES)
+    if (why[0] != '\0')
+      MSVC_LOG_E(MSVC__REG_COMPONENT, "%s", why);
+    else
       MSVC_LOG_E(MSVC__REG_COMPONENT, "registry directory %s: %s", lb->dir,
                  msvc_strerror(rc));
     msvc__free(lb->dir);

@@ -253,6 +253,21 @@ int msvc__etcd_parse_watch_msg(const char *json, size_t len,
 int msvc__reg_memory_open(msvc_registry_t *reg, msvc__reg_backend_t **out);
 int msvc__reg_local_open(msvc_registry_t *reg, const char *dir,
                          msvc__reg_backend_t **out);
+/* Checks that dir may serve as a registry directory: a real directory (not
+ * a symbolic link), owned by the effective user, writable by nobody else,
+ * below no ancestor that others could replace it from. With create, missing
+ * components are made (0700); without, a missing directory is fine (it
+ * will be created private). MSVC_OK; MSVC_EACCES when unsafe; a system
+ * error. why (may be NULL) receives one line naming the directory and the
+ * reason. */
+int msvc__reg_local_check(const char *dir, bool create, char *why,
+                          size_t whylen);
+/* Tests: make the local backend's file operations fail with the stored
+ * error (0: no fault). Process-wide. */
+typedef struct msvc__reg_local_faults_s {
+  atomic_int write;  /* writing an instance file (register, heartbeat) */
+} msvc__reg_local_faults_t;
+extern msvc__reg_local_faults_t msvc__reg_local_faults;
 /* Parses a static table into a backend (reg may be NULL to only check). */
 int msvc__reg_static_open(msvc_registry_t *reg, const char *spec, char *err,
                           size_t errlen, msvc__reg_backend_t **out);

@@ -1,6 +1,7 @@
 /* Registry URIs and the default location of the local backend. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "registry/registry-internal.h"
 
@@ -17,20 +18,29 @@ static int fail(char *err, size_t errlen, int code, const char *uri,
   return code;
 }
 
+/* The default directory is private to the user: $XDG_RUNTIME_DIR is
+ * (0700, made by the login manager), and the fallback carries the uid in
+ * its name so that two users never share it. A shared, fixed name would
+ * let the first user to create it receive everybody's traffic. */
 int msvc__reg_default_dir(char **out) {
   const char *xdg = getenv("XDG_RUNTIME_DIR");
+  const char *tmp = getenv("TMPDIR");
   msvc__buf_t b;
 
   msvc__buf_init(&b, 0);
-  /* A relative XDG_RUNTIME_DIR is invalid per the XDG spec; ignore it
-   * rather than create a registry relative to the working directory. */
+  /* A relative XDG_RUNTIME_DIR (or TMPDIR) is invalid; ignore it rather
+   * than create a registry relative to the working directory. */
   if (xdg != NULL && xdg[0] == '/') {
     msvc__buf_puts(&b, xdg);
     while (b.len > 1 && b.data[b.len - 1] == '/')
       b.data[--b.len] = '\0';
     msvc__buf_puts(&b, "/msvc");
   } else {
-    msvc__buf_puts(&b, "/tmp/msvc-registry");
+    msvc__buf_puts(&b, tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
+    while (b.len > 1 && b.data[b.len - 1] == '/')
+      b.data[--b.len] = '\0';
+    msvc__buf_printf(&b, "%smsvc-%lu", b.len > 1 ? "/" : "",
+                     (unsigned long)geteuid());
   }
   *out = msvc__buf_detach(&b, NULL);
   return *out != NULL ? MSVC_OK : MSVC_ENOMEM;
@@ -167,6 +177,8 @@ int msvc_registry_check_uri(const char *uri, char *errbuf, size_t errbuf_len) {
   if (errbuf != NULL && errbuf_len > 0)
     errbuf[0] = '\0';
   rc = msvc__reg_uri_parse(uri, &kind, &arg, errbuf, errbuf_len);
+  if (rc == MSVC_OK && kind == MSVC__REG_LOCAL)
+    rc = msvc__reg_local_check(arg, false, errbuf, errbuf_len);
   if (rc == MSVC_OK && kind == MSVC__REG_STATIC) {
     char why[256] = "";
     rc = msvc__reg_static_open(NULL, arg, why, sizeof(why), NULL);

@@ -169,7 +169,7 @@ bad:
 static int load_registry(msvc__svc_config_t *cfg, const msvc_service_opts_t *o,
                          char *err, size_t errlen) {
   const char *v, *what = "registry_uri option";
-  char why[256];
+  char why[600];
   uint64_t n;
   int rc;
 
@@ -179,13 +179,20 @@ static int load_registry(msvc__svc_config_t *cfg, const msvc_service_opts_t *o,
     rc = msvc_registry_check_uri(v, why, sizeof(why));
     if (rc != MSVC_OK) {
       fail(err, errlen, "%s: %s", what, why);
-      /* The variable is configuration; the option is the program's URI. */
-      return o->registry_uri != NULL ? rc : MSVC_ECONFIG;
+      /* The variable is configuration; the option is the program's URI.
+       * An unsafe directory is configuration either way. */
+      return o->registry_uri != NULL && rc == MSVC_EURI ? rc : MSVC_ECONFIG;
     }
     if (set_str(&cfg->registry_uri, v) != MSVC_OK) return MSVC_ENOMEM;
   } else {
     rc = msvc_registry_default_uri(&cfg->registry_uri);
     if (rc != MSVC_OK) return rc;
+    /* Checked like a configured one: a directory someone else planted at
+     * the default place must stop the start, not be used. */
+    if (msvc_registry_check_uri(cfg->registry_uri, why, sizeof(why)) != MSVC_OK) {
+      fail(err, errlen, "MSVC_REGISTRY (unset, default %s): %s", cfg->registry_uri, why);
+      return MSVC_ECONFIG;
+    }
   }
   cfg->registry_ttl_ms = DEFAULT_TTL_MS;
   if (o->registry_ttl_ms != 0) {

@@ -4,6 +4,7 @@
  * notice, drain, and release everything so the loop exits with no handle
  * of the service left.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -360,6 +361,15 @@ static void become_ready(msvc_service_t *svc) {
   if (svc->on_ready != NULL) svc->on_ready(svc, MSVC_OK, svc->data);
 }
 
+static void on_start_outcome(uv_timer_t *t);
+
+/* Answers that retrying will not change: the registry refuses this process
+ * (an unsafe or read-only directory, no permission) or the instance. */
+static bool registry_refusal(int status) {
+  return status == MSVC_EACCES || status == -EPERM || status == -EROFS ||
+         status == MSVC_EINVAL;
+}
+
 static void on_lease(msvc_registry_lease_t *lease, int status, void *data) {
   msvc_service_t *svc = data;
 
@@ -367,6 +377,16 @@ static void on_lease(msvc_registry_lease_t *lease, int status, void *data) {
   atomic_store(&svc->lease_status, status);
   if (status == MSVC_OK) {
     become_ready(svc);
+    return;
+  }
+  if (msvc_service_state(svc) == MSVC_SERVICE_STARTING && svc->start_error == MSVC_OK &&
+      registry_refusal(status)) {
+    /* Never registered, and refused: a failed start, told to on_ready and
+     * to the caller of msvc_service_run(), not a warning behind a service
+     * that nobody can find. Other failures (a store not up yet) are
+     * retried while /ready answers 503. */
+    svc->start_error = status;
+    uv_timer_start(&svc->timer, on_start_outcome, 0, 0);
     return;
   }
   msvc_log_write(MSVC_LOG_WARN, LOG_COMPONENT, NULL, 0,

@@ -192,7 +192,8 @@ class System:
             self._start_etcd()
             self.registry_uri = f"etcd://127.0.0.1:{self.etcd_port}"
         else:
-            os.makedirs(os.path.join(self.tmp, "registry"))
+            # Private, as the local backend insists (whatever the umask).
+            os.makedirs(os.path.join(self.tmp, "registry"), mode=0o700)
             self.registry_uri = "local://" + os.path.join(self.tmp, "registry")
 
     # ---- registry -------------------------------------------------------

@@ -68,14 +68,30 @@ Test(uri, default_follows_xdg_runtime_dir) {
   cr_assert_eq(msvc_registry_default_uri(&uri), 0);
   cr_assert_str_eq(uri, "local:///run/user/1234/msvc");
   msvc_free(uri);
+  /* Without it: a directory of this user alone, named by uid, under
+   * TMPDIR (absolute only) or /tmp. Never one fixed name for everybody. */
+  char want[64];
+  unsetenv("TMPDIR");
+  snprintf(want, sizeof(want), "local:///tmp/msvc-%lu", (unsigned long)geteuid());
   setenv("XDG_RUNTIME_DIR", "relative", 1);
   cr_assert_eq(msvc_registry_default_uri(&uri), 0);
-  cr_assert_str_eq(uri, "local:///tmp/msvc-registry");
+  cr_assert_str_eq(uri, want);
   msvc_free(uri);
   unsetenv("XDG_RUNTIME_DIR");
   cr_assert_eq(msvc_registry_default_uri(&uri), 0);
-  cr_assert_str_eq(uri, "local:///tmp/msvc-registry");
+  cr_assert_str_eq(uri, want);
   msvc_free(uri);
+  setenv("TMPDIR", "/var/tmp/", 1);
+  snprintf(want, sizeof(want), "local:///var/tmp/msvc-%lu", (unsigned long)geteuid());
+  cr_assert_eq(msvc_registry_default_uri(&uri), 0);
+  cr_assert_str_eq(uri, want);
+  msvc_free(uri);
+  setenv("TMPDIR", "rel", 1);
+  snprintf(want, sizeof(want), "local:///tmp/msvc-%lu", (unsigned long)geteuid());
+  cr_assert_eq(msvc_registry_default_uri(&uri), 0);
+  cr_assert_str_eq(uri, want);
+  msvc_free(uri);
+  unsetenv("TMPDIR");
   cr_assert_eq(msvc_registry_default_uri(NULL), MSVC_EINVAL);
 }
 
