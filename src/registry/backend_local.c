@@ -35,6 +35,13 @@
  * links) at every operation, not only at open time. An instance file owned
  * by someone else or writable by others is refused in the same way: it
  * never reaches a caller, it is logged once and counted as an error.
+ *
+ * Availability. A read that fails (too many open files, I/O error) fails
+ * the whole scan, and the core then keeps the last known set; skipping the
+ * unreadable files instead would publish a smaller set than the truth. A
+ * late heartbeat proves an instance dead only if its owner could have
+ * written one: while the directory's filesystem is full or read-only the
+ * instance is kept, not removed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,6 +49,7 @@
 #include <stdio.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <msvc/log.h>
@@ -371,8 +379,10 @@ static int read_small_file(int dirfd, const char *name, char **out,
   char *data;
   ssize_t n;
   size_t got = 0;
-  int fd, rc = MSVC_OK;
+  int fd, rc = atomic_load(&msvc__reg_local_faults.read);
 
+  if (rc != 0)
+    return rc;
   /* O_NONBLOCK: a FIFO planted in the directory must not hang the loop. */
   fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
@@ -423,8 +433,11 @@ static int read_small_file(int dirfd, const char *name, char **out,
 typedef struct lentry_s {
   char *name;
   msvc_registry_instance_t inst; /* owned */
-  uint64_t expiry;               /* wall-clock ms */
+  uint64_t expiry;               /* wall-clock ms, or EXPIRY_UNKNOWN */
 } lentry_t;
+
+/* A late instance kept because its owner could not write (remove_dead). */
+#define EXPIRY_UNKNOWN UINT64_MAX
 
 typedef struct lcache_s {
   lentry_t *v;
@@ -488,7 +501,7 @@ static int cache_to_set(const lcache_t *c, const char *service,
   for (i = 0; i < c->n; i++) {
     msvc_registry_instance_t copy;
     uint64_t left = c->v[i].expiry > now ? c->v[i].expiry - now : 1;
-    if (next == 0 || left < next)
+    if (c->v[i].expiry != EXPIRY_UNKNOWN && (next == 0 || left < next))
       next = left;
     if (msvc__reg_instance_copy(&copy, &c->v[i].inst) != MSVC_OK)
       goto oom;
@@ -517,8 +530,38 @@ static void sweep_tmp(int dirfd, const char *name, uint64_t now) {
     unlinkat(dirfd, name, 0);
 }
 
-/* Reads "<id>.json": MSVC_OK with a live instance, ENTRY_SKIP,
- * ENTRY_REFUSED, or MSVC_ENOMEM. A dead instance's file is removed. */
+/* Errors of one file that say something about that file (it went away,
+ * it is a link or a FIFO, its mode forbids reading): skipping it is the
+ * right answer. Anything else (no descriptors left, an I/O error) says
+ * nothing about the file and fails the scan. */
+static bool file_problem(int rc) {
+  return rc == MSVC_ENOENT || rc == -ELOOP || rc == MSVC_EINVAL ||
+         rc == MSVC_EACCES || rc == -EPERM || rc == -ENXIO || rc == -EISDIR;
+}
+
+/* A late heartbeat proves its owner dead only if the owner could have
+ * written a newer one. On a full or read-only filesystem it could not, so
+ * the file stays: removing it would make a healthy instance vanish from
+ * discovery. Returns MSVC_OK once the file is gone, or why it stays. */
+static int remove_dead(int dirfd, const char *name) {
+  struct statvfs vfs;
+  int rc;
+
+  if (atomic_load(&msvc__reg_local_faults.full) ||
+      (fstatvfs(dirfd, &vfs) == 0 &&
+       ((vfs.f_blocks > 0 && vfs.f_bavail == 0) ||
+        (vfs.f_files > 0 && vfs.f_favail == 0))))
+    return -ENOSPC;
+  if ((rc = atomic_load(&msvc__reg_local_faults.unlink)) != 0)
+    return rc;
+  if (unlinkat(dirfd, name, 0) != 0 && errno != ENOENT)
+    return -errno;
+  return MSVC_OK;
+}
+
+/* Reads "<id>.json": MSVC_OK with a live instance (*expiry is
+ * EXPIRY_UNKNOWN for one kept by remove_dead()), ENTRY_SKIP, ENTRY_REFUSED,
+ * or an error that fails the scan. A dead instance's file is removed. */
 static int read_entry(local_backend_t *lb, int dirfd, const char *service,
                       const char *name, uint64_t now,
                       msvc_registry_instance_t *inst, uint64_t *expiry) {
@@ -538,12 +581,14 @@ static int read_entry(local_backend_t *lb, int dirfd, const char *service,
     complain(lb, service, name, bad);
     return ENTRY_REFUSED;
   }
-  if (rc == MSVC_ENOMEM || rc == MSVC_ENOENT)
-    return rc == MSVC_ENOMEM ? rc : ENTRY_SKIP; /* removed meanwhile */
-  if (rc != MSVC_OK) {
+  if (rc == MSVC_ENOENT)
+    return ENTRY_SKIP; /* removed meanwhile */
+  if (rc != MSVC_OK && file_problem(rc)) {
     complain(lb, service, name, msvc_strerror(rc));
     return ENTRY_SKIP;
   }
+  if (rc != MSVC_OK)
+    return rc;
   rc = msvc__reg_instance_from_json(json, jlen, inst, &ttl, &beat);
   msvc__free(json);
   if (rc == MSVC_ENOMEM)
@@ -557,15 +602,22 @@ static int read_entry(local_backend_t *lb, int dirfd, const char *service,
     msvc__reg_instance_clear(inst);
     return ENTRY_SKIP;
   }
-  if (beat + ttl <= now) {
-    MSVC_LOG_D(MSVC__REG_COMPONENT, "%s/%s: heartbeat %llu ms old, removed",
-               service, inst->id, (unsigned long long)(now - beat));
-    unlinkat(dirfd, name, 0);
-    msvc__reg_instance_clear(inst);
-    return ENTRY_SKIP;
+  if (beat + ttl > now) {
+    *expiry = beat + ttl;
+    return MSVC_OK;
   }
-  *expiry = beat + ttl;
-  return MSVC_OK;
+  if ((rc = remove_dead(dirfd, name)) != MSVC_OK) {
+    snprintf(bad, sizeof(bad), "heartbeat late, but kept: the directory "
+             "cannot be written (%s), so its owner could not renew it",
+             strerror(-rc));
+    complain(lb, service, name, bad);
+    *expiry = EXPIRY_UNKNOWN;
+    return MSVC_OK;
+  }
+  MSVC_LOG_D(MSVC__REG_COMPONENT, "%s/%s: heartbeat %llu ms old, removed",
+             service, inst->id, (unsigned long long)(now - beat));
+  msvc__reg_instance_clear(inst);
+  return ENTRY_SKIP;
 }
 
 /* Reads every file of a service into a fresh cache; *refused counts the
@@ -591,9 +643,14 @@ static int scan(local_backend_t *lb, const char *service, lcache_t *out,
     close(fd);
     return rc;
   }
-  while ((de = readdir(d)) != NULL) {
+  for (;;) {
     msvc_registry_instance_t inst;
     uint64_t expiry = 0;
+    errno = 0;
+    if ((de = readdir(d)) == NULL) {
+      rc = errno != 0 ? -errno : MSVC_OK; /* a failed readdir is no end */
+      break;
+    }
     if (de->d_name[0] == '.') {
       sweep_tmp(fd, de->d_name, now);
       continue;

@@ -265,7 +265,10 @@ int msvc__reg_local_check(const char *dir, bool create, char *why,
 /* Tests: make the local backend's file operations fail with the stored
  * error (0: no fault). Process-wide. */
 typedef struct msvc__reg_local_faults_s {
+  atomic_int read;   /* reading an instance file */
   atomic_int write;  /* writing an instance file (register, heartbeat) */
+  atomic_int unlink; /* removing a dead instance's file */
+  atomic_bool full;  /* the directory's filesystem reports no free space */
 } msvc__reg_local_faults_t;
 extern msvc__reg_local_faults_t msvc__reg_local_faults;
 /* Parses a static table into a backend (reg may be NULL to only check). */
