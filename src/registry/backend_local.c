@@ -47,7 +47,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -82,196 +81,92 @@ static char *path_of(const local_backend_t *lb, const char *service,
   return msvc__buf_detach(&b, NULL);
 }
 
-static int say(char *why, size_t whylen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int say(char *why, size_t whylen, int rc, const char *fmt, ...) {
-  va_list ap;
-
-  if (why != NULL && whylen > 0) {
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
-
-/* Why a directory or file of the registry is not this user's alone, or
- * NULL when it is. */
-static const char *not_private(const struct stat *st, char *buf, size_t len) {
-  if (st->st_uid != geteuid()) {
-    snprintf(buf, len, "owned by uid %lu, not by uid %lu that this process "
-             "runs as", (unsigned long)st->st_uid, (unsigned long)geteuid());
-    return buf;
-  }
-  if (st->st_mode & (S_IWGRP | S_IWOTH)) {
-    snprintf(buf, len, "mode %04o lets %s write into it",
-             (unsigned)(st->st_mode & 07777),
-             (st->st_mode & S_IWOTH) ? "every user" : "its group");
-    return buf;
-  }
-  return NULL;
-}
-
-#define ADVICE                                                                 \
-  "; another user could announce instances there and receive this "           \
-  "service's traffic. Remove it, or set MSVC_REGISTRY=local:///a/dir/of/yours"
-
-/* An ancestor that anyone may write to, without the sticky bit, lets
- * anyone rename the registry directory away and put their own in its
- * place. (/tmp is world-writable but sticky: only the owner of an entry may
- * rename it.) */
-static int check_ancestor(const char *path, bool create, char *why,
-                          size_t whylen) {
-  struct stat st;
-
-  if (stat(path, &st) != 0) {
-    if (errno != ENOENT)
-      return say(why, whylen, -errno, "registry directory: %s: %s", path,
-                 strerror(errno));
-    if (!create)
-      return MSVC_ENOENT;
-    if (mkdir(path, 0700) != 0 && errno != EEXIST)
-      return say(why, whylen, -errno, "registry directory: cannot create %s: "
-                 "%s", path, strerror(errno));
-    if (stat(path, &st) != 0)
-      return -errno;
-  }
-  if (!S_ISDIR(st.st_mode))
-    return say(why, whylen, -ENOTDIR, "registry directory: %s is not a "
-               "directory", path);
-  if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
-    return say(why, whylen, MSVC_EACCES,
-               "registry directory refused: its parent %s is writable by "
-               "every user without the sticky bit" ADVICE, path);
-  return MSVC_OK;
-}
-
-int msvc__reg_local_check(const char *dir, bool create, char *why,
-                          size_t whylen) {
-  char *copy, *p, buf[160];
-  const char *bad;
-  struct stat st;
-  int rc = MSVC_OK;
-
-  if (why != NULL && whylen > 0)
-    why[0] = '\0';
-  if (dir == NULL || dir[0] != '/')
-    return MSVC_EINVAL;
-  if ((copy = msvc__strdup(dir)) == NULL)
-    return MSVC_ENOMEM;
-  /* Every ancestor, then the directory itself (without following it). */
-  for (p = copy + 1; *p != '\0' && rc == MSVC_OK; p++) {
-    if (*p != '/' || p[-1] == '/')
-      continue;
-    *p = '\0';
-    rc = check_ancestor(copy, create, why, whylen);
-    *p = '/';
-  }
-  msvc__free(copy);
-  if (rc == MSVC_ENOENT)
-    return MSVC_OK; /* nothing there yet: it will be created private */
-  if (rc != MSVC_OK)
-    return rc;
-  if (lstat(dir, &st) != 0) {
-    if (errno != ENOENT)
-      return say(why, whylen, -errno, "registry directory %s: %s", dir,
-                 strerror(errno));
-    if (!create)
-      return MSVC_OK;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-      return say(why, whylen, -errno, "registry directory: cannot create "
-                 "%s: %s", dir, strerror(errno));
-    if (lstat(dir, &st) != 0)
-      return -errno;
-  }
-  if (S_ISLNK(st.st_mode))
-    return say(why, whylen, MSVC_EACCES, "registry directory %s refused: it "
-               "is a symbolic link, not a directory of its own" ADVICE, dir);
-  if (!S_ISDIR(st.st_mode))
-    return say(why, whylen, -ENOTDIR, "registry directory %s is not a "
-               "directory", dir);
-  if ((bad = not_private(&st, buf, sizeof(buf))) != NULL)
-    return say(why, whylen, MSVC_EACCES, "registry directory %s refused: %s"
-               ADVICE, dir, bad);
-  return MSVC_OK;
-}
-
-/* Logs a problem once per backend and key, not at every rescan. */
-static void complain(local_backend_t *lb, const char *service,
-                     const char *name, const char *why) {
-  char key[2 * MSVC_REGISTRY_NAME_MAX + 300];
+/* Whether a problem is new to this backend: each is logged once, not at
+ * every rescan. */
+static bool first_time(local_backend_t *lb, const char *key) {
   char *copy;
   size_t i;
 
-  snprintf(key, sizeof(key), "%s/%s", service, name);
   uv_mutex_lock(&lb->bad_lock);
   for (i = 0; i < lb->nbad; i++) {
     if (strcmp(lb->bad[i], key) == 0) {
       uv_mutex_unlock(&lb->bad_lock);
-      return;
+      return false;
     }
   }
   /* Out of memory: the message is logged again next time, nothing worse. */
   if (lb->nbad < BAD_MEMORY && (copy = msvc__strdup(key)) != NULL)
     lb->bad[lb->nbad++] = copy;
   uv_mutex_unlock(&lb->bad_lock);
-  MSVC_LOG_W(MSVC__REG_COMPONENT, "skipping %s/%s: %s", lb->dir, key, why);
+  return true;
 }
 
-/* The registry directory, opened without following a link and checked on
- * the descriptor: what was checked when the backend opened may have been
- * replaced since. */
-static int open_top(local_backend_t *lb) {
+static void complain(local_backend_t *lb, const char *service,
+                     const char *name, const char *why) {
+  char key[2 * MSVC_REGISTRY_NAME_MAX + 300];
+
+  snprintf(key, sizeof(key), "%s/%s", service, name);
+  if (first_time(lb, key))
+    MSVC_LOG_W(MSVC__REG_COMPONENT, "skipping %s/%s: %s", lb->dir, key, why);
+}
+
+/* service NULL: the registry directory itself. */
+static int refuse_dir(local_backend_t *lb, const char *service,
+                      const char *why) {
+  char key[MSVC_REGISTRY_NAME_MAX + 8];
+
+  snprintf(key, sizeof(key), "%s/", service != NULL ? service : "");
+  if (first_time(lb, key))
+    MSVC_LOG_E(MSVC__REG_COMPONENT, "registry directory %s%s%s refused: %s",
+               lb->dir, service != NULL ? "/" : "", service != NULL ? service : "",
+               why);
+  return MSVC_EACCES;
+}
+
+/* Opens a directory without following a symbolic link (refused as
+ * MSVC_EACCES) and checks that it is this user's alone. */
+static int open_private_dir(local_backend_t *lb, int at, const char *name,
+                            const char *service) {
   char buf[160];
   const char *bad;
   struct stat st;
-  int fd = open(lb->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int rc;
 
-  if (fd < 0)
-    return errno == ELOOP ? MSVC_EACCES : -errno;
-  if (fstat(fd, &st) != 0) {
-    int rc = -errno;
-    close(fd);
+  if (fd < 0) {
+    rc = -errno;
+    /* Linux says ENOTDIR (with O_DIRECTORY) or ELOOP for a link. */
+    if ((rc == -ENOTDIR || rc == -ELOOP) &&
+        fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+      return refuse_dir(lb, service, "it is a symbolic link");
     return rc;
   }
-  if ((bad = not_private(&st, buf, sizeof(buf))) != NULL) {
-    close(fd);
-    complain(lb, ".", "", bad);
-    return MSVC_EACCES;
-  }
-  return fd;
-}
-
-/* A service's directory below the registry directory, checked like it;
- * created (0700) when missing if create is set. */
-static int open_service(local_backend_t *lb, const char *service,
-                        bool create) {
-  char buf[160];
-  const char *bad;
-  struct stat st;
-  int top = open_top(lb), fd, rc;
-
-  if (top < 0)
-    return top;
-  fd = openat(top, service, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT && create &&
-      (mkdirat(top, service, 0700) == 0 || errno == EEXIST))
-    fd = openat(top, service, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  rc = fd < 0 ? (errno == ELOOP ? MSVC_EACCES : -errno) : MSVC_OK;
-  close(top);
-  if (rc != MSVC_OK)
-    return rc;
   if (fstat(fd, &st) != 0) {
     rc = -errno;
     close(fd);
     return rc;
   }
-  if ((bad = not_private(&st, buf, sizeof(buf))) != NULL) {
+  if ((bad = msvc__reg_not_private(&st, buf, sizeof(buf))) != NULL) {
     close(fd);
-    complain(lb, service, "", bad);
-    return MSVC_EACCES;
+    return refuse_dir(lb, service, bad);
   }
+  return fd;
+}
+
+/* A service's directory below the registry directory, both checked here
+ * again (what was checked when the backend opened may have been replaced
+ * since); created (0700) when missing if create is set. */
+static int open_service(local_backend_t *lb, const char *service,
+                        bool create) {
+  int top = open_private_dir(lb, AT_FDCWD, lb->dir, NULL), fd;
+
+  if (top < 0)
+    return top;
+  fd = open_private_dir(lb, top, service, service);
+  if (fd == MSVC_ENOENT && create &&
+      (mkdirat(top, service, 0700) == 0 || errno == EEXIST))
+    fd = open_private_dir(lb, top, service, service);
+  close(top);
   return fd;
 }
 
@@ -396,7 +291,7 @@ static int read_small_file(int dirfd, const char *name, char **out,
     close(fd);
     return MSVC_EINVAL;
   }
-  if (not_private(&st, bad, badlen) != NULL) {
+  if (msvc__reg_not_private(&st, bad, badlen) != NULL) {
     close(fd);
     return ENTRY_REFUSED;
   }

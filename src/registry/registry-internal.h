@@ -262,6 +262,11 @@ int msvc__reg_local_open(msvc_registry_t *reg, const char *dir,
  * reason. */
 int msvc__reg_local_check(const char *dir, bool create, char *why,
                           size_t whylen);
+struct stat;
+/* Why a directory or file of the local registry is not the effective
+ * user's alone (written into buf), or NULL when it is. */
+const char *msvc__reg_not_private(const struct stat *st, char *buf,
+                                  size_t len);
 /* Tests: make the local backend's file operations fail with the stored
  * error (0: no fault). Process-wide. */
 typedef struct msvc__reg_local_faults_s {

@@ -5,6 +5,7 @@ list(APPEND LIBMSVC_SOURCES
   src/registry/backend_static.c
   src/registry/etcd_json.c
   src/registry/instance_json.c
+  src/registry/local_dir.c
   src/registry/registry.c
   src/registry/set.c
   src/registry/uri.c

@@ -213,7 +213,7 @@ static bool int_nonzero(void *arg) {
 Test(trust, unsafe_later_or_below_is_refused_at_the_operation, .timeout = 30) {
   msvc_registry_instance_t in;
   char sdir[400];
-  int st = 0;
+  int st = 0, st2 = 0; /* one per lease: the first heals later */
   fx_t f;
 
   fx_open(&f, NULL, NULL);
@@ -235,6 +235,19 @@ Test(trust, unsafe_later_or_below_is_refused_at_the_operation, .timeout = 30) {
   cr_assert_eq(chmod(sdir, 0777), 0);
   cr_assert_eq(msvc_registry_watch(f.reg, "open", seen_cb, &(seen_t){0, NULL},
                                    NULL), MSVC_EACCES);
+  /* A service directory that is a link to somewhere else. */
+  char elsewhere[400], link[400];
+  snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere", f.dir);
+  snprintf(link, sizeof(link), "%s/linked", f.dir);
+  cr_assert_eq(mkdir(elsewhere, 0700), 0);
+  cr_assert_eq(symlink(elsewhere, link), 0);
+  cr_assert_eq(msvc_registry_watch(f.reg, "linked", seen_cb,
+                                   &(seen_t){0, NULL}, NULL), MSVC_EACCES);
+  in.service = "linked";
+  cr_assert_eq(msvc_registry_register(f.reg, &in, 60000, on_lease_status, &st2,
+                                      NULL), 0);
+  cr_assert(fx_run_until(&f, int_nonzero, &st2, 5000));
+  cr_assert_eq(st2, MSVC_EACCES);
   msvc_log_reset();
   fx_close(&f);
 }
