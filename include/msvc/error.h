@@ -10,7 +10,7 @@
  *   -ECONNREFUSED`), so a code from libuv and a code from libmsvc can be
  *   compared and printed the same way. The most common ones have names here
  *   (MSVC_ENOMEM, MSVC_EINVAL, ...).
- * - libmsvc's own codes live in a reserved range, -30000 to -30999, one
+ * - libmsvc's own codes live in a reserved range, -30000 to -31999, one
  *   hundred codes per block. They are listed once, in #MSVC_ERROR_MAP, from
  *   which the enum, msvc_strerror() and msvc_err_name() are generated.
  */
@@ -61,7 +61,8 @@ extern "C" {
  *
  * Ranges: core -30000, http server -30100, http client -30200, metrics
  * -30300, jwt -30400, balancer -30500, breaker -30600, registry -30700,
- * service -30800, tls -30900. A code's value never changes once released.
+ * service -30800, tls -30900, work -31000. A code's value never changes
+ * once released.
  */
 #define MSVC_ERROR_MAP(XX)                                                    \
   /* core */                                                                  \
@@ -120,7 +121,9 @@ extern "C" {
   XX(ETLS, -30900, "TLS failure")                                             \
   XX(ETLS_CERT, -30901, "certificate verification failed")                   \
   XX(ETLS_FILE, -30902, "cannot load certificate or key")                     \
-  XX(ETLS_TIMEOUT, -30903, "TLS handshake timed out")
+  XX(ETLS_TIMEOUT, -30903, "TLS handshake timed out")                       \
+  /* work */                                                                  \
+  XX(EWORK_FULL, -31000, "worker pool queue is full")
 
 /** @brief Every error code libmsvc returns by name. */
 typedef enum msvc_error_e {

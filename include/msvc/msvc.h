@@ -20,5 +20,6 @@
 #include <msvc/registry.h>
 #include <msvc/service.h>
 #include <msvc/tls.h>
+#include <msvc/work.h>
 
 #endif /* MSVC_MSVC_H */

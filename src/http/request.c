@@ -142,6 +142,30 @@ static void run_pinned(msvc_http_req_t *req) {
     msvc__conn_flush(c);
 }
 
+/* Pins a request across a callback that may finish it (a worker pool's
+ * done function), as run_pinned() does around the handler. */
+bool msvc__req_hold(msvc_http_req_t *req) {
+  bool was = req->running;
+
+  req->running = true;
+  return was;
+}
+
+void msvc__req_unhold(msvc_http_req_t *req, bool was) {
+  msvc__conn_t *c;
+
+  req->running = was;
+  if (was || req->state != RES_DONE)
+    return;
+  c = req->conn;
+  if (c == NULL)
+    msvc__req_destroy(req);
+  else if (c->in_read)
+    msvc__conn_collect(c);
+  else
+    msvc__conn_flush(c);
+}
+
 void msvc__req_dispatch(msvc_http_req_t *req) {
   msvc_http_server_t *srv = req->srv;
   const msvc__http_head_t *h = req->head;

@@ -374,6 +374,8 @@ int msvc_http_server_drain(msvc_http_server_t *srv, uint32_t timeout_ms,
   if (srv->draining || srv->closing)
     return MSVC_ESTATE;
   srv->draining = true;
+  if (srv->drain_hook != NULL)
+    srv->drain_hook(srv->drain_hook_data, timeout_ms);
   srv->drain_cb = cb;
   srv->drain_data = data;
   close_listener(srv);
@@ -401,4 +403,11 @@ void msvc_http_server_close(msvc_http_server_t *srv, msvc_http_close_cb cb,
   uv_close((uv_handle_t *)&srv->drain_timer, on_handle_closed);
   uv_close((uv_handle_t *)&srv->accept_timer, on_handle_closed);
   close_all(srv);
+}
+
+void msvc__http_server_on_drain(msvc_http_server_t *srv,
+                                void (*fn)(void *data, uint32_t timeout_ms),
+                                void *data) {
+  srv->drain_hook = fn;
+  srv->drain_hook_data = data;
 }

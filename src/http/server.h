@@ -170,6 +170,9 @@ struct msvc_http_server_s {
   int64_t date_secs;
   char date[32];
   struct msvc_tls_config_s *tls; /* NULL: plain HTTP */
+  /* Told when a drain begins (the service drains its worker pool). */
+  void (*drain_hook)(void *data, uint32_t timeout_ms);
+  void *drain_hook_data;
 };
 
 /* Default max_connections: the soft descriptor limit less a reserve for
@@ -200,6 +203,10 @@ void msvc__req_run_after(msvc_http_req_t *req);
 void msvc__req_detach(msvc_http_req_t *req);
 /* Finished and no longer queued: free or recycle. */
 void msvc__req_release(msvc_http_req_t *req);
+/* Keep req allocated across a callback that may finish it; unhold with the
+ * value hold returned, which releases or sends it if it was finished. */
+bool msvc__req_hold(msvc_http_req_t *req);
+void msvc__req_unhold(msvc_http_req_t *req, bool was);
 
 /* workers.c: stops like msvc_http_workers_stop(), returning the first
  * non-zero uv_loop_close() result of a worker (tests check for leaks). */
@@ -217,6 +224,11 @@ int msvc__http_workers_start_ex(unsigned n, const char *host, int port,
                                 msvc_http_worker_setup_fn setup,
                                 msvc__http_worker_teardown_fn teardown, void *data,
                                 msvc_http_workers_t **out);
+
+/* server.c: fn runs at the start of msvc_http_server_drain(). */
+void msvc__http_server_on_drain(msvc_http_server_t *srv,
+                                void (*fn)(void *data, uint32_t timeout_ms),
+                                void *data);
 
 /* response.c */
 const char *msvc__server_date(msvc_http_server_t *srv);

@@ -26,7 +26,7 @@ Test(error, own_codes_are_negative_in_reserved_range_and_unique) {
   size_t i, j, n = sizeof(own_codes) / sizeof(own_codes[0]);
 
   for (i = 0; i < n; i++) {
-    cr_assert(own_codes[i] <= -30000 && own_codes[i] > -31000,
+    cr_assert(own_codes[i] <= -30000 && own_codes[i] > -32000,
               "code %d outside the reserved range", own_codes[i]);
     for (j = i + 1; j < n; j++)
       cr_assert_neq(own_codes[i], own_codes[j], "duplicate code %d", own_codes[i]);

@@ -1,0 +1,3 @@
+list(APPEND LIBMSVC_SOURCES
+  src/work/pool.c
+  src/work/req.c)
