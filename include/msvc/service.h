@@ -377,6 +377,27 @@ MSVC_API const char *msvc_service_instance_id(const msvc_service_t *svc);
 MSVC_API uv_loop_t *msvc_service_loop(const msvc_service_t *svc);
 /** @brief The registry (for watches of one's own). @param svc The service. @return Owned by the service. @since 0.1 */
 MSVC_API msvc_registry_t *msvc_service_registry(const msvc_service_t *svc);
+/**
+ * @brief The worker pool of the loop that serves a request.
+ *
+ * Every loop of a service (the main loop, or each worker loop with
+ * `MSVC_WORKERS` > 1) has a pool of its own, sized by `MSVC_WORK_THREADS`
+ * (default 4) and bounded by `MSVC_WORK_QUEUE` (default 256 queued jobs).
+ * Its threads start with the first job. When the service drains, jobs not
+ * yet started are cancelled (a request's answer is then 503
+ * `SHUTTING_DOWN`) and running jobs finish within the drain timeout.
+ *
+ * @param svc  The service.
+ * @param req  A request being served by the service, or NULL for the main
+ *             loop's pool.
+ * @return The pool (owned by the service; valid until the service stops),
+ *         or NULL for NULL svc or a request of another server.
+ * @note Call from the loop thread serving req.
+ * @since 0.2
+ */
+MSVC_API struct msvc_work_s *msvc_service_work(msvc_service_t *svc,
+                                               const msvc_http_req_t *req);
+
 /** @brief The metrics registry `/metrics` exposes. @param svc The service. @return Borrowed. @since 0.1 */
 MSVC_API msvc_metrics_registry_t *msvc_service_metrics(const msvc_service_t *svc);
 

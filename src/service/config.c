@@ -15,6 +15,7 @@
 #include <msvc/log.h>
 #include <msvc/tls.h>
 #include <msvc/version.h>
+#include <msvc/work.h>
 
 #include "service-core.h"
 
@@ -571,6 +572,28 @@ static int load_log(const msvc_service_opts_t *o, char *err, size_t errlen) {
   return MSVC_OK;
 }
 
+/* MSVC_WORK_THREADS / MSVC_WORK_QUEUE: each loop's worker pool. */
+static int load_work(msvc__svc_config_t *cfg, char *err, size_t errlen) {
+  const char *v;
+  uint64_t n;
+
+  cfg->work_threads = MSVC_WORK_DEFAULT_THREADS;
+  cfg->work_queue = MSVC_WORK_DEFAULT_QUEUE;
+  if ((v = env("MSVC_WORK_THREADS")) != NULL) {
+    if (!parse_u64(v, 256, &n) || n == 0)
+      return fail(err, errlen, "MSVC_WORK_THREADS: \"%.64s\" is not a thread count; "
+                  "expected an integer 1..256", v);
+    cfg->work_threads = (unsigned)n;
+  }
+  if ((v = env("MSVC_WORK_QUEUE")) != NULL) {
+    if (!parse_u64(v, 1000000, &n) || n == 0)
+      return fail(err, errlen, "MSVC_WORK_QUEUE: \"%.64s\" is not a queue length; "
+                  "expected an integer 1..1000000", v);
+    cfg->work_queue = (unsigned)n;
+  }
+  return MSVC_OK;
+}
+
 static int load_all(msvc__svc_config_t *cfg, const char *name,
                     const msvc_service_opts_t *o, char *err, size_t errlen) {
   const char *v;
@@ -596,6 +619,7 @@ static int load_all(msvc__svc_config_t *cfg, const char *name,
     msvc_http_server_opts_init(&cfg->server);
   cfg->metrics = o->metrics != NULL ? o->metrics : msvc_metrics_default_registry();
   call_defaults(cfg, o);
+  if ((rc = load_work(cfg, err, errlen)) != MSVC_OK) return rc;
   if ((rc = load_jwt(cfg, o, err, errlen)) != MSVC_OK) return rc;
   if ((rc = load_tls(cfg, o, err, errlen)) != MSVC_OK) return rc;
   /* Last: it changes the process-wide logger, and only when valid. */

@@ -58,6 +58,9 @@ typedef struct msvc__svc_config_s {
    * reference each, released by msvc__svc_config_free(). */
   msvc_tls_config_t *tls_server;
   msvc_tls_config_t *tls_client;
+  /* Worker pool of each loop (MSVC_WORK_THREADS / MSVC_WORK_QUEUE). */
+  unsigned work_threads;
+  unsigned work_queue;
 } msvc__svc_config_t;
 
 /* Reads options and environment into cfg. On failure cfg holds nothing and
@@ -94,6 +97,7 @@ typedef struct msvc__svc_loop_s {
   msvc_mw_metrics_t *mw_metrics;
   msvc_mw_jwt_t *mw_jwt;
   bool attached; /* a worker's loop attached to the caller */
+  struct msvc_work_s *work; /* this loop's worker pool (work.c) */
 } msvc__svc_loop_t;
 
 struct msvc_service_s {
@@ -161,6 +165,11 @@ void msvc__svc_register(msvc_service_t *svc);
 int msvc__svc_setup_server(msvc_service_t *svc, msvc_http_server_t *srv,
                            msvc__svc_loop_t *l);
 void msvc__svc_loop_free(msvc__svc_loop_t *l);
+/* The loop's worker pool: created with its server, drained with it,
+ * closed when the loop's server is released (work.c). */
+int msvc__svc_work_setup(msvc_service_t *svc, msvc_http_server_t *srv,
+                         msvc__svc_loop_t *l);
+void msvc__svc_work_close(msvc__svc_loop_t *l);
 /* Frees the memory of a service whose handles are all released. */
 void msvc__svc_free_memory(msvc_service_t *svc);
 

@@ -123,6 +123,7 @@ int msvc__svc_setup_server(msvc_service_t *svc, msvc_http_server_t *srv,
   int rc;
 
   l->srv = srv;
+  if ((rc = msvc__svc_work_setup(svc, srv, l)) != MSVC_OK) return rc;
   if (svc->cfg.tls_server != NULL &&
       (rc = msvc_http_server_set_tls(srv, svc->cfg.tls_server)) != MSVC_OK)
     return rc;
@@ -145,6 +146,7 @@ int msvc__svc_setup_server(msvc_service_t *svc, msvc_http_server_t *srv,
 }
 
 void msvc__svc_loop_free(msvc__svc_loop_t *l) {
+  msvc__svc_work_close(l);
   msvc_mw_metrics_free(l->mw_metrics);
   msvc_mw_jwt_free(l->mw_jwt);
   l->mw_metrics = NULL;
