@@ -44,4 +44,27 @@ int ex_db_begin_write(sqlite3 *db);
  * SQLITE_OK once committed, else rc or the commit's own error. */
 int ex_db_finish(sqlite3 *db, int rc);
 
+/*
+ * One connection per thread on the same database file. A service's loop
+ * reads on its own connection while its worker pool's threads write (and
+ * hash passwords) on theirs: in WAL mode a reader never waits for a writer,
+ * so a write that waits for another instance's lock (up to the busy
+ * timeout) holds up only the pool thread doing it, never the loop.
+ * Thread-safe.
+ */
+typedef struct ex_db_set_s ex_db_set_t;
+
+/* Opens the calling thread's connection (creating the file and its schema,
+ * as ex_db_open()); the other threads' are opened on first use. */
+int ex_db_set_open(const char *path, const char *schema, ex_db_set_t **out, char *err,
+                   size_t errlen);
+
+/* The calling thread's connection, opened now if it has none yet; NULL
+ * (logged) when it cannot be opened. Use it only on this thread. */
+sqlite3 *ex_db_set_get(ex_db_set_t *s);
+
+/* Closes every connection; NULL is a no-op. No thread may use the set any
+ * more. */
+void ex_db_set_close(ex_db_set_t *s);
+
 #endif /* EX_DB_H */

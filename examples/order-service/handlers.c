@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <msvc/log.h>
 #include <msvc/middleware.h>
+#include <msvc/work.h>
 
 #include "app.h"
 #include "ex.h"
@@ -51,6 +52,8 @@ typedef struct pending_s {
   order_new_t order;
   char *items;    /* the items as stored: the request's fingerprint */
   char *idem_key; /* the Idempotency-Key header, or NULL */
+  cJSON *doc;     /* the stored order, set by store_work() */
+  ex_store_rc_t store_rc;
 } pending_t;
 
 static void pending_free(pending_t *p) {
@@ -98,18 +101,41 @@ static bool replay(pending_t *p) {
   return true;
 }
 
-static void store_order(pending_t *p) {
-  cJSON *doc = NULL;
-  ex_store_rc_t rc;
+/* Runs on a thread of the worker pool: the insert may wait for another
+ * instance's write (up to the busy timeout), which must not hold up the
+ * loop. Touches only p. */
+static void store_work(void *data) {
+  pending_t *p = data;
 
-  rc = orders_create(p->app->orders, p->user_id, p->items, p->order.total_cents, ex_now_s(),
-                     p->idem_key, &doc);
-  /* A conflict: a request with the same key was stored while this one
-   * checked the user; answer as its repeat. */
-  if (rc == EX_STORE_OK)
-    send_created(p->res, doc, false);
-  else if (rc != EX_STORE_CONFLICT || p->idem_key == NULL || !replay(p))
+  p->store_rc = orders_create(p->app->orders, p->user_id, p->items, p->order.total_cents,
+                              ex_now_s(), p->idem_key, &p->doc);
+}
+
+/* Back on the loop. Any status but MSVC_OK is answered by the pool. */
+static void store_done(msvc_http_req_t *req, void *data, int status) {
+  pending_t *p = data;
+
+  (void)req;
+  if (status != MSVC_OK) {
+    /* answered by the pool */
+  } else if (p->store_rc == EX_STORE_OK) {
+    send_created(p->res, p->doc, false);
+    p->doc = NULL;
+  } else if (p->store_rc != EX_STORE_CONFLICT || p->idem_key == NULL || !replay(p)) {
+    /* A conflict means a request with the same key was stored while this
+     * one checked the user: replay() answers it as that one's repeat. */
     ex_res_internal(p->res);
+  }
+  cJSON_Delete(p->doc);
+  pending_free(p);
+}
+
+static void store_order(pending_t *p) {
+  msvc_http_req_t *req = msvc_http_res_req(p->res);
+
+  if (msvc_work_submit_req(msvc_service_work(p->app->svc, req), req, 0, store_work,
+                           store_done, p) != MSVC_OK)
+    pending_free(p); /* answered: 503 OVERLOADED when the queue is full */
 }
 
 static void on_user_checked(int err, const msvc_http_response_t *r, void *data) {
@@ -118,7 +144,8 @@ static void on_user_checked(int err, const msvc_http_response_t *r, void *data) 
   char msg[EX_MSG_MAX];
 
   if (err == MSVC_OK && status == 200) {
-    store_order(p);
+    store_order(p); /* p is the job's now */
+    return;
   } else if (err == MSVC_OK && status == 404) {
     snprintf(msg, sizeof(msg), "The user with ID %" PRId64 " was not found.", p->user_id);
     msvc_http_res_error(p->res, 422, "USER_NOT_FOUND", msg);

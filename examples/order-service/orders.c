@@ -1,7 +1,6 @@
 /* The order store (see orders.h). */
 #include "orders.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +10,9 @@
 #include "ex.h"
 
 struct orders_s {
-  sqlite3 *db;
-  /* Keeps each statement and the error message that explains it together
-   * when handlers of several worker loops share the connection. */
-  pthread_mutex_t lock;
+  /* A connection per thread: the loop's reads never wait behind a worker
+   * thread's write (see ex_db.h). */
+  ex_db_set_t *dbs;
 };
 
 /* Items are kept as the JSON array the API returns: an order is written
@@ -70,19 +68,18 @@ int orders_open(const char *path, orders_t **out, char *err, size_t errlen) {
     snprintf(err, errlen, "%s: out of memory", path);
     return SQLITE_NOMEM;
   }
-  rc = ex_db_open(path, schema, &o->db, err, errlen);
+  rc = ex_db_set_open(path, schema, &o->dbs, err, errlen);
   if (rc != SQLITE_OK) {
     free(o);
     return rc;
   }
-  rc = add_idempotency(o->db);
+  rc = add_idempotency(ex_db_set_get(o->dbs));
   if (rc != SQLITE_OK) {
     snprintf(err, errlen, "%s: cannot add idempotency keys: %s", path, sqlite3_errstr(rc));
-    ex_db_close(o->db);
+    ex_db_set_close(o->dbs);
     free(o);
     return rc;
   }
-  pthread_mutex_init(&o->lock, NULL);
   *out = o;
   return SQLITE_OK;
 }
@@ -90,13 +87,13 @@ int orders_open(const char *path, orders_t **out, char *err, size_t errlen) {
 void orders_close(orders_t *o) {
   if (o == NULL)
     return;
-  ex_db_close(o->db);
-  pthread_mutex_destroy(&o->lock);
+  ex_db_set_close(o->dbs);
   free(o);
 }
 
-static ex_store_rc_t failed(orders_t *o, const char *what, int rc) {
-  MSVC_LOG_E("order-service", "database: %s: %s (%d)", what, sqlite3_errmsg(o->db), rc);
+static ex_store_rc_t failed(sqlite3 *db, const char *what, int rc) {
+  MSVC_LOG_E("order-service", "database: %s: %s (%d)", what,
+             db != NULL ? sqlite3_errmsg(db) : "no connection", rc);
   return EX_STORE_ERROR;
 }
 
@@ -126,7 +123,7 @@ static cJSON *row_json(sqlite3_stmt *st) {
 }
 
 /* Steps a statement expected to return one row and converts it. */
-static ex_store_rc_t one_row(orders_t *o, sqlite3_stmt *st, const char *what,
+static ex_store_rc_t one_row(sqlite3 *db, sqlite3_stmt *st, const char *what,
                              cJSON **out) {
   int rc = sqlite3_step(st);
 
@@ -135,7 +132,7 @@ static ex_store_rc_t one_row(orders_t *o, sqlite3_stmt *st, const char *what,
   if (rc == SQLITE_CONSTRAINT)
     return EX_STORE_CONFLICT; /* the only unique key is (user_id, idem_key) */
   if (rc != SQLITE_ROW)
-    return failed(o, what, rc);
+    return failed(db, what, rc);
   *out = row_json(st);
   if (*out == NULL) {
     MSVC_LOG_E("order-service", "%s: cannot render the order", what);
@@ -152,11 +149,13 @@ ex_store_rc_t orders_create(orders_t *o, int64_t user_id, const char *items,
       "VALUES (?1, ?2, ?3, 'created', ?4, ?5) RETURNING " COLUMNS;
   ex_store_rc_t result;
   sqlite3_stmt *st = NULL;
+  sqlite3 *db;
   int rc;
 
   *out = NULL;
-  pthread_mutex_lock(&o->lock);
-  rc = sqlite3_prepare_v2(o->db, sql, -1, &st, NULL);
+  if ((db = ex_db_set_get(o->dbs)) == NULL)
+    return EX_STORE_ERROR;
+  rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, user_id);
     sqlite3_bind_text(st, 2, items, -1, SQLITE_STATIC);
@@ -164,20 +163,19 @@ ex_store_rc_t orders_create(orders_t *o, int64_t user_id, const char *items,
     sqlite3_bind_int64(st, 4, now);
     if (idem_key != NULL)
       sqlite3_bind_text(st, 5, idem_key, -1, SQLITE_STATIC);
-    result = one_row(o, st, "insert order", out);
+    result = one_row(db, st, "insert order", out);
     /* Running the statement to its end commits the insert. */
     if (result == EX_STORE_OK && (rc = sqlite3_step(st)) != SQLITE_DONE) {
       cJSON_Delete(*out);
       *out = NULL;
-      result = failed(o, "insert order", rc);
+      result = failed(db, "insert order", rc);
     } else if (result == EX_STORE_NOT_FOUND) {
-      result = failed(o, "insert order", SQLITE_DONE);
+      result = failed(db, "insert order", SQLITE_DONE);
     }
   } else {
-    result = failed(o, "prepare order insert", rc);
+    result = failed(db, "prepare order insert", rc);
   }
   sqlite3_finalize(st);
-  pthread_mutex_unlock(&o->lock);
   return result;
 }
 
@@ -187,24 +185,25 @@ ex_store_rc_t orders_find_key(orders_t *o, int64_t user_id, const char *idem_key
                             "WHERE user_id = ?1 AND idem_key = ?2";
   ex_store_rc_t result;
   sqlite3_stmt *st = NULL;
+  sqlite3 *db;
   int rc;
 
   *out = NULL;
   *same = false;
-  pthread_mutex_lock(&o->lock);
-  rc = sqlite3_prepare_v2(o->db, sql, -1, &st, NULL);
+  if ((db = ex_db_set_get(o->dbs)) == NULL)
+    return EX_STORE_ERROR;
+  rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, user_id);
     sqlite3_bind_text(st, 2, idem_key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, items, -1, SQLITE_STATIC);
-    result = one_row(o, st, "read order by idempotency key", out);
+    result = one_row(db, st, "read order by idempotency key", out);
     if (result == EX_STORE_OK)
       *same = sqlite3_column_int(st, 6) != 0;
   } else {
-    result = failed(o, "prepare idempotency key query", rc);
+    result = failed(db, "prepare idempotency key query", rc);
   }
   sqlite3_finalize(st);
-  pthread_mutex_unlock(&o->lock);
   return result;
 }
 
@@ -213,24 +212,25 @@ ex_store_rc_t orders_get(orders_t *o, int64_t id, int64_t user_id, cJSON **out) 
       "SELECT " COLUMNS " FROM orders WHERE id = ?1 AND user_id = ?2";
   ex_store_rc_t result;
   sqlite3_stmt *st = NULL;
+  sqlite3 *db;
   int rc;
 
   *out = NULL;
-  pthread_mutex_lock(&o->lock);
-  rc = sqlite3_prepare_v2(o->db, sql, -1, &st, NULL);
+  if ((db = ex_db_set_get(o->dbs)) == NULL)
+    return EX_STORE_ERROR;
+  rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, user_id);
-    result = one_row(o, st, "read order", out);
+    result = one_row(db, st, "read order", out);
   } else {
-    result = failed(o, "prepare order query", rc);
+    result = failed(db, "prepare order query", rc);
   }
   sqlite3_finalize(st);
-  pthread_mutex_unlock(&o->lock);
   return result;
 }
 
-static ex_store_rc_t append_rows(orders_t *o, sqlite3_stmt *st, cJSON *orders) {
+static ex_store_rc_t append_rows(sqlite3 *db, sqlite3_stmt *st, cJSON *orders) {
   int rc;
 
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -242,7 +242,7 @@ static ex_store_rc_t append_rows(orders_t *o, sqlite3_stmt *st, cJSON *orders) {
       return EX_STORE_ERROR;
     }
   }
-  return rc == SQLITE_DONE ? EX_STORE_OK : failed(o, "list orders", rc);
+  return rc == SQLITE_DONE ? EX_STORE_OK : failed(db, "list orders", rc);
 }
 
 ex_store_rc_t orders_list(orders_t *o, int64_t user_id, cJSON *orders) {
@@ -250,17 +250,18 @@ ex_store_rc_t orders_list(orders_t *o, int64_t user_id, cJSON *orders) {
       "SELECT " COLUMNS " FROM orders WHERE user_id = ?1 ORDER BY id DESC";
   ex_store_rc_t result;
   sqlite3_stmt *st = NULL;
+  sqlite3 *db;
   int rc;
 
-  pthread_mutex_lock(&o->lock);
-  rc = sqlite3_prepare_v2(o->db, sql, -1, &st, NULL);
+  if ((db = ex_db_set_get(o->dbs)) == NULL)
+    return EX_STORE_ERROR;
+  rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, user_id);
-    result = append_rows(o, st, orders);
+    result = append_rows(db, st, orders);
   } else {
-    result = failed(o, "prepare order list", rc);
+    result = failed(db, "prepare order list", rc);
   }
   sqlite3_finalize(st);
-  pthread_mutex_unlock(&o->lock);
   return result;
 }

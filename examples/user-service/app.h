@@ -14,6 +14,7 @@ typedef struct app_s {
   char *jwks; /* the JWK Set document, served as it is */
   msvc_jwt_keyset_t *keys;        /* its public key, for token_check() */
   msvc_jwt_verifier_t *verifier;  /* the reads' own token check */
+  msvc_service_t *svc;            /* for its loops' worker pools */
 } app_t;
 
 /* Reads USER_DB, USER_SIGNING_KEY, MSVC_JWT_ISSUER and MSVC_JWT_AUDIENCE

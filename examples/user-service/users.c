@@ -1,7 +1,6 @@
 /* The user store (see users.h). */
 #include "users.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +10,9 @@
 #include "ex.h"
 
 struct users_s {
-  sqlite3 *db;
-  /* SQLite serialises calls on the connection itself; the lock also keeps
-   * each statement and the error message that explains it together. */
-  pthread_mutex_t lock;
+  /* A connection per thread: the loop's reads never wait behind a worker
+   * thread's write (see ex_db.h). */
+  ex_db_set_t *dbs;
 };
 
 static const char schema[] =
@@ -34,12 +32,11 @@ int users_open(const char *path, users_t **out, char *err, size_t errlen) {
     snprintf(err, errlen, "%s: out of memory", path);
     return SQLITE_NOMEM;
   }
-  rc = ex_db_open(path, schema, &u->db, err, errlen);
+  rc = ex_db_set_open(path, schema, &u->dbs, err, errlen);
   if (rc != SQLITE_OK) {
     free(u);
     return rc;
   }
-  pthread_mutex_init(&u->lock, NULL);
   *out = u;
   return SQLITE_OK;
 }
@@ -47,13 +44,13 @@ int users_open(const char *path, users_t **out, char *err, size_t errlen) {
 void users_close(users_t *u) {
   if (u == NULL)
     return;
-  ex_db_close(u->db);
-  pthread_mutex_destroy(&u->lock);
+  ex_db_set_close(u->dbs);
   free(u);
 }
 
-static ex_store_rc_t failed(users_t *u, const char *what, int rc) {
-  MSVC_LOG_E("user-service", "database: %s: %s (%d)", what, sqlite3_errmsg(u->db), rc);
+static ex_store_rc_t failed(sqlite3 *db, const char *what, int rc) {
+  MSVC_LOG_E("user-service", "database: %s: %s (%d)", what,
+             db != NULL ? sqlite3_errmsg(db) : "no connection", rc);
   return EX_STORE_ERROR;
 }
 
@@ -76,9 +73,11 @@ ex_store_rc_t users_create(users_t *u, const char *name, const char *email,
   ex_store_rc_t result = EX_STORE_OK;
   sqlite3_stmt *st = NULL;
   int rc;
+  sqlite3 *db = ex_db_set_get(u->dbs);
 
-  pthread_mutex_lock(&u->lock);
-  rc = sqlite3_prepare_v2(u->db, sql, -1, &st, NULL);
+  if (db == NULL)
+    return EX_STORE_ERROR;
+  rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, email, -1, SQLITE_STATIC);
@@ -94,23 +93,22 @@ ex_store_rc_t users_create(users_t *u, const char *name, const char *email,
     rc = sqlite3_step(st); /* runs the statement to its end: the insert commits */
   }
   if (rc != SQLITE_DONE)
-    result = sqlite3_extended_errcode(u->db) == SQLITE_CONSTRAINT_UNIQUE
+    result = sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE
                  ? EX_STORE_CONFLICT
-                 : failed(u, "insert user", rc);
+                 : failed(db, "insert user", rc);
   sqlite3_finalize(st);
-  pthread_mutex_unlock(&u->lock);
   return result;
 }
 
 /* Runs a one-row query whose first parameter is bound by the caller. */
-static ex_store_rc_t one_row(users_t *u, sqlite3_stmt *st, user_t *out, char *hash,
+static ex_store_rc_t one_row(sqlite3 *db, sqlite3_stmt *st, user_t *out, char *hash,
                              size_t hashlen) {
   int rc = sqlite3_step(st);
 
   if (rc == SQLITE_DONE)
     return EX_STORE_NOT_FOUND;
   if (rc != SQLITE_ROW)
-    return failed(u, "read user", rc);
+    return failed(db, "read user", rc);
   read_user(st, out);
   if (hash != NULL)
     copy_text(hash, hashlen, sqlite3_column_text(st, 4));
@@ -122,17 +120,18 @@ ex_store_rc_t users_get(users_t *u, int64_t id, user_t *out) {
   ex_store_rc_t result;
   sqlite3_stmt *st = NULL;
   int rc;
+  sqlite3 *db = ex_db_set_get(u->dbs);
 
-  pthread_mutex_lock(&u->lock);
-  rc = sqlite3_prepare_v2(u->db, sql, -1, &st, NULL);
+  if (db == NULL)
+    return EX_STORE_ERROR;
+  rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, id);
-    result = one_row(u, st, out, NULL, 0);
+    result = one_row(db, st, out, NULL, 0);
   } else {
-    result = failed(u, "prepare user query", rc);
+    result = failed(db, "prepare user query", rc);
   }
   sqlite3_finalize(st);
-  pthread_mutex_unlock(&u->lock);
   return result;
 }
 
@@ -143,21 +142,22 @@ ex_store_rc_t users_find_login(users_t *u, const char *email, user_t *out, char 
   ex_store_rc_t result;
   sqlite3_stmt *st = NULL;
   int rc;
+  sqlite3 *db = ex_db_set_get(u->dbs);
 
-  pthread_mutex_lock(&u->lock);
-  rc = sqlite3_prepare_v2(u->db, sql, -1, &st, NULL);
+  if (db == NULL)
+    return EX_STORE_ERROR;
+  rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
-    result = one_row(u, st, out, hash, hashlen);
+    result = one_row(db, st, out, hash, hashlen);
   } else {
-    result = failed(u, "prepare login query", rc);
+    result = failed(db, "prepare login query", rc);
   }
   sqlite3_finalize(st);
-  pthread_mutex_unlock(&u->lock);
   return result;
 }
 
-static ex_store_rc_t append_rows(users_t *u, sqlite3_stmt *st, cJSON *users) {
+static ex_store_rc_t append_rows(sqlite3 *db, sqlite3_stmt *st, cJSON *users) {
   user_t user;
   int rc;
 
@@ -172,7 +172,7 @@ static ex_store_rc_t append_rows(users_t *u, sqlite3_stmt *st, cJSON *users) {
       return EX_STORE_ERROR;
     }
   }
-  return rc == SQLITE_DONE ? EX_STORE_OK : failed(u, "list users", rc);
+  return rc == SQLITE_DONE ? EX_STORE_OK : failed(db, "list users", rc);
 }
 
 ex_store_rc_t users_list(users_t *u, int64_t limit, int64_t offset, cJSON *users) {
@@ -182,18 +182,19 @@ ex_store_rc_t users_list(users_t *u, int64_t limit, int64_t offset, cJSON *users
   ex_store_rc_t result;
   sqlite3_stmt *st = NULL;
   int rc;
+  sqlite3 *db = ex_db_set_get(u->dbs);
 
-  pthread_mutex_lock(&u->lock);
-  rc = sqlite3_prepare_v2(u->db, sql, -1, &st, NULL);
+  if (db == NULL)
+    return EX_STORE_ERROR;
+  rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, limit);
     sqlite3_bind_int64(st, 2, offset);
-    result = append_rows(u, st, users);
+    result = append_rows(db, st, users);
   } else {
-    result = failed(u, "prepare user list", rc);
+    result = failed(db, "prepare user list", rc);
   }
   sqlite3_finalize(st);
-  pthread_mutex_unlock(&u->lock);
   return result;
 }
 
