@@ -185,3 +185,53 @@ Test(examples_common, jwt_defaults_leave_the_environment_the_last_word) {
   unsetenv("MSVC_JWT_ISSUER");
   unsetenv("MSVC_JWT_AUDIENCE");
 }
+
+/* A connection per thread: a write on one thread's connection is seen by a
+ * read on another's, and every connection closes with the set. */
+typedef struct set_thread_s {
+  ex_db_set_t *set;
+  sqlite3 *db;
+  int rc;
+} set_thread_t;
+
+static void set_writer(void *arg) {
+  set_thread_t *t = arg;
+
+  t->db = ex_db_set_get(t->set);
+  t->rc = t->db != NULL ? sqlite3_exec(t->db, "INSERT INTO t VALUES (42)", NULL, NULL, NULL)
+                        : SQLITE_ERROR;
+}
+
+Test(examples_common, db_set_gives_each_thread_its_connection) {
+  ex_tmp_t t;
+  char err[300] = "";
+  ex_db_set_t *set;
+  set_thread_t w = {0};
+  uv_thread_t th;
+  sqlite3 *mine;
+  sqlite3_stmt *st;
+
+  ex_tmp_make(&t);
+  cr_assert_eq(ex_db_set_open(ex_tmp_file(&t, "db"), "CREATE TABLE IF NOT EXISTS t (x);",
+                              &set, err, sizeof(err)),
+               SQLITE_OK, "%s", err);
+  mine = ex_db_set_get(set);
+  cr_assert_not_null(mine);
+  cr_assert_eq(ex_db_set_get(set), mine, "a second connection for the same thread");
+  w.set = set;
+  cr_assert_eq(uv_thread_create(&th, set_writer, &w), 0);
+  cr_assert_eq(uv_thread_join(&th), 0);
+  cr_assert_eq(w.rc, SQLITE_OK);
+  cr_assert_not_null(w.db);
+  cr_assert_neq(w.db, mine);
+  cr_assert_eq(sqlite3_prepare_v2(mine, "SELECT x FROM t", -1, &st, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+  cr_assert_eq(sqlite3_column_int(st, 0), 42);
+  sqlite3_finalize(st);
+  ex_db_set_close(set);
+  ex_db_set_close(NULL);
+  cr_assert_neq(ex_db_set_open(ex_tmp_file(&t, "no/such/dir/db"), "", &set, err, sizeof(err)),
+                SQLITE_OK);
+  cr_assert_null(set);
+  ex_tmp_remove(&t);
+}
