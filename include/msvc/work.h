@@ -186,7 +186,8 @@ MSVC_API int msvc_work_drain(msvc_work_t *w, uint32_t timeout_ms);
  * threads. A job still running at the deadline is abandoned: its thread is
  * detached, its done_fn never runs (its data is not released) and the
  * pool's memory is freed by that thread if it ever returns. After cb the
- * loop holds nothing of the pool (uv_loop_close() can succeed).
+ * loop holds nothing of the pool (uv_loop_close() can succeed). Close a
+ * pool after the HTTP servers whose requests use it (a service does).
  *
  * @param w     The pool, or NULL (a no-op).
  * @param cb    Called once from the loop when everything is released; may

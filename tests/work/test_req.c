@@ -9,7 +9,7 @@
 static tsrv_t ts;
 static msvc_work_t *pool;
 static unsigned pool_threads = 2, pool_queue = 8;
-static atomic_int gate_open, started, done_ok, done_cancelled, done_closed;
+static atomic_int gate_open, started, submitted, done_ok, done_cancelled, done_closed;
 
 static void wait_gate(void) {
   for (int i = 0; i < 10000 && !atomic_load(&gate_open); i++)
@@ -43,6 +43,7 @@ static void on_job_done(msvc_http_req_t *req, void *data, int status) {
 static void h_gated(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   (void)res;
   (void)data;
+  atomic_fetch_add(&submitted, 1);
   msvc_work_submit_req(pool, req, 0, job_gated, on_job_done, NULL);
 }
 
@@ -94,6 +95,7 @@ static void reset(void) {
   pool_queue = 8;
   atomic_store(&gate_open, 0);
   atomic_store(&started, 0);
+  atomic_store(&submitted, 0);
   atomic_store(&done_ok, 0);
   atomic_store(&done_cancelled, 0);
   atomic_store(&done_closed, 0);
@@ -104,6 +106,13 @@ TestSuite(work_req, .init = reset, .timeout = 30);
 static const char GET_GATED[] = "GET /gated HTTP/1.1\r\nHost: t\r\n\r\n";
 static const char GET_SLEEP[] = "GET /sleep HTTP/1.1\r\nHost: t\r\n\r\n";
 static const char GET_FAST[] = "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/* Waits until n requests reached the handler (the last one is queued). */
+static void wait_submitted(int n) {
+  for (int i = 0; i < 5000 && atomic_load(&submitted) < n; i++)
+    sleep_ms(1);
+  cr_assert_geq(atomic_load(&submitted), n, "requests did not reach the handler");
+}
 
 static void wait_started(int n) {
   for (int i = 0; i < 5000 && atomic_load(&started) < n; i++)
@@ -160,7 +169,7 @@ Test(work_req, client_leaving_cancels_queued_and_drops_running) {
   wait_started(1);
   tc_open(&c[1], ts.port);
   tc_sends(c[1].fd, GET_GATED);
-  sleep_ms(50); /* queued behind the running one */
+  wait_submitted(2); /* queued behind the running one */
   tc_close(&c[0]);
   tc_close(&c[1]);
   for (int i = 0; i < 2000 && atomic_load(&done_cancelled) < 1; i++)
@@ -197,7 +206,7 @@ Test(work_req, full_queue_answers_503_overloaded) {
   wait_started(1);
   tc_open(&c[1], ts.port);
   tc_sends(c[1].fd, GET_GATED);
-  sleep_ms(50);
+  wait_submitted(2);
   tc_open(&c[2], ts.port);
   t0 = uv_hrtime();
   tc_sends(c[2].fd, GET_GATED);
@@ -236,7 +245,7 @@ Test(work_req, drain_answers_running_and_refuses_queued) {
   wait_started(1);
   tc_open(&c[1], ts.port);
   tc_sends(c[1].fd, GET_GATED);
-  sleep_ms(50);
+  wait_submitted(2);
   tsrv_call(&ts, drain_now);
   cr_assert(tc_read(&c[1], &r, false));
   cr_assert_eq(r.status, 503);
@@ -266,7 +275,7 @@ Test(work_req, server_close_with_jobs_queued_and_running) {
   wait_started(1);
   tc_open(&c[1], ts.port);
   tc_sends(c[1].fd, GET_GATED);
-  sleep_ms(50);
+  wait_submitted(2);
   stop_all();
   cr_assert_eq(atomic_load(&done_cancelled) + atomic_load(&done_closed), 1);
   cr_assert_eq(atomic_load(&done_ok), 1);

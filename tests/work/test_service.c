@@ -21,7 +21,7 @@ typedef struct svc_harness_s {
 } svc_harness_t;
 
 static svc_harness_t H;
-static atomic_int gate_open, started;
+static atomic_int gate_open, started, submitted;
 
 static void job_gated(void *data) {
   (void)data;
@@ -56,6 +56,7 @@ static void h_job(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   cr_assert_not_null(w);
   cr_assert_eq(msvc_work_loop(w), msvc_http_server_loop(req->srv));
   note_pool(w);
+  atomic_fetch_add(&submitted, 1);
   msvc_work_submit_req(w, req, 0, job_gated, on_job_done, NULL);
 }
 
@@ -126,6 +127,7 @@ static void reset(void) {
   memset(&H, 0, sizeof(H));
   atomic_store(&gate_open, 0);
   atomic_store(&started, 0);
+  atomic_store(&submitted, 0);
   msvc_log_set_level(MSVC_LOG_OFF);
   unsetenv("MSVC_WORK_THREADS");
   unsetenv("MSVC_WORK_QUEUE");
@@ -176,7 +178,9 @@ Test(work_service, queue_from_environment_and_stop_with_jobs) {
   cr_assert_eq(atomic_load(&started), 1);
   tc_open(&c[1], H.port);
   tc_sends(c[1].fd, GET_JOB);
-  sleep_ms(50);
+  for (int i = 0; i < 5000 && atomic_load(&submitted) < 2; i++)
+    sleep_ms(1);
+  cr_assert_eq(atomic_load(&submitted), 2);
   tc_open(&c[2], H.port); /* one thread busy, one job queued: full */
   tc_sends(c[2].fd, GET_JOB);
   cr_assert(tc_read(&c[2], &r, false));
