@@ -77,15 +77,22 @@ static void setup(msvc_http_server_t *srv) {
   cr_assert_eq(msvc_http_server_route(srv, "GET", "/fast", h_fast, NULL, NULL), 0);
 }
 
+static atomic_int closing;
+
 static void close_pool(tsrv_t *t) {
-  (void)t;
   msvc_work_close(pool, NULL, NULL);
   tsrv__stop(t);
+  atomic_store(&closing, 1);
 }
 
+/* Closes the pool and the server, then lets gated jobs finish: a job still
+ * queued at the close is refused, never started. */
 static void stop_all(void) {
-  atomic_store(&gate_open, 1);
+  atomic_store(&closing, 0);
   tsrv_call(&ts, close_pool);
+  for (int i = 0; i < 5000 && !atomic_load(&closing); i++)
+    sleep_ms(1);
+  atomic_store(&gate_open, 1);
   cr_assert_eq(uv_thread_join(&ts.thread), 0);
   cr_assert_eq(uv_loop_close(&ts.loop), 0, "a handle leaked");
 }
