@@ -226,6 +226,12 @@ typedef struct msvc_service_opts_s {
   /** Log format, an msvc_log_format_t; -1 (unset): `MSVC_LOG_FORMAT`, else
    *  the logger's current format. */
   int log_format;
+  /** Threads of each loop's worker pool, 1..256; 0: `MSVC_WORK_THREADS`,
+   *  else 4 (see msvc_service_work()). */
+  unsigned work_threads;
+  /** Jobs each loop's worker pool lets wait, 1..1000000; 0:
+   *  `MSVC_WORK_QUEUE`, else 256. */
+  unsigned work_queue;
 } msvc_service_opts_t;
 
 /**

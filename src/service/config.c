@@ -573,19 +573,30 @@ static int load_log(const msvc_service_opts_t *o, char *err, size_t errlen) {
 }
 
 /* MSVC_WORK_THREADS / MSVC_WORK_QUEUE: each loop's worker pool. */
-static int load_work(msvc__svc_config_t *cfg, char *err, size_t errlen) {
+static int load_work(msvc__svc_config_t *cfg, const msvc_service_opts_t *o, char *err,
+                     size_t errlen) {
   const char *v;
   uint64_t n;
 
   cfg->work_threads = MSVC_WORK_DEFAULT_THREADS;
   cfg->work_queue = MSVC_WORK_DEFAULT_QUEUE;
-  if ((v = env("MSVC_WORK_THREADS")) != NULL) {
+  if (o->work_threads > 256)
+    return fail(err, errlen, "work_threads option: %u is out of range; expected an "
+                "integer 1..256 (or 0 for MSVC_WORK_THREADS)", o->work_threads);
+  if (o->work_queue > 1000000)
+    return fail(err, errlen, "work_queue option: %u is out of range; expected an "
+                "integer 1..1000000 (or 0 for MSVC_WORK_QUEUE)", o->work_queue);
+  if (o->work_threads != 0) {
+    cfg->work_threads = o->work_threads;
+  } else if ((v = env("MSVC_WORK_THREADS")) != NULL) {
     if (!parse_u64(v, 256, &n) || n == 0)
       return fail(err, errlen, "MSVC_WORK_THREADS: \"%.64s\" is not a thread count; "
                   "expected an integer 1..256", v);
     cfg->work_threads = (unsigned)n;
   }
-  if ((v = env("MSVC_WORK_QUEUE")) != NULL) {
+  if (o->work_queue != 0) {
+    cfg->work_queue = o->work_queue;
+  } else if ((v = env("MSVC_WORK_QUEUE")) != NULL) {
     if (!parse_u64(v, 1000000, &n) || n == 0)
       return fail(err, errlen, "MSVC_WORK_QUEUE: \"%.64s\" is not a queue length; "
                   "expected an integer 1..1000000", v);
@@ -619,7 +630,7 @@ static int load_all(msvc__svc_config_t *cfg, const char *name,
     msvc_http_server_opts_init(&cfg->server);
   cfg->metrics = o->metrics != NULL ? o->metrics : msvc_metrics_default_registry();
   call_defaults(cfg, o);
-  if ((rc = load_work(cfg, err, errlen)) != MSVC_OK) return rc;
+  if ((rc = load_work(cfg, o, err, errlen)) != MSVC_OK) return rc;
   if ((rc = load_jwt(cfg, o, err, errlen)) != MSVC_OK) return rc;
   if ((rc = load_tls(cfg, o, err, errlen)) != MSVC_OK) return rc;
   /* Last: it changes the process-wide logger, and only when valid. */

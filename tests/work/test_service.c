@@ -139,8 +139,9 @@ TestSuite(work_service, .init = reset, .timeout = 60);
 
 static const char GET_JOB[] = "GET /job HTTP/1.1\r\nHost: t\r\n\r\n";
 
-Test(work_service, bad_environment_is_refused_by_name) {
+Test(work_service, bad_settings_are_refused_by_name) {
   uv_loop_t loop;
+  msvc_service_opts_t o;
   msvc_service_t *svc = NULL;
   char err[256] = "";
   static const char *const bad[][2] = {{"MSVC_WORK_THREADS", "0"},
@@ -159,6 +160,14 @@ Test(work_service, bad_environment_is_refused_by_name) {
     cr_assert(strncmp(err, bad[i][0], strlen(bad[i][0])) == 0, "%s", err);
     unsetenv(bad[i][0]);
   }
+  msvc_service_opts_init(&o);
+  o.work_threads = 257;
+  cr_assert_eq(msvc_service_new(&loop, "worktest", &o, &svc, err, sizeof(err)), MSVC_ECONFIG);
+  cr_assert(strncmp(err, "work_threads option", 19) == 0, "%s", err);
+  msvc_service_opts_init(&o);
+  o.work_queue = 1000001;
+  cr_assert_eq(msvc_service_new(&loop, "worktest", &o, &svc, err, sizeof(err)), MSVC_ECONFIG);
+  cr_assert(strncmp(err, "work_queue option", 17) == 0, "%s", err);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(uv_loop_close(&loop), 0);
 }
@@ -170,7 +179,7 @@ Test(work_service, queue_from_environment_and_stop_with_jobs) {
   memset(&r, 0, sizeof(r));
   setenv("MSVC_WORK_THREADS", "1", 1);
   setenv("MSVC_WORK_QUEUE", "1", 1);
-  start(1);
+  start(1); /* the options are unset: the environment counts */
   tc_open(&c[0], H.port);
   tc_sends(c[0].fd, GET_JOB);
   for (int i = 0; i < 5000 && atomic_load(&started) < 1; i++)
