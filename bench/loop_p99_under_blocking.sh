@@ -60,6 +60,10 @@ port=${sys_user_url##*:}
 sys_user
 sys_login "$sys_email"
 
+# Reading an account needs a token (the reader's own).
+cat >"$tmp/read.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $sys_token"
+LUA
 cat >"$tmp/login.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -70,14 +74,14 @@ LUA
 : >"$tmp/with"
 : >"$tmp/logins"
 for ((r = 0; r < runs; r++)); do
-  run_wrk "$pid" "$port" 16 "/users/$sys_user_id" >>"$tmp/alone"
+  run_wrk "$pid" "$port" 16 "/users/$sys_user_id" "$tmp/read.lua" >>"$tmp/alone"
   # Two login loops: one wrk thread, two connections, each sending its next
   # login as soon as the last is answered.
   wrk -t1 -c2 -d"$((duration + 1))s" -s "$tmp/login.lua" "$sys_user_url/login" \
     >"$tmp/login.out" 2>&1 &
   login_pid=$!
   sleep 0.5
-  run_wrk "$pid" "$port" 16 "/users/$sys_user_id" >>"$tmp/with"
+  run_wrk "$pid" "$port" 16 "/users/$sys_user_id" "$tmp/read.lua" >>"$tmp/with"
   wait "$login_pid" || true
   login_pid=""
   if grep -q 'Non-2xx' "$tmp/login.out"; then
