@@ -4,7 +4,9 @@
  * which is the limit for any verifier on this stack.
  *
  * Lines: jwt_verify_<alg> (mbedtls_raw, libmsvc with ratio_vs mbedtls_raw)
- * and jwt_verify_<alg>_cached (libmsvc). The libjwt comparison is a separate
+ * and jwt_verify_<alg>_cached (libmsvc), and jwt_verify_es256_forged_repeat
+ * (libmsvc): one token with a bad signature sent again and again to a
+ * verifier configured as the JWT middleware configures it (both caches). The libjwt comparison is a separate
  * program under bench/libjwt/ so that only it links libjwt.
  */
 #include <mbedtls/constant_time.h>
@@ -71,6 +73,54 @@ static int ours_verify(void *arg) {
   return msvc_jwt_verify(o->v, o->token, o->len, NULL);
 }
 
+/* A refusal for a bad signature is the expected outcome here. */
+static int ours_refuse(void *arg) {
+  ours_t *o = arg;
+
+  return msvc_jwt_verify(o->v, o->token, o->len, NULL) == MSVC_EJWT_BAD_SIGNATURE ? 0 : -1;
+}
+
+/* The ES256 token with one signature bit flipped: still well-formed, with a
+ * signature that no key verifies. */
+static int bench_forged_repeat(const bench_jwt_case_t *c, msvc_jwt_keyset_t *ks) {
+  static const char *const aud[] = {"bench"};
+  msvc_jwt_verify_opts_t o;
+  ours_t forged = {NULL, NULL, 0};
+  char *tok = strdup(c->token);
+  size_t len = strlen(tok);
+  bench_stat_t st;
+  int rc = -1;
+
+  /* The 10th character from the end encodes six whole bits of s. */
+  tok[len - 10] = tok[len - 10] == 'A' ? 'B' : 'A';
+  msvc_jwt_verify_opts_init(&o);
+  o.issuer = "bench";
+  o.audiences = aud;
+  o.n_audiences = 1;
+  o.cache_size = 1024;
+  o.neg_cache_size = 1024;
+  o.require_exp = true;
+  if (msvc_jwt_verifier_new(&o, ks, &forged.v) == MSVC_OK) {
+    forged.token = tok;
+    forged.len = len;
+    if (ours_refuse(&forged) == 0) {
+      int (*const fns[1])(void *) = {ours_refuse};
+      void *const args[1] = {&forged};
+
+      bench_jwt_measure(1, fns, args, &st);
+      bench_emit("jwt_verify_es256_forged_repeat", "libmsvc", "ops_per_s", "ops/s", st, NULL,
+                 0);
+      rc = 0;
+    } else {
+      fprintf(stderr, "bench_jwt: the forged token was not refused as bad_signature: %s\n",
+              msvc_jwt_errmsg());
+    }
+  }
+  msvc_jwt_verifier_free(forged.v);
+  free(tok);
+  return rc;
+}
+
 static int raw_setup(raw_t *r, const bench_jwt_case_t *c) {
   const char *dot = strrchr(c->token, '.');
 
@@ -125,6 +175,8 @@ int main(void) {
     snprintf(name, sizeof(name), "jwt_verify_%s_cached", c->name);
     bench_emit(name, "libmsvc", "ops_per_s", "ops/s", s_cached, "mbedtls_raw",
                s_cached.median / s_raw.median);
+    if (c->alg == MSVC_JWT_ES256 && bench_forged_repeat(c, ks) != 0)
+      return 1;
     msvc_jwt_verifier_free(plain.v);
     msvc_jwt_verifier_free(cached.v);
     msvc_jwt_keyset_free(ks);

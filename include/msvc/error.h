@@ -105,6 +105,7 @@ extern "C" {
   XX(EJWT_BAD_KEY, -30409, "key is invalid or unusable")                      \
   XX(EJWT_TOO_OLD, -30410, "token is older than the maximum age")             \
   XX(EJWT_BAD_TYPE, -30411, "token type is not accepted")                     \
+  XX(EJWT_MISSING_EXP, -30412, "token has no expiry (\"exp\") claim")          \
   /* balancer */                                                              \
   XX(ENO_ENDPOINTS, -30500, "no endpoints available")                         \
   XX(ETICKET, -30501, "ticket is invalid or already returned")                \

@@ -23,7 +23,10 @@
  * with result `ok`, `network` (no response), `status` (an answer other
  * than 200), `too_large` (over max_size) or `bad_document`.
  *
- * Only `http://` URLs are fetched for now; `https://` answers MSVC_ENOTSUP.
+ * `https://` URLs are fetched over TLS: the server's certificate must
+ * chain to the CA bundle of the `tls` option (by default the system
+ * bundle, #MSVC_TLS_SYSTEM_CA in msvc/tls.h) and carry the URL's host name
+ * (or IP address). A failed handshake is a `network` failure.
  */
 #ifndef MSVC_JWKS_H
 #define MSVC_JWKS_H
@@ -93,10 +96,13 @@ typedef int (*msvc_jwks_get_fn)(void *data, const char *url, uint32_t timeout_ms
  */
 typedef void (*msvc_jwks_cancel_fn)(void *handle);
 
+struct msvc_tls_config_s;
+
 /** @brief Fetcher options; fill with msvc_jwks_opts_init(). */
 typedef struct msvc_jwks_opts_s {
   size_t size; /**< sizeof(msvc_jwks_opts_t). */
-  /** "http://host[:port]/path" of the JWK Set; required; copied. */
+  /** "http://host[:port]/path" or "https://host[:port]/path" of the JWK
+   *  Set; required; copied. */
   const char *url;
   /** The key set to fill; required; borrowed: it must outlive the fetcher.
    *  The fetcher installs its unknown-kid hook on it. */
@@ -132,6 +138,12 @@ typedef struct msvc_jwks_opts_s {
   msvc_jwks_cancel_fn get_cancel;
   /** Passed to @ref get; borrowed: it must outlive the fetcher. */
   void *get_data;
+  /** Client TLS configuration for an `https://` URL (msvc/tls.h: its CA
+   *  bundle, and the certificate presented for mutual TLS), or NULL (the
+   *  default) for one that trusts the system CA bundle. The fetcher takes
+   *  its own reference.
+   *  @since 0.2 */
+  struct msvc_tls_config_s *tls;
 } msvc_jwks_opts_t;
 
 /** @brief Counters of a fetcher (msvc_jwks_fetcher_stats()). */
@@ -164,8 +176,10 @@ MSVC_API void msvc_jwks_opts_init(msvc_jwks_opts_t *opts);
  * @return #MSVC_OK; MSVC_EINVAL (NULL argument, options not from
  *         msvc_jwks_opts_init(), min_refresh_ms of 0 or above
  *         max_refresh_ms, max_size of 0, a fetch hook without its cancel
- *         hook); MSVC_ENOTSUP (an `https://` URL);
- *         MSVC_EURI (not an `http://` URL); MSVC_EMETRIC_MISMATCH when the
+ *         hook, a server TLS configuration); MSVC_ENOTSUP (a TLS
+ *         configuration in a build without TLS); MSVC_EURI (neither an
+ *         `http://` nor an `https://` URL, or an `https://` URL with a
+ *         fetch hook); MSVC_EMETRIC_MISMATCH when the
  *         registry holds the counter with other labels; MSVC_ENOMEM; a
  *         libuv code.
  * @note Not thread-safe: use the fetcher on its loop's thread. The unknown-

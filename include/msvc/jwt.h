@@ -18,7 +18,8 @@
  *
  * Every verification failure has its own code in the MSVC_EJWT_* range;
  * msvc_jwt_result_name() names the `result` label of
- * `msvc_jwt_verifications_total` for a code, and msvc_jwt_errmsg() gives
+ * `msvc_jwt_verifications_total` for a code (the labels are listed once,
+ * in #MSVC_JWT_RESULT_MAP), and msvc_jwt_errmsg() gives
  * the detail of the last failure on the calling thread.
  *
  * Thread safety: keys, key sets, verifiers and claims may be shared by any
@@ -86,17 +87,65 @@ MSVC_API const char *msvc_jwt_alg_name(msvc_jwt_alg_t alg);
 MSVC_API int msvc_jwt_algs_parse(const char *list, unsigned *mask);
 
 /**
- * @brief The `result` label of `msvc_jwt_verifications_total` for a code.
+ * @brief The one list of `result` labels of `msvc_jwt_verifications_total`.
  *
- * #MSVC_OK is `ok`; MSVC_EJWT_EXPIRED `expired`, MSVC_EJWT_NOT_YET_VALID
- * `not_yet_valid`, MSVC_EJWT_BAD_SIGNATURE `bad_signature`,
- * MSVC_EJWT_BAD_ISSUER `bad_issuer`, MSVC_EJWT_BAD_AUDIENCE `bad_audience`,
- * MSVC_EJWT_MALFORMED `malformed`, MSVC_EJWT_UNKNOWN_KID `unknown_kid`,
- * MSVC_EJWT_ALG_NOT_ALLOWED `alg_not_allowed`. The JWT codes the label set
- * has no value of its own for fold in: MSVC_EJWT_MISSING_CLAIM and
- * MSVC_EJWT_BAD_TYPE are `malformed`, MSVC_EJWT_TOO_OLD is `expired`,
- * MSVC_EJWT_BAD_KEY is `bad_signature`.
+ * `XX(NAME, "label", "meaning")` for each outcome, in the order of
+ * #msvc_jwt_result_t. The JWT middleware counts with these labels (every
+ * series exists from the start, at 0), msvc_jwt_result_name() maps a
+ * verification code onto them, and the documentation lists the same
+ * values. A new outcome is added here and nowhere else.
+ */
+#define MSVC_JWT_RESULT_MAP(XX)                                                \
+  XX(OK, "ok", "the token was accepted")                                      \
+  XX(MISSING, "missing", "a protected route was called without a Bearer token") \
+  XX(MALFORMED, "malformed", "not a well-formed token, or a claim of the wrong type, a missing required claim or a wrong typ header") \
+  XX(EXPIRED, "expired", "past exp (plus leeway), or older than the maximum age") \
+  XX(NOT_YET_VALID, "not_yet_valid", "before nbf, or iat in the future (beyond leeway)") \
+  XX(MISSING_EXP, "missing_exp", "no exp claim while one is required")       \
+  XX(BAD_SIGNATURE, "bad_signature", "the signature does not verify with the key") \
+  XX(BAD_ISSUER, "bad_issuer", "iss is not the accepted issuer")              \
+  XX(BAD_AUDIENCE, "bad_audience", "aud holds none of the accepted audiences") \
+  XX(UNKNOWN_KID, "unknown_kid", "no key of the key set has the token's kid") \
+  XX(ALG_NOT_ALLOWED, "alg_not_allowed", "the alg is not allowed, or not allowed with the key")
+
+/** @brief An outcome of a verification, as counted by the `result` label. */
+typedef enum msvc_jwt_result_e {
+#define MSVC_JWT_RESULT_ENUM_(name, label, meaning) MSVC_JWT_RESULT_##name,
+  MSVC_JWT_RESULT_MAP(MSVC_JWT_RESULT_ENUM_)
+#undef MSVC_JWT_RESULT_ENUM_
+  MSVC_JWT_RESULT_COUNT /**< Number of outcomes (not an outcome). */
+} msvc_jwt_result_t;
+
+/**
+ * @brief The outcome a verification code counts as.
  *
+ * #MSVC_OK is #MSVC_JWT_RESULT_OK and each MSVC_EJWT_* code has its own
+ * outcome, except those the label set folds in: MSVC_EJWT_MISSING_CLAIM and
+ * MSVC_EJWT_BAD_TYPE count as `malformed`, MSVC_EJWT_TOO_OLD as `expired`,
+ * MSVC_EJWT_BAD_KEY as `bad_signature`.
+ *
+ * @param code  A result of msvc_jwt_verify().
+ * @return The outcome, or #MSVC_JWT_RESULT_COUNT for a code that is not a
+ *         verdict on the token (for example MSVC_ENOMEM), which should not
+ *         be counted.
+ * @note Thread-safe.
+ * @since 0.2
+ */
+MSVC_API msvc_jwt_result_t msvc_jwt_result_of(int code);
+
+/**
+ * @brief The `result` label of an outcome.
+ * @param r  An outcome.
+ * @return A static label ("ok", "bad_signature", ...), or NULL when @p r is
+ *         not an outcome.
+ * @note Thread-safe.
+ * @since 0.2
+ */
+MSVC_API const char *msvc_jwt_result_label(msvc_jwt_result_t r);
+
+/**
+ * @brief The `result` label of `msvc_jwt_verifications_total` for a code:
+ *        msvc_jwt_result_label(msvc_jwt_result_of(code)).
  * @param code  A result of msvc_jwt_verify().
  * @return A static label, or NULL for a code that is not a verification
  *         outcome (for example MSVC_ENOMEM), which should not be counted.
@@ -451,6 +500,22 @@ typedef struct msvc_jwt_verify_opts_s {
   msvc_clock_fn clock;
   /** Passed to @ref clock. */
   void *clock_data;
+  /** Refuse a token without an `exp` claim with MSVC_EJWT_MISSING_EXP
+   *  (`result` label `missing_exp`). Default false here for compatibility;
+   *  the JWT middleware and the service object turn it on.
+   *  @since 0.2 */
+  bool require_exp;
+  /** Entries of the refused-token cache, or 0 (default) for none. A token
+   *  refused for a reason that cannot change while the key set stays the
+   *  same (malformed, bad signature, algorithm, issuer, audience, type,
+   *  missing claim) is remembered, so that the same token sent again is
+   *  refused without a signature check. Refusals that time or a key
+   *  refresh can change (`expired`, `not_yet_valid`, `unknown_kid`) are
+   *  never remembered, and every entry is forgotten when the key set
+   *  changes. Bounded in entries and in bytes (1 KiB per entry on
+   *  average), least recently used first out.
+   *  @since 0.2 */
+  uint32_t neg_cache_size;
 } msvc_jwt_verify_opts_t;
 
 /**
@@ -504,7 +569,10 @@ MSVC_API void msvc_jwt_verifier_free(msvc_jwt_verifier_t *v);
  * with more than 32 members or a member name over 63 bytes is malformed.
  *
  * With a cache, a token seen before is not verified again while its key is
- * still in the set; `exp` and `nbf` are still checked on every hit.
+ * still in the set; `exp` and `nbf` are still checked on every hit. With a
+ * refused-token cache, a token refused before for a lasting reason is
+ * refused again at the cost of a lookup, with the same code and detail,
+ * until the key set changes.
  *
  * @param v       The verifier.
  * @param token   The token (need not be NUL-terminated).
@@ -515,7 +583,8 @@ MSVC_API void msvc_jwt_verifier_free(msvc_jwt_verifier_t *v);
  *         MSVC_EJWT_UNKNOWN_KID, MSVC_EJWT_BAD_SIGNATURE,
  *         MSVC_EJWT_EXPIRED, MSVC_EJWT_NOT_YET_VALID, MSVC_EJWT_TOO_OLD,
  *         MSVC_EJWT_BAD_ISSUER, MSVC_EJWT_BAD_AUDIENCE,
- *         MSVC_EJWT_MISSING_CLAIM, MSVC_EJWT_BAD_TYPE; MSVC_EINVAL;
+ *         MSVC_EJWT_MISSING_CLAIM, MSVC_EJWT_BAD_TYPE,
+ *         MSVC_EJWT_MISSING_EXP (with require_exp); MSVC_EINVAL;
  *         MSVC_ENOMEM. msvc_jwt_errmsg() has the detail.
  * @note Thread-safe.
  * @since 0.1
@@ -541,6 +610,20 @@ typedef struct msvc_jwt_cache_stats_s {
  */
 MSVC_API void msvc_jwt_verifier_cache_stats(msvc_jwt_verifier_t *v,
                                             msvc_jwt_cache_stats_t *stats);
+
+/**
+ * @brief Read the counters of the refused-token cache (see
+ *        msvc_jwt_verify_opts_t::neg_cache_size).
+ *
+ * `hits` are refusals answered without a signature check; `dropped`
+ * counts entries forgotten because the key set changed.
+ * @param v      The verifier.
+ * @param stats  Receives the counters (all zero without that cache).
+ * @note Thread-safe.
+ * @since 0.2
+ */
+MSVC_API void msvc_jwt_verifier_neg_cache_stats(msvc_jwt_verifier_t *v,
+                                                msvc_jwt_cache_stats_t *stats);
 
 /**
  * @brief Release verified claims.

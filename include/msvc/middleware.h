@@ -409,6 +409,11 @@ typedef struct msvc_mw_jwt_opts_s {
   msvc_jwks_cancel_fn jwks_get_cancel;
   /** Passed to @ref jwks_get; borrowed: it must outlive the middleware. */
   void *jwks_get_data;
+  /** Client TLS configuration for an `https://` @ref jwks_url (see
+   *  msvc_jwks_opts_t::tls), or NULL (the default: the system CA bundle).
+   *  The fetcher takes its own reference.
+   *  @since 0.2 */
+  struct msvc_tls_config_s *jwks_tls;
 } msvc_mw_jwt_opts_t;
 
 /**

@@ -37,7 +37,7 @@ static uint64_t mix(uint64_t h) {
 
 /* Eight bytes per step: a 500-byte token hashes in a few tens of ns. The
  * per-cache random seed keeps bucket placement unpredictable to a client. */
-static uint64_t token_hash(uint64_t seed, const char *p, size_t len) {
+uint64_t msvc__jwt_token_hash(uint64_t seed, const char *p, size_t len) {
   uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15ULL), w;
 
   while (len >= 8) {
@@ -116,7 +116,7 @@ static void unlink_entry(jwt_cache_t *c, cache_entry_t **link) {
 }
 
 msvc_jwt_claims_t *msvc__jwt_cache_get(jwt_cache_t *c, const char *token, size_t len) {
-  uint64_t h = token_hash(c->seed, token, len);
+  uint64_t h = msvc__jwt_token_hash(c->seed, token, len);
   msvc_jwt_claims_t *claims = NULL;
   cache_entry_t **link;
 
@@ -136,7 +136,7 @@ msvc_jwt_claims_t *msvc__jwt_cache_get(jwt_cache_t *c, const char *token, size_t
 
 void msvc__jwt_cache_put(jwt_cache_t *c, const char *token, size_t len,
                          msvc_jwt_claims_t *claims) {
-  uint64_t h = token_hash(c->seed, token, len);
+  uint64_t h = msvc__jwt_token_hash(c->seed, token, len);
   cache_entry_t *e = msvc__malloc(sizeof(*e) + len), *victim = NULL;
   cache_entry_t **link;
 
@@ -170,7 +170,7 @@ void msvc__jwt_cache_put(jwt_cache_t *c, const char *token, size_t len,
 }
 
 void msvc__jwt_cache_drop(jwt_cache_t *c, const char *token, size_t len, bool key_gone) {
-  uint64_t h = token_hash(c->seed, token, len);
+  uint64_t h = msvc__jwt_token_hash(c->seed, token, len);
   cache_entry_t **link, *e = NULL;
 
   pthread_mutex_lock(&c->mu);

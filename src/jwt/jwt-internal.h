@@ -137,6 +137,26 @@ void msvc__jwt_cache_put(jwt_cache_t *c, const char *token, size_t len,
 void msvc__jwt_cache_drop(jwt_cache_t *c, const char *token, size_t len,
                           bool key_gone);
 void msvc__jwt_cache_stats(jwt_cache_t *c, msvc_jwt_cache_stats_t *st);
+/* Seeded, fast, not cryptographic: it only picks a bucket, and both caches
+ * compare whole tokens. */
+uint64_t msvc__jwt_token_hash(uint64_t seed, const char *p, size_t len);
+
+/* ---- refused-token cache ------------------------------------------------- */
+typedef struct jwt_negcache_s jwt_negcache_t;
+
+/* Longest refusal detail kept with an entry. */
+#define JWT_NEG_MSG_MAX 160
+
+int msvc__jwt_neg_new(size_t cap, jwt_negcache_t **out);
+void msvc__jwt_neg_free(jwt_negcache_t *c);
+/* The code a token was refused with under key set generation gen, with its
+ * detail copied into msg; MSVC_OK when not cached (an entry of another
+ * generation is dropped). */
+int msvc__jwt_neg_get(jwt_negcache_t *c, const char *token, size_t len, uint64_t gen,
+                      char msg[JWT_NEG_MSG_MAX]);
+void msvc__jwt_neg_put(jwt_negcache_t *c, const char *token, size_t len, uint64_t gen,
+                       int code, const char *msg);
+void msvc__jwt_neg_stats(jwt_negcache_t *c, msvc_jwt_cache_stats_t *st);
 
 struct msvc_jwt_claims_s {
   atomic_uint refs;

@@ -5,6 +5,7 @@ list(APPEND LIBMSVC_SOURCES
   src/jwt/header.c
   src/jwt/jwk.c
   src/jwt/key.c
+  src/jwt/negcache.c
   src/jwt/keyset.c
   src/jwt/util.c
   src/jwt/verify.c)

@@ -111,23 +111,38 @@ int msvc_jwt_algs_parse(const char *list, unsigned *mask) {
   return MSVC_OK;
 }
 
-const char *msvc_jwt_result_name(int code) {
+msvc_jwt_result_t msvc_jwt_result_of(int code) {
   switch (code) {
-  case MSVC_OK: return "ok";
-  case MSVC_EJWT_EXPIRED: return "expired";
-  case MSVC_EJWT_TOO_OLD: return "expired";
-  case MSVC_EJWT_NOT_YET_VALID: return "not_yet_valid";
-  case MSVC_EJWT_BAD_SIGNATURE: return "bad_signature";
-  case MSVC_EJWT_BAD_KEY: return "bad_signature";
-  case MSVC_EJWT_BAD_ISSUER: return "bad_issuer";
-  case MSVC_EJWT_BAD_AUDIENCE: return "bad_audience";
-  case MSVC_EJWT_MALFORMED: return "malformed";
-  case MSVC_EJWT_MISSING_CLAIM: return "malformed";
-  case MSVC_EJWT_BAD_TYPE: return "malformed";
-  case MSVC_EJWT_UNKNOWN_KID: return "unknown_kid";
-  case MSVC_EJWT_ALG_NOT_ALLOWED: return "alg_not_allowed";
-  default: return NULL;
+  case MSVC_OK: return MSVC_JWT_RESULT_OK;
+  case MSVC_EJWT_EXPIRED: return MSVC_JWT_RESULT_EXPIRED;
+  case MSVC_EJWT_TOO_OLD: return MSVC_JWT_RESULT_EXPIRED;
+  case MSVC_EJWT_NOT_YET_VALID: return MSVC_JWT_RESULT_NOT_YET_VALID;
+  case MSVC_EJWT_MISSING_EXP: return MSVC_JWT_RESULT_MISSING_EXP;
+  case MSVC_EJWT_BAD_SIGNATURE: return MSVC_JWT_RESULT_BAD_SIGNATURE;
+  case MSVC_EJWT_BAD_KEY: return MSVC_JWT_RESULT_BAD_SIGNATURE;
+  case MSVC_EJWT_BAD_ISSUER: return MSVC_JWT_RESULT_BAD_ISSUER;
+  case MSVC_EJWT_BAD_AUDIENCE: return MSVC_JWT_RESULT_BAD_AUDIENCE;
+  case MSVC_EJWT_MALFORMED: return MSVC_JWT_RESULT_MALFORMED;
+  case MSVC_EJWT_MISSING_CLAIM: return MSVC_JWT_RESULT_MALFORMED;
+  case MSVC_EJWT_BAD_TYPE: return MSVC_JWT_RESULT_MALFORMED;
+  case MSVC_EJWT_UNKNOWN_KID: return MSVC_JWT_RESULT_UNKNOWN_KID;
+  case MSVC_EJWT_ALG_NOT_ALLOWED: return MSVC_JWT_RESULT_ALG_NOT_ALLOWED;
+  default: return MSVC_JWT_RESULT_COUNT;
   }
+}
+
+const char *msvc_jwt_result_label(msvc_jwt_result_t r) {
+  static const char *const labels[MSVC_JWT_RESULT_COUNT] = {
+#define LABEL_(name, label, meaning) label,
+      MSVC_JWT_RESULT_MAP(LABEL_)
+#undef LABEL_
+  };
+
+  return (unsigned)r < MSVC_JWT_RESULT_COUNT ? labels[r] : NULL;
+}
+
+const char *msvc_jwt_result_name(int code) {
+  return msvc_jwt_result_label(msvc_jwt_result_of(code));
 }
 
 /* ---- base64url ------------------------------------------------------------- */

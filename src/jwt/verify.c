@@ -5,6 +5,7 @@
  */
 #include "jwt/jwt-internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 
 #define JWT_MAX_KID_MATCHES 8
@@ -17,7 +18,12 @@ struct msvc_jwt_verifier_s {
   char **required;
   msvc_jwt_keyset_t *ks;
   jwt_cache_t *cache;
+  jwt_negcache_t *neg;
 };
+
+/* Options filled by a 0.1 caller end before the fields added since; they
+ * are still accepted, and the newer fields keep their defaults. */
+#define OPTS_SIZE_0_1 offsetof(msvc_jwt_verify_opts_t, require_exp)
 
 void msvc_jwt_verify_opts_init(msvc_jwt_verify_opts_t *opts) {
   if (opts == NULL)
@@ -80,15 +86,16 @@ int msvc_jwt_verifier_new(const msvc_jwt_verify_opts_t *opts, msvc_jwt_keyset_t 
   msvc_jwt_verifier_t *v;
   int rc;
 
-  if (ks == NULL || out == NULL || (opts != NULL && opts->size != sizeof(*opts)))
+  if (ks == NULL || out == NULL ||
+      (opts != NULL && opts->size != sizeof(*opts) && opts->size != OPTS_SIZE_0_1))
     return MSVC_EINVAL;
   v = msvc__calloc(1, sizeof(*v));
   if (v == NULL)
     return MSVC_ENOMEM;
+  msvc_jwt_verify_opts_init(&v->o);
   if (opts != NULL)
-    v->o = *opts;
-  else
-    msvc_jwt_verify_opts_init(&v->o);
+    memcpy(&v->o, opts, opts->size);
+  v->o.size = sizeof(v->o);
   v->ks = ks;
   if (v->o.max_kidless_tries > 64)
     v->o.max_kidless_tries = 64;
@@ -105,6 +112,8 @@ int msvc_jwt_verifier_new(const msvc_jwt_verify_opts_t *opts, msvc_jwt_keyset_t 
     rc = copy_strv(v->o.required, v->o.n_required, &v->required);
   if (rc == MSVC_OK && v->o.cache_size > 0)
     rc = msvc__jwt_cache_new(v->o.cache_size, &v->cache);
+  if (rc == MSVC_OK && v->o.neg_cache_size > 0)
+    rc = msvc__jwt_neg_new(v->o.neg_cache_size, &v->neg);
   v->o.issuer = v->issuer;
   v->o.typ = v->typ;
   v->o.audiences = (const char *const *)v->audiences;
@@ -125,6 +134,7 @@ void msvc_jwt_verifier_free(msvc_jwt_verifier_t *v) {
   if (v == NULL)
     return;
   msvc__jwt_cache_free(v->cache);
+  msvc__jwt_neg_free(v->neg);
   msvc__free(v->issuer);
   msvc__free(v->typ);
   free_strv(v->audiences, v->o.n_audiences);
@@ -138,6 +148,14 @@ void msvc_jwt_verifier_cache_stats(msvc_jwt_verifier_t *v, msvc_jwt_cache_stats_
   memset(st, 0, sizeof(*st));
   if (v != NULL && v->cache != NULL)
     msvc__jwt_cache_stats(v->cache, st);
+}
+
+void msvc_jwt_verifier_neg_cache_stats(msvc_jwt_verifier_t *v, msvc_jwt_cache_stats_t *st) {
+  if (st == NULL)
+    return;
+  memset(st, 0, sizeof(*st));
+  if (v != NULL && v->neg != NULL)
+    msvc__jwt_neg_stats(v->neg, st);
 }
 
 /* ---- claims object ---------------------------------------------------------- */
@@ -242,6 +260,9 @@ static int check_static_claims(const msvc_jwt_verifier_t *v, msvc_jwt_claims_t *
       (rc = time_claim(m[1], "nbf", &c->has_nbf, &c->nbf)) != MSVC_OK ||
       (rc = time_claim(m[2], "iat", &c->has_iat, &c->iat)) != MSVC_OK)
     return rc;
+  if (v->o.require_exp && !c->has_exp)
+    return msvc__jwt_fail(MSVC_EJWT_MISSING_EXP,
+                          "claim \"exp\" is required: the token never expires");
   for (i = 0; i < v->o.n_required; i++)
     if (cJSON_GetObjectItemCaseSensitive(c->root, v->required[i]) == NULL)
       return msvc__jwt_fail(MSVC_EJWT_MISSING_CLAIM, "claim \"%.64s\" is required",
@@ -463,11 +484,33 @@ static int verify_cached(msvc_jwt_verifier_t *v, const char *t, size_t len,
   return rc;
 }
 
+/* Refusals that stay true while the verifier's options and the key set
+ * stay the same. Time-based ones change with the clock; an unknown kid
+ * may be fixed by the refresh the refusal itself triggers; memory and
+ * argument errors are no verdict on the token. */
+static bool lasting_refusal(int rc) {
+  switch (rc) {
+  case MSVC_EJWT_MALFORMED:
+  case MSVC_EJWT_BAD_SIGNATURE:
+  case MSVC_EJWT_ALG_NOT_ALLOWED:
+  case MSVC_EJWT_BAD_ISSUER:
+  case MSVC_EJWT_BAD_AUDIENCE:
+  case MSVC_EJWT_MISSING_CLAIM:
+  case MSVC_EJWT_BAD_TYPE:
+  case MSVC_EJWT_MISSING_EXP:
+    return true;
+  default:
+    return false;
+  }
+}
+
+static int verify_uncached(msvc_jwt_verifier_t *v, const char *token, size_t len,
+                           msvc_jwt_claims_t **claims);
+
 int msvc_jwt_verify(msvc_jwt_verifier_t *v, const char *token, size_t len,
                     msvc_jwt_claims_t **claims) {
-  msvc_jwt_claims_t *c;
-  unsigned char stack_buf[6 * 1024 + 2 + JWT_MAX_SIG_BYTES], *buf;
-  size_t need;
+  char msg[JWT_NEG_MSG_MAX];
+  uint64_t gen = 0;
   int rc;
 
   if (claims != NULL)
@@ -482,6 +525,26 @@ int msvc_jwt_verify(msvc_jwt_verifier_t *v, const char *token, size_t len,
                           v->o.max_token_len);
   if (v->cache != NULL && (rc = verify_cached(v, token, len, claims)) != MSVC_ENOTFOUND)
     return rc;
+  if (v->neg != NULL) {
+    /* Read before the key set is: a verdict is never filed under a
+     * generation newer than the keys it was reached with. */
+    gen = msvc_jwt_keyset_generation(v->ks);
+    if ((rc = msvc__jwt_neg_get(v->neg, token, len, gen, msg)) != MSVC_OK)
+      return msvc__jwt_fail(rc, "%s", msg);
+  }
+  rc = verify_uncached(v, token, len, claims);
+  if (v->neg != NULL && lasting_refusal(rc))
+    msvc__jwt_neg_put(v->neg, token, len, gen, rc, msvc_jwt_errmsg());
+  return rc;
+}
+
+static int verify_uncached(msvc_jwt_verifier_t *v, const char *token, size_t len,
+                           msvc_jwt_claims_t **claims) {
+  msvc_jwt_claims_t *c;
+  unsigned char stack_buf[6 * 1024 + 2 + JWT_MAX_SIG_BYTES], *buf;
+  size_t need;
+  int rc;
+
   /* Tokens of the default maximum size decode on the stack. */
   need = msvc__b64url_decoded_max(len) + JWT_MAX_SIG_BYTES;
   buf = need <= sizeof(stack_buf) ? stack_buf : msvc__malloc(need);

@@ -26,25 +26,22 @@
  * borrows it. */
 static const char claims_key[] = "msvc.mw.jwt.claims";
 
-/* The `result` values of msvc_jwt_verifications_total, each
- * with the message a client gets for it. */
-static const struct {
-  const char *label;
-  const char *message;
-} results[] = {
-    {"ok", NULL},
-    {"expired", "The token has expired."},
-    {"not_yet_valid", "The token is not valid yet."},
-    {"bad_signature", "The token signature is not valid."},
-    {"bad_issuer", "The token issuer is not accepted."},
-    {"bad_audience", "The token audience is not accepted."},
-    {"malformed", "The token is malformed."},
-    {"unknown_kid", "The token was signed with an unknown key."},
-    {"alg_not_allowed", "The token algorithm is not allowed."},
+/* What a client is told for each outcome; the labels themselves come from
+ * the one list in msvc/jwt.h. */
+static const char *const messages[MSVC_JWT_RESULT_COUNT] = {
+    [MSVC_JWT_RESULT_OK] = NULL,
+    [MSVC_JWT_RESULT_MISSING] = "Authentication is required: send Authorization: Bearer "
+                                "<token>.",
+    [MSVC_JWT_RESULT_MALFORMED] = "The token is malformed.",
+    [MSVC_JWT_RESULT_EXPIRED] = "The token has expired.",
+    [MSVC_JWT_RESULT_NOT_YET_VALID] = "The token is not valid yet.",
+    [MSVC_JWT_RESULT_MISSING_EXP] = "The token has no expiry time (exp).",
+    [MSVC_JWT_RESULT_BAD_SIGNATURE] = "The token signature is not valid.",
+    [MSVC_JWT_RESULT_BAD_ISSUER] = "The token issuer is not accepted.",
+    [MSVC_JWT_RESULT_BAD_AUDIENCE] = "The token audience is not accepted.",
+    [MSVC_JWT_RESULT_UNKNOWN_KID] = "The token was signed with an unknown key.",
+    [MSVC_JWT_RESULT_ALG_NOT_ALLOWED] = "The token algorithm is not allowed.",
 };
-
-#define N_RESULTS (sizeof(results) / sizeof(results[0]))
-#define MALFORMED 6
 
 struct msvc_mw_jwt_s {
   msvc_jwt_verifier_t *verifier;
@@ -53,7 +50,7 @@ struct msvc_mw_jwt_s {
   uint32_t route_flags;
   char *challenge; /* "Bearer" or "Bearer realm=\"...\"" */
   msvc_jwks_fetcher_t *fetcher; /* with jwks_url */
-  msvc_metrics_counter_t *count[N_RESULTS];
+  msvc_metrics_counter_t *count[MSVC_JWT_RESULT_COUNT];
 };
 
 void msvc_mw_jwt_opts_init(msvc_mw_jwt_opts_t *o) {
@@ -63,6 +60,8 @@ void msvc_mw_jwt_opts_init(msvc_mw_jwt_opts_t *o) {
   o->size = sizeof(*o);
   msvc_jwt_verify_opts_init(&o->verify);
   o->verify.cache_size = 1024;
+  o->verify.neg_cache_size = 1024;
+  o->verify.require_exp = true;
   o->route_flags = MSVC_HTTP_ROUTE_AUTH;
 }
 
@@ -95,19 +94,42 @@ static bool service_name(const char *s) {
   return true;
 }
 
+/* A DNS host name: dot-separated labels of letters, digits and '-'. */
+static bool dns_name(const char *s) {
+  size_t i, label = 0;
+
+  if (s[0] == '\0' || s[0] == '.' || s[0] == '-')
+    return false;
+  for (i = 0; s[i] != '\0'; i++) {
+    if (s[i] == '.') {
+      if (label == 0)
+        return false;
+      label = 0;
+    } else if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+               (s[i] >= '0' && s[i] <= '9') || s[i] == '-') {
+      if (++label > 63)
+        return false;
+    } else {
+      return false;
+    }
+  }
+  return i <= 253;
+}
+
 /* http://HOST[:PORT]/PATH with HOST an IP literal or localhost, or a
- * service name when a fetch hook will resolve it (names=true). */
+ * service name when a fetch hook will resolve it (names=true);
+ * https://HOST[:PORT]/PATH with HOST an IP literal or a DNS name, fetched
+ * directly (the certificate is checked against that name). */
 static int check_jwks_url(const char *url, bool names) {
-  char host[130];
+  char host[256];
   unsigned char addr[16];
   const char *p, *end;
+  bool tls = strncasecmp(url, "https://", 8) == 0;
   size_t n;
 
-  if (strncasecmp(url, "https://", 8) == 0)
-    return MSVC_ENOTSUP;
-  if (strncasecmp(url, "http://", 7) != 0)
+  if (!tls && strncasecmp(url, "http://", 7) != 0)
     return MSVC_EINVAL;
-  p = url + 7;
+  p = url + (tls ? 8 : 7);
   if (*p == '[') {
     end = strchr(++p, ']');
     if (end == NULL)
@@ -121,7 +143,8 @@ static int check_jwks_url(const char *url, bool names) {
   memcpy(host, p, n);
   host[n] = '\0';
   if (strcasecmp(host, "localhost") != 0 && uv_inet_pton(AF_INET, host, addr) != 0 &&
-      uv_inet_pton(AF_INET6, host, addr) != 0 && !(names && service_name(host)))
+      uv_inet_pton(AF_INET6, host, addr) != 0 && !(tls && dns_name(host)) &&
+      !(!tls && names && service_name(host)))
     return MSVC_EINVAL;
   p = end + (*end == ']');
   if (*p == ':') {
@@ -145,15 +168,12 @@ int msvc_mw_jwt_opts_env(msvc_mw_jwt_opts_t *o, char *err, size_t errlen) {
   if ((v = getenv("MSVC_JWT_JWKS_URL")) != NULL) {
     int rc = check_jwks_url(v, o->jwks_get != NULL);
 
-    if (rc == MSVC_ENOTSUP)
-      return env_fail(err, errlen, rc,
-                      "MSVC_JWT_JWKS_URL: '%.200s': https is not supported yet; "
-                      "expected http://HOST[:PORT]/PATH",
-                      v);
     if (rc != MSVC_OK)
       return env_fail(err, errlen, rc,
                       "MSVC_JWT_JWKS_URL: bad value '%.200s'; expected "
-                      "http://HOST[:PORT]/PATH with HOST %s",
+                      "https://HOST[:PORT]/PATH (HOST a DNS name or an IP address; "
+                      "the certificate is verified) or http://HOST[:PORT]/PATH with "
+                      "HOST %s",
                       v,
                       o->jwks_get != NULL
                           ? "an IP address, localhost or a service name"
@@ -209,6 +229,17 @@ int msvc_mw_jwt_opts_env(msvc_mw_jwt_opts_t *o, char *err, size_t errlen) {
                       "check");
     o->audience = v;
   }
+  if ((v = getenv("MSVC_JWT_REQUIRE_EXP")) != NULL) {
+    if (strcmp(v, "true") == 0)
+      o->verify.require_exp = true;
+    else if (strcmp(v, "false") == 0)
+      o->verify.require_exp = false;
+    else
+      return env_fail(err, errlen, MSVC_EINVAL,
+                      "MSVC_JWT_REQUIRE_EXP: bad value '%.64s'; expected true (the "
+                      "default: tokens without 'exp' are refused) or false",
+                      v);
+  }
   if ((v = getenv("MSVC_JWT_LEEWAY_S")) != NULL) {
     unsigned long n = 0;
     const char *p;
@@ -249,18 +280,9 @@ static int refuse(msvc_mw_jwt_t *m, msvc_http_res_t *res, const char *descriptio
   return MSVC_HTTP_STOP;
 }
 
-static void count(msvc_mw_jwt_t *m, size_t i) {
-  if (m->count[i] != NULL)
-    msvc_metrics_counter_inc(m->count[i]);
-}
-
-static size_t result_index(const char *label) {
-  size_t i;
-
-  for (i = 0; i < N_RESULTS; i++)
-    if (strcmp(results[i].label, label) == 0)
-      return i;
-  return MALFORMED;
+static void count(msvc_mw_jwt_t *m, msvc_jwt_result_t r) {
+  if (m->count[r] != NULL)
+    msvc_metrics_counter_inc(m->count[r]);
 }
 
 static void claims_release(void *p) {
@@ -274,9 +296,10 @@ static bool is_space(char c) {
 static int jwt_before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   msvc_mw_jwt_t *m = data;
   const msvc_http_route_opts_t *ro = msvc_http_req_route_opts(req);
-  const char *auth = NULL, *name, *value, *tok, *label;
+  const char *auth = NULL, *name, *value, *tok;
   msvc_jwt_claims_t *claims = NULL;
-  size_t i, n, len, toklen, idx;
+  msvc_jwt_result_t result;
+  size_t i, n, len, toklen;
   int rc;
 
   if (ro == NULL || (ro->flags & m->route_flags) == 0)
@@ -289,7 +312,7 @@ static int jwt_before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
         msvc__strcasecmp(name, "Authorization") != 0)
       continue;
     if (auth != NULL) {
-      count(m, MALFORMED);
+      count(m, MSVC_JWT_RESULT_MALFORMED);
       return refuse(m, res, "more than one Authorization header",
                     "Send exactly one Authorization header.");
     }
@@ -298,12 +321,13 @@ static int jwt_before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   /* No Bearer credentials at all (none, or another scheme): RFC 6750 §3.1
    * wants the bare challenge, without an error code. */
   if (auth == NULL || msvc__strncasecmp(auth, "Bearer", 6) != 0 ||
-      (auth[6] != '\0' && !is_space(auth[6])))
-    return refuse(m, res, NULL,
-                  "Authentication is required: send Authorization: Bearer <token>.");
+      (auth[6] != '\0' && !is_space(auth[6]))) {
+    count(m, MSVC_JWT_RESULT_MISSING);
+    return refuse(m, res, NULL, messages[MSVC_JWT_RESULT_MISSING]);
+  }
   len = strnlen(auth, MSVC_MW_JWT_HEADER_MAX + 1);
   if (len > MSVC_MW_JWT_HEADER_MAX) {
-    count(m, MALFORMED);
+    count(m, MSVC_JWT_RESULT_MALFORMED);
     return refuse(m, res, "the token is too long", "The token is too long.");
   }
   /* "Bearer" 1*SP token: one space, then one token with no blanks in it. */
@@ -312,23 +336,31 @@ static int jwt_before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
     tok++;
   toklen = strlen(tok);
   if (*tok == '\0' || auth[6] != ' ' || strpbrk(tok, " \t") != NULL) {
-    count(m, MALFORMED);
+    count(m, MSVC_JWT_RESULT_MALFORMED);
     return refuse(m, res, "expected Bearer followed by one token",
                   "The Authorization header must be Bearer followed by one token.");
   }
   rc = msvc_jwt_verify(m->verifier, tok, toklen, &claims);
-  label = msvc_jwt_result_name(rc);
-  if (label == NULL) {
+  result = msvc_jwt_result_of(rc);
+  if (result == MSVC_JWT_RESULT_COUNT) {
     /* Not a verdict on the token (memory): not counted, not the client's
      * fault. */
     msvc_http_res_error(res, 503, "UNAVAILABLE", "The token could not be checked now.");
     return MSVC_HTTP_STOP;
   }
-  idx = result_index(label);
-  count(m, idx);
+  count(m, result);
+  if (rc == MSVC_EJWT_UNKNOWN_KID && msvc_jwt_keyset_count(m->keyset) == 0) {
+    /* No key at all yet (the first JWK Set fetch has not completed): the
+     * token may well be good, and another instance may take it now. */
+    msvc_http_res_header(res, "Retry-After", "1");
+    msvc_http_res_error(res, 503, "UNAVAILABLE",
+                        "The keys to check tokens are not loaded yet.");
+    return MSVC_HTTP_STOP;
+  }
   if (rc != MSVC_OK) {
-    MSVC_LOG_D(LOG_COMPONENT, "token refused (%s): %s", label, msvc_jwt_errmsg());
-    return refuse(m, res, results[idx].message, results[idx].message);
+    MSVC_LOG_D(LOG_COMPONENT, "token refused (%s): %s", msvc_jwt_result_label(result),
+               msvc_jwt_errmsg());
+    return refuse(m, res, messages[result], messages[result]);
   }
   /* On failure msvc_http_req_set() has already released the claims. */
   if (msvc_http_req_set(req, claims_key, claims, claims_release) != MSVC_OK) {
@@ -386,10 +418,12 @@ static int register_counter(msvc_mw_jwt_t *m, msvc_metrics_registry_t *reg) {
   fo.label_count = 1;
   if ((rc = msvc_metrics_family_new(reg, MSVC_METRICS_COUNTER, &fo, &fam)) != MSVC_OK)
     return rc;
-  for (i = 0; i < N_RESULTS; i++)
-    if ((rc = msvc_metrics_counter_get(fam, &results[i].label, 1, &m->count[i])) !=
-        MSVC_OK)
+  for (i = 0; i < MSVC_JWT_RESULT_COUNT; i++) {
+    const char *label = msvc_jwt_result_label((msvc_jwt_result_t)i);
+
+    if ((rc = msvc_metrics_counter_get(fam, &label, 1, &m->count[i])) != MSVC_OK)
       return rc;
+  }
   return MSVC_OK;
 }
 
@@ -439,6 +473,7 @@ static int start_fetcher(msvc_mw_jwt_t *m, msvc_http_server_t *srv,
   jo.get = o->jwks_get;
   jo.get_cancel = o->jwks_get_cancel;
   jo.get_data = o->jwks_get_data;
+  jo.tls = o->jwks_tls;
   return msvc_jwks_fetcher_new(o->loop != NULL ? o->loop : msvc_http_server_loop(srv),
                                &jo, &m->fetcher);
 }

@@ -10,6 +10,9 @@
 #include <msvc/jwt.h>
 #include <msvc/metrics.h>
 #include <msvc/middleware.h>
+#include <msvc/tls.h>
+
+#include "tls/helpers.h"
 
 /* HMAC secrets of 32 bytes (43 base64url characters, zero trailing bits). */
 #define K1 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaE"
@@ -365,8 +368,8 @@ Test(jwks_fetch, close_while_the_answer_is_on_its_way) {
 Test(jwks_fetch, bad_options) {
   msvc_jwks_fetcher_t *f = (msvc_jwks_fetcher_t *)&fx;
 
-  fx.opts.url = "https://127.0.0.1/jwks";
-  cr_assert_eq(msvc_jwks_fetcher_new(&fx.loop, &fx.opts, &f), MSVC_ENOTSUP);
+  fx.opts.url = "https://";
+  cr_assert_eq(msvc_jwks_fetcher_new(&fx.loop, &fx.opts, &f), MSVC_EURI);
   cr_assert_null(f);
   fx.opts.url = "ftp://127.0.0.1/jwks";
   cr_assert_eq(msvc_jwks_fetcher_new(&fx.loop, &fx.opts, &f), MSVC_EURI);
@@ -393,6 +396,7 @@ Test(jwks_fetch, middleware_keeps_its_key_set_from_a_url) {
   msvc_mw_jwt_opts_init(&o);
   o.jwks_url = fx.url;
   o.registry = fx.reg;
+  o.verify.require_exp = false; /* the test tokens carry no exp */
   cr_assert_eq(msvc_mw_jwt_new(fx.srv, &o, &m), MSVC_OK);
   t0 = uv_now(&fx.loop);
   while (msvc_jwt_keyset_count(msvc_mw_jwt_keyset(m)) == 0) {
@@ -409,13 +413,105 @@ Test(jwks_fetch, middleware_keeps_its_key_set_from_a_url) {
   msvc_free(t1);
 }
 
-Test(jwks_fetch, middleware_refuses_an_https_url) {
+/* ---- https -------------------------------------------------------------------- */
+
+/* A second server on the test's loop serving the same document over TLS
+ * with the given certificate; returns its port. */
+static msvc_http_server_t *tls_server(const char *crt, const char *key, int *port) {
+  msvc_http_server_t *srv;
+  msvc_tls_config_t *cfg = server_cfg(crt, key, MSVC_TLS_AUTH_NONE, NULL);
+
+  cr_assert_eq(msvc_http_server_new(&fx.loop, NULL, &srv), MSVC_OK);
+  cr_assert_eq(msvc_http_server_route(srv, "GET", "/jwks", on_jwks, &fx, NULL), MSVC_OK);
+  cr_assert_eq(msvc_http_server_set_tls(srv, cfg), MSVC_OK);
+  msvc_tls_config_free(cfg);
+  cr_assert_eq(msvc_http_server_listen(srv, "127.0.0.1", 0), MSVC_OK);
+  *port = msvc_http_server_port(srv);
+  return srv;
+}
+
+/* One fetch of url with the given client configuration into a fresh key
+ * set; returns the fetch's outcome and how many keys it left. */
+static int https_fetch(const char *url, msvc_tls_config_t *tls, size_t *keys) {
+  msvc_jwt_keyset_t *ks;
+  int before = fx.fetched;
+
+  cr_assert_eq(msvc_jwt_keyset_new(&ks), MSVC_OK);
+  fx.opts.url = url;
+  fx.opts.keyset = ks;
+  fx.opts.tls = tls;
+  cr_assert_eq(msvc_jwks_fetcher_new(&fx.loop, &fx.opts, &fx.f), MSVC_OK);
+  run_until_fetched(before + 1);
+  msvc_jwks_fetcher_close(fx.f, NULL, NULL);
+  fx.f = NULL;
+  *keys = msvc_jwt_keyset_count(ks);
+  msvc_jwt_keyset_free(ks);
+  return fx.last_err;
+}
+
+Test(jwks_fetch, https_verifies_the_server_certificate) {
+  msvc_http_server_t *good, *wrong;
+  msvc_tls_config_t *trust = client_cfg("ca.crt", NULL, NULL, NULL, NULL);
+  msvc_tls_config_t *other = client_cfg("other-ca.crt", NULL, NULL, NULL, NULL);
+  char url[128], wrong_url[128];
+  int port, wport, requests;
+  size_t keys;
+
+  good = tls_server("server.crt", "server.key", &port);
+  wrong = tls_server("wrong.crt", "wrong.key", &wport);
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/jwks", port);
+  snprintf(wrong_url, sizeof(wrong_url), "https://127.0.0.1:%d/jwks", wport);
+
+  /* Trusted CA, certificate for 127.0.0.1: the keys come in. */
+  cr_assert_eq(https_fetch(url, trust, &keys), MSVC_OK, "%s", msvc_strerror(fx.last_err));
+  cr_assert_eq(keys, 1);
+  cr_assert_eq(fx.requests, 1);
+  requests = fx.requests;
+  /* Another CA, the system bundle (the default), or a certificate for
+   * another name: no handshake, no request, no keys. */
+  cr_assert_neq(https_fetch(url, other, &keys), MSVC_OK);
+  cr_assert_eq(keys, 0);
+  cr_assert_neq(https_fetch(url, NULL, &keys), MSVC_OK);
+  cr_assert_eq(keys, 0);
+  cr_assert_neq(https_fetch(wrong_url, trust, &keys), MSVC_OK);
+  cr_assert_eq(keys, 0);
+  cr_assert_eq(fx.requests, requests, "a request reached an unverified server");
+  cr_assert_eq(fetches("network"), 3.0);
+  msvc_tls_config_free(trust);
+  msvc_tls_config_free(other);
+  msvc_http_server_close(good, NULL, NULL);
+  msvc_http_server_close(wrong, NULL, NULL);
+}
+
+Test(jwks_fetch, middleware_fetches_an_https_url) {
   msvc_mw_jwt_opts_t o;
   msvc_mw_jwt_t *m = NULL;
+  msvc_http_server_t *srv;
+  msvc_tls_config_t *trust = client_cfg("ca.crt", NULL, NULL, NULL, NULL);
+  char url[128], *t1 = sign(JWK("k1", K1));
+  uint64_t t0;
+  int port;
 
+  srv = tls_server("server.crt", "server.key", &port);
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/jwks", port);
   msvc_mw_jwt_opts_init(&o);
-  o.jwks_url = "https://127.0.0.1/jwks";
+  o.jwks_url = url;
+  o.jwks_tls = trust;
   o.registry = fx.reg;
-  cr_assert_eq(msvc_mw_jwt_new(fx.srv, &o, &m), MSVC_ENOTSUP);
-  cr_assert_null(m);
+  o.verify.require_exp = false;
+  cr_assert_eq(msvc_mw_jwt_new(fx.srv, &o, &m), MSVC_OK);
+  msvc_tls_config_free(trust); /* the fetcher holds its own reference */
+  t0 = uv_now(&fx.loop);
+  while (msvc_jwt_keyset_count(msvc_mw_jwt_keyset(m)) == 0) {
+    cr_assert_lt(uv_now(&fx.loop) - t0, 10000);
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  }
+  cr_assert_eq(msvc_jwt_verify(msvc_mw_jwt_verifier(m), t1, strlen(t1), NULL), MSVC_OK);
+  msvc_http_server_close(srv, NULL, NULL);
+  msvc_http_server_close(fx.srv, on_server_closed_flag, &fx);
+  fx.srv = NULL;
+  while (fx.closed == 0)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  msvc_mw_jwt_free(m);
+  msvc_free(t1);
 }

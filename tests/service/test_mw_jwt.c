@@ -11,9 +11,12 @@
 #define ISS "https://issuer.test"
 #define AUD "svc"
 
-static const char *const labels[] = {"ok",           "expired",       "not_yet_valid",
-                                     "bad_signature", "bad_issuer",   "bad_audience",
-                                     "malformed",     "unknown_kid",  "alg_not_allowed"};
+/* Every label of the one list, in the order of msvc_jwt_result_t. */
+static const char *const labels[] = {
+#define TEST_LABEL_(name, label, meaning) label,
+    MSVC_JWT_RESULT_MAP(TEST_LABEL_)
+#undef TEST_LABEL_
+};
 #define N_LABELS (sizeof(labels) / sizeof(labels[0]))
 
 typedef struct fixture_s {
@@ -252,11 +255,12 @@ Test(mw_jwt, refusals_and_counts) {
   for (i = 0; i < N_LABELS; i++)
     before[i] = count_of(f.reg, labels[i]);
 
-  /* No header: the bare challenge, no error code (RFC 6750 §3.1); not
-   * counted. */
+  /* No header: the bare challenge, no error code (RFC 6750 §3.1);
+   * counted as missing. */
   get_me(t.port, "", &r);
   expect_401(&r, "Bearer");
   resp_free(&r);
+  want[MSVC_JWT_RESULT_MISSING]++;
   /* Another scheme is no Bearer credentials either. */
   get_me(t.port, "Authorization: Basic dXNlcjpwYXNz\r\n", &r);
   expect_401(&r, "Bearer");
@@ -264,29 +268,38 @@ Test(mw_jwt, refusals_and_counts) {
   get_me(t.port, "Authorization: Bearerx abc\r\n", &r);
   expect_401(&r, "Bearer");
   resp_free(&r);
+  want[MSVC_JWT_RESULT_MISSING] += 2;
+
+  /* A token that never expires: refused by default. */
+  tok = es256("{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"u1\"}");
+  bearer(t.port, tok, &r);
+  expect_invalid(&r, "The token has no expiry time (exp).");
+  resp_free(&r);
+  msvc_free(tok);
+  want[MSVC_JWT_RESULT_MISSING_EXP]++;
 
   /* Bearer with no token, two tokens, two headers: malformed. */
   get_me(t.port, "Authorization: Bearer\r\n", &r);
   expect_invalid(&r, "expected Bearer followed by one token");
   resp_free(&r);
-  want[6]++;
+  want[MSVC_JWT_RESULT_MALFORMED]++;
   get_me(t.port, "Authorization: Bearer aaa.bbb.ccc ddd.eee.fff\r\n", &r);
   expect_invalid(&r, "expected Bearer followed by one token");
   resp_free(&r);
-  want[6]++;
+  want[MSVC_JWT_RESULT_MALFORMED]++;
   get_me(t.port, "Authorization: Bearer  aaa.bbb.ccc\r\n", &r);
   expect_invalid(&r, "expected Bearer followed by one token");
   resp_free(&r);
-  want[6]++;
+  want[MSVC_JWT_RESULT_MALFORMED]++;
   get_me(t.port, "Authorization: Bearer a.b.c\r\nAuthorization: Bearer d.e.f\r\n", &r);
   expect_invalid(&r, "more than one Authorization header");
   resp_free(&r);
-  want[6]++;
+  want[MSVC_JWT_RESULT_MALFORMED]++;
   /* Garbage token: verified, malformed. */
   bearer(t.port, "not-a-token", &r);
   expect_invalid(&r, "The token is malformed.");
   resp_free(&r);
-  want[6]++;
+  want[MSVC_JWT_RESULT_MALFORMED]++;
 
   /* Expired (beyond the 30 s leeway) and not yet valid. */
   p = claims(ISS, AUD, "u1", -100, -60, "e");
@@ -296,7 +309,7 @@ Test(mw_jwt, refusals_and_counts) {
   resp_free(&r);
   msvc_free(tok);
   free(p);
-  want[1]++;
+  want[MSVC_JWT_RESULT_EXPIRED]++;
   p = claims(ISS, AUD, "u1", 120, 600, "n");
   tok = es256(p);
   bearer(t.port, tok, &r);
@@ -304,7 +317,7 @@ Test(mw_jwt, refusals_and_counts) {
   resp_free(&r);
   msvc_free(tok);
   free(p);
-  want[2]++;
+  want[MSVC_JWT_RESULT_NOT_YET_VALID]++;
 
   /* Wrong issuer, wrong audience. */
   p = claims("https://evil.test", AUD, "u1", -10, 600, "i");
@@ -314,7 +327,7 @@ Test(mw_jwt, refusals_and_counts) {
   resp_free(&r);
   msvc_free(tok);
   free(p);
-  want[4]++;
+  want[MSVC_JWT_RESULT_BAD_ISSUER]++;
   p = claims(ISS, "other", "u1", -10, 600, "a");
   tok = es256(p);
   bearer(t.port, tok, &r);
@@ -322,7 +335,7 @@ Test(mw_jwt, refusals_and_counts) {
   resp_free(&r);
   msvc_free(tok);
   free(p);
-  want[5]++;
+  want[MSVC_JWT_RESULT_BAD_AUDIENCE]++;
 
   /* Forged "alg":"none" with an empty signature. */
   hdr = b64url("{\"alg\":\"none\",\"typ\":\"JWT\"}");
@@ -337,7 +350,7 @@ Test(mw_jwt, refusals_and_counts) {
   free(hdr);
   free(pay);
   free(p);
-  want[8]++;
+  want[MSVC_JWT_RESULT_ALG_NOT_ALLOWED]++;
 
   /* Algorithm confusion: HS256 keyed with the RSA public key's PEM text,
    * naming the RSA key's kid. */
@@ -357,7 +370,7 @@ Test(mw_jwt, refusals_and_counts) {
     free(p);
     msvc_jwt_key_free(hk);
     free(pem);
-    want[8]++;
+    want[MSVC_JWT_RESULT_ALG_NOT_ALLOWED]++;
   }
   /* The same with the EC public key. */
   {
@@ -376,7 +389,7 @@ Test(mw_jwt, refusals_and_counts) {
     free(p);
     msvc_jwt_key_free(hk);
     free(pem);
-    want[8]++;
+    want[MSVC_JWT_RESULT_ALG_NOT_ALLOWED]++;
   }
 
   /* Tampered payload: a valid signature over other claims. */
@@ -389,16 +402,20 @@ Test(mw_jwt, refusals_and_counts) {
     char *forged = malloc(strlen(tok) + strlen(pay) + 1);
 
     sprintf(forged, "%.*s.%s%s", (int)(dot1 - tok), tok, pay, dot2);
-    bearer(t.port, forged, &r);
-    expect_invalid(&r, "The token signature is not valid.");
-    resp_free(&r);
+    /* The second time from the refused-token cache: same answer, counted
+     * the same. */
+    for (int k = 0; k < 2; k++) {
+      bearer(t.port, forged, &r);
+      expect_invalid(&r, "The token signature is not valid.");
+      resp_free(&r);
+    }
     free(forged);
   }
   free(pay);
   free(p2);
   free(p);
   msvc_free(tok);
-  want[3]++;
+  want[MSVC_JWT_RESULT_BAD_SIGNATURE] += 2;
 
   /* Unknown key id. */
   p = claims(ISS, AUD, "u1", -10, 600, "k");
@@ -408,7 +425,7 @@ Test(mw_jwt, refusals_and_counts) {
   resp_free(&r);
   msvc_free(tok);
   free(p);
-  want[7]++;
+  want[MSVC_JWT_RESULT_UNKNOWN_KID]++;
 
   /* Valid ES256 and RS256 tokens; the scheme in any case. */
   p = claims(ISS, AUD, "user-7", -10, 600, "ok");
@@ -427,7 +444,7 @@ Test(mw_jwt, refusals_and_counts) {
   resp_free(&r);
   msvc_free(tok);
   free(p);
-  want[0] += 3;
+  want[MSVC_JWT_RESULT_OK] += 3;
 
   /* A route without the flag: no check, no claims, nothing counted. */
   cr_assert_eq(cl_get(t.port, "/open", "", &r), 200);
@@ -603,9 +620,36 @@ Test(mw_jwt, environment_errors) {
                MSVC_EINVAL);
   cr_assert_not_null(strstr(err, "MSVC_JWT_JWKS_URL"));
   cr_assert_not_null(strstr(err, "service names"));
+  /* https: an address or a DNS name, fetched directly (the certificate is
+   * checked against it); never a bare scheme or a bad name. */
   cr_assert_eq(env_err("MSVC_JWT_JWKS_URL", "https://127.0.0.1/jwks", err, sizeof(err)),
-               MSVC_ENOTSUP);
-  cr_assert_not_null(strstr(err, "https"));
+               MSVC_OK, "%s", err);
+  cr_assert_eq(env_err("MSVC_JWT_JWKS_URL", "https://login.example.com:8443/.well-known/jwks.json",
+                       err, sizeof(err)),
+               MSVC_OK, "%s", err);
+  cr_assert_eq(env_err("MSVC_JWT_JWKS_URL", "https://bad_name/jwks", err, sizeof(err)),
+               MSVC_EINVAL);
+  cr_assert_not_null(strstr(err, "https://HOST"), "%s", err);
+  cr_assert_eq(env_err("MSVC_JWT_JWKS_URL", "https:///jwks", err, sizeof(err)), MSVC_EINVAL);
+  cr_assert_eq(env_err("MSVC_JWT_JWKS_URL", "ftp://127.0.0.1/jwks", err, sizeof(err)),
+               MSVC_EINVAL);
+  cr_assert_eq(env_err("MSVC_JWT_JWKS_URL", "http://login.example.com/jwks", err, sizeof(err)),
+               MSVC_EINVAL);
+
+  /* require_exp: on by default in the middleware, true/false only. */
+  msvc_mw_jwt_opts_init(&o);
+  cr_assert(o.verify.require_exp);
+  cr_assert_eq(o.verify.neg_cache_size, 1024);
+  setenv("MSVC_JWT_REQUIRE_EXP", "false", 1);
+  cr_assert_eq(msvc_mw_jwt_opts_env(&o, err, sizeof(err)), MSVC_OK, "%s", err);
+  cr_assert(!o.verify.require_exp);
+  setenv("MSVC_JWT_REQUIRE_EXP", "true", 1);
+  cr_assert_eq(msvc_mw_jwt_opts_env(&o, err, sizeof(err)), MSVC_OK, "%s", err);
+  cr_assert(o.verify.require_exp);
+  unsetenv("MSVC_JWT_REQUIRE_EXP");
+  cr_assert_eq(env_err("MSVC_JWT_REQUIRE_EXP", "no", err, sizeof(err)), MSVC_EINVAL);
+  cr_assert_not_null(strstr(err, "MSVC_JWT_REQUIRE_EXP"), "%s", err);
+  cr_assert_not_null(strstr(err, "true"), "%s", err);
   cr_assert_eq(env_err("MSVC_JWT_JWKS_URL", "http://127.0.0.1:99999/jwks", err,
                        sizeof(err)),
                MSVC_EINVAL);

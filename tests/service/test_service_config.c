@@ -81,7 +81,7 @@ static const bad_t bad[] = {
     {"MSVC_LOG_LEVEL", "loud", "trace"},
     {"MSVC_LOG_FORMAT", "xml", "json"},
     {"MSVC_JWT_JWKS_URL", "ftp://1.2.3.4/jwks", "http://"},
-    {"MSVC_JWT_JWKS_URL", "https://127.0.0.1/jwks", "https"},
+    {"MSVC_JWT_JWKS_URL", "https://bad_name/jwks", "https"},
     {"MSVC_JWT_JWKS_FILE", "/nonexistent/jwks.json", "JWK Set"},
     {"MSVC_JWT_ISSUER", "", "iss"},
     {"MSVC_JWT_AUDIENCE", "", "audience"},
