@@ -390,6 +390,12 @@ int msvc_http_server_drain(msvc_http_server_t *srv, uint32_t timeout_ms,
   return MSVC_OK;
 }
 
+void msvc__http_server_drain_cut(msvc_http_server_t *srv) {
+  if (srv == NULL || !srv->draining || srv->closing || srv->drain_reported)
+    return;
+  uv_timer_start(&srv->drain_timer, on_drain_timer, 0, 0);
+}
+
 void msvc_http_server_close(msvc_http_server_t *srv, msvc_http_close_cb cb,
                             void *data) {
   if (srv == NULL || srv->closing)

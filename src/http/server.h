@@ -192,6 +192,9 @@ void msvc__conn_flush(msvc__conn_t *c);
 /* Moves finished responses into the output without writing. */
 void msvc__conn_collect(msvc__conn_t *c);
 void msvc__server_conn_gone(msvc_http_server_t *srv);
+/* Ends a drain under way at once: what is still open is cut, and the drain
+ * callback follows as at its deadline. A no-op when not draining. */
+void msvc__http_server_drain_cut(msvc_http_server_t *srv);
 
 /* request.c */
 msvc_http_req_t *msvc__req_new(msvc__conn_t *c);

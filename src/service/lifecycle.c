@@ -230,11 +230,22 @@ static void on_deregister_timeout(uv_timer_t *t) {
   after_deregister(svc);
 }
 
-/* A second SIGINT: stop waiting for anything and close now. */
+/* Wakes every worker still serving to cut its drain short. */
+static void cut_workers(msvc_service_t *svc) {
+  unsigned i;
+
+  uv_mutex_lock(&svc->cut_mu);
+  for (i = 0; i < svc->cfg.workers; i++)
+    if (svc->wloops[i].cut_open) uv_async_send(&svc->wloops[i].cut);
+  uv_mutex_unlock(&svc->cut_mu);
+}
+
+/* A second stop signal: stop waiting for anything and close now. */
 static void cut_now(msvc_service_t *svc) {
   if (svc->cut) return;
   svc->cut = true;
-  msvc_log_write(MSVC_LOG_WARN, LOG_COMPONENT, NULL, 0, "second interrupt: stopping now");
+  msvc_log_write(MSVC_LOG_WARN, LOG_COMPONENT, NULL, 0,
+                 "second stop signal: cutting the drain short");
   if (svc->dereg_pending) {
     after_deregister(svc);
   } else if (svc->stage == STAGE_NONE && !svc->draining && uv_is_active((uv_handle_t *)&svc->timer)) {
@@ -243,6 +254,8 @@ static void cut_now(msvc_service_t *svc) {
   } else if (svc->draining && svc->workers == NULL) {
     svc->draining = false;
     msvc__svc_teardown(svc); /* closing the server cuts its connections */
+  } else if (svc->draining) {
+    cut_workers(svc); /* their stop, off the loop, then ends at once */
   }
 }
 
@@ -277,7 +290,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   msvc_service_t *svc = h->data;
 
   if (msvc_service_state(svc) == MSVC_SERVICE_STOPPING) {
-    if (signum == SIGINT) cut_now(svc);
+    cut_now(svc); /* a second SIGINT or SIGTERM */
     return;
   }
   msvc_log_write(MSVC_LOG_INFO, LOG_COMPONENT, NULL, 0, "received %s",
@@ -478,6 +491,17 @@ void msvc__svc_register(msvc_service_t *svc) {
 
 /* ---- worker loops ------------------------------------------------------------- */
 
+/* Worker thread: the drain under way ends now; one not started yet (the
+ * stop's wake-up may come after this one) starts with no deadline, and the
+ * stop's own drain request then finds it and closes the server. */
+static void on_worker_cut(uv_async_t *a) {
+  msvc__svc_loop_t *l = msvc__container_of(a, msvc__svc_loop_t, cut);
+
+  if (l->srv == NULL) return;
+  if (msvc_http_server_drain(l->srv, 0, NULL, NULL) == MSVC_ESTATE)
+    msvc__http_server_drain_cut(l->srv);
+}
+
 static int setup_worker(msvc_http_server_t *srv, unsigned index, void *data) {
   msvc_service_t *svc = data;
   msvc__svc_loop_t *l = &svc->wloops[index];
@@ -485,6 +509,11 @@ static int setup_worker(msvc_http_server_t *srv, unsigned index, void *data) {
 
   rc = msvc__svc_setup_server(svc, srv, l);
   if (rc != MSVC_OK) return rc;
+  if ((rc = uv_async_init(msvc_http_server_loop(srv), &l->cut, on_worker_cut)) != 0)
+    return rc;
+  uv_mutex_lock(&svc->cut_mu);
+  l->cut_open = true;
+  uv_mutex_unlock(&svc->cut_mu);
   rc = msvc__caller_attach(svc->caller, msvc_http_server_loop(srv));
   l->attached = rc == MSVC_OK;
   return rc;
@@ -494,6 +523,10 @@ static void teardown_worker(uv_loop_t *loop, unsigned index, void *data) {
   msvc_service_t *svc = data;
   msvc__svc_loop_t *l = &svc->wloops[index];
 
+  uv_mutex_lock(&svc->cut_mu);
+  if (l->cut_open) uv_close((uv_handle_t *)&l->cut, NULL);
+  l->cut_open = false;
+  uv_mutex_unlock(&svc->cut_mu);
   if (l->attached) msvc__caller_detach(svc->caller, loop);
   l->attached = false;
   msvc__svc_loop_free(l);
@@ -504,10 +537,16 @@ static int start_workers(msvc_service_t *svc) {
 
   svc->wloops = msvc__calloc(svc->cfg.workers, sizeof(*svc->wloops));
   if (svc->wloops == NULL) return MSVC_ENOMEM;
+  if ((rc = uv_mutex_init(&svc->cut_mu)) != 0) {
+    msvc__free(svc->wloops);
+    svc->wloops = NULL;
+    return rc;
+  }
   rc = msvc__http_workers_start_ex(svc->cfg.workers, svc->cfg.host, svc->cfg.port,
                                    &svc->cfg.server, setup_worker, teardown_worker, svc,
                                    &svc->workers);
   if (rc != MSVC_OK) {
+    uv_mutex_destroy(&svc->cut_mu);
     msvc__free(svc->wloops);
     svc->wloops = NULL;
     return rc;

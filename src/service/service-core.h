@@ -98,6 +98,11 @@ typedef struct msvc__svc_loop_s {
   msvc_mw_jwt_t *mw_jwt;
   bool attached; /* a worker's loop attached to the caller */
   struct msvc_work_s *work; /* this loop's worker pool (work.c) */
+  /* A worker's: wakes it to cut its drain short (a second stop signal).
+   * cut_open is guarded by the service's cut_mu: the main thread sends only
+   * while the worker has not closed the handle. */
+  uv_async_t cut;
+  bool cut_open;
 } msvc__svc_loop_t;
 
 struct msvc_service_s {
@@ -130,6 +135,7 @@ struct msvc_service_s {
   msvc__svc_loop_t main;     /* workers == 1 */
   msvc_http_workers_t *workers; /* workers > 1 */
   msvc__svc_loop_t *wloops;  /* one per worker */
+  uv_mutex_t cut_mu;         /* initialised with wloops */
   int port;
 
   bool signals_on;

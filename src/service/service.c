@@ -475,6 +475,7 @@ void msvc__svc_free_memory(msvc_service_t *svc) {
     msvc__free(c->name);
     msvc__free(c);
   }
+  if (svc->wloops != NULL) uv_mutex_destroy(&svc->cut_mu);
   msvc__free(svc->wloops);
   msvc__free(svc->instance_id);
   msvc__svc_config_free(&svc->cfg);

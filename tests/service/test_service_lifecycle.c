@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -768,4 +769,126 @@ Test(service_lifecycle, handles_sigpipe_unless_the_program_does) {
   msvc_service_free(svc);
   signal(SIGPIPE, SIG_DFL);
   cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+/* ---- a second stop signal, in a process of its own ---------------------------- */
+
+static int child_pipe = -1;
+
+static void child_ready(msvc_service_t *svc, int status, void *data) {
+  char line[32];
+  int n;
+
+  (void)data;
+  n = snprintf(line, sizeof(line), "P%05d\n", status == MSVC_OK ? msvc_service_port(svc) : 0);
+  if (write(child_pipe, line, (size_t)n) != n) _exit(5);
+}
+
+static void child_forever(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  (void)res;
+  (void)data;
+  msvc_http_req_on_cancel(req, on_cancel_finish, NULL);
+  if (write(child_pipe, "H\n", 2) != 2) _exit(5);
+}
+
+/* The child: a service with a long drain deadline, run to its end. */
+static void child_main(unsigned workers, int fd) {
+  msvc_service_opts_t o;
+  msvc_service_t *svc;
+  uv_loop_t loop;
+  char err[256];
+  int rc;
+
+  child_pipe = fd;
+  if (uv_loop_init(&loop) != 0) _exit(3);
+  msvc_service_opts_init(&o);
+  o.registry_uri = "memory://";
+  o.workers = workers;
+  o.drain_timeout_ms = 30000;
+  o.access_log = false;
+  o.on_ready = child_ready;
+  if (msvc_service_new(&loop, "cut-short", &o, &svc, err, sizeof(err)) != MSVC_OK ||
+      msvc_service_route(svc, "GET", "/forever", child_forever, NULL, 0) != MSVC_OK)
+    _exit(3);
+  rc = msvc_service_run(svc);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  _exit(rc == MSVC_OK && uv_loop_close(&loop) == 0 ? 0 : 4);
+}
+
+/* Reads one line from the child, waiting at most ms. */
+static bool child_line(int fd, char *buf, size_t cap, int ms) {
+  size_t n = 0;
+
+  while (n + 1 < cap) {
+    struct pollfd p = {fd, POLLIN, 0};
+
+    if (poll(&p, 1, ms) <= 0 || read(fd, buf + n, 1) != 1) return false;
+    if (buf[n++] == '\n') break;
+  }
+  buf[n] = '\0';
+  return true;
+}
+
+static int ready_status(int port) {
+  resp_t r;
+  int st = get(port, "/ready", &r);
+
+  if (st > 0) resp_free(&r);
+  return st;
+}
+
+/* A request is held for ever; the first signal starts a graceful stop whose
+ * drain would wait 30 s for it; the second one must cut it: the process
+ * exits cleanly at once and the held request gets no answer. */
+static void second_signal_cuts(unsigned workers, int first, int second) {
+  int fds[2], status = 0, port, fd;
+  char line[32], *out;
+  uint64_t t0;
+  pid_t pid;
+
+  cr_assert_eq(pipe(fds), 0);
+  pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    child_main(workers, fds[1]);
+  }
+  close(fds[1]);
+  cr_assert(child_line(fds[0], line, sizeof(line), 10000), "the child never became ready");
+  cr_assert_eq(line[0], 'P', "%s", line);
+  port = atoi(line + 1);
+  cr_assert_gt(port, 0);
+  fd = cl_connect(port);
+  send_all(fd, "GET /forever HTTP/1.1\r\nHost: t\r\n\r\n");
+  cr_assert(child_line(fds[0], line, sizeof(line), 10000), "the request was not held");
+  cr_assert_str_eq(line, "H\n");
+  cr_assert_eq(kill(pid, first), 0);
+  /* Stopping: /ready turns 503 (or the listener is closed already). */
+  for (int i = 0; i < 500 && ready_status(port) == 200; i++) usleep(10000);
+  cr_assert_neq(ready_status(port), 200, "the first signal did not start a stop");
+  usleep(400 * 1000); /* past the deregistration grace: the drain is under way */
+  t0 = uv_hrtime();
+  cr_assert_eq(kill(pid, second), 0);
+  for (int i = 0; i < 500 && waitpid(pid, &status, WNOHANG) == 0; i++) usleep(10000);
+  if (waitpid(pid, &status, WNOHANG) == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    cr_assert_fail("the second signal did not cut the 30 s drain short");
+  }
+  cr_assert_lt((uv_hrtime() - t0) / 1000000, 5000);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child ended badly (%d)",
+            status);
+  out = read_to_eof(fd);
+  cr_assert_null(strstr(out, "HTTP/1.1 200"), "the held request was answered: %s", out);
+  free(out);
+  close(fd);
+  close(fds[0]);
+}
+
+Test(service_lifecycle, second_sigint_cuts_the_drain_of_worker_loops) {
+  second_signal_cuts(2, SIGINT, SIGINT);
+}
+
+Test(service_lifecycle, second_sigterm_cuts_the_drain) {
+  second_signal_cuts(1, SIGTERM, SIGTERM);
 }
