@@ -366,8 +366,14 @@ static int start_signals(msvc_service_t *svc) {
 
 /* ---- registration --------------------------------------------------------- */
 
-static void become_ready(msvc_service_t *svc) {
+void msvc__svc_become_ready(msvc_service_t *svc) {
   if (msvc_service_state(svc) != MSVC_SERVICE_STARTING) return;
+  if (svc->jwks != NULL && msvc_jwt_keyset_count(svc->keyset) == 0) {
+    /* Registered before its keys (it serves them itself): fetch them now
+     * that discovery can find an instance; ready when they are in. */
+    (void)msvc_jwks_fetcher_refresh(svc->jwks);
+    return;
+  }
   set_state(svc, MSVC_SERVICE_READY);
   msvc_log_write(MSVC_LOG_INFO, LOG_COMPONENT, NULL, 0, "%s ready on port %d",
                  svc->cfg.name, svc->port);
@@ -389,7 +395,7 @@ static void on_lease(msvc_registry_lease_t *lease, int status, void *data) {
   (void)lease;
   atomic_store(&svc->lease_status, status);
   if (status == MSVC_OK) {
-    become_ready(svc);
+    msvc__svc_become_ready(svc);
     return;
   }
   if (msvc_service_state(svc) == MSVC_SERVICE_STARTING && svc->start_error == MSVC_OK &&
@@ -414,7 +420,7 @@ static void on_start_outcome(uv_timer_t *t) {
   int err = svc->start_error;
 
   if (err == MSVC_OK) {
-    become_ready(svc);
+    msvc__svc_become_ready(svc);
     return;
   }
   msvc_log_write(MSVC_LOG_ERROR, LOG_COMPONENT, NULL, 0,
@@ -584,7 +590,14 @@ int msvc_service_start(msvc_service_t *svc) {
   if (svc->cfg.handle_signals && (rc = start_signals(svc)) != MSVC_OK)
     msvc_log_write(MSVC_LOG_WARN, LOG_COMPONENT, NULL, 0,
                    "signals not handled: %s", msvc_strerror(rc));
-  if (svc->jwks != NULL && msvc_jwt_keyset_count(svc->keyset) == 0) {
+  if (svc->jwks != NULL && msvc_jwt_keyset_count(svc->keyset) == 0 && svc->jwks_self) {
+    /* Its own keys: register now (an instance, this one or another,
+     * must be found to fetch them), ready once they are in. */
+    msvc_log_write(MSVC_LOG_INFO, LOG_COMPONENT, NULL, 0,
+                   "%s serves its own JWK Set: registering now, ready once loaded",
+                   svc->cfg.name);
+    msvc__svc_register(svc);
+  } else if (svc->jwks != NULL && msvc_jwt_keyset_count(svc->keyset) == 0) {
     /* Peers would send requests whose tokens cannot be checked yet: the
      * instance registers once the first key set has arrived. */
     svc->register_waits_keys = true;

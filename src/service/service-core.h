@@ -127,6 +127,8 @@ struct msvc_service_s {
   msvc_jwt_keyset_t *keyset;
   msvc_jwks_fetcher_t *jwks;
   bool register_waits_keys; /* registration held until the first key set */
+  bool jwks_self; /* the JWK Set URL names this very service */
+  uint32_t self_retry_ms; /* next quick retry of that fetch while starting */
 
   /* msvc_registry_instances{service}, msvc_registry_errors_total{backend,op} */
   msvc_metrics_family_t *reg_instances;
@@ -165,6 +167,8 @@ void msvc__svc_teardown(msvc_service_t *svc);
 
 /* Registers the instance, or reports why it cannot (lifecycle.c). */
 void msvc__svc_register(msvc_service_t *svc);
+/* Registered and, with a JWK Set URL, holding keys: READY (lifecycle.c). */
+void msvc__svc_become_ready(msvc_service_t *svc);
 
 /* Installs the default middleware, the built-in routes and the user's
  * routes and middleware on one loop's server (service.c). */

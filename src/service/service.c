@@ -172,61 +172,93 @@ static int jwt_keys(msvc_service_t *svc, char *err, size_t errlen) {
   return MSVC_OK;
 }
 
-/* Whether the host of an http:// URL is an address (or localhost) rather
- * than the name of a service to find through discovery. */
-static bool url_host_is_address(const char *url) {
+/* The host of an http:// URL, when it is not an address (or localhost)
+ * but the name of a service to find through discovery; "" otherwise. */
+static void url_service_name(const char *url, char *out, size_t cap) {
   const char *h = url + strlen("http://"), *e;
   unsigned char addr[16];
-  char host[256];
   size_t n;
 
-  if (*h == '[') return true;
+  out[0] = '\0';
+  if (*h == '[') return;
   e = h + strcspn(h, ":/?#");
   n = (size_t)(e - h);
-  if (n == 0 || n >= sizeof(host)) return true; /* the fetcher says what is wrong */
-  memcpy(host, h, n);
-  host[n] = '\0';
-  return strcmp(host, "localhost") == 0 || uv_inet_pton(AF_INET, host, addr) == 0 ||
-         uv_inet_pton(AF_INET6, host, addr) == 0;
+  if (n == 0 || n >= cap) return; /* the fetcher says what is wrong */
+  memcpy(out, h, n);
+  out[n] = '\0';
+  if (strcmp(out, "localhost") == 0 || uv_inet_pton(AF_INET, out, addr) == 0 ||
+      uv_inet_pton(AF_INET6, out, addr) == 0)
+    out[0] = '\0';
 }
 
-/* The first key set lets a service that waited for it register. */
+static void on_self_keys_retry(uv_timer_t *t) {
+  msvc_service_t *svc = t->data;
+
+  if (msvc_service_state(svc) == MSVC_SERVICE_STARTING)
+    (void)msvc_jwks_fetcher_refresh(svc->jwks);
+}
+
+/* The first key set lets a service that waited for it register, and one
+ * that registered first (it serves its own keys) become ready. */
 static void on_keys_fetched(void *data, int err) {
   msvc_service_t *svc = data;
 
-  if (err != MSVC_OK || !svc->register_waits_keys ||
-      msvc_service_state(svc) != MSVC_SERVICE_STARTING ||
+  if (err != MSVC_OK && svc->jwks_self && msvc_service_state(svc) == MSVC_SERVICE_STARTING &&
+      atomic_load(&svc->lease_status) == MSVC_OK) {
+    /* Registered, but discovery may not show an instance yet: try again
+     * soon (50 ms, doubling) rather than after the fetcher's 2 s. */
+    svc->self_retry_ms = svc->self_retry_ms == 0 ? 50 : svc->self_retry_ms * 2;
+    if (svc->self_retry_ms < 2000)
+      uv_timer_start(&svc->timer, on_self_keys_retry, svc->self_retry_ms, 0);
+    return;
+  }
+  if (err != MSVC_OK || msvc_service_state(svc) != MSVC_SERVICE_STARTING ||
       msvc_jwt_keyset_count(svc->keyset) == 0)
     return;
-  svc->register_waits_keys = false;
-  msvc__svc_register(svc);
+  if (svc->register_waits_keys) {
+    svc->register_waits_keys = false;
+    msvc__svc_register(svc);
+  } else if (atomic_load(&svc->lease_status) == MSVC_OK) {
+    msvc__svc_become_ready(svc);
+  }
 }
 
 /* One fetcher on the main loop keeps the shared key set fresh; a service
- * name as the URL's host is fetched through discovery and the balancer. */
+ * name as the URL's host is fetched through discovery and the balancer; an
+ * https:// URL is fetched directly, verifying the certificate against the
+ * CA bundle of MSVC_TLS_CA (else the system one). */
 static int jwks_fetcher(msvc_service_t *svc, char *err, size_t errlen) {
   msvc_jwks_opts_t fo;
+  char name[256];
   int rc;
 
   msvc_jwks_opts_init(&fo);
   fo.url = svc->cfg.jwt_url;
   fo.keyset = svc->keyset;
   fo.metrics = svc->cfg.metrics;
-  /* The instance does not register before its first key set: retry a
-   * failed fetch within seconds rather than the fetcher's default minute. */
+  /* The instance is not ready before its first key set: retry a failed
+   * fetch within seconds rather than the fetcher's default minute. */
   fo.min_refresh_ms = 2000;
   fo.on_fetch = on_keys_fetched;
   fo.on_fetch_data = svc;
-  if (strncmp(fo.url, "http://", 7) == 0 && !url_host_is_address(fo.url)) {
-    fo.get = msvc__caller_jwks_get;
-    fo.get_cancel = msvc__caller_jwks_cancel;
-    fo.get_data = svc->caller;
+  fo.tls = svc->cfg.tls_client;
+  if (strncmp(fo.url, "http://", 7) == 0) {
+    url_service_name(fo.url, name, sizeof(name));
+    if (name[0] != '\0') {
+      fo.get = msvc__caller_jwks_get;
+      fo.get_cancel = msvc__caller_jwks_cancel;
+      fo.get_data = svc->caller;
+      /* The key set is this service's own (one environment shared by
+       * every service): only its own instances can serve it, so waiting
+       * for it before registering would wait for ever. */
+      svc->jwks_self = strcmp(name, svc->cfg.name) == 0;
+    }
   }
   rc = msvc_jwks_fetcher_new(svc->loop, &fo, &svc->jwks);
   if (rc != MSVC_OK) {
     snprintf(err, errlen, "%s: \"%.200s\" cannot be fetched (%s); "
-             "expected http://HOST[:PORT]/PATH", svc->cfg.jwt_key_what, svc->cfg.jwt_url,
-             msvc_strerror(rc));
+             "expected https://HOST[:PORT]/PATH or http://HOST[:PORT]/PATH",
+             svc->cfg.jwt_key_what, svc->cfg.jwt_url, msvc_strerror(rc));
     return rc == MSVC_ENOMEM ? rc : MSVC_ECONFIG;
   }
   return MSVC_OK;

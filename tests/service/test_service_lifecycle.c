@@ -19,6 +19,7 @@
 
 #include "service/helpers.h"
 #include "service/service-core.h"
+#include "tls/helpers.h"
 
 #define NAME "lifecycle"
 #define NHELD 50
@@ -733,6 +734,44 @@ Test(service_lifecycle, registers_only_after_the_first_key_set) {
   unsetenv("MSVC_JWT_JWKS_URL");
 }
 
+static void tls_jwks_routes(msvc_http_server_t *srv, void *data) {
+  msvc_tls_config_t *cfg = server_cfg("server.crt", "server.key", MSVC_TLS_AUTH_NONE, NULL);
+
+  (void)data;
+  cr_assert_eq(msvc_http_server_set_tls(srv, cfg), MSVC_OK);
+  msvc_tls_config_free(cfg);
+  jwks_routes(srv, data);
+}
+
+/* MSVC_JWT_JWKS_URL may be https://: fetched over TLS, the certificate
+ * checked against MSVC_TLS_CA. */
+Test(service_lifecycle, fetches_its_key_set_over_https) {
+  msvc_service_opts_t o;
+  srvthread_t keys;
+  char url[128];
+  resp_t r;
+
+  atomic_store(&jwks_up, 1);
+  st_start(&keys, tls_jwks_routes, NULL);
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/jwks.json", keys.port);
+  setenv("MSVC_JWT_JWKS_URL", url, 1);
+  setenv("MSVC_TLS_CA", cf("ca.crt"), 1);
+  msvc_service_opts_init(&o);
+  o.registry_uri = "memory://";
+  h_new(&H, &o);
+  h_run(&H);
+  wait_for(&H.ready, 1, 10000, "readiness once the keys came over https");
+  cr_assert_gt(msvc_jwt_keyset_count(H.svc->keyset), 0);
+  cr_assert_eq(get(H.port, "/ready", &r), 200, "%s", r.body);
+  resp_free(&r);
+  atomic_store(&H.stop_asked, 1);
+  uv_async_send(&H.wake);
+  h_join(&H);
+  st_stop(&keys);
+  unsetenv("MSVC_JWT_JWKS_URL");
+  unsetenv("MSVC_TLS_CA");
+}
+
 /* A client that resets its connection while an answer is written must not
  * end the process: a service that handles signals ignores SIGPIPE, unless
  * the program installed a handler of its own. */
@@ -769,6 +808,117 @@ Test(service_lifecycle, handles_sigpipe_unless_the_program_does) {
   msvc_service_free(svc);
   signal(SIGPIPE, SIG_DFL);
   cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+/* ---- a service that serves its own key set --------------------------------- */
+
+typedef struct self_keys_s {
+  uv_loop_t loop;
+  uv_timer_t deadline;
+  msvc_service_t *svc[2];
+  int ready;
+  int stopped;
+  bool timed_out;
+  int status; /* of the last /ready, -1 for no answer */
+  uint64_t t0, ready_ms[2];
+} self_keys_t;
+
+static void self_got(msvc_http_call_t *call, int err, const msvc_http_response_t *res,
+                     void *data) {
+  (void)call;
+  ((self_keys_t *)data)->status = err == MSVC_OK ? msvc_http_response_status(res) : -1;
+}
+
+static void self_ready(msvc_service_t *svc, int status, void *data) {
+  self_keys_t *s = data;
+
+  cr_assert_eq(status, MSVC_OK);
+  s->ready_ms[s->svc[0] == svc ? 0 : 1] = (uv_hrtime() - s->t0) / 1000000;
+  if (++s->ready == 2) uv_timer_stop(&s->deadline);
+}
+
+static void self_stopped(msvc_service_t *svc, void *data) {
+  (void)svc;
+  ((self_keys_t *)data)->stopped++;
+}
+
+static void self_deadline(uv_timer_t *t) {
+  self_keys_t *s = t->data;
+
+  s->timed_out = true;
+}
+
+/* One environment for every service, as a config map gives it: user-service
+ * is told to fetch its keys from user-service. Only its own instances can
+ * serve them, so waiting for them before registering would wait for ever.
+ * Two instances started together must both be ready within 5 s. */
+Test(service_lifecycle, own_key_set_two_instances_start_together) {
+  static self_keys_t s;
+  msvc_service_opts_t o;
+  char err[256];
+
+  memset(&s, 0, sizeof(s));
+  atomic_store(&jwks_up, 1);
+  setenv("MSVC_JWT_JWKS_URL", "http://self-keys/jwks.json", 1);
+  cr_assert_eq(uv_loop_init(&s.loop), 0);
+  cr_assert_eq(uv_timer_init(&s.loop, &s.deadline), 0);
+  s.deadline.data = &s;
+  msvc_service_opts_init(&o);
+  o.registry_uri = "memory://";
+  o.handle_signals = false;
+  o.access_log = false;
+  o.on_ready = self_ready;
+  o.on_stopped = self_stopped;
+  o.data = &s;
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(msvc_service_new(&s.loop, "self-keys", &o, &s.svc[i], err, sizeof(err)),
+                 MSVC_OK, "%s", err);
+    cr_assert_eq(msvc_service_route(s.svc[i], "GET", "/jwks.json", on_jwks, NULL, 0),
+                 MSVC_OK);
+    cr_assert_eq(msvc_service_route(s.svc[i], "GET", "/me", on_hello, NULL,
+                                    MSVC_HTTP_ROUTE_AUTH), MSVC_OK);
+  }
+  s.t0 = uv_hrtime();
+  for (int i = 0; i < 2; i++) cr_assert_eq(msvc_service_start(s.svc[i]), MSVC_OK);
+  cr_assert_eq(uv_timer_start(&s.deadline, self_deadline, 5000, 0), 0);
+  while (s.ready < 2 && !s.timed_out) uv_run(&s.loop, UV_RUN_ONCE);
+  cr_assert_eq(s.ready, 2, "%d of 2 instances ready after 5 s (%s, %s)", s.ready,
+               msvc_service_state(s.svc[0]) == MSVC_SERVICE_READY ? "ready" : "not ready",
+               msvc_service_state(s.svc[1]) == MSVC_SERVICE_READY ? "ready" : "not ready");
+  cr_log_info("both instances ready after %llu and %llu ms",
+              (unsigned long long)s.ready_ms[0], (unsigned long long)s.ready_ms[1]);
+  fprintf(stderr, "cold start: instances ready after %llu and %llu ms\n",
+          (unsigned long long)s.ready_ms[0], (unsigned long long)s.ready_ms[1]);
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(msvc_service_state(s.svc[i]), MSVC_SERVICE_READY);
+    cr_assert_gt(msvc_jwt_keyset_count(s.svc[i]->keyset), 0);
+    cr_assert_not_null(msvc_service_instance_id(s.svc[i]));
+  }
+  /* /ready of each answers 200: asked with a client on the same loop. */
+  for (int i = 0; i < 2; i++) {
+    msvc_http_client_t *c;
+    msvc_http_request_t rq;
+    char url[64];
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/ready", msvc_service_port(s.svc[i]));
+    cr_assert_eq(msvc_http_client_new(&s.loop, NULL, &c), MSVC_OK);
+    msvc_http_request_init(&rq);
+    rq.url = url;
+    rq.on_done = self_got;
+    rq.data = &s;
+    s.status = 0;
+    cr_assert_eq(msvc_http_client_request(c, &rq, NULL), MSVC_OK);
+    while (s.status == 0) uv_run(&s.loop, UV_RUN_ONCE);
+    cr_assert_eq(s.status, 200, "instance %d: /ready answers %d", i, s.status);
+    msvc_http_client_close(c, NULL, NULL);
+  }
+  for (int i = 0; i < 2; i++) cr_assert_eq(msvc_service_stop(s.svc[i], NULL, NULL), MSVC_OK);
+  uv_close((uv_handle_t *)&s.deadline, NULL);
+  uv_run(&s.loop, UV_RUN_DEFAULT);
+  cr_assert_eq(s.stopped, 2);
+  for (int i = 0; i < 2; i++) msvc_service_free(s.svc[i]);
+  cr_assert_eq(uv_loop_close(&s.loop), 0, "a handle of the services was left on the loop");
+  unsetenv("MSVC_JWT_JWKS_URL");
 }
 
 /* ---- a second stop signal, in a process of its own ---------------------------- */
