@@ -110,16 +110,20 @@ MSVC_API int msvc_jwt_algs_parse(const char *list, unsigned *mask);
 
 /** @brief An outcome of a verification, as counted by the `result` label. */
 typedef enum msvc_jwt_result_e {
+/** @cond */
 #define MSVC_JWT_RESULT_ENUM_(name, label, meaning) MSVC_JWT_RESULT_##name,
   MSVC_JWT_RESULT_MAP(MSVC_JWT_RESULT_ENUM_)
 #undef MSVC_JWT_RESULT_ENUM_
-  MSVC_JWT_RESULT_COUNT /**< Number of outcomes (not an outcome). */
+/** @endcond */
+  MSVC_JWT_RESULT_COUNT /**< Number of outcomes (not an outcome); the others
+                             are MSVC_JWT_RESULT_<NAME> for each entry of
+                             #MSVC_JWT_RESULT_MAP, in its order. */
 } msvc_jwt_result_t;
 
 /**
  * @brief The outcome a verification code counts as.
  *
- * #MSVC_OK is #MSVC_JWT_RESULT_OK and each MSVC_EJWT_* code has its own
+ * #MSVC_OK is `MSVC_JWT_RESULT_OK` and each MSVC_EJWT_* code has its own
  * outcome, except those the label set folds in: MSVC_EJWT_MISSING_CLAIM and
  * MSVC_EJWT_BAD_TYPE count as `malformed`, MSVC_EJWT_TOO_OLD as `expired`,
  * MSVC_EJWT_BAD_KEY as `bad_signature`.

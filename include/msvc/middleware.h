@@ -362,9 +362,11 @@ typedef struct msvc_mw_jwt_s msvc_mw_jwt_t;
 typedef struct msvc_mw_jwt_opts_s {
   size_t size; /**< sizeof(msvc_mw_jwt_opts_t). */
   /** The checks a token must pass (algorithms, issuer, audiences, leeway,
-   *  required claims, ...), filled by msvc_jwt_verify_opts_init() with one
-   *  change: `cache_size` is 1024, so the verified-token cache is on (set
-   *  it to 0 to turn it off). Copied by msvc_mw_jwt_new(). */
+   *  required claims, ...), filled by msvc_jwt_verify_opts_init() with
+   *  three changes: `cache_size` and `neg_cache_size` are 1024, so the
+   *  verified-token and refused-token caches are on (0 turns one off), and
+   *  `require_exp` is true (a token without `exp` is refused). Copied by
+   *  msvc_mw_jwt_new(). */
   msvc_jwt_verify_opts_t verify;
   /** One more accepted audience besides `verify.audiences`, or NULL (the
    *  default). msvc_mw_jwt_opts_env() sets it from `MSVC_JWT_AUDIENCE`.
@@ -389,12 +391,13 @@ typedef struct msvc_mw_jwt_opts_s {
    *  default) for none. Copied; quotes, backslashes and control characters
    *  are dropped. */
   const char *realm;
-  /** An `http://` URL of a JWK Set kept in the key set by a fetcher of the
+  /** An `http://` or `https://` URL of a JWK Set kept in the key set by a fetcher of the
    *  middleware's own (msvc/jwks.h: cached, refreshed in the background,
    *  refetched on an unknown `kid`, stale-if-error, fetches counted in
    *  `msvc_jwt_jwks_fetches_total{result}` of @ref registry), or NULL (the
    *  default). The first fetch completes after msvc_mw_jwt_new() returns;
-   *  until then tokens are refused as `unknown_kid`. Copied. */
+   *  until then a token is answered 503 with `Retry-After` (counted as
+   *  `unknown_kid`). Copied. */
   const char *jwks_url;
   /** The loop the fetcher of @ref jwks_url runs on; NULL (the default) for
    *  the server's loop. Borrowed: it must outlive the middleware. */
@@ -431,16 +434,18 @@ MSVC_API void msvc_mw_jwt_opts_init(msvc_mw_jwt_opts_t *opts);
  * a JWK Set with at least one usable key), `MSVC_JWT_ISSUER` (sets
  * `verify.issuer`), `MSVC_JWT_AUDIENCE` (sets @p opts->audience) and
  * `MSVC_JWT_LEEWAY_S` (sets `verify.leeway_s`: a decimal integer from 0 to
- * 86400). An unset variable leaves its option alone; a set but empty one is
- * a bad value.
+ * 86400) and `MSVC_JWT_REQUIRE_EXP` (sets `verify.require_exp`: `true` or
+ * `false`). An unset variable leaves its option alone; a set but empty one
+ * is a bad value.
  *
  * `MSVC_JWT_JWKS_URL` sets @p opts->jwks_url. It must be
+ * `https://HOST[:PORT]/PATH` with HOST an IP literal or a DNS name (fetched
+ * over TLS, the certificate checked against that name), or
  * `http://HOST[:PORT]/PATH` with HOST an IP literal (IPv6 in brackets) or
  * `localhost`, or, when @p opts->jwks_get is set, a service name (letters,
- * digits, `.`, `_`, `-`) that the hook resolves; any other host name is
- * refused (EINVAL) and an `https://` URL answers MSVC_ENOTSUP until TLS
- * exists. Setting both
- * `MSVC_JWT_JWKS_FILE` and `MSVC_JWT_JWKS_URL` is refused.
+ * digits, `.`, `_`, `-`) that the hook resolves; any other host is refused
+ * (EINVAL). Setting both `MSVC_JWT_JWKS_FILE` and `MSVC_JWT_JWKS_URL` is
+ * refused.
  *
  * @param opts    Options filled by msvc_mw_jwt_opts_init(). The strings set
  *                point into the environment: pass the options to
@@ -450,8 +455,7 @@ MSVC_API void msvc_mw_jwt_opts_init(msvc_mw_jwt_opts_t *opts);
  *                accepted values; may be NULL.
  * @param errlen  Size of @p err.
  * @return #MSVC_OK; MSVC_EINVAL for a bad value or a NULL or unfilled
- *         @p opts; MSVC_ENOTSUP for an `https://` `MSVC_JWT_JWKS_URL`;
- *         MSVC_ENOMEM.
+ *         @p opts; MSVC_ENOMEM.
  *         On failure @p opts may be partly changed.
  * @note Not thread-safe against threads that change the environment.
  * @since 0.1

@@ -252,7 +252,11 @@ MSVC_API void msvc_service_opts_init(msvc_service_opts_t *opts);
  * setting comes from @p opts, else from its `MSVC_*` variable, else its
  * default (see msvc_service_opts_t). The JWT key source may name a service
  * instead of a host (`http://user-service/.well-known/jwks.json`), which
- * is then resolved through discovery. The log level and format are applied
+ * is then resolved through discovery (a service named by its own URL
+ * registers before it has keys and becomes ready once they are in), or be
+ * an `https://` URL, fetched directly with the certificate checked against
+ * the CA bundle (tls_ca_file or `MSVC_TLS_CA`, else the system one). The
+ * log level and format are applied
  * to the process-wide logger. A server certificate (tls_cert_file or
  * `MSVC_TLS_CERT`) makes every loop's server serve TLS (the instance then
  * registers the metadata `scheme=https`); calls to `scheme=https`
