@@ -402,8 +402,9 @@ typedef struct msvc_mw_jwt_opts_s {
   /** The loop the fetcher of @ref jwks_url runs on; NULL (the default) for
    *  the server's loop. Borrowed: it must outlive the middleware. */
   uv_loop_t *loop;
-  /** Fetch hook given to the fetcher of @ref jwks_url (see
-   *  msvc_jwks_opts_t::get), or NULL (the default: the fetcher's own
+  /** Fetch hook given to the fetcher of an `http://` @ref jwks_url (see
+   *  msvc_jwks_opts_t::get; an `https://` one is always fetched by the
+   *  fetcher's own client), or NULL (the default: the fetcher's own
    *  client). With it set, msvc_mw_jwt_opts_env() also accepts a service
    *  name as the URL's host (the service object sets it so that
    *  `MSVC_JWT_JWKS_URL` is resolved through discovery). */

@@ -470,9 +470,13 @@ static int start_fetcher(msvc_mw_jwt_t *m, msvc_http_server_t *srv,
   jo.url = o->jwks_url;
   jo.keyset = m->keyset;
   jo.metrics = o->registry != NULL ? o->registry : msvc_metrics_default_registry();
-  jo.get = o->jwks_get;
-  jo.get_cancel = o->jwks_get_cancel;
-  jo.get_data = o->jwks_get_data;
+  /* An https:// URL is fetched directly, so that its certificate is
+   * checked against its own host: the hook only resolves service names. */
+  if (strncasecmp(o->jwks_url, "https://", 8) != 0) {
+    jo.get = o->jwks_get;
+    jo.get_cancel = o->jwks_get_cancel;
+    jo.get_data = o->jwks_get_data;
+  }
   jo.tls = o->jwks_tls;
   return msvc_jwks_fetcher_new(o->loop != NULL ? o->loop : msvc_http_server_loop(srv),
                                &jo, &m->fetcher);
