@@ -772,6 +772,76 @@ Test(service_lifecycle, fetches_its_key_set_over_https) {
   unsetenv("MSVC_TLS_CA");
 }
 
+/* Signs claims with the fixtures' P-256 key (kid ec-256 of their JWK Set). */
+static char *fixture_token(const char *claims) {
+  char path[512], *pem, *tok = NULL;
+  msvc_jwt_key_t *key = NULL;
+  FILE *f;
+  long n;
+
+  snprintf(path, sizeof(path), "%s/tests/jwt/interop/fixtures/ec256-private.pem",
+           LIBMSVC_TEST_SOURCE_DIR);
+  f = fopen(path, "rb");
+  cr_assert_not_null(f);
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  rewind(f);
+  pem = malloc((size_t)n);
+  cr_assert_eq(fread(pem, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  cr_assert_eq(msvc_jwt_key_from_pem(pem, (size_t)n, 0, "ec-256", &key), MSVC_OK);
+  cr_assert_eq(msvc_jwt_sign(key, MSVC_JWT_ES256, claims, &tok), MSVC_OK);
+  msvc_jwt_key_free(key);
+  free(pem);
+  return tok;
+}
+
+static int get_with_token(int port, const char *tok, resp_t *r) {
+  char raw[2048];
+
+  snprintf(raw, sizeof(raw),
+           "GET /me HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+           "Connection: close\r\n\r\n", tok);
+  return cl_request(port, raw, r);
+}
+
+/* The service refuses tokens without exp unless MSVC_JWT_REQUIRE_EXP=false. */
+static void require_exp_case(const char *env, int want) {
+  msvc_service_opts_t o;
+  char *forever = fixture_token("{\"sub\":\"7\"}");
+  char *dated = fixture_token("{\"sub\":\"7\",\"exp\":4102444800}");
+  resp_t r;
+
+  memset(&H, 0, sizeof(H));
+  setenv("MSVC_JWT_JWKS_FILE", JWKS, 1);
+  if (env != NULL) setenv("MSVC_JWT_REQUIRE_EXP", env, 1);
+  msvc_service_opts_init(&o);
+  o.registry_uri = "memory://";
+  h_new(&H, &o);
+  cr_assert_eq(msvc_service_route(H.svc, "GET", "/me", on_hello, NULL, MSVC_HTTP_ROUTE_AUTH),
+               MSVC_OK);
+  h_run(&H);
+  wait_for(&H.ready, 1, 10000, "readiness");
+  cr_assert_eq(get_with_token(H.port, forever, &r), want, "%s", r.body);
+  if (want == 401)
+    cr_assert_not_null(strstr(r.head, "no expiry time"), "%s", r.head);
+  resp_free(&r);
+  cr_assert_eq(get_with_token(H.port, dated, &r), 200, "%s", r.body);
+  resp_free(&r);
+  atomic_store(&H.stop_asked, 1);
+  uv_async_send(&H.wake);
+  h_join(&H);
+  unsetenv("MSVC_JWT_JWKS_FILE");
+  unsetenv("MSVC_JWT_REQUIRE_EXP");
+  msvc_free(forever);
+  msvc_free(dated);
+}
+
+Test(service_lifecycle, tokens_without_exp_are_refused_by_default) {
+  require_exp_case(NULL, 401);
+  require_exp_case("false", 200);
+}
+
 /* A client that resets its connection while an answer is written must not
  * end the process: a service that handles signals ignores SIGPIPE, unless
  * the program installed a handler of its own. */
