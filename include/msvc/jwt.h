@@ -95,18 +95,30 @@ MSVC_API int msvc_jwt_algs_parse(const char *list, unsigned *mask);
  * verification code onto them, and the documentation lists the same
  * values. A new outcome is added here and nowhere else.
  */
-#define MSVC_JWT_RESULT_MAP(XX)                                                \
-  XX(OK, "ok", "the token was accepted")                                      \
-  XX(MISSING, "missing", "a protected route was called without a Bearer token") \
-  XX(MALFORMED, "malformed", "not a well-formed token, or a claim of the wrong type, a missing required claim or a wrong typ header") \
-  XX(EXPIRED, "expired", "past exp (plus leeway), or older than the maximum age") \
-  XX(NOT_YET_VALID, "not_yet_valid", "before nbf, or iat in the future (beyond leeway)") \
-  XX(MISSING_EXP, "missing_exp", "no exp claim while one is required")       \
-  XX(BAD_SIGNATURE, "bad_signature", "the signature does not verify with the key") \
-  XX(BAD_ISSUER, "bad_issuer", "iss is not the accepted issuer")              \
-  XX(BAD_AUDIENCE, "bad_audience", "aud holds none of the accepted audiences") \
-  XX(UNKNOWN_KID, "unknown_kid", "no key of the key set has the token's kid") \
-  XX(ALG_NOT_ALLOWED, "alg_not_allowed", "the alg is not allowed, or not allowed with the key")
+#define MSVC_JWT_RESULT_MAP(XX)                                               \
+  XX(OK, "ok",                                                                \
+     "the token was accepted")                                                \
+  XX(MISSING, "missing",                                                      \
+     "no Bearer token on a protected route")                                  \
+  XX(MALFORMED, "malformed",                                                  \
+     "not a well-formed token, a claim of the wrong type, a "                 \
+     "missing required claim, a wrong typ")                                   \
+  XX(EXPIRED, "expired",                                                      \
+     "past exp plus leeway, or older than the maximum age")                   \
+  XX(NOT_YET_VALID, "not_yet_valid",                                          \
+     "before nbf, or iat in the future, beyond leeway")                       \
+  XX(MISSING_EXP, "missing_exp",                                              \
+     "no exp claim while one is required")                                    \
+  XX(BAD_SIGNATURE, "bad_signature",                                          \
+     "the signature does not verify with the key")                            \
+  XX(BAD_ISSUER, "bad_issuer",                                                \
+     "iss is not the accepted issuer")                                        \
+  XX(BAD_AUDIENCE, "bad_audience",                                            \
+     "aud holds none of the accepted audiences")                              \
+  XX(UNKNOWN_KID, "unknown_kid",                                              \
+     "no key of the key set has the token's kid")                             \
+  XX(ALG_NOT_ALLOWED, "alg_not_allowed",                                      \
+     "the alg is not allowed, or not with that key")
 
 /** @brief An outcome of a verification, as counted by the `result` label. */
 typedef enum msvc_jwt_result_e {
@@ -116,8 +128,8 @@ typedef enum msvc_jwt_result_e {
 #undef MSVC_JWT_RESULT_ENUM_
 /** @endcond */
   MSVC_JWT_RESULT_COUNT /**< Number of outcomes (not an outcome); the others
-                             are MSVC_JWT_RESULT_<NAME> for each entry of
-                             #MSVC_JWT_RESULT_MAP, in its order. */
+                             are `MSVC_JWT_RESULT_` + the NAME of each entry
+                             of #MSVC_JWT_RESULT_MAP, in its order. */
 } msvc_jwt_result_t;
 
 /**
