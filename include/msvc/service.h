@@ -204,8 +204,10 @@ typedef struct msvc_service_opts_s {
   const char *tls_client_cert_file;
   /** PEM private key of tls_client_cert_file; NULL: `MSVC_TLS_CLIENT_KEY`. */
   const char *tls_client_key_file;
-  /** URL of the JWK Set that verifies tokens (`http://HOST[:PORT]/PATH`;
-   *  HOST may be a service name, found through discovery); NULL:
+  /** URL of the JWK Set that verifies tokens (`http://HOST[:PORT]/PATH`,
+   *  HOST may be a service name, found through discovery; or
+   *  `https://HOST[:PORT]/PATH`, fetched over TLS with the certificate
+   *  checked against the CA bundle); NULL:
    *  `MSVC_JWT_JWKS_URL`. At most one of jwt_jwks_url and jwt_jwks_file. */
   const char *jwt_jwks_url;
   /** Path of a JWK Set file that verifies tokens (read here); NULL:
@@ -232,6 +234,10 @@ typedef struct msvc_service_opts_s {
   /** Jobs each loop's worker pool lets wait, 1..1000000; 0:
    *  `MSVC_WORK_QUEUE`, else 256. */
   unsigned work_queue;
+  /** Whether a token without `exp` is refused (`missing_exp`): 1 yes, 0 no;
+   *  -1 (unset): `MSVC_JWT_REQUIRE_EXP`, else yes.
+   *  @since 0.2 */
+  int jwt_require_exp;
 } msvc_service_opts_t;
 
 /**

@@ -305,7 +305,7 @@ static void call_defaults(msvc__svc_config_t *cfg, const msvc_service_opts_t *o)
 /* Whether some JWT setting is left to the environment. */
 static bool jwt_env_used(const msvc_service_opts_t *o) {
   return (o->jwt_jwks_url == NULL && o->jwt_jwks_file == NULL) || o->jwt_issuer == NULL ||
-         o->jwt_audience == NULL || o->jwt_leeway_s == -1;
+         o->jwt_audience == NULL || o->jwt_leeway_s == -1 || o->jwt_require_exp == -1;
 }
 
 /* The fields win over MSVC_JWT_*; the key source (URL or file) is one
@@ -325,7 +325,7 @@ static int jwt_options(msvc__svc_config_t *cfg, const msvc_service_opts_t *o, ch
   if (o->jwt_jwks_url != NULL && strncasecmp(o->jwt_jwks_url, "http://", 7) != 0 &&
       strncasecmp(o->jwt_jwks_url, "https://", 8) != 0)
     return fail(err, errlen, "jwt_jwks_url option: \"%.200s\" is not a URL; expected "
-                "http://HOST[:PORT]/PATH", o->jwt_jwks_url);
+                "https://HOST[:PORT]/PATH or http://HOST[:PORT]/PATH", o->jwt_jwks_url);
   if (o->jwt_jwks_file != NULL && o->jwt_jwks_file[0] == '\0')
     return fail(err, errlen, "jwt_jwks_file option: empty; expected the path of a JWK "
                 "Set file");
@@ -347,6 +347,12 @@ static int jwt_options(msvc__svc_config_t *cfg, const msvc_service_opts_t *o, ch
                   "0..86400 seconds (or -1 for MSVC_JWT_LEEWAY_S)",
                   (long)o->jwt_leeway_s);
     cfg->jwt.verify.leeway_s = (uint32_t)o->jwt_leeway_s;
+  }
+  if (o->jwt_require_exp != -1) {
+    if (o->jwt_require_exp != 0 && o->jwt_require_exp != 1)
+      return fail(err, errlen, "jwt_require_exp option: %d; expected 1 (refuse tokens "
+                  "without 'exp'), 0, or -1 for MSVC_JWT_REQUIRE_EXP", o->jwt_require_exp);
+    cfg->jwt.verify.require_exp = o->jwt_require_exp == 1;
   }
   return MSVC_OK;
 }
@@ -688,4 +694,5 @@ void msvc_service_opts_init(msvc_service_opts_t *opts) {
   opts->jwt_leeway_s = -1;
   opts->log_level = -1;
   opts->log_format = -1;
+  opts->jwt_require_exp = -1;
 }

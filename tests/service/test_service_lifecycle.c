@@ -806,7 +806,7 @@ static int get_with_token(int port, const char *tok, resp_t *r) {
 }
 
 /* The service refuses tokens without exp unless MSVC_JWT_REQUIRE_EXP=false. */
-static void require_exp_case(const char *env, int want) {
+static void require_exp_case(const char *env, int option, int want) {
   msvc_service_opts_t o;
   char *forever = fixture_token("{\"sub\":\"7\"}");
   char *dated = fixture_token("{\"sub\":\"7\",\"exp\":4102444800}");
@@ -816,7 +816,9 @@ static void require_exp_case(const char *env, int want) {
   setenv("MSVC_JWT_JWKS_FILE", JWKS, 1);
   if (env != NULL) setenv("MSVC_JWT_REQUIRE_EXP", env, 1);
   msvc_service_opts_init(&o);
+  cr_assert_eq(o.jwt_require_exp, -1);
   o.registry_uri = "memory://";
+  o.jwt_require_exp = option;
   h_new(&H, &o);
   cr_assert_eq(msvc_service_route(H.svc, "GET", "/me", on_hello, NULL, MSVC_HTTP_ROUTE_AUTH),
                MSVC_OK);
@@ -838,8 +840,11 @@ static void require_exp_case(const char *env, int want) {
 }
 
 Test(service_lifecycle, tokens_without_exp_are_refused_by_default) {
-  require_exp_case(NULL, 401);
-  require_exp_case("false", 200);
+  require_exp_case(NULL, -1, 401);
+  require_exp_case("false", -1, 200);
+  /* The option wins over the variable, both ways. */
+  require_exp_case("true", 0, 200);
+  require_exp_case("false", 1, 401);
 }
 
 /* A client that resets its connection while an answer is written must not

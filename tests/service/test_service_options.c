@@ -28,7 +28,7 @@ static const char *const vars[] = {
     "MSVC_TLS_CA",       "MSVC_TLS_CLIENT_AUTH", "MSVC_TLS_CLIENT_CERT",
     "MSVC_TLS_CLIENT_KEY", "MSVC_SERVICE_NAME",  "MSVC_HOST",
     "MSVC_PORT",         "MSVC_ADVERTISE",       "MSVC_REGISTRY_TTL_MS",
-    "MSVC_LB",           "MSVC_WORKERS",
+    "MSVC_LB",           "MSVC_WORKERS",         "MSVC_JWT_REQUIRE_EXP",
 };
 
 static uv_loop_t loop;
@@ -83,6 +83,7 @@ static void o_all_jwt(msvc_service_opts_t *o) {
   o->jwt_issuer = "opt-iss";
   o->jwt_audience = "opt-aud";
   o->jwt_leeway_s = 3;
+  o->jwt_require_exp = 1;
 }
 
 /* What the configuration holds, as text, for the row's field. */
@@ -105,7 +106,7 @@ static void field(const msvc_service_t *svc, const char *name, char *out, size_t
 
 typedef struct row_s {
   const char *what;
-  const char *env[3][2]; /* variables set before the call */
+  const char *env[4][2]; /* variables set before the call */
   void (*set)(msvc_service_opts_t *o);
   int rc;
   const char *field; /* rc == MSVC_OK: the field ... */
@@ -149,7 +150,8 @@ static const row_t rows[] = {
      "MSVC_JWT_JWKS_FILE", NULL},
     /* Every JWT field set: the variables are not read at all. */
     {"all jwt opts ignore bad env",
-     {{"MSVC_JWT_LEEWAY_S", "soon"}, {"MSVC_JWT_ISSUER", ""}, {"MSVC_JWT_JWKS_URL", "ftp://x"}},
+     {{"MSVC_JWT_LEEWAY_S", "soon"}, {"MSVC_JWT_ISSUER", ""}, {"MSVC_JWT_JWKS_URL", "ftp://x"},
+      {"MSVC_JWT_REQUIRE_EXP", "maybe"}},
      o_all_jwt, MSVC_OK, "leeway", "3", NULL},
     /* Log level (process-wide) */
     {"level env", {{"MSVC_LOG_LEVEL", "error"}}, o_none, MSVC_OK, "level", "error", NULL},
@@ -195,7 +197,7 @@ Test(service_options, option_wins_over_environment_over_default) {
     int rc;
 
     clean_env();
-    for (size_t j = 0; j < 3 && r->env[j][0] != NULL; j++)
+    for (size_t j = 0; j < 4 && r->env[j][0] != NULL; j++)
       setenv(r->env[j][0], r->env[j][1], 1);
     msvc_service_opts_init(&o);
     r->set(&o);
