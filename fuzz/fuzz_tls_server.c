@@ -29,7 +29,7 @@
 
 #include "http/attach.h"
 #include "http/transport_mem.h"
-#include "tls/glue.h"
+#include "msvc-transport.h"
 
 static const char cert_pem[] =
     "-----BEGIN CERTIFICATE-----\n"

@@ -662,6 +662,50 @@ MSVC_API int msvc_http_workers_start(unsigned n, const char *host, int port,
                                      msvc_http_workers_t **out);
 
 /**
+ * @brief Releases what a worker's setup attached to its loop; runs on that
+ *        worker's thread.
+ *
+ * Called once per worker whose thread started, after its server has closed
+ * (or failed to start, setup included) and before the worker runs its loop
+ * for the last time: handles closed here are released before the loop is
+ * closed, so the worker ends without leaks.
+ *
+ * @param loop   The worker's loop (still open).
+ * @param index  Worker number, 0 to n-1.
+ * @param data   The pointer given to msvc_http_workers_start_ex().
+ * @since 0.2
+ */
+typedef void (*msvc_http_worker_teardown_fn)(uv_loop_t *loop, unsigned index,
+                                             void *data);
+
+/**
+ * @brief msvc_http_workers_start() with a teardown hook: for setups that
+ *        attach per-loop state (timers, clients, caches) to each worker.
+ *
+ * @param n         Number of workers, 1 to 256.
+ * @param host      Address literal.
+ * @param port      Port, or 0 for any free port.
+ * @param opts      Server options (copied; reuseport is forced on), or NULL.
+ * @param setup     Called on each worker thread before it listens, or NULL.
+ * @param teardown  Called on each worker thread once its server is closed
+ *                  (see msvc_http_worker_teardown_fn), or NULL.
+ * @param data      Passed to setup and teardown; must be safe to use from
+ *                  every worker.
+ * @param out       Receives the group.
+ * @return #MSVC_OK, MSVC_EINVAL, MSVC_ENOMEM, or the first worker's error
+ *         (teardown has then run for every worker that started).
+ * @note Stop and free with msvc_http_workers_stop(); teardown runs during
+ *       that call, on the workers' threads. Thread-safe as far as setup and
+ *       teardown are.
+ * @since 0.2
+ */
+MSVC_API int msvc_http_workers_start_ex(unsigned n, const char *host, int port,
+                                        const msvc_http_server_opts_t *opts,
+                                        msvc_http_worker_setup_fn setup,
+                                        msvc_http_worker_teardown_fn teardown,
+                                        void *data, msvc_http_workers_t **out);
+
+/**
  * @brief The port every worker listens on.
  * @param w  The group.
  * @return The port.

@@ -105,7 +105,7 @@ int msvc_http_client_set_tls(msvc_http_client_t *c, struct msvc_tls_config_s *cf
   if (c == NULL)
     return MSVC_EINVAL;
 #ifdef MSVC_HAVE_TLS
-  if (cfg != NULL && cfg->o.role != MSVC_TLS_CLIENT)
+  if (cfg != NULL && msvc__tls_config_role(cfg) != MSVC_TLS_CLIENT)
     return MSVC_EINVAL;
   msvc_tls_config_free(c->tls);
   c->tls = msvc_tls_config_ref(cfg);

@@ -4,15 +4,12 @@
 #define MSVC_HTTP_CLIENT_INTERNAL_H
 
 #include <msvc/http_client.h>
+#include <msvc/tls.h>
 
 #include "http/client_factory.h"
 #include "http/transport.h"
 #include "http/wire.h"
 #include "msvc-internal.h"
-#ifdef MSVC_HAVE_TLS
-#include "tls/glue.h"
-#include "tls/tls-internal.h"
-#endif
 
 typedef struct msvc__endpoint_s msvc__endpoint_t;
 

@@ -130,7 +130,7 @@ int msvc_http_server_set_tls(msvc_http_server_t *srv, struct msvc_tls_config_s *
   if (srv == NULL)
     return MSVC_EINVAL;
 #ifdef MSVC_HAVE_TLS
-  if (cfg != NULL && cfg->o.role != MSVC_TLS_SERVER)
+  if (cfg != NULL && msvc__tls_config_role(cfg) != MSVC_TLS_SERVER)
     return MSVC_EINVAL;
   msvc_tls_config_free(srv->tls);
   srv->tls = msvc_tls_config_ref(cfg);

@@ -3,15 +3,12 @@
 #define MSVC_HTTP_SERVER_H
 
 #include <msvc/http.h>
+#include <msvc/tls.h>
 
 #include "http/attach.h"
 #include "http/transport.h"
 #include "http/wire.h"
 #include "msvc-internal.h"
-#ifdef MSVC_HAVE_TLS
-#include "tls/glue.h"
-#include "tls/tls-internal.h"
-#endif
 
 #define MSVC__HTTP_MAX_SEGS 32
 #define MSVC__HTTP_MAX_PARAMS 8
@@ -214,19 +211,6 @@ void msvc__req_unhold(msvc_http_req_t *req, bool was);
 /* workers.c: stops like msvc_http_workers_stop(), returning the first
  * non-zero uv_loop_close() result of a worker (tests check for leaks). */
 int msvc__http_workers_stop_rc(msvc_http_workers_t *w, uint32_t timeout_ms);
-
-/* Runs on a worker's thread once its server is closed (or failed to start),
- * before the worker runs its loop for the last time: the place to release
- * what setup attached to that loop. */
-typedef void (*msvc__http_worker_teardown_fn)(uv_loop_t *loop, unsigned index,
-                                              void *data);
-
-/* msvc_http_workers_start() with a teardown hook (may be NULL). */
-int msvc__http_workers_start_ex(unsigned n, const char *host, int port,
-                                const msvc_http_server_opts_t *opts,
-                                msvc_http_worker_setup_fn setup,
-                                msvc__http_worker_teardown_fn teardown, void *data,
-                                msvc_http_workers_t **out);
 
 /* server.c: fn runs at the start of msvc_http_server_drain(). */
 void msvc__http_server_on_drain(msvc_http_server_t *srv,

@@ -8,6 +8,7 @@ list(APPEND LIBMSVC_SOURCES
   src/http/request.c
   src/http/response.c
   src/http/workers.c
+  src/http/identity.c
   src/http/client.c
   src/http/pool.c
   src/http/retry.c)

@@ -28,7 +28,7 @@ struct msvc_http_workers_s {
   uint32_t drain_ms;
   msvc_http_server_opts_t opts;
   msvc_http_worker_setup_fn setup;
-  msvc__http_worker_teardown_fn teardown;
+  msvc_http_worker_teardown_fn teardown;
   void *data;
 };
 
@@ -137,14 +137,14 @@ int msvc_http_workers_start(unsigned n, const char *host, int port,
                             const msvc_http_server_opts_t *opts,
                             msvc_http_worker_setup_fn setup, void *data,
                             msvc_http_workers_t **out) {
-  return msvc__http_workers_start_ex(n, host, port, opts, setup, NULL, data, out);
+  return msvc_http_workers_start_ex(n, host, port, opts, setup, NULL, data, out);
 }
 
-int msvc__http_workers_start_ex(unsigned n, const char *host, int port,
-                                const msvc_http_server_opts_t *opts,
-                                msvc_http_worker_setup_fn setup,
-                                msvc__http_worker_teardown_fn teardown, void *data,
-                                msvc_http_workers_t **out) {
+int msvc_http_workers_start_ex(unsigned n, const char *host, int port,
+                               const msvc_http_server_opts_t *opts,
+                               msvc_http_worker_setup_fn setup,
+                               msvc_http_worker_teardown_fn teardown, void *data,
+                               msvc_http_workers_t **out) {
   msvc_http_workers_t *g;
   unsigned i;
   int rc = MSVC_OK;

@@ -548,7 +548,7 @@ static int start_workers(msvc_service_t *svc) {
     svc->wloops = NULL;
     return rc;
   }
-  rc = msvc__http_workers_start_ex(svc->cfg.workers, svc->cfg.host, svc->cfg.port,
+  rc = msvc_http_workers_start_ex(svc->cfg.workers, svc->cfg.host, svc->cfg.port,
                                    &svc->cfg.server, setup_worker, teardown_worker, svc,
                                    &svc->workers);
   if (rc != MSVC_OK) {

@@ -18,6 +18,10 @@
 
 #include "tls/tls-internal.h"
 
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_PSA_CRYPTO_C)
+#include <psa/crypto.h>
+#endif
+
 /* ECDHE key exchange with an AEAD only: forward secrecy, no CBC. */
 static const int suites[] = {
     MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
@@ -84,13 +88,22 @@ static int load_own(msvc_tls_config_t *cfg, msvc__tls_material_t *m, char *err,
     msvc__tls_fmt_err(err, len, what, rc > 0 ? 0 : rc);
     return rc == MBEDTLS_ERR_X509_ALLOC_FAILED ? MSVC_ENOMEM : MSVC_ETLS_FILE;
   }
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
   rc = mbedtls_pk_parse_keyfile(&m->key, o->key_file, o->key_password);
+#else
+  rc = mbedtls_pk_parse_keyfile(&m->key, o->key_file, o->key_password,
+                                mbedtls_ctr_drbg_random, &cfg->drbg);
+#endif
   if (rc != 0) {
     snprintf(what, sizeof(what), "key %s", o->key_file);
     msvc__tls_fmt_err(err, len, what, rc);
     return rc == MBEDTLS_ERR_PK_ALLOC_FAILED ? MSVC_ENOMEM : MSVC_ETLS_FILE;
   }
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
   rc = mbedtls_pk_check_pair(&m->chain.pk, &m->key);
+#else
+  rc = mbedtls_pk_check_pair(&m->chain.pk, &m->key, mbedtls_ctr_drbg_random, &cfg->drbg);
+#endif
   if (rc != 0) {
     snprintf(what, sizeof(what), "key %s does not match certificate %s",
              o->key_file, o->cert_file);
@@ -134,8 +147,17 @@ static void setup_policy(msvc_tls_config_t *cfg, msvc__tls_material_t *m) {
   const msvc_tls_opts_t *o = &cfg->o;
   int mode = MBEDTLS_SSL_VERIFY_REQUIRED;
 
+  /* TLS 1.2 exactly: 3.x also offers 1.3, whose suites and resumption
+   * this block does not configure. */
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
   mbedtls_ssl_conf_min_version(&m->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
                                MBEDTLS_SSL_MINOR_VERSION_3);
+  mbedtls_ssl_conf_max_version(&m->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                               MBEDTLS_SSL_MINOR_VERSION_3);
+#else
+  mbedtls_ssl_conf_min_tls_version(&m->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+  mbedtls_ssl_conf_max_tls_version(&m->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+#endif
   mbedtls_ssl_conf_ciphersuites(&m->conf, suites);
   mbedtls_ssl_conf_rng(&m->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
   (void)mbedtls_ssl_conf_alpn_protocols(&m->conf, alpn);
@@ -147,9 +169,9 @@ static void setup_policy(msvc_tls_config_t *cfg, msvc__tls_material_t *m) {
       mode = MBEDTLS_SSL_VERIFY_OPTIONAL;
     if (cfg->resumption) {
       mbedtls_ssl_conf_session_tickets_cb(&m->conf, mbedtls_ssl_ticket_write,
-                                          mbedtls_ssl_ticket_parse, &cfg->ticket);
-      mbedtls_ssl_conf_session_cache(&m->conf, &cfg->cache, mbedtls_ssl_cache_get,
-                                     mbedtls_ssl_cache_set);
+                                          msvc__tls_ticket_parse, &cfg->ticket);
+      mbedtls_ssl_conf_session_cache(&m->conf, &cfg->cache, msvc__tls_cache_get,
+                                     msvc__tls_cache_set);
     }
   } else {
     mbedtls_ssl_conf_session_tickets(&m->conf, cfg->resumption
@@ -317,6 +339,13 @@ int msvc_tls_config_new(const msvc_tls_opts_t *opts, msvc_tls_config_t **out,
   }
   if (!opts_valid(opts, err, len))
     return MSVC_EINVAL;
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_PSA_CRYPTO_C)
+  /* 3.x runs parts of TLS on PSA, which must be up first (idempotent). */
+  if (psa_crypto_init() != PSA_SUCCESS) {
+    msvc__tls_fmt_err(err, len, "PSA crypto initialisation", 0);
+    return MSVC_ETLS;
+  }
+#endif
   cfg = msvc__calloc(1, sizeof(*cfg));
   if (cfg == NULL)
     return MSVC_ENOMEM;
@@ -442,17 +471,23 @@ void msvc__tls_session_save(msvc_tls_config_t *cfg, const char *key,
   pthread_mutex_unlock(&cfg->mu);
 }
 
-void msvc__tls_session_load(msvc_tls_config_t *cfg, const char *key,
+bool msvc__tls_session_load(msvc_tls_config_t *cfg, const char *key,
                             mbedtls_ssl_context *ssl) {
   msvc__tls_saved_t *s;
+  bool offered = false;
 
   if (cfg->saved == NULL)
-    return;
+    return false;
   pthread_mutex_lock(&cfg->mu);
   s = saved_find(cfg, key);
   if (s != NULL) {
-    (void)mbedtls_ssl_set_session(ssl, &s->sess);
+    offered = mbedtls_ssl_set_session(ssl, &s->sess) == 0;
     s->used = ++cfg->saved_clock;
   }
   pthread_mutex_unlock(&cfg->mu);
+  return offered;
+}
+
+int msvc__tls_config_role(const msvc_tls_config_t *cfg) {
+  return cfg->o.role;
 }

@@ -3,7 +3,6 @@ list(APPEND LIBMSVC_SOURCES
   src/tls/env.c
   src/tls/metrics.c
   src/tls/peer.c
-  src/tls/request.c
   src/tls/transport.c)
 
 # The HTTP sources that reach into this block learn that it is there; built

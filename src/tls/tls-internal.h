@@ -11,13 +11,13 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_cache.h>
 #include <mbedtls/ssl_ticket.h>
+#include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
 
 #include <msvc/tls.h>
 
-#include "http/transport.h"
 #include "msvc-internal.h"
-#include "tls/glue.h"
+#include "msvc-transport.h"
 
 #define MSVC__TLS_SESSIONS 64
 
@@ -72,7 +72,8 @@ void msvc__tls_fmt_err(char *err, size_t len, const char *what, int mbedtls_rc);
 /* Client session cache, keyed by endpoint. */
 void msvc__tls_session_save(msvc_tls_config_t *cfg, const char *key,
                             const mbedtls_ssl_context *ssl);
-void msvc__tls_session_load(msvc_tls_config_t *cfg, const char *key,
+/* Offers the session saved for key; true when there was one. */
+bool msvc__tls_session_load(msvc_tls_config_t *cfg, const char *key,
                             mbedtls_ssl_context *ssl);
 
 /* metrics.c */
@@ -81,12 +82,9 @@ void msvc__tls_metrics_handshake(msvc_tls_config_t *cfg, int result, bool resume
                                  double seconds);
 void msvc__tls_metrics_expiry(msvc_tls_config_t *cfg, int64_t expiry);
 
-/* peer.c: the identity of a verified peer certificate. */
-typedef struct msvc__tls_peer_s {
-  char *subject;
-  char **names[3]; /* by msvc_tls_san_t, NULL-terminated arrays */
-  size_t count[3];
-} msvc__tls_peer_t;
+/* peer.c: the identity of a verified peer certificate, in the form the
+ * transport interface hands to the HTTP code. */
+typedef msvc__peer_identity_t msvc__tls_peer_t;
 
 int msvc__tls_peer_load(msvc__tls_peer_t *p, const mbedtls_x509_crt *crt);
 void msvc__tls_peer_free(msvc__tls_peer_t *p);
@@ -95,8 +93,21 @@ bool msvc__tls_crt_has_ip(const mbedtls_x509_crt *crt, const char *ip);
 /* Seconds since the epoch of an X.509 time. */
 int64_t msvc__tls_time(const mbedtls_x509_time *t);
 
-/* transport.c */
-const msvc__tls_peer_t *msvc__tls_transport_peer(msvc__transport_t *t);
-bool msvc__tls_transport_is(const msvc__transport_t *t);
+/* transport.c: the server's session store, wrapped to learn whether the
+ * handshake in progress on this thread resumes a session (Mbed TLS has no
+ * public accessor for that). Same contracts as mbedtls_ssl_ticket_parse,
+ * mbedtls_ssl_cache_get and mbedtls_ssl_cache_set of the version built
+ * against. */
+int msvc__tls_ticket_parse(void *p_ticket, mbedtls_ssl_session *session,
+                           unsigned char *buf, size_t len);
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
+int msvc__tls_cache_get(void *data, mbedtls_ssl_session *session);
+int msvc__tls_cache_set(void *data, const mbedtls_ssl_session *session);
+#else
+int msvc__tls_cache_get(void *data, unsigned char const *session_id,
+                        size_t session_id_len, mbedtls_ssl_session *session);
+int msvc__tls_cache_set(void *data, unsigned char const *session_id,
+                        size_t session_id_len, const mbedtls_ssl_session *session);
+#endif
 
 #endif /* MSVC_TLS_INTERNAL_H */

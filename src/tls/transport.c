@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include <mbedtls/error.h>
-#include <mbedtls/ssl_internal.h>
 #include <msvc/log.h>
 
 #include "tls/tls-internal.h"
@@ -65,6 +64,8 @@ typedef struct tls_tr_s {
   bool started;
   bool handshaking;
   bool resumed;
+  bool offered;  /* client: a saved session was offered */
+  bool verified; /* client: the server's chain was verified (a full handshake) */
   bool has_peer;
   bool want_read;
   bool inner_reading;
@@ -310,24 +311,70 @@ static void log_failure(tls_tr_t *t, int rc) {
              t->server ? "server" : "client", peer, why, (unsigned)-rc);
 }
 
-/* Runs the handshake as far as the input allows: 0 while it goes on or
- * once it is done, else a negative code. */
-static int handshake(tls_tr_t *t) {
-  int rc = 0;
+/* The connection whose handshake runs on this thread right now. The server's
+ * session store callbacks receive only the shared store, not the
+ * connection, and Mbed TLS has no public accessor telling whether a
+ * handshake resumed a session: the wrappers below note it here. */
+static _Thread_local tls_tr_t *hs_current;
 
-  while (t->ssl.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
-    rc = mbedtls_ssl_handshake_step(&t->ssl);
-    if (t->ssl.handshake != NULL && t->ssl.handshake->resume)
-      t->resumed = true;
-    if (rc != 0)
-      break;
-  }
+int msvc__tls_ticket_parse(void *p_ticket, mbedtls_ssl_session *session,
+                           unsigned char *buf, size_t len) {
+  int rc = mbedtls_ssl_ticket_parse(p_ticket, session, buf, len);
+
+  /* A ticket that decrypts and has not expired is always resumed. */
+  if (rc == 0 && hs_current != NULL)
+    hs_current->resumed = true;
+  return rc;
+}
+
+/* A cached session found by its id resumes the handshake; Mbed TLS stores a
+ * session in the cache only after a full handshake, which settles the case
+ * where a found session could not be used after all. */
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
+int msvc__tls_cache_get(void *data, mbedtls_ssl_session *session) {
+  int rc = mbedtls_ssl_cache_get(data, session);
+#else
+int msvc__tls_cache_get(void *data, unsigned char const *session_id,
+                        size_t session_id_len, mbedtls_ssl_session *session) {
+  int rc = mbedtls_ssl_cache_get(data, session_id, session_id_len, session);
+#endif
+  if (rc == 0 && hs_current != NULL)
+    hs_current->resumed = true;
+  return rc;
+}
+
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
+int msvc__tls_cache_set(void *data, const mbedtls_ssl_session *session) {
+  int rc = mbedtls_ssl_cache_set(data, session);
+#else
+int msvc__tls_cache_set(void *data, unsigned char const *session_id,
+                        size_t session_id_len, const mbedtls_ssl_session *session) {
+  int rc = mbedtls_ssl_cache_set(data, session_id, session_id_len, session);
+#endif
+  if (hs_current != NULL)
+    hs_current->resumed = false;
+  return rc;
+}
+
+/* Runs the handshake as far as the input allows: 0 while it goes on or
+ * once it is done, else a negative code. Only the public API: the return
+ * of mbedtls_ssl_handshake() says when it is over, in 2.28 as in 3.x. */
+static int handshake(tls_tr_t *t) {
+  int rc;
+
+  hs_current = t;
+  rc = mbedtls_ssl_handshake(&t->ssl);
+  hs_current = NULL;
   if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
     return 0;
   if (rc != 0) {
     log_failure(t, rc);
     return map_err(rc);
   }
+  /* A client resumed when the session it offered spared the server's
+   * certificate: without one there was nothing to verify. */
+  if (!t->server)
+    t->resumed = t->offered && !t->verified;
   return handshake_done(t);
 }
 
@@ -568,26 +615,27 @@ static int tls_peer(msvc__transport_t *base, char *out, size_t len) {
   return t->inner->ops->peer(t->inner, out, len);
 }
 
-static const msvc__transport_ops_t tls_ops = {
-    tls_read_start, tls_read_stop, tls_write, tls_shutdown, tls_close, tls_peer,
-};
-
-const msvc__tls_peer_t *msvc__tls_transport_peer(msvc__transport_t *base) {
+static bool tls_secure(msvc__transport_t *base, const msvc__peer_identity_t **peer) {
   tls_tr_t *t = (tls_tr_t *)base;
 
-  if (base == NULL || base->ops != &tls_ops)
-    return NULL;
-  return t->has_peer ? &t->peer : NULL;
+  if (peer != NULL)
+    *peer = t->has_peer && !t->closing ? &t->peer : NULL;
+  return true;
 }
 
-bool msvc__tls_transport_is(const msvc__transport_t *base) {
-  return base != NULL && base->ops == &tls_ops;
-}
+static const msvc__transport_ops_t tls_ops = {
+    tls_read_start, tls_read_stop, tls_write, tls_shutdown, tls_close, tls_peer, tls_secure,
+};
 
-static int verify_ip(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags) {
+/* A client verifies the server's chain in every full handshake (the mode
+ * is always "required"), and only then: this callback telling it ran is how
+ * a resumed session shows. An address as the host is checked against the
+ * certificate's IP names, as no SNI names it. */
+static int on_verify(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags) {
   tls_tr_t *t = arg;
 
-  if (depth == 0 && !msvc__tls_crt_has_ip(crt, t->ip_host))
+  t->verified = true;
+  if (depth == 0 && t->ip_host != NULL && !msvc__tls_crt_has_ip(crt, t->ip_host))
     *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
   return 0;
 }
@@ -632,7 +680,7 @@ int msvc__tls_wrap_server(msvc_tls_config_t *cfg, uv_loop_t *loop,
   int rc;
 
   *out = NULL;
-  if (cfg->o.role != MSVC_TLS_SERVER) {
+  if (msvc__tls_config_role(cfg) != MSVC_TLS_SERVER) {
     msvc__transport_close(inner);
     return MSVC_EINVAL;
   }
@@ -658,17 +706,17 @@ static int client_names(tls_tr_t *t, const char *host, int port) {
     /* No SNI for an address (RFC 6066); its certificate must name it. */
     if ((t->ip_host = msvc__strdup(host)) == NULL)
       return MSVC_ENOMEM;
-    mbedtls_ssl_set_verify(&t->ssl, verify_ip, t);
   } else {
     rc = mbedtls_ssl_set_hostname(&t->ssl, name);
     if (rc != 0)
       return map_err(rc);
   }
+  mbedtls_ssl_set_verify(&t->ssl, on_verify, t);
   snprintf(key, sizeof(key), "%s@%s:%d", name, host, port);
   if (t->cfg->saved != NULL) {
     if ((t->session_key = msvc__strdup(key)) == NULL)
       return MSVC_ENOMEM;
-    msvc__tls_session_load(t->cfg, key, &t->ssl);
+    t->offered = msvc__tls_session_load(t->cfg, key, &t->ssl);
   }
   return 0;
 }
@@ -680,7 +728,7 @@ int msvc__tls_wrap_client(msvc_tls_config_t *cfg, uv_loop_t *loop,
   int rc;
 
   *out = NULL;
-  if (cfg->o.role != MSVC_TLS_CLIENT) {
+  if (msvc__tls_config_role(cfg) != MSVC_TLS_CLIENT) {
     msvc__transport_close(inner);
     return MSVC_EINVAL;
   }

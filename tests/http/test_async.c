@@ -371,6 +371,56 @@ Test(http_workers, two_loops_both_serve, .timeout = 30) {
   cr_assert_eq(msvc__http_workers_stop_rc(w, 1000), 0, "a worker loop leaked a handle");
 }
 
+/* Setup attaches a timer to each worker's loop; only teardown can close it
+ * before the worker closes its loop. */
+static uv_timer_t worker_timers[2];
+static atomic_int teardowns;
+
+static int worker_setup_timer(msvc_http_server_t *srv, unsigned index, void *data) {
+  int rc = uv_timer_init(msvc_http_server_loop(srv), &worker_timers[index]);
+
+  if (rc != 0)
+    return rc;
+  if (data != NULL && index == 1)
+    return MSVC_EINVAL; /* the second worker fails after attaching */
+  return worker_setup(srv, index, NULL);
+}
+
+static void worker_teardown(uv_loop_t *loop, unsigned index, void *data) {
+  (void)data;
+  cr_assert_eq(worker_timers[index].loop, loop);
+  uv_close((uv_handle_t *)&worker_timers[index], NULL);
+  atomic_fetch_add(&teardowns, 1);
+}
+
+Test(http_workers, teardown_releases_what_setup_attached, .timeout = 30) {
+  msvc_http_workers_t *w;
+  tresp_t r;
+
+  atomic_store(&teardowns, 0);
+  cr_assert_eq(msvc_http_workers_start_ex(2, "127.0.0.1", 0, NULL, worker_setup_timer,
+                                          worker_teardown, NULL, &w),
+               MSVC_OK);
+  cr_assert_eq(tc_exchange(msvc_http_workers_port(w),
+                           "GET /who HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &r),
+               200);
+  tresp_free(&r);
+  cr_assert_eq(atomic_load(&teardowns), 0);
+  cr_assert_eq(msvc__http_workers_stop_rc(w, 1000), 0, "a timer outlived its worker");
+  cr_assert_eq(atomic_load(&teardowns), 2);
+}
+
+Test(http_workers, teardown_runs_when_a_setup_fails, .timeout = 30) {
+  msvc_http_workers_t *w;
+
+  atomic_store(&teardowns, 0);
+  cr_assert_eq(msvc_http_workers_start_ex(2, "127.0.0.1", 0, NULL, worker_setup_timer,
+                                          worker_teardown, &teardowns, &w),
+               MSVC_EINVAL);
+  cr_assert_null(w);
+  cr_assert_eq(atomic_load(&teardowns), 2);
+}
+
 Test(http_workers, bad_arguments) {
   msvc_http_workers_t *w;
 

@@ -1,0 +1,2 @@
+/* The reverse violation; never compiled. */
+#include "http/server.h"
