@@ -8,6 +8,16 @@ find_package(MbedTLS 2.28 REQUIRED)
 set(LIBMSVC_PRIVATE_LIBS PkgConfig::CJSON MbedTLS::mbedtls MbedTLS::mbedx509
     MbedTLS::mbedcrypto Threads::Threads m)
 
+# What a consumer compiles with (libmsvc.pc's Cflags, the CMake targets'
+# INTERFACE definitions). libuv's headers use POSIX types (pthread_rwlock_t,
+# struct addrinfo, ...) that glibc hides under a strict -std=c11. glibc's
+# _DEFAULT_SOURCE restores exactly the namespace a compiler gives in its
+# default (gnu) mode: a strict C11 program compiles, and a program already in
+# gnu mode sees nothing change. _POSIX_C_SOURCE would also work for the first
+# but would take BSD and GNU names away from the second. Other C libraries
+# ignore the macro; they do not hide POSIX under -std=c11.
+set(LIBMSVC_CONSUMER_DEFINITIONS _DEFAULT_SOURCE)
+
 # llhttp: Debian's node-llhttp ships the generated C sources rather than a
 # library. They are compiled into libmsvc as a private part: hidden symbols,
 # never installed. Their generated code trips -Wextra (unused parameters), so

@@ -1,4 +1,5 @@
 /* The smallest program a user writes against an installed libmsvc. */
+#include <cjson/cJSON.h>
 #include <msvc/msvc.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,15 @@ int main(void) {
   if (uv_loop_init(&loop) != 0 || uv_run(&loop, UV_RUN_DEFAULT) != 0 ||
       uv_loop_close(&loop) != 0)
     return 1;
+  /* cJSON is public too: msvc_http_req_json() hands out its documents, so a
+   * program linking only libmsvc must be able to call it. */
+  {
+    cJSON *doc = cJSON_Parse("{\"ok\":true}");
+    int ok = doc != NULL && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "ok"));
+    cJSON_Delete(doc);
+    if (!ok)
+      return 1;
+  }
   msvc_log_write(MSVC_LOG_INFO, "consumer", NULL, 0, "libmsvc %s",
                  msvc_version_string());
   printf("ok %s\n", msvc_version_string());
