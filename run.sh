@@ -152,6 +152,9 @@ cmd_install() {
 
 cmd_ci() {
   local t0=$SECONDS
+  # What CI runs is as strict as CI: a test that would be skipped for want
+  # of a dependency CI can install (jose from npm) fails instead.
+  export CI=${CI:-true}
   cmd_test
   cmd_sanitize
   cmd_docs

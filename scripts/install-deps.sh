@@ -53,6 +53,11 @@ for p in "${want[@]}"; do
   fi
 done
 
+# CI services set CI=true (GitHub Actions, GitLab CI, ...; ./run.sh ci too).
+is_ci() {
+  case ${CI:-} in true | TRUE | True | 1) return 0 ;; *) return 1 ;; esac
+}
+
 # The JWT interoperability tests check our tokens with node's jose package,
 # pinned by tests/jwt/interop/package-lock.json.
 npm_deps() {
@@ -61,10 +66,15 @@ npm_deps() {
   case " $* " in *" test "* | *" all "*) ;; *) return 0 ;; esac
   [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules/jose" ] || return 0
   echo "install-deps: npm ci in tests/jwt/interop"
-  # Only the cross-check against jose needs it, and that test says it is
-  # skipped when the package is missing: an unreachable registry must not
-  # stop the build and every other test.
+  # Only the cross-check against jose needs it. On a developer's machine an
+  # unreachable registry must not stop the build and every other test (the
+  # test then says it is skipped). CI has the registry: there a failure is
+  # fatal, as is the skip it would cause (tests/jwt/test_interop.c).
   if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+    if is_ci; then
+      echo "install-deps: npm ci failed in tests/jwt/interop (CI=$CI: fatal)" >&2
+      exit 1
+    fi
     echo "install-deps: warning: npm ci failed; the jose interoperability test will be skipped" >&2
   fi
 }
