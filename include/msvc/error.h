@@ -25,6 +25,26 @@ extern "C" {
 #endif
 
 /**
+ * @brief Size of a buffer that holds any error message libmsvc writes, in
+ *        full, with its terminating NUL.
+ *
+ * Functions that explain a failure in a caller's buffer (`char *err,
+ * size_t errlen`: msvc_service_new(), msvc_tls_config_new(),
+ * msvc_log_configure_from_env(), ...) always terminate it and cut a message
+ * that does not fit; with a buffer of this size nothing is cut (only a
+ * message quoting file paths of several hundred bytes reaches the limit,
+ * and it is cut there).
+ *
+ * @code
+ * char err[MSVC_ERRMSG_MAX];
+ * if (msvc_service_new(loop, "greeter", NULL, &svc, err, sizeof(err)) != MSVC_OK)
+ *   fprintf(stderr, "%s\n", err);
+ * @endcode
+ * @since 0.2
+ */
+#define MSVC_ERRMSG_MAX 512
+
+/**
  * @brief System errors that libmsvc's own functions return, by name.
  *
  * XX(name, value, message). Each is the negated errno value, which is also

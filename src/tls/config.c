@@ -39,6 +39,9 @@ void msvc__tls_fmt_err(char *err, size_t len, const char *what, int rc) {
 
   if (err == NULL || len == 0)
     return;
+  /* No message is longer than the documented maximum, whatever the paths. */
+  if (len > MSVC_ERRMSG_MAX)
+    len = MSVC_ERRMSG_MAX;
   if (rc == 0) {
     snprintf(err, len, "%s", what);
     return;
@@ -68,7 +71,8 @@ static int check_readable(const char *what, const char *path, char *err, size_t 
     return 0;
   }
   if (err != NULL && len > 0)
-    snprintf(err, len, "%s %s: %s", what, path, strerror(errno));
+    snprintf(err, len < MSVC_ERRMSG_MAX ? len : MSVC_ERRMSG_MAX, "%s %s: %s", what, path,
+             strerror(errno));
   return MSVC_ETLS_FILE;
 }
 

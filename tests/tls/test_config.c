@@ -46,6 +46,24 @@ Test(tls_config, missing_file_is_named) {
   cr_assert(strstr(err, "No such file") != NULL, "%s", err);
 }
 
+/* A buffer of MSVC_ERRMSG_MAX holds every message: however long the path it
+ * quotes, none is longer, even in a larger buffer. */
+Test(tls_config, messages_fit_errmsg_max) {
+  char path[1500], err[4096];
+  size_t i;
+
+  memcpy(path, "/nonexistent/", 13);
+  for (i = 13; i < sizeof(path) - 5; i++)
+    path[i] = (i % 64 == 0) ? '/' : 'd';
+  memcpy(path + i, ".crt", 5);
+  memset(err, 'x', sizeof(err));
+  cr_assert_eq(try_server(path, cf("server.key"), err, sizeof(err)), MSVC_ETLS_FILE);
+  cr_assert_lt(strlen(err), MSVC_ERRMSG_MAX, "%zu bytes", strlen(err));
+  cr_assert(strncmp(err, "certificate /nonexistent/", 25) == 0, "%s", err);
+  cr_assert_eq(try_server(cf("bad.pem"), path, err, sizeof(err)), MSVC_ETLS_FILE);
+  cr_assert_lt(strlen(err), MSVC_ERRMSG_MAX, "%zu bytes", strlen(err));
+}
+
 Test(tls_config, garbage_and_mismatch_are_errors) {
   char err[256];
 
