@@ -1,6 +1,6 @@
 /*
  * Shared helpers of the benchmark programs: a monotonic nanosecond clock,
- * medians over repeated runs, and the result line of CONTRACTS.md §6:
+ * medians over repeated runs, and the result line that docs/reference.md describes:
  *
  *   {"bench":"lb_pick_round_robin_10","impl":"libmsvc","metric":"ns_per_op",
  *    "value":12.3,"unit":"ns","runs":5,"min":12.1,"max":12.9,

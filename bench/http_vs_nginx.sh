@@ -13,7 +13,7 @@
 # load it reports requests/s, p50, p99 and the server's CPU time per request
 # (utime + stime of every server process from /proc/<pid>/stat over the run,
 # divided by the requests served): the median over the runs with min and
-# max, as CONTRACTS.md section 6 lines with the ratio to nginx, and the CPU
+# max, as result lines (docs/reference.md) with the ratio to nginx, and the CPU
 # per request also with the ratio to bare_libuv.
 #
 # Pipelined load (http_hello_pipelined) sends 16 requests per write; its

@@ -9,8 +9,8 @@
 #   haproxy_leastconn   balance leastconn, http-reuse always
 # The proxy under test is pinned to one core; the backends and wrk share the
 # other. For each proxy it reports requests/s, p50, p99 and the proxy's CPU
-# time per request (median over the runs, with min and max), as CONTRACTS.md
-# section 6 lines (bench "proxy_hop") with the ratio to nginx.
+# time per request (median over the runs, with min and max), as result lines
+# (docs/reference.md; bench "proxy_hop") with the ratio to nginx.
 #
 #   bench/proxy_vs_nginx.sh [path/to/hello [path/to/proxy]]
 #

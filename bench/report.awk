@@ -1,4 +1,4 @@
-# Turns results.jsonl (one CONTRACTS §6 object per line) into a Markdown
+# Turns results.jsonl (one result object per line, docs/reference.md) into a Markdown
 # table. The lines are flat objects written by bench.h or the bench scripts,
 # so a field is found by its quoted name; no JSON library is needed.
 function field(name,    re, m) {

@@ -3,7 +3,7 @@
 # and after it has answered 10,000 requests on a typical route. hello alone;
 # user-service (twice), order-service and bff started together as the demo
 # system on a private local registry (skipped, with a message, when they are
-# not built). CONTRACTS.md section 6 lines: bench rss_idle_<service> and
+# not built). Result lines (docs/reference.md): bench rss_idle_<service> and
 # rss_10k_<service>, metric bytes. The idle connection cost against nginx is
 # bench_http_rss's rss_per_conn.
 #

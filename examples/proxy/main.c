@@ -8,7 +8,7 @@
  *
  * The policy comes from --lb, else MSVC_LB, else round_robin. Listens on
  * 127.0.0.1 (MSVC_HOST to change) and prints its address. An upstream
- * failure becomes a 502 (504 on timeout) in the CONTRACTS error format.
+ * failure becomes a 502 (504 on timeout) in the library's JSON error format.
  * SIGINT or SIGTERM stops it.
  */
 #define _POSIX_C_SOURCE 200809L

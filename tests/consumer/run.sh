@@ -28,6 +28,7 @@ grep -q msvc_service_run "$first"
 echo "== installed programs run without LD_LIBRARY_PATH"
 test -x "$prefix/bin/msvc-jwt"
 for prog in "$prefix"/bin/*; do
+  # shellcheck disable=SC2016 # a literal $ORIGIN
   if ! readelf -d "$prog" | grep -q 'R.*PATH.*\$ORIGIN'; then
     echo "$prog has no \$ORIGIN-relative RUNPATH" >&2
     exit 1

@@ -206,7 +206,7 @@ class Checks:
         return self(ok, f"{what} -> {want}", r if not ok else None)
 
     def error(self, r, status, code, what, message=None):
-        """An error answer of CONTRACTS §1: status, code, a message."""
+        """An error answer (docs/reference.md): status, code, a message."""
         ok = self.status(r, status, what, code)
         if ok:
             msg = r.error_message()

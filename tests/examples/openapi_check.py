@@ -12,7 +12,7 @@ import threading
 import yaml
 
 # Answers the HTTP layer gives on any route, before a handler runs; they
-# need not be listed per operation, but must be CONTRACTS §1 error bodies.
+# need not be listed per operation, but must be the JSON error bodies of docs/reference.md.
 GENERIC_STATUSES = {404, 405, 413, 415, 431}
 DATE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 ERROR_SCHEMA = {
