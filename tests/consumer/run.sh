@@ -24,6 +24,13 @@ awk '/^A first service:/ { want = 1; next }
      on && /^```$/ { exit }
      on { print }' "$src/../../README.md" >"$first"
 grep -q msvc_service_run "$first"
+# And the one of docs/getting-started.md.
+greeter=$work/greeter.c
+awk '/^Save this as `greeter.c`:/ { want = 1; next }
+     want && /^```c$/ { on = 1; next }
+     on && /^```$/ { exit }
+     on { print }' "$src/../../docs/getting-started.md" >"$greeter"
+grep -q msvc_service_run "$greeter"
 
 echo "== installed programs run without LD_LIBRARY_PATH"
 test -x "$prefix/bin/msvc-jwt"
@@ -52,9 +59,12 @@ echo "== pkg-config, shared"
   $(pkg-config --cflags --libs libmsvc) -Wl,-rpath,"$libdir"
 "$work/pc_shared"
 
-echo "== pkg-config, strict C11: the README's first service"
+echo "== pkg-config, strict C11: the first services of the README and the guide"
 # shellcheck disable=SC2046
 "$cc" -std=c11 -pedantic-errors -Wall -Wextra -Werror -o "$work/pc_first" "$first" \
+  $(pkg-config --cflags --libs libmsvc) -Wl,-rpath,"$libdir"
+# shellcheck disable=SC2046
+"$cc" -std=c11 -pedantic-errors -Wall -Wextra -Werror -o "$work/pc_greeter" "$greeter" \
   $(pkg-config --cflags --libs libmsvc) -Wl,-rpath,"$libdir"
 # shellcheck disable=SC2046
 "$cc" -std=c11 -pedantic-errors -Wall -Werror -o "$work/pc_c11" "$src/main.c" \
