@@ -165,7 +165,9 @@ static void setup_policy(msvc_tls_config_t *cfg, msvc__tls_material_t *m) {
   mbedtls_ssl_conf_ciphersuites(&m->conf, suites);
   mbedtls_ssl_conf_rng(&m->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
   (void)mbedtls_ssl_conf_alpn_protocols(&m->conf, alpn);
+#if defined(MBEDTLS_SSL_RENEGOTIATION)
   mbedtls_ssl_conf_renegotiation(&m->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+#endif
   if (o->role == MSVC_TLS_SERVER) {
     if (o->client_auth == MSVC_TLS_AUTH_NONE)
       mode = MBEDTLS_SSL_VERIFY_NONE;
