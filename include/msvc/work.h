@@ -10,7 +10,7 @@
  * (msvc_work_new()); a service makes one per loop (msvc_service_work()).
  *
  * - Bounded: at most `queue` jobs wait for a thread. When the queue is full,
- *   msvc_work_submit() fails at once with #MSVC_EWORK_FULL; nothing piles up.
+ *   msvc_work_submit() fails at once with MSVC_EWORK_FULL; nothing piles up.
  * - Below the loop: each pool thread lowers its own scheduling priority
  *   (`SCHED_BATCH` and a higher nice value by default), so that a
  *   CPU-heavy job gives the core back as soon as the loop has work.
@@ -82,10 +82,10 @@ typedef void (*msvc_work_fn)(void *data);
 /**
  * @brief Runs on the pool's loop thread once the job is over.
  * @param data    The pointer given at submission.
- * @param status  #MSVC_OK: the work function ran. #MSVC_ECANCELED: the job
+ * @param status  #MSVC_OK: the work function ran. MSVC_ECANCELED: the job
  *                was cancelled before it started (msvc_work_cancel(), or its
- *                request's client went away). #MSVC_ETIMEDOUT: it waited
- *                longer than its wait limit. #MSVC_ECLOSED: the pool was
+ *                request's client went away). MSVC_ETIMEDOUT: it waited
+ *                longer than its wait limit. MSVC_ECLOSED: the pool was
  *                drained or closed before the job started.
  */
 typedef void (*msvc_work_done_fn)(void *data, int status);
@@ -127,7 +127,7 @@ MSVC_API int msvc_work_new(uv_loop_t *loop, const msvc_work_opts_t *opts,
  * @param data     Passed to both; owned by the caller (release it in done_fn).
  * @param job      Receives the job for msvc_work_cancel(); may be NULL. Valid
  *                 until done_fn has returned.
- * @return #MSVC_OK; #MSVC_EWORK_FULL when the queue is full; MSVC_ECLOSED
+ * @return #MSVC_OK; MSVC_EWORK_FULL when the queue is full; MSVC_ECLOSED
  *         when the pool is draining or closing; MSVC_EINVAL; MSVC_ENOMEM; a
  *         libuv error when no thread could be started. On failure done_fn is
  *         not called.
@@ -142,7 +142,7 @@ MSVC_API int msvc_work_submit(msvc_work_t *w, msvc_work_fn work_fn,
  *        for a thread.
  * @param w        The pool.
  * @param wait_ms  A job still queued after this many milliseconds is not
- *                 started; its done_fn gets #MSVC_ETIMEDOUT. 0: no limit.
+ *                 started; its done_fn gets MSVC_ETIMEDOUT. 0: no limit.
  * @param work_fn  As msvc_work_submit().
  * @param done_fn  As msvc_work_submit().
  * @param data     As msvc_work_submit().
@@ -159,7 +159,7 @@ MSVC_API int msvc_work_submit_wait(msvc_work_t *w, uint32_t wait_ms,
  * @param w    The pool.
  * @param job  A job of this pool whose done_fn has not run yet.
  * @return #MSVC_OK: the job will not run, its done_fn runs soon (from the
- *         loop, not from this call) with #MSVC_ECANCELED. MSVC_EBUSY: it is
+ *         loop, not from this call) with MSVC_ECANCELED. MSVC_EBUSY: it is
  *         running or finished; its done_fn runs with its real outcome.
  *         MSVC_EINVAL.
  * @since 0.2
@@ -167,7 +167,7 @@ MSVC_API int msvc_work_submit_wait(msvc_work_t *w, uint32_t wait_ms,
 MSVC_API int msvc_work_cancel(msvc_work_t *w, msvc_work_job_t *job);
 
 /**
- * @brief Stop taking jobs: queued jobs are cancelled with #MSVC_ECLOSED,
+ * @brief Stop taking jobs: queued jobs are cancelled with MSVC_ECLOSED,
  *        running jobs finish and their done functions run as usual.
  * @param w           The pool.
  * @param timeout_ms  How long msvc_work_close() will wait for running jobs,
@@ -231,8 +231,8 @@ MSVC_API uv_loop_t *msvc_work_loop(const msvc_work_t *w);
  *
  * The request is still valid; answer it here (or later). If the function
  * returns without having started a response and `status` is not #MSVC_OK,
- * the pool answers for it: #MSVC_ECLOSED gives 503 `SHUTTING_DOWN`,
- * #MSVC_ETIMEDOUT 503 `OVERLOADED` with `Retry-After`, #MSVC_ECANCELED 500
+ * the pool answers for it: MSVC_ECLOSED gives 503 `SHUTTING_DOWN`,
+ * MSVC_ETIMEDOUT 503 `OVERLOADED` with `Retry-After`, MSVC_ECANCELED 500
  * (or nothing at all when the client has gone).
  *
  * @param req     The request.
@@ -246,14 +246,14 @@ typedef void (*msvc_work_req_done_fn)(msvc_http_req_t *req, void *data, int stat
  *
  * The request stays valid until it is answered, which done_fn (or the pool)
  * does. If the client goes away while the job is queued, the job is not
- * started and done_fn gets #MSVC_ECANCELED; if it goes away while the job
+ * started and done_fn gets MSVC_ECANCELED; if it goes away while the job
  * runs, done_fn gets #MSVC_OK and its answer is dropped (the response
  * functions return MSVC_ECLOSED). Either way nothing leaks. The job takes the
  * request's cancel hook (msvc_http_req_on_cancel()) until done_fn runs.
  *
  * When the job cannot be queued, this function answers the request itself
  * and returns the reason; done_fn is then not called (release data
- * yourself): #MSVC_EWORK_FULL → 503 `OVERLOADED` + `Retry-After: 1`;
+ * yourself): MSVC_EWORK_FULL → 503 `OVERLOADED` + `Retry-After: 1`;
  * MSVC_ECLOSED → 503 `SHUTTING_DOWN` + `Connection: close`; other errors
  * → 500 `INTERNAL`.
  *
