@@ -18,6 +18,20 @@ set(LIBMSVC_PRIVATE_LIBS PkgConfig::CJSON MbedTLS::mbedtls MbedTLS::mbedx509
 # ignore the macro; they do not hide POSIX under -std=c11.
 set(LIBMSVC_CONSUMER_DEFINITIONS _DEFAULT_SOURCE)
 
+# c-ares is optional: with it the registry gains the dns:// backend.
+option(LIBMSVC_WITH_DNS "Build the dns:// registry backend when c-ares is found" ON)
+set(LIBMSVC_HAVE_CARES OFF)
+set(LIBMSVC_PC_CARES "")
+if(LIBMSVC_WITH_DNS)
+  pkg_check_modules(CARES QUIET IMPORTED_TARGET libcares>=1.16)
+  if(CARES_FOUND)
+    set(LIBMSVC_HAVE_CARES ON)
+    set(LIBMSVC_PC_CARES "libcares")
+    list(APPEND LIBMSVC_PRIVATE_LIBS PkgConfig::CARES)
+  endif()
+endif()
+message(STATUS "libmsvc: dns:// registry backend (c-ares): ${LIBMSVC_HAVE_CARES}")
+
 # llhttp: Debian's node-llhttp ships the generated C sources rather than a
 # library. They are compiled into libmsvc as a private part: hidden symbols,
 # never installed. Their generated code trips -Wextra (unused parameters), so

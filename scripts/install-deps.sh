@@ -9,10 +9,10 @@
 set -euo pipefail
 
 pkgs_build=(gcc make cmake pkg-config libc6-dev ca-certificates
-            libuv1-dev node-llhttp libcjson-dev libmbedtls-dev)
+            libuv1-dev node-llhttp libcjson-dev libmbedtls-dev libc-ares-dev)
 pkgs_test=(libcriterion-dev clang libclang-rt-14-dev doxygen curl openssl
            procps iproute2 etcd-server prometheus nodejs npm libsqlite3-dev
-           python3 python3-yaml)
+           python3 python3-yaml dnsmasq-base)
 pkgs_demo=(libsqlite3-dev curl openssl procps etcd-server)
 pkgs_bench=(wrk nginx haproxy libjwt-dev util-linux procps python3 curl)
 pkgs_docs=(doxygen)

@@ -16,6 +16,21 @@
  * | `local:///path/to/dir`, `local://` (default directory) | one JSON file per instance on this machine |
  * | `static://svc=host:port,host:port;svc2=host:port` | a fixed, read-only table |
  * | `etcd://host:port[,host:port...]` | accepted by the parser; not available in this version (MSVC_ENOTSUP) |
+ * | `dns://?domain=D[&server=ip:port]` | DNS discovery (Kubernetes headless Services), when built with c-ares |
+ *
+ * `dns://` looks a service N up as SRV `_https._tcp.N.D` (instances are
+ * then called over TLS: metadata `scheme=https`), else SRV `_http._tcp.N.D`,
+ * else A/AAAA of `N.D` with a default port. SRV weights become instance
+ * weights. A watched service is looked up again when its records' TTL runs
+ * out, bounded and jittered. NXDOMAIN for every name (confirmed by a second
+ * look) empties the set; SERVFAIL, timeouts and malformed answers keep the
+ * last known set. Registering succeeds without announcing anything: the
+ * platform publishes instances. Other parameters: `port=` (default port
+ * for A/AAAA, 80), `min_ttl_ms=` (1000), `max_ttl_ms=` (60000),
+ * `timeout_ms=` (per try, 1000), `tries=` (3). Without the system's
+ * resolver configuration, `server=` names one server by numeric address.
+ * A library built without c-ares refuses `dns://` with MSVC_ENOTSUP and a
+ * message saying it was built without DNS support.
  *
  * Every backend shares the same hygiene: bursts of changes are debounced
  * into one callback; a backend that cannot be reached never turns a
@@ -239,7 +254,8 @@ MSVC_API int msvc_registry_default_uri(char **out);
  *         user (a symbolic link, another user's, writable by group or
  *         others, below an ancestor anyone may write without the sticky
  *         bit); a system error when it cannot be inspected (-ENOTDIR, ...);
- *         MSVC_ENOMEM.
+ *         MSVC_ENOTSUP for a `dns://` URI when the library was built
+ *         without DNS support; MSVC_ENOMEM.
  * @note Thread-safe.
  * @since 0.1
  */
@@ -290,7 +306,7 @@ MSVC_API void msvc_registry_close(msvc_registry_t *reg,
                                   msvc_registry_close_cb cb, void *data);
 
 /**
- * @brief The backend's name: "memory", "local" or "static".
+ * @brief The backend's name: "memory", "local", "static", "etcd" or "dns".
  * @param reg  The registry.
  * @return A static string.
  * @note Loop thread only.

@@ -211,7 +211,8 @@ typedef enum msvc__reg_kind_e {
   MSVC__REG_MEMORY,
   MSVC__REG_LOCAL,
   MSVC__REG_STATIC,
-  MSVC__REG_ETCD
+  MSVC__REG_ETCD,
+  MSVC__REG_DNS
 } msvc__reg_kind_t;
 
 /* On success *arg (owned, may be NULL) is the local directory (already
@@ -249,6 +250,66 @@ typedef struct msvc__etcd_watch_msg_s {
 int msvc__etcd_parse_watch_msg(const char *json, size_t len,
                                msvc__etcd_watch_msg_t *m);
 
+/* ---- DNS answers (dns_answer.c) ------------------------------------------
+ * Peer input: every parser accepts arbitrary bytes. */
+#define MSVC__DNS_MAX_RR 1024    /* records kept from one answer */
+#define MSVC__DNS_DOMAIN_MAX 180 /* leaves room for _https._tcp.<service>. */
+/* The lookups of one resolution, in order of preference. */
+enum {
+  MSVC__DNS_Q_SRV_HTTPS = 0,
+  MSVC__DNS_Q_SRV_HTTP = 1,
+  MSVC__DNS_Q_A = 2,
+  MSVC__DNS_Q_AAAA = 3,
+  MSVC__DNS_NQUERIES = 4
+};
+
+typedef struct msvc__dns_rr_s {
+  uint16_t type; /* 1 A, 28 AAAA, 33 SRV */
+  bool answer;   /* from the answer section (else authority/additional) */
+  uint32_t ttl;  /* seconds */
+  uint16_t priority, weight, port; /* SRV */
+  char owner[256];  /* lower case, no trailing dot */
+  char target[256]; /* SRV target name, or the address as text */
+} msvc__dns_rr_t;
+
+typedef struct msvc__dns_msg_s {
+  int rcode;
+  bool truncated;
+  msvc__dns_rr_t *rr; /* A, AAAA and SRV records of class IN */
+  size_t nrr;
+  size_t cap;
+} msvc__dns_msg_t;
+
+/* A raw reply: err < 0 when no answer came (timeout, refused, ...). */
+typedef struct msvc__dns_reply_s {
+  int err;
+  const uint8_t *buf;
+  size_t len;
+} msvc__dns_reply_t;
+
+typedef struct msvc__dns_config_s {
+  char domain[MSVC__DNS_DOMAIN_MAX + 1];
+  char server[64]; /* "" = the system's resolver configuration */
+  uint16_t port;   /* for A/AAAA answers */
+  uint32_t min_ttl_ms, max_ttl_ms, timeout_ms, tries;
+} msvc__dns_config_t;
+
+/* MSVC_EPROTO for a malformed message, MSVC_ETOOLARGE past
+ * MSVC__DNS_MAX_RR records, MSVC_ENOMEM. Free msg with _msg_free. */
+int msvc__dns_parse(const uint8_t *m, size_t len, msvc__dns_msg_t *msg);
+void msvc__dns_msg_free(msvc__dns_msg_t *msg);
+/* The replies of the four lookups into a finished set (*ttl_s: the
+ * smallest TTL of the records used, 0 if none). *negative: every name was
+ * NXDOMAIN or empty. On failure why says which lookup and what. */
+int msvc__dns_build_set(const char *service,
+                        const msvc__dns_reply_t r[MSVC__DNS_NQUERIES],
+                        uint16_t default_port, msvc_registry_set_t **out,
+                        uint32_t *ttl_s, bool *negative, char *why,
+                        size_t whylen);
+/* rest: what follows "dns://"; MSVC_EURI with why on a bad parameter. */
+int msvc__dns_config_parse(const char *rest, msvc__dns_config_t *cfg,
+                           char *why, size_t whylen);
+
 /* ---- backends ------------------------------------------------------------ */
 int msvc__reg_memory_open(msvc_registry_t *reg, msvc__reg_backend_t **out);
 int msvc__reg_local_open(msvc_registry_t *reg, const char *dir,
@@ -282,5 +343,10 @@ int msvc__reg_static_open(msvc_registry_t *reg, const char *spec, char *err,
 /* endpoints: "h:p[,h:p...]" as validated by the URI parser. */
 int msvc__reg_etcd_open(msvc_registry_t *reg, const char *endpoints,
                         msvc__reg_backend_t **out);
+#ifdef MSVC_HAVE_CARES
+/* params: what follows "dns://", as validated by the URI parser. */
+int msvc__reg_dns_open(msvc_registry_t *reg, const char *params,
+                       msvc__reg_backend_t **out);
+#endif
 
 #endif /* MSVC_REGISTRY_INTERNAL_H */

@@ -118,6 +118,11 @@ static int open_backend(msvc_registry_t *reg, const char *uri) {
   case MSVC__REG_ETCD:
     rc = msvc__reg_etcd_open(reg, arg, &reg->backend);
     break;
+#ifdef MSVC_HAVE_CARES
+  case MSVC__REG_DNS:
+    rc = msvc__reg_dns_open(reg, arg, &reg->backend);
+    break;
+#endif
   default:
     rc = MSVC_ENOTSUP;
     break;

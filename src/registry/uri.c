@@ -8,7 +8,8 @@
 #define ACCEPTED_FORMS                                                      \
   "accepted forms: memory://, local:///path/to/dir (local:// for the "      \
   "default directory), static://service=host:port[,host:port...][;service=" \
-  "...], etcd://host:port[,host:port...]"
+  "...], etcd://host:port[,host:port...], "                               \
+  "dns://?domain=D[&server=ip:port]"
 
 static int fail(char *err, size_t errlen, int code, const char *uri,
                 const char *why) {
@@ -165,6 +166,24 @@ int msvc__reg_uri_parse(const char *uri, msvc__reg_kind_t *kind, char **arg,
   if (slen == 4 && msvc__strncasecmp(uri, "etcd", 4) == 0) {
     *kind = MSVC__REG_ETCD;
     return parse_etcd(uri, sep, arg, err, errlen);
+  }
+  if (slen == 3 && msvc__strncasecmp(uri, "dns", 3) == 0) {
+    msvc__dns_config_t cfg;
+    char why[300];
+    *kind = MSVC__REG_DNS;
+    if (msvc__dns_config_parse(sep, &cfg, why, sizeof(why)) != MSVC_OK)
+      return fail(err, errlen, MSVC_EURI, uri, why);
+#ifndef MSVC_HAVE_CARES
+    if (err != NULL && errlen > 0)
+      snprintf(err, errlen,
+               "registry URI \"%.200s\": libmsvc was built without DNS "
+               "support (c-ares was not found at build time)",
+               uri);
+    return MSVC_ENOTSUP;
+#else
+    *arg = msvc__strdup(sep);
+    return *arg != NULL ? MSVC_OK : MSVC_ENOMEM;
+#endif
   }
   return fail(err, errlen, MSVC_EURI, uri, "unknown scheme");
 }
