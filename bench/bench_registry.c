@@ -9,6 +9,12 @@
  * temporary directory (the `etcd` binary on PATH, or ETCD_BIN) and stopped
  * by its pid; without one the etcd figures are skipped with a message.
  *
+ * registry_propagation_dns: dnsmasq (on PATH, in /usr/sbin, or DNSMASQ_BIN)
+ * serves a hosts file with a record TTL of 1 s; one address is added, the
+ * file reloaded (SIGHUP), and the delay measured until a dns:// watch shows
+ * it. Each change waits a random part of the TTL first, so that changes
+ * fall anywhere in the re-resolution cycle. 40 changes (6 quick).
+ *
  * registry_resolve_<backend>_1000: time from resolve() to its callback for
  * a service with 1,000 instances.
  */
@@ -352,6 +358,178 @@ static void bench_etcd(const char *dir) {
   waitpid(pid, NULL, 0);
 }
 
+/* ---- dns:// against dnsmasq ------------------------------------------------ */
+
+#define DNS_TTL_S 1
+
+static const char *dnsmasq_binary(void) {
+  static const char *const paths[] = {"/usr/sbin/dnsmasq", "/sbin/dnsmasq",
+                                      "/usr/bin/dnsmasq"};
+  const char *env = getenv("DNSMASQ_BIN");
+  size_t i;
+
+  if (env != NULL && env[0] != '\0')
+    return env;
+  for (i = 0; i < sizeof(paths) / sizeof(*paths); i++)
+    if (access(paths[i], X_OK) == 0)
+      return paths[i];
+  return NULL;
+}
+
+static void write_text(const char *path, const char *text) {
+  char tmp[600];
+  FILE *f;
+
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  if ((f = fopen(tmp, "w")) == NULL)
+    return;
+  fputs(text, f);
+  fclose(f);
+  rename(tmp, path);
+}
+
+static int tcp_free_port(void) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof(a);
+  int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+static pid_t dnsmasq_start(const char *bin, const char *dir, int port) {
+  char conf[1024], path[600], arg[640];
+  pid_t pid;
+  int i;
+
+  snprintf(conf, sizeof(conf),
+           "port=%d\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\n"
+           "no-hosts\naddn-hosts=%s/hosts\nlocal=/bench.local/\n"
+           "local-ttl=%d\n%s",
+           port, dir, DNS_TTL_S, geteuid() == 0 ? "user=root\n" : "");
+  snprintf(path, sizeof(path), "%s/dnsmasq.conf", dir);
+  write_text(path, conf);
+  snprintf(arg, sizeof(arg), "--conf-file=%s", path);
+  pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    execl(bin, "dnsmasq", arg, "--keep-in-foreground", (char *)NULL);
+    _exit(127);
+  }
+  for (i = 0; pid > 0 && i < 100; i++) {
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    if (ok)
+      return pid;
+    if (waitpid(pid, NULL, WNOHANG) == pid)
+      return -1;
+    usleep(20000);
+  }
+  if (pid > 0) {
+    kill(-pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  return -1;
+}
+
+static void on_dns_watch(msvc_registry_watch_t *w, msvc_registry_set_t *set,
+                         void *data) {
+  (void)w;
+  if (!msvc_registry_set_stale(set))
+    *(size_t *)data = msvc_registry_set_count(set);
+}
+
+static void bench_dns(const char *dir) {
+  const char *bin = dnsmasq_binary();
+  int rounds = bench_quick() ? 6 : 40, got = 0, port, i;
+  double *ms = calloc((size_t)rounds, sizeof(double));
+  char hosts[600], uri[256], text[8192];
+  size_t len = 0, seen = 0;
+  msvc_registry_t *reg;
+  uv_loop_t loop;
+  uv_timer_t tick;
+  pid_t pid;
+
+  if (bin == NULL || msvc_registry_check_uri("dns://?domain=bench.local", NULL,
+                                             0) != 0) {
+    fprintf(stderr, "bench_registry: no dnsmasq, or built without DNS "
+                    "support: registry_propagation_dns skipped\n");
+    free(ms);
+    return;
+  }
+  snprintf(hosts, sizeof(hosts), "%s/hosts", dir);
+  len += (size_t)snprintf(text, sizeof(text), "127.0.1.1 web.bench.local\n");
+  write_text(hosts, text);
+  if ((port = tcp_free_port()) < 0 ||
+      (pid = dnsmasq_start(bin, dir, port)) < 0) {
+    fprintf(stderr, "bench_registry: dnsmasq did not start: "
+                    "registry_propagation_dns skipped\n");
+    free(ms);
+    return;
+  }
+  snprintf(uri, sizeof(uri),
+           "dns://?domain=bench.local&server=127.0.0.1:%d&port=8080", port);
+  uv_loop_init(&loop);
+  uv_timer_init(&loop, &tick);
+  uv_timer_start(&tick, on_tick, 5, 5);
+  if (msvc_registry_new(&loop, uri, NULL, &reg) != 0 ||
+      msvc_registry_watch(reg, "web", on_dns_watch, &seen, NULL) != 0) {
+    fprintf(stderr, "bench_registry: cannot watch %s\n", uri);
+    exit(1);
+  }
+  for (i = 0; i < rounds + 1; i++) {
+    double t0, deadline;
+    size_t want = (size_t)i + 1;
+
+    if (i > 0) {
+      /* Somewhere in the re-resolution cycle, not right after a lookup. */
+      double until = bench_now_ns() + (double)(rand() % (DNS_TTL_S * 1000)) * 1e6;
+      while (bench_now_ns() < until)
+        uv_run(&loop, UV_RUN_ONCE);
+      len += (size_t)snprintf(text + len, sizeof(text) - len,
+                              "127.0.1.%d web.bench.local\n", i + 1);
+      write_text(hosts, text);
+      kill(pid, SIGHUP);
+    }
+    t0 = bench_now_ns();
+    deadline = t0 + 10e9;
+    while (seen != want && bench_now_ns() < deadline)
+      uv_run(&loop, UV_RUN_ONCE);
+    if (seen != want)
+      break;
+    if (i > 0)
+      ms[got++] = (bench_now_ns() - t0) / 1e6;
+  }
+  msvc_registry_close(reg, NULL, NULL);
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  kill(-pid, SIGTERM);
+  waitpid(pid, NULL, 0);
+  if (got < rounds)
+    fprintf(stderr, "bench_registry: registry_propagation_dns: saw %d of %d "
+                    "changes\n", got, rounds);
+  if (got > 0)
+    emit_p50_p99("registry_propagation_dns", ms, got);
+  free(ms);
+}
+
 int main(void) {
   char dir[] = "/tmp/msvc-bench-registry-XXXXXX";
   char uri[512];
@@ -364,6 +542,7 @@ int main(void) {
   snprintf(uri, sizeof(uri), "local://%s/propagation", dir);
   bench_propagation("registry_propagation_local", uri);
   bench_etcd(dir);
+  bench_dns(dir);
   snprintf(uri, sizeof(uri), "local://%s/resolve", dir);
   bench_resolve("registry_resolve_local_1000", uri);
   bench_resolve("registry_resolve_memory_1000", "memory://");
