@@ -3,17 +3,75 @@
 
 #include "msvc-internal.h"
 
+#ifdef MSVC_FAULT_INJECTION
+/* Fault injection, compiled only into the test copy of the library (see
+ * src/core/alloc-fault.h): a release build has none of this, not even a
+ * branch. Atomics because a scenario may allocate from a worker thread. */
+#include <execinfo.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "core/alloc-fault.h"
+
+static atomic_ulong fault_countdown; /* 0: off; n: the n-th from now fails */
+static atomic_ulong fault_allocs;
+static atomic_bool fault_hit;
+
+void msvc__fault_fail_nth(unsigned long n) {
+  atomic_store(&fault_allocs, 0);
+  atomic_store(&fault_hit, false);
+  atomic_store(&fault_countdown, n);
+}
+
+unsigned long msvc__fault_allocs(void) {
+  return atomic_load(&fault_allocs);
+}
+
+bool msvc__fault_hit(void) {
+  return atomic_load(&fault_hit);
+}
+
+static bool fault_now(void) {
+  unsigned long left = atomic_load(&fault_countdown);
+
+  atomic_fetch_add(&fault_allocs, 1);
+  while (left != 0) {
+    if (atomic_compare_exchange_weak(&fault_countdown, &left, left - 1)) {
+      if (left != 1)
+        return false;
+      atomic_store(&fault_hit, true);
+      if (getenv("MSVC_FAULT_BACKTRACE") != NULL) {
+        void *frames[16];
+
+        backtrace_symbols_fd(frames, backtrace(frames, 16), STDERR_FILENO);
+      }
+      return true;
+    }
+  }
+  return false;
+}
+#define FAULT_NOW() fault_now()
+#else
+#define FAULT_NOW() false
+#endif
+
 void *msvc__malloc(size_t size) {
+  if (FAULT_NOW())
+    return NULL;
   return malloc(size == 0 ? 1 : size);
 }
 
 void *msvc__calloc(size_t count, size_t size) {
+  if (FAULT_NOW())
+    return NULL;
   if (count == 0 || size == 0)
     return calloc(1, 1);
   return calloc(count, size);
 }
 
 void *msvc__realloc(void *ptr, size_t size) {
+  if (FAULT_NOW())
+    return NULL;
   return realloc(ptr, size == 0 ? 1 : size);
 }
 
