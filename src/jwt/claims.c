@@ -132,7 +132,8 @@ int msvc_jwt_sign(const msvc_jwt_key_t *key, msvc_jwt_alg_t alg, const char *cla
     return msvc__jwt_fail(MSVC_EJWT_BAD_KEY, "a public key cannot sign");
   /* What we sign must pass our own verifier's JSON rules. */
   if ((rc = msvc__jwt_parse_object(claims, strlen(claims), &check)) != MSVC_OK)
-    return msvc__jwt_fail(MSVC_EJSON, "claims are not a JSON object with unique names");
+    return msvc__jwt_fail(rc, rc == MSVC_ENOMEM ? "out of memory parsing the claims"
+                                                : "claims are not a JSON object with unique names");
   cJSON_Delete(check);
 
   msvc__buf_init(&b, 0);

@@ -250,6 +250,16 @@ static int scan_wanted(scan_t *s, char *out, size_t cap, int *state) {
   return scan_value(s, 1);
 }
 
+int msvc__jwt_scan_json(const char *text, size_t len) {
+  scan_t s = {text, text + len};
+
+  skip_ws(&s);
+  if (s.p >= s.end || *s.p != '{' || scan_value(&s, 0) != 0)
+    return -1;
+  skip_ws(&s);
+  return s.p == s.end ? 0 : -1;
+}
+
 int msvc__jwt_scan_header(const char *text, size_t len, jwt_header_t *h) {
   scan_t s = {text, text + len};
   char names[HDR_MAX_MEMBERS][HDR_MAX_NAME];

@@ -243,7 +243,10 @@ int msvc_jwt_key_from_jwk(const char *json, size_t len, msvc_jwt_key_t **out) {
     return MSVC_EINVAL;
   if (len > JWT_MAX_PEM_BYTES)
     return msvc__jwt_fail(MSVC_EJWT_BAD_KEY, "JWK larger than 64 KiB");
-  if (msvc__jwt_parse_object(json, len, &root) != MSVC_OK)
+  rc = msvc__jwt_parse_object(json, len, &root);
+  if (rc == MSVC_ENOMEM)
+    return msvc__jwt_fail(MSVC_ENOMEM, "out of memory parsing the JWK");
+  if (rc != MSVC_OK)
     return msvc__jwt_fail(MSVC_EJWT_BAD_KEY, "JWK is not a strict JSON object");
   rc = msvc__jwt_key_from_cjson(root, out, &skip);
   cJSON_Delete(root);

@@ -99,7 +99,8 @@ void msvc__b64url_encode(msvc__buf_t *b, const unsigned char *data, size_t len);
 
 /* Parses exactly one JSON object: no trailing bytes, no duplicate member
  * names at any depth, no "\u0000" escapes (a NUL would cut a string short
- * and let "admin\u0000x" compare equal to "admin"). */
+ * and let "admin\u0000x" compare equal to "admin"). MSVC_EJSON, or
+ * MSVC_ENOMEM when the text is valid but cJSON ran out of memory. */
 int msvc__jwt_parse_object(const char *text, size_t len, cJSON **out);
 /* The JOSE header members the verifier reads. *_state: 0 absent, 1 a
  * string (copied), 2 present but not a string. */
@@ -114,6 +115,10 @@ typedef struct jwt_header_s {
 /* Scans a header as strictly as msvc__jwt_parse_object() parses, without
  * allocating. -1 when malformed (or a wanted string is too long). */
 int msvc__jwt_scan_header(const char *text, size_t len, jwt_header_t *h);
+
+/* Checks that text is one JSON object, without allocating; -1 when it is
+ * not or goes beyond the scanner's limits (members, depth, name length). */
+int msvc__jwt_scan_json(const char *text, size_t len);
 
 /* Integral number within +-2^53. */
 bool msvc__jwt_json_int(const cJSON *item, int64_t *out);

@@ -221,7 +221,10 @@ int msvc_jwt_keyset_load_jwks(msvc_jwt_keyset_t *ks, const char *json, size_t le
     return MSVC_EINVAL;
   if (len > JWT_MAX_JWKS_BYTES)
     return msvc__jwt_fail(MSVC_ETOOLARGE, "JWK Set larger than 1 MiB");
-  if (msvc__jwt_parse_object(json, len, &root) != MSVC_OK)
+  rc = msvc__jwt_parse_object(json, len, &root);
+  if (rc == MSVC_ENOMEM)
+    return msvc__jwt_fail(MSVC_ENOMEM, "out of memory parsing the JWK Set");
+  if (rc != MSVC_OK)
     return msvc__jwt_fail(MSVC_EJWT_BAD_KEY, "JWK Set is not a strict JSON object");
   keys = msvc__calloc(JWT_MAX_KEYS, sizeof(*keys));
   if (keys == NULL) {

@@ -285,8 +285,8 @@ int msvc__jwt_parse_object(const char *text, size_t len, cJSON **out) {
   if (has_nul_escape(text, len))
     return MSVC_EJSON;
   root = cJSON_ParseWithLengthOpts(text, len, &end, false);
-  if (root == NULL)
-    return MSVC_EJSON; /* cJSON does not tell ENOMEM apart */
+  if (root == NULL) /* cJSON does not tell ENOMEM apart: a scan does */
+    return msvc__jwt_scan_json(text, len) == 0 ? MSVC_ENOMEM : MSVC_EJSON;
   while (end != NULL && end < text + len &&
          (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
     end++;

@@ -410,9 +410,14 @@ static int split(const char *t, size_t len, segments_t *sg) {
 
 static int decode_json(const char *seg, size_t len, unsigned char *buf, const char *what,
                        cJSON **out, size_t *text_len) {
+  int rc;
+
   if (msvc__b64url_decode(seg, len, buf, msvc__b64url_decoded_max(len), text_len) != MSVC_OK)
     return msvc__jwt_fail(MSVC_EJWT_MALFORMED, "%s is not strict base64url", what);
-  if (msvc__jwt_parse_object((const char *)buf, *text_len, out) != MSVC_OK)
+  rc = msvc__jwt_parse_object((const char *)buf, *text_len, out);
+  if (rc == MSVC_ENOMEM)
+    return msvc__jwt_fail(MSVC_ENOMEM, "out of memory parsing the %s", what);
+  if (rc != MSVC_OK)
     return msvc__jwt_fail(MSVC_EJWT_MALFORMED,
                           "%s is not a JSON object with unique member names", what);
   return MSVC_OK;
