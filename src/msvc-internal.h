@@ -117,6 +117,13 @@ void msvc__buf_json_escape(msvc__buf_t *b, const char *s, size_t len);
  * NULL when the buffer failed. The buffer is left empty. */
 char *msvc__buf_detach(msvc__buf_t *b, size_t *len);
 
+/* ---- JSON grammar check (json_scan.c) ------------------------------------
+ * Whether text is exactly one JSON value, allocating nothing. After a cJSON
+ * parse returned NULL, msvc__json_parse_error() says why: MSVC_ENOMEM when
+ * the text was valid (cJSON ran out of memory), else MSVC_EJSON. */
+bool msvc__json_valid(const char *text, size_t len);
+int msvc__json_parse_error(const char *text, size_t len);
+
 /* ---- JSON string escaping into a fixed buffer ----------------------------
  * Writes the escaped form of s (without quotes) into out, never more than
  * cap bytes including the NUL; returns the number of bytes written (without

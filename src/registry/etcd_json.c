@@ -96,7 +96,7 @@ int msvc__etcd_parse_lease(const char *json, size_t len, int64_t *id,
   *id = 0;
   *ttl = 0;
   if (root == NULL)
-    return MSVC_EJSON;
+    return msvc__json_parse_error(json, len);
   if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
     return MSVC_EJSON;
@@ -154,7 +154,9 @@ int msvc__etcd_parse_range(const char *json, size_t len, const char *service,
 
   *out = NULL;
   *revision = 0;
-  if (root == NULL || !cJSON_IsObject(root)) {
+  if (root == NULL)
+    return msvc__json_parse_error(json, len);
+  if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
     return MSVC_EJSON;
   }
@@ -222,7 +224,9 @@ int msvc__etcd_parse_watch_msg(const char *json, size_t len,
   const cJSON *res, *ev;
 
   memset(m, 0, sizeof(*m));
-  if (root == NULL || !cJSON_IsObject(root)) {
+  if (root == NULL)
+    return msvc__json_parse_error(json, len);
+  if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
     return MSVC_EJSON;
   }

@@ -146,7 +146,7 @@ int msvc__reg_instance_from_json(const char *json, size_t len,
     return MSVC_ETOOLARGE;
   root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
   if (root == NULL)
-    return MSVC_EJSON;
+    return msvc__json_parse_error(json, len);
   /* cJSON stops after the first value; anything but blanks after it means
    * the file is not one instance. */
   while (end != NULL && end < json + len &&

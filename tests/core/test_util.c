@@ -1,3 +1,4 @@
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -66,4 +67,28 @@ Test(util, queue_insert_remove) {
   msvc__queue_remove(&a.q);
   msvc__queue_remove(&c.q);
   cr_assert(msvc__queue_empty(&head));
+}
+
+/* The grammar check must never call valid what cJSON refuses, or a syntax
+ * error would be reported as out of memory. */
+Test(util, json_valid_agrees_with_cjson) {
+  static const char *const docs[] = {
+      "{}", "[]", "{\"a\":[1,-2.5e+3,true,false,null,\"x\\u00e9\"]}",
+      "\"\\ud83d\\ude00\"", "0", " {\"a\" : {\"b\":[]}} ",
+      "", "{", "{\"a\":}", "[1,]", "{\"a\" 1}", "01", "1.", "-", "tru",
+      "\"\\ud83d\"", "\"\\ude00\"", "\"\\ud83dx\"", "\"\\x\"", "\"a",
+      "{\"a\":1}x", "\"\\u12G4\"", "[1 2]"};
+  size_t i;
+
+  for (i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+    cJSON *j = cJSON_ParseWithLength(docs[i], strlen(docs[i]));
+    bool ok = msvc__json_valid(docs[i], strlen(docs[i]));
+
+    if (ok)
+      cr_assert_not_null(j, "valid by the scan, refused by cJSON: %s", docs[i]);
+    cr_assert_eq(ok, i < 6, "%s", docs[i]);
+    cr_assert_eq(msvc__json_parse_error(docs[i], strlen(docs[i])),
+                 ok ? MSVC_ENOMEM : MSVC_EJSON);
+    cJSON_Delete(j);
+  }
 }
