@@ -217,7 +217,7 @@ static void metrics_after(msvc_http_req_t *req, msvc_http_res_t *res,
 static void metrics_destroy(msvc_mw_metrics_t *m) {
   size_t i;
 
-  for (i = 0; i < m->cap; i++)
+  for (i = 0; m->tab != NULL && i < m->cap; i++)
     msvc__free(m->tab[i].st);
   msvc__free(m->tab);
   msvc__free(m->unmatched);
