@@ -354,7 +354,24 @@ static void on_lease_closed(uv_handle_t *h) {
   msvc__reg_maybe_finish(reg);
 }
 
+static void lease_withdraw(msvc_registry_lease_t *lease);
+
+static void on_withdraw_retry(uv_timer_t *t) {
+  lease_withdraw(msvc__container_of(t, msvc_registry_lease_t, timer));
+}
+
+/* Removals that failed for want of memory are tried again a few times,
+ * with the registry's backoff: giving up at once would leave the instance
+ * announced until its TTL ran out. */
+#define WITHDRAW_TRIES 5
+
 void msvc__reg_lease_del_done(msvc_registry_lease_t *lease, int status) {
+  if (status == MSVC_ENOMEM && lease->attempt < WITHDRAW_TRIES) {
+    lease->attempt++;
+    uv_timer_start(&lease->timer, on_withdraw_retry,
+                   msvc__reg_backoff_ms(&lease->reg->opts, lease->attempt), 0);
+    return;
+  }
   if (status < 0) {
     msvc__reg_count_error(lease->reg, MSVC_REGISTRY_OP_DEREGISTER, status,
                           lease->inst.service);
@@ -370,6 +387,7 @@ void msvc_registry_deregister(msvc_registry_lease_t *lease,
   if (lease == NULL || lease->withdrawing)
     return;
   lease->withdrawing = true;
+  lease->attempt = 0;
   lease->done_cb = cb;
   lease->done_data = data;
   uv_timer_stop(&lease->timer);
