@@ -1,11 +1,10 @@
-/* Out-of-memory sweeps over the registry: the local-directory backend
- * (register, watch until the instance shows, deregister, watch until it is
- * gone) and an etcd watch update as the etcd backend reads it (a watch
- * stream with a created and an event message, then the kv/range answer it
- * re-reads the service with). The etcd part feeds the backend's parsers
- * rather than a live etcd: a failed HTTP exchange with etcd is retried
- * after a backoff, so a live sweep of a few thousand runs would mostly wait
- * on timers, and the parsers are where etcd's answers are allocated. */
+/* Out-of-memory sweeps over the registry: register, watch until the
+ * instance shows, deregister, watch until it is gone, on the local
+ * directory backend and on a real one-member etcd. A third sweep feeds the
+ * etcd backend's parsers an update (a watch stream with a created and an
+ * event message, then the kv/range answer the backend re-reads the service
+ * with) directly: the same allocations at every run, where the live sweep's
+ * depend on timing. */
 #include <msvc/registry.h>
 
 #include "oom/oom.h"
