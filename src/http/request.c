@@ -408,6 +408,10 @@ int msvc_http_req_json(msvc_http_req_t *req, struct cJSON **out) {
     cJSON_Delete(doc);
     doc = NULL;
   }
+  /* A valid body that cJSON could not parse ran out of memory: that is not
+   * the client's fault, and the handler answers it. */
+  if (doc == NULL && msvc__json_parse_error(body, len) == MSVC_ENOMEM)
+    return MSVC_ENOMEM;
   if (doc == NULL) {
     msvc_http_res_error(&req->res, 400, "INVALID_ARGUMENT",
                         "The request body is not valid JSON.");
