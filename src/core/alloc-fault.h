@@ -17,6 +17,10 @@
  * prints a backtrace to stderr. */
 void msvc__fault_fail_nth(unsigned long n);
 
+/* With on, the armed failure is not the last: every allocation after it
+ * fails too, until msvc__fault_fail_nth() is called again. */
+void msvc__fault_persist(bool on);
+
 /* Allocations attempted since the last msvc__fault_fail_nth(), the failed
  * one included. */
 unsigned long msvc__fault_allocs(void);

@@ -16,11 +16,16 @@
 static atomic_ulong fault_countdown; /* 0: off; n: the n-th from now fails */
 static atomic_ulong fault_allocs;
 static atomic_bool fault_hit;
+static atomic_bool fault_persist;
 
 void msvc__fault_fail_nth(unsigned long n) {
   atomic_store(&fault_allocs, 0);
   atomic_store(&fault_hit, false);
   atomic_store(&fault_countdown, n);
+}
+
+void msvc__fault_persist(bool on) {
+  atomic_store(&fault_persist, on);
 }
 
 unsigned long msvc__fault_allocs(void) {
@@ -35,6 +40,8 @@ static bool fault_now(void) {
   unsigned long left = atomic_load(&fault_countdown);
 
   atomic_fetch_add(&fault_allocs, 1);
+  if (left == 0 && atomic_load(&fault_hit) && atomic_load(&fault_persist))
+    return true;
   while (left != 0) {
     if (atomic_compare_exchange_weak(&fault_countdown, &left, left - 1)) {
       if (left != 1)

@@ -69,10 +69,13 @@ typedef struct oom_stats_s {
 } oom_stats_t;
 
 /* Runs fn for N = 1, 2, ... every_upto, then every step-th N, until a run
- * does not reach its injected failure. */
-static inline void oom_sweep(const char *name, oom_scenario_fn fn, void *arg,
-                             unsigned long every_upto, unsigned long step,
-                             oom_stats_t *st) {
+ * does not reach its injected failure. With persist, every allocation from
+ * the N-th on fails (SQLite's "persistent" mode): the scenario must still
+ * wind down cleanly, with no allocation to help it. */
+static inline void oom_sweep_mode(const char *name, oom_scenario_fn fn,
+                                  void *arg, unsigned long every_upto,
+                                  unsigned long step, bool persist,
+                                  oom_stats_t *st) {
   unsigned long n = 1;
   time_t start = time(NULL);
   const char *only = getenv("OOM_ONLY"); /* one N, to debug it */
@@ -94,10 +97,12 @@ static inline void oom_sweep(const char *name, oom_scenario_fn fn, void *arg,
     oom_n = n;
     if (verbose)
       fprintf(stderr, "oom %s: N=%lu\n", name, n);
+    msvc__fault_persist(persist);
     msvc__fault_fail_nth(n);
     rc = fn(arg);
     hit = msvc__fault_hit();
     msvc__fault_fail_nth(0);
+    msvc__fault_persist(false);
     st->runs++;
     cr_assert_eq(OOM_LEAK_CHECK(), 0, "%s: leak with allocation %lu failing",
                  name, n);
@@ -118,11 +123,18 @@ static inline void oom_sweep(const char *name, oom_scenario_fn fn, void *arg,
     n += n < every_upto ? 1 : step;
   }
   fprintf(stderr,
-          "oom %s: %lu allocations without failure; %lu runs (every N up to "
+          "oom %s%s: %lu allocations without failure; %lu runs (every N up to "
           "%lu, then every %lu-th) until N=%lu completed; %lu ended in "
           "ENOMEM; %lds\n",
-          name, st->clean_allocs, st->runs, every_upto, step, st->last_n,
-          st->enomem, (long)(time(NULL) - start));
+          name, persist ? " (persistent)" : "", st->clean_allocs, st->runs,
+          every_upto, step, st->last_n, st->enomem,
+          (long)(time(NULL) - start));
+}
+
+static inline void oom_sweep(const char *name, oom_scenario_fn fn, void *arg,
+                             unsigned long every_upto, unsigned long step,
+                             oom_stats_t *st) {
+  oom_sweep_mode(name, fn, arg, every_upto, step, false, st);
 }
 
 /* ---- a private loop with bounded waits --------------------------------- */

@@ -149,6 +149,7 @@ Test(oom, jwt_verify, .init = oom_init, .timeout = 240) {
 
   jwt_fx_init(&fx);
   oom_sweep("jwt verify", jwt_scenario, &fx, 100000, 1, &st);
+  oom_sweep_mode("jwt verify", jwt_scenario, &fx, 100000, 1, true, &st);
   jwt_fx_free(&fx);
 }
 
@@ -213,4 +214,6 @@ Test(oom, metrics_exposition, .init = oom_init, .timeout = 240) {
   oom_stats_t st;
 
   oom_sweep("metrics exposition", metrics_scenario, NULL, 100000, 1, &st);
+  oom_sweep_mode("metrics exposition", metrics_scenario, NULL, 100000, 1, true,
+                 &st);
 }

@@ -225,4 +225,6 @@ Test(oom, etcd_watch_update, .init = oom_init, .timeout = 240) {
 
   etcd_fx_init(&fx);
   oom_sweep("etcd watch update", etcd_scenario, &fx, 100000, 1, &st);
+  oom_sweep_mode("etcd watch update", etcd_scenario, &fx, 100000, 1, true,
+                 &st);
 }
