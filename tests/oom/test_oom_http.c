@@ -198,6 +198,7 @@ Test(oom, server_request, .init = oom_init, .timeout = 240) {
 /* ---- client call --------------------------------------------------------- */
 
 typedef struct call_s {
+  const char *want; /* the body a 200 must carry */
   bool done;
   int err;
   int status;
@@ -216,8 +217,8 @@ static void on_call_done(msvc_http_call_t *call, int err,
     if (c->status == 200) {
       const char *body = msvc_http_response_body(res, &len);
 
-      cr_assert_eq(len, 9);
-      cr_assert_eq(memcmp(body, "hello oom", 9), 0);
+      cr_assert_eq(len, strlen(c->want));
+      cr_assert_eq(memcmp(body, c->want, len), 0);
     }
   }
 }
@@ -226,10 +227,14 @@ static bool call_done(void *arg) {
   return ((call_t *)arg)->done;
 }
 
-/* MSVC_ENOMEM from the call itself; else 0 with the outcome in *c. */
+/* MSVC_ENOMEM from the call itself; else 0 with the outcome in *c. The
+ * first call posts JSON under a retry policy, the second is a plain GET
+ * (on the pooled connection when the first left one). */
 static int client_call(oom_loop_t *l, msvc_http_client_t *cli, int port,
-                       call_t *c) {
-  static const msvc_http_header_t hdr[] = {{"X-Request", "oom"}};
+                       msvc_retry_t *retry, call_t *c) {
+  static const msvc_http_header_t hdr[] = {
+      {"X-Request", "oom"}, {"Content-Type", "application/json"}};
+  static const char body[] = "{\"x\":\"y\"}";
   msvc_http_request_t req;
   msvc_http_call_t *call;
   int rc;
@@ -238,9 +243,20 @@ static int client_call(oom_loop_t *l, msvc_http_client_t *cli, int port,
   msvc_http_request_init(&req);
   req.host = "127.0.0.1";
   req.port = port;
-  req.target = "/hello/oom?q=1";
+  if (retry != NULL) {
+    c->want = "{\"x\":\"y\",\"seen\":\"yes\"}";
+    req.method = "POST";
+    req.target = "/echo";
+    req.body = body;
+    req.body_len = sizeof(body) - 1;
+    req.retry = retry;
+    req.nheaders = 2;
+  } else {
+    c->want = "hello oom";
+    req.target = "/hello/oom?q=1";
+    req.nheaders = 1;
+  }
   req.headers = hdr;
-  req.nheaders = 1;
   req.timeouts.total_ms = 3000;
   req.on_done = on_call_done;
   req.data = c;
@@ -258,6 +274,7 @@ static void on_client_closed(void *data) {
 static int client_scenario(void *arg) {
   msvc_http_server_t *srv = NULL;
   msvc_http_client_t *cli = NULL;
+  msvc_retry_t *retry = NULL;
   call_t first, second;
   oom_loop_t l;
   int rc, closed = 0, port;
@@ -272,12 +289,13 @@ static int client_scenario(void *arg) {
     goto out;
   port = msvc_http_server_port(srv);
   OOM_CALL(rc, msvc_http_client_new(&l.loop, NULL, &cli), out);
-  OOM_CALL(rc, client_call(&l, cli, port, &first), out);
+  OOM_CALL(rc, msvc_retry_new(NULL, &retry), out);
+  OOM_CALL(rc, client_call(&l, cli, port, retry, &first), out);
   failed_before = msvc__fault_hit();
   if (!failed_before)
     cr_assert(first.err == 0 && first.status == 200,
               "N=%lu: err %d status %d", oom_n, first.err, first.status);
-  rc = client_call(&l, cli, port, &second);
+  rc = client_call(&l, cli, port, NULL, &second);
   if (failed_before)
     cr_assert(rc == 0 && second.err == 0 && second.status == 200,
               "N=%lu: after one failed allocation: rc %d err %d status %d",
@@ -290,6 +308,7 @@ out:
   if (srv != NULL)
     msvc_http_server_close(srv, on_server_closed, &closed);
   oom_loop_finish(&l);
+  msvc_retry_free(retry);
   cr_assert_eq(closed, (srv != NULL) + (cli != NULL));
   return rc;
 }
