@@ -80,6 +80,9 @@ struct call_target_s {
   atomic_int ready;
   msvc_registry_watch_t *watch; /* main loop only */
   bool watch_wanted;            /* queued for the main loop (caller mutex) */
+  bool stale_eps;               /* the last set could not be applied: the
+                                   next call has it applied again (caller
+                                   mutex) */
   call_target_t *next;          /* caller's list (caller mutex) */
   call_target_t *next_pending;  /* watches to start (caller mutex) */
   msvc_metrics_histogram_t *duration;

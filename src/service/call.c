@@ -517,7 +517,8 @@ static void start_attempt(msvc_service_call_t *call) {
     return;
   }
   if (ready < 0) {
-    finish_later(call, ready == MSVC_ECANCELED ? MSVC_ECANCELED : MSVC_ENO_ENDPOINTS);
+    finish_later(call, ready == MSVC_ECANCELED || ready == MSVC_ENOMEM ? ready
+                                                                     : MSVC_ENO_ENDPOINTS);
     return;
   }
   r = pick(call, now);

@@ -390,6 +390,7 @@ static int apply_set(call_target_t *t, msvc_registry_set_t *set) {
   bool *fresh = msvc__calloc(n + 1, sizeof(*fresh));
   char id[MSVC_REGISTRY_ADDRESS_MAX + 16];
   uint64_t now;
+  bool partial = false; /* an endpoint or its metadata had no memory */
   int r;
 
   if (eps == NULL || lbe == NULL || fresh == NULL) {
@@ -416,14 +417,18 @@ static int apply_set(call_target_t *t, msvc_registry_set_t *set) {
       continue;
     }
     ep = take_endpoint(t, old, nold, id, in, &fresh[k]);
-    if (ep == NULL)
+    if (ep == NULL) {
+      partial = true;
       continue;
+    }
     ep->next_nregs = 0;
     note_reg(ep, in->id);
     eps[k] = ep;
     lbe[k].id = ep->id;
     lbe[k].weight = in->weight > MSVC_LB_MAX_WEIGHT ? MSVC_LB_MAX_WEIGHT : in->weight;
     lbe[k].metadata = format_meta(in);
+    if (lbe[k].metadata == NULL && in->nmetadata > 0)
+      partial = true;
     k++;
   }
   uv_mutex_lock(&t->mu);
@@ -441,7 +446,8 @@ static int apply_set(call_target_t *t, msvc_registry_set_t *set) {
   for (i = 0; i < nold; i++)
     msvc__call_endpoint_unref(old[i]);
   msvc__free(old);
-  return r;
+  /* What could be built is in use; the caller has the rest applied again. */
+  return r != 0 ? r : partial ? MSVC_ENOMEM : 0;
 }
 
 static void on_watch(msvc_registry_watch_t *w, msvc_registry_set_t *set, void *data) {
@@ -450,8 +456,14 @@ static void on_watch(msvc_registry_watch_t *w, msvc_registry_set_t *set, void *d
 
   (void)w;
   r = apply_set(t, set);
-  if (r != 0)
+  if (r != 0) {
+    /* The watch reports a set once: without another try the endpoints
+     * would stay out of date until the service's instances change. */
     MSVC_LOG_W(CALL_LOG, "endpoints of %s not updated: %s", t->name, msvc_strerror(r));
+    uv_mutex_lock(&t->caller->mu);
+    t->stale_eps = true;
+    uv_mutex_unlock(&t->caller->mu);
+  }
   MSVC_LOG_D(CALL_LOG, "%s: %zu endpoint(s)%s", t->name, (size_t)atomic_load(&t->neps),
              msvc_registry_set_stale(set) ? " (stale)" : "");
   atomic_store(&t->ready, 1);
@@ -466,9 +478,21 @@ static void start_watch(call_target_t *t) {
     atomic_store(&t->ready, MSVC_ECANCELED);
     return;
   }
+  if (t->watch != NULL) { /* running: apply its last set again */
+    msvc_registry_set_t *set = msvc_registry_watch_set(t->watch);
+
+    if (set != NULL)
+      on_watch(t->watch, set, t);
+    return;
+  }
   r = msvc_registry_watch(c->opts.registry, t->name, on_watch, t, &t->watch);
   if (r != 0) {
     MSVC_LOG_W(CALL_LOG, "cannot watch %s: %s", t->name, msvc_strerror(r));
+    /* The calls waiting now fail; the next call tries the watch again
+     * rather than every later call failing for good. */
+    uv_mutex_lock(&c->mu);
+    t->watch_wanted = false;
+    uv_mutex_unlock(&c->mu);
     atomic_store(&t->ready, r);
   }
 }
@@ -546,8 +570,11 @@ int msvc__call_target_get(msvc__caller_t *c, call_loop_t *lc, const char *name,
     t->next = c->targets;
     c->targets = t;
   }
-  if (!t->watch_wanted) {
+  if (!t->watch_wanted || t->stale_eps) {
+    if (!t->watch_wanted)
+      atomic_store(&t->ready, 0); /* a watch that failed before: not yet known */
     t->watch_wanted = true;
+    t->stale_eps = false;
     if (lc->main) {
       watch_here = true;
     } else {
