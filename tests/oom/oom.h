@@ -123,12 +123,11 @@ static inline void oom_sweep_mode(const char *name, oom_scenario_fn fn,
     n += n < every_upto ? 1 : step;
   }
   fprintf(stderr,
-          "oom %s%s: %lu allocations without failure; %lu runs (every N up to "
-          "%lu, then every %lu-th) until N=%lu completed; %lu ended in "
-          "ENOMEM; %lds\n",
+          "oom %s%s: %lu allocations without failure; %lu runs until N=%lu "
+          "completed (%s); %lu ended in MSVC_ENOMEM; %lds\n",
           name, persist ? " (persistent)" : "", st->clean_allocs, st->runs,
-          every_upto, step, st->last_n, st->enomem,
-          (long)(time(NULL) - start));
+          st->last_n, st->last_n <= every_upto ? "every N" : "sampled",
+          st->enomem, (long)(time(NULL) - start));
 }
 
 static inline void oom_sweep(const char *name, oom_scenario_fn fn, void *arg,
