@@ -176,7 +176,8 @@ out:
 Test(oom, service_start_stop, .init = oom_init, .timeout = 280) {
   oom_stats_t st;
 
-  oom_sweep("service start, call, stop", service_scenario, NULL, 100000, 1, &st);
+  oom_sweep("service start, call, stop", service_scenario, NULL, 100000, 1,
+            &st);
   fprintf(stderr, "oom service start, call, stop: %lu first calls answered "
           "ENO_ENDPOINTS while discovery retried\n", first_no_endpoints);
 }
