@@ -73,6 +73,22 @@ static int registry_scenario(void *arg) {
   /* A service of its own per run: nothing a failed run left in a shared
    * store can show up in the next one. */
   snprintf(service, sizeof(service), "svc-%u", runs++);
+  if (arg == NULL) {
+    /* Corrupt instance files beside the real one: the backend skips them
+     * and remembers which ones it complained about. */
+    char path[600];
+    FILE *f;
+    int i;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, service);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    for (i = 0; i < 2; i++) {
+      snprintf(path, sizeof(path), "%s/%s/junk%d.json", dir, service, i);
+      cr_assert_not_null(f = fopen(path, "w"));
+      fputs("{not json", f);
+      fclose(f);
+    }
+  }
   cr_assert_eq(oom_loop_init(&l), 0);
   msvc_registry_options_init(&o);
   o.debounce_ms = 1;
