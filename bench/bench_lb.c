@@ -145,11 +145,11 @@ static double measure(msvc_lb_t *lb, naive_t *nv, uint64_t ops, int nthreads) {
 
 static msvc_lb_t *make_lb(const variant_t *v, size_t n) {
   static msvc_lb_endpoint_t eps[MAX_EPS];
-  msvc_lb_options_t o;
+  msvc_lb_opts_t o;
   msvc_lb_t *lb;
   size_t i;
 
-  msvc_lb_options_init(&o);
+  msvc_lb_opts_init(&o);
   o.policy = v->policy;
   o.track_tickets = false;
   if (msvc_lb_new(&o, &lb) != MSVC_OK)

@@ -210,7 +210,7 @@ static int make_caller(uv_loop_t *loop, const int *ports, msvc_registry_t **reg,
   co.registry = *reg;
   co.metrics = *m;
   co.policy = MSVC_LB_ROUND_ROBIN;
-  msvc_breaker_options_init(&co.breaker);
+  msvc_breaker_opts_init(&co.breaker);
   msvc_retry_opts_init(&co.retry);
   co.call_timeout_ms = 10000;
   return msvc__caller_new(&co, c);

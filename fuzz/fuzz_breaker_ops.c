@@ -26,8 +26,8 @@ static void check(int ok) {
     __builtin_trap();
 }
 
-static void configure(msvc_breaker_options_t *o, const uint8_t *d) {
-  msvc_breaker_options_init(o);
+static void configure(msvc_breaker_opts_t *o, const uint8_t *d) {
+  msvc_breaker_opts_init(o);
   o->window_type = d[0] & 1 ? MSVC_BREAKER_WINDOW_COUNT
                             : MSVC_BREAKER_WINDOW_TIME;
   o->window_seconds = 1u + d[1] % 8u;
@@ -82,7 +82,7 @@ static void step(fuzz_t *f, uint8_t op, uint8_t arg) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
   fuzz_t f;
   size_t i;
 

@@ -82,7 +82,7 @@ static void mw_after(msvc_http_req_t *req, msvc_http_res_t *res, uint64_t ns, vo
 }
 
 static void setup(msvc_http_server_t *srv) {
-  msvc_http_route_opts_t auth = {MSVC_HTTP_ROUTE_AUTH, NULL};
+  msvc_http_route_opts_t auth = {sizeof(auth), MSVC_HTTP_ROUTE_AUTH, NULL};
   msvc_http_middleware_t mw = {"fuzz", mw_before, mw_after, NULL};
 
   msvc_http_server_route(srv, "GET", "/hello", h_text, NULL, NULL);

@@ -153,7 +153,7 @@ static int count_cb(const msvc_lb_endpoint_stats_t *s, void *data) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  msvc_lb_options_t o;
+  msvc_lb_opts_t o;
   fuzz_t f;
   size_t i;
   int k;
@@ -164,7 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snprintf(ids[k], sizeof(ids[k]), "10.0.0.%d:80", k);
   memset(&f, 0, sizeof(f));
   f.now = 1;
-  msvc_lb_options_init(&o);
+  msvc_lb_opts_init(&o);
   o.policy = (msvc_lb_policy_t)(data[0] % 3);
   o.max_excluded_percent = data[1] % 101u;
   o.slow_start_ms = data[2] % 4 == 0 ? 0 : data[2];

@@ -143,4 +143,20 @@ uint64_t msvc__rand64(void);
 /* Uniform in [0, n) for n > 0, without modulo bias. */
 uint64_t msvc__rand_below(uint64_t n);
 
+/* ---- options structs ------------------------------------------------------
+ * Public options structs start with `size_t size`, filled by their _init().
+ * Copy what the caller's layout holds (it may come from an older, smaller
+ * header) over the defaults already in dst, then stamp dst with its own size.
+ * Returns false when the caller never filled the size in. */
+static inline bool msvc__opts_copy(void *dst, size_t dst_size, const void *src) {
+  size_t n;
+
+  memcpy(&n, src, sizeof(n));
+  if (n < sizeof(size_t))
+    return false;
+  memcpy(dst, src, n < dst_size ? n : dst_size);
+  memcpy(dst, &dst_size, sizeof(dst_size));
+  return true;
+}
+
 #endif /* MSVC_INTERNAL_H */

@@ -207,7 +207,7 @@ static int parse_upstream(const char *s, proxy_t *p) {
 }
 
 static int parse_args(int argc, char **argv, proxy_t *p, int *port,
-                      msvc_http_client_opts_t *co, msvc_lb_options_t *lo) {
+                      msvc_http_client_opts_t *co, msvc_lb_opts_t *lo) {
   int i;
 
   if (getenv("MSVC_LB") != NULL && msvc_lb_policy_parse(getenv("MSVC_LB"), &lo->policy) != 0)
@@ -231,7 +231,7 @@ static int parse_args(int argc, char **argv, proxy_t *p, int *port,
   return p->nup > 0 && *port >= 0 && *port <= 65535 ? 0 : -1;
 }
 
-static int start_lb(proxy_t *p, const msvc_lb_options_t *lo) {
+static int start_lb(proxy_t *p, const msvc_lb_opts_t *lo) {
   msvc_lb_endpoint_t eps[MAX_UPSTREAMS];
   size_t i;
   int rc;
@@ -249,13 +249,13 @@ static int start_lb(proxy_t *p, const msvc_lb_options_t *lo) {
 int main(int argc, char **argv) {
   static proxy_t p;
   msvc_http_client_opts_t co;
-  msvc_lb_options_t lo;
+  msvc_lb_opts_t lo;
   uv_loop_t loop;
   const char *host = getenv("MSVC_HOST");
   int port = 0, rc;
 
   msvc_http_client_opts_init(&co);
-  msvc_lb_options_init(&lo);
+  msvc_lb_opts_init(&lo);
   if (parse_args(argc, argv, &p, &port, &co, &lo) != 0) {
     fprintf(stderr, "usage: proxy --upstream HOST:PORT [--upstream HOST:PORT ...] [--port N]"
                     " [--conns N] [--lb round_robin|least_conn|p2c]\n");

@@ -128,11 +128,11 @@ typedef void (*msvc_breaker_transition_cb)(void *data, msvc_breaker_t *b,
                                            uint64_t now_ms);
 
 /**
- * @brief Configuration of a breaker. Fill with msvc_breaker_options_init(),
+ * @brief Configuration of a breaker. Fill with msvc_breaker_opts_init(),
  *        then change what you need.
  */
-typedef struct msvc_breaker_options_s {
-  /** Set by msvc_breaker_options_init(); lets later versions grow the
+typedef struct msvc_breaker_opts_s {
+  /** Set by msvc_breaker_opts_init(); lets later versions grow the
    *  struct without breaking callers. Do not change it. */
   size_t size;
   /** Window kind. Default #MSVC_BREAKER_WINDOW_TIME. */
@@ -175,7 +175,7 @@ typedef struct msvc_breaker_options_s {
   msvc_breaker_transition_cb on_transition;
   /** Passed to `on_transition`; borrowed for the breaker's lifetime. */
   void *on_transition_data;
-} msvc_breaker_options_t;
+} msvc_breaker_opts_t;
 
 /**
  * @brief A permission to make one call, returned by msvc_breaker_acquire().
@@ -216,7 +216,7 @@ typedef struct msvc_breaker_stats_s {
  * @note Thread-safe.
  * @since 0.1
  */
-MSVC_API void msvc_breaker_options_init(msvc_breaker_options_t *opts);
+MSVC_API void msvc_breaker_opts_init(msvc_breaker_opts_t *opts);
 
 /**
  * @brief Create a breaker, CLOSED, with an empty window.
@@ -229,7 +229,7 @@ MSVC_API void msvc_breaker_options_init(msvc_breaker_options_t *opts);
  *       Thread-safe.
  * @since 0.1
  */
-MSVC_API int msvc_breaker_new(const msvc_breaker_options_t *opts,
+MSVC_API int msvc_breaker_new(const msvc_breaker_opts_t *opts,
                               msvc_breaker_t **out);
 
 /**

@@ -88,12 +88,26 @@ typedef struct msvc_http_server_opts_s {
                                       @since 0.2 */
 } msvc_http_server_opts_t;
 
-/** @brief Per-route options, read by middleware through the request. */
+/**
+ * @brief Per-route options, read by middleware through the request.
+ *
+ * Fill with msvc_http_route_opts_init() before setting fields, so that a
+ * program built against this header keeps working when fields are added.
+ */
 typedef struct msvc_http_route_opts_s {
+  size_t size;    /**< sizeof(msvc_http_route_opts_t), set by the init. */
   uint32_t flags; /**< MSVC_HTTP_ROUTE_* bits; 0 by default. */
   void *data;     /**< Opaque pointer for middleware; borrowed for the
                        server's lifetime. */
 } msvc_http_route_opts_t;
+
+/**
+ * @brief Fill route options with their defaults (no flags, no data).
+ * @param opts  Options to fill; must not be NULL.
+ * @note Thread-safe; touches only @p opts.
+ * @since 0.2
+ */
+MSVC_API void msvc_http_route_opts_init(msvc_http_route_opts_t *opts);
 
 /**
  * @brief A route handler.

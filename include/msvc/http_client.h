@@ -45,6 +45,8 @@ typedef struct msvc_retry_s msvc_retry_t;
 
 /** @brief Retry policy options; fill with msvc_retry_opts_init(). */
 typedef struct msvc_retry_opts_s {
+  /** sizeof(msvc_retry_opts_t), set by msvc_retry_opts_init(). */
+  size_t size;
   /** Attempts in all, the first included (default 3; 1 disables retries). */
   uint32_t max_attempts;
   /** Backoff base in milliseconds (default 25). */
@@ -192,6 +194,8 @@ typedef void (*msvc_http_attempt_fn)(void *data, const msvc_http_attempt_t *a);
 
 /** @brief Client options; fill with msvc_http_client_opts_init(). */
 typedef struct msvc_http_client_opts_s {
+  /** sizeof(msvc_http_client_opts_t), set by msvc_http_client_opts_init(). */
+  size_t size;
   /** Connections per endpoint, idle and busy (default 64). */
   uint32_t max_conns_per_endpoint;
   /** Idle connections kept per endpoint (default 32). */

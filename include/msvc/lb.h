@@ -76,9 +76,9 @@ typedef enum msvc_lb_outcome_e {
   MSVC_LB_FAILURE = 1  /**< The call failed (connect error, timeout, 5xx...). */
 } msvc_lb_outcome_t;
 
-/** @brief Balancer options; fill with msvc_lb_options_init() first. */
-typedef struct msvc_lb_options_s {
-  /** sizeof(msvc_lb_options_t), set by msvc_lb_options_init(). */
+/** @brief Balancer options; fill with msvc_lb_opts_init() first. */
+typedef struct msvc_lb_opts_s {
+  /** sizeof(msvc_lb_opts_t), set by msvc_lb_opts_init(). */
   size_t size;
   /** Policy; default #MSVC_LB_ROUND_ROBIN. */
   msvc_lb_policy_t policy;
@@ -97,7 +97,7 @@ typedef struct msvc_lb_options_s {
    *  msvc_lb_free() (one mutex-protected hash operation per pick and per
    *  done). Default: on in builds without NDEBUG, off otherwise. */
   bool track_tickets;
-} msvc_lb_options_t;
+} msvc_lb_opts_t;
 
 /**
  * @brief A pick: which endpoint to call, and the receipt to give back.
@@ -185,7 +185,7 @@ typedef int (*msvc_lb_stats_cb)(const msvc_lb_endpoint_stats_t *stats,
  * @param opts  Options to fill; NULL is ignored.
  * @since 0.1
  */
-MSVC_API void msvc_lb_options_init(msvc_lb_options_t *opts);
+MSVC_API void msvc_lb_opts_init(msvc_lb_opts_t *opts);
 
 /**
  * @brief Parse a policy name as `MSVC_LB` spells it.
@@ -217,7 +217,7 @@ MSVC_API const char *msvc_lb_policy_name(msvc_lb_policy_t policy);
  *         MSVC_ENOMEM.
  * @since 0.1
  */
-MSVC_API int msvc_lb_new(const msvc_lb_options_t *opts, msvc_lb_t **out);
+MSVC_API int msvc_lb_new(const msvc_lb_opts_t *opts, msvc_lb_t **out);
 
 /**
  * @brief Destroy a balancer.

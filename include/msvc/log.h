@@ -111,17 +111,17 @@ MSVC_API void msvc_log_reset(void);
  *        `MSVC_LOG_FORMAT`.
  *
  * Unset variables leave the current setting. On a bad value nothing is
- * changed and, when @p errbuf is not NULL, a one-line message naming the
+ * changed and, when @p err is not NULL, a one-line message naming the
  * variable and the accepted values is written into it.
  *
- * @param errbuf     Buffer for the error message, or NULL.
- * @param errbuf_len Size of @p errbuf in bytes.
+ * @param err     Buffer for the error message, or NULL.
+ * @param errlen  Size of @p err in bytes.
  * @return #MSVC_OK, or MSVC_ECONFIG on a bad value.
  * @note Thread-safe, but reads the environment, which other threads must not
  *       modify at the same time (a getenv() rule).
  * @since 0.1
  */
-MSVC_API int msvc_log_configure_from_env(char *errbuf, size_t errbuf_len);
+MSVC_API int msvc_log_configure_from_env(char *err, size_t errlen);
 
 /**
  * @brief Parse a level name: trace, debug, info, warn (or warning), error, off.

@@ -102,6 +102,8 @@ typedef enum msvc_metrics_format_e {
 
 /** @brief Options of a registry; fill with msvc_metrics_registry_opts_init(). */
 typedef struct msvc_metrics_registry_opts_s {
+  /** sizeof(msvc_metrics_registry_opts_t), set by the init function. */
+  size_t size;
   /**
    * Series limit of each family that does not set its own (default
    * 10000). A lookup that would create a child beyond it fails and is
@@ -113,6 +115,8 @@ typedef struct msvc_metrics_registry_opts_s {
 
 /** @brief Options of a family; fill with msvc_metrics_family_opts_init(). */
 typedef struct msvc_metrics_family_opts_s {
+  /** sizeof(msvc_metrics_family_opts_t), set by the init function. */
+  size_t size;
   /** Metric name, `[a-zA-Z_:][a-zA-Z0-9_:]*`, not starting with `__`. */
   const char *name;
   /** Help text (UTF-8, may be empty; NULL is the same as empty). */

@@ -27,7 +27,7 @@
  * @code
  * msvc_mw_jwt_opts_t jo;
  * msvc_mw_jwt_t *jwt;
- * msvc_http_route_opts_t auth = {MSVC_HTTP_ROUTE_AUTH, NULL};
+ * msvc_http_route_opts_t auth = {sizeof(auth), MSVC_HTTP_ROUTE_AUTH, NULL};
  *
  * msvc_mw_jwt_opts_init(&jo);
  * msvc_mw_jwt_opts_env(&jo, err, sizeof(err)); // MSVC_JWT_* variables

@@ -144,16 +144,16 @@ typedef struct msvc_registry_event_s {
   bool stale;                      /**< Set is the last known one (INSTANCES). */
 } msvc_registry_event_t;
 
-/** @brief Options of a registry. Fill with msvc_registry_options_init(). */
-typedef struct msvc_registry_options_s {
-  size_t size;              /**< sizeof(msvc_registry_options_t). */
+/** @brief Options of a registry. Fill with msvc_registry_opts_init(). */
+typedef struct msvc_registry_opts_s {
+  size_t size;              /**< sizeof(msvc_registry_opts_t). */
   uint32_t debounce_ms;     /**< Quiet time before a change is delivered (10). */
   uint32_t debounce_max_ms; /**< Longest a change waits during a burst (200). */
   uint32_t rescan_ms;       /**< Periodic re-read of watched services by
                                  backends without reliable push (1000). */
   uint32_t retry_min_ms;    /**< First retry delay after a failure (100). */
   uint32_t retry_max_ms;    /**< Cap of the jittered exponential backoff (5000). */
-} msvc_registry_options_t;
+} msvc_registry_opts_t;
 
 /**
  * @brief Called when a registry has finished closing.
@@ -215,7 +215,7 @@ typedef void (*msvc_registry_event_fn)(void *data,
  * @note Thread-safe.
  * @since 0.1
  */
-MSVC_API void msvc_registry_options_init(msvc_registry_options_t *opts);
+MSVC_API void msvc_registry_opts_init(msvc_registry_opts_t *opts);
 
 /**
  * @brief Zero an instance and set its weight to 1.
@@ -246,9 +246,9 @@ MSVC_API int msvc_registry_default_uri(char **out);
  * as msvc_registry_new() checks it, without creating anything.
  *
  * @param uri         The URI.
- * @param errbuf      Receives a one-line message naming the problem and the
+ * @param err      Receives a one-line message naming the problem and the
  *                    accepted forms, or NULL.
- * @param errbuf_len  Size of @p errbuf.
+ * @param errlen  Size of @p err.
  * @return #MSVC_OK; MSVC_EURI for a malformed or unknown URI; MSVC_EACCES
  *         for a `local://` directory that is not private to the effective
  *         user (a symbolic link, another user's, writable by group or
@@ -259,8 +259,8 @@ MSVC_API int msvc_registry_default_uri(char **out);
  * @note Thread-safe.
  * @since 0.1
  */
-MSVC_API int msvc_registry_check_uri(const char *uri, char *errbuf,
-                                     size_t errbuf_len);
+MSVC_API int msvc_registry_check_uri(const char *uri, char *err,
+                                     size_t errlen);
 
 /**
  * @brief Open a registry on a caller-owned loop.
@@ -285,7 +285,7 @@ MSVC_API int msvc_registry_check_uri(const char *uri, char *errbuf,
  * @since 0.1
  */
 MSVC_API int msvc_registry_new(uv_loop_t *loop, const char *uri,
-                               const msvc_registry_options_t *opts,
+                               const msvc_registry_opts_t *opts,
                                msvc_registry_t **out);
 
 /**

@@ -169,7 +169,7 @@ typedef struct msvc_service_opts_s {
   /** Breaker options for each endpoint called; NULL for the service
    *  defaults (count window of 20 calls, 10 minimum, 50% failures, 5 s
    *  first open period, 3 probes). Copied. */
-  const msvc_breaker_options_t *breaker;
+  const msvc_breaker_opts_t *breaker;
   /** Retry policy of calls; NULL for the defaults (3 attempts, 10% budget).
    *  Copied. */
   const msvc_retry_opts_t *retry;

@@ -38,7 +38,7 @@ struct msvc_breaker_s {
   /* Read by every acquire: kept away from the lines writers dirty. */
   _Atomic uint64_t state_gen; /* gen << STATE_BITS | state */
   _Atomic uint64_t open_until_ms;
-  msvc_breaker_options_t opt;
+  msvc_breaker_opts_t opt;
   char pad0[64];
   _Atomic uint64_t not_permitted;
   _Atomic uint64_t breaches;
@@ -84,7 +84,7 @@ static inline bool lets_all_through(msvc_breaker_state_t s) {
 /* Options                                                             */
 /* ------------------------------------------------------------------ */
 
-void msvc_breaker_options_init(msvc_breaker_options_t *opts) {
+void msvc_breaker_opts_init(msvc_breaker_opts_t *opts) {
   if (opts == NULL)
     return;
   memset(opts, 0, sizeof(*opts));
@@ -108,7 +108,7 @@ static bool rate_ok(double r) {
   return isfinite(r) && r > 0.0 && r <= 100.0;
 }
 
-static int check_options(msvc_breaker_options_t *o) {
+static int check_options(msvc_breaker_opts_t *o) {
   if (o->window_type == MSVC_BREAKER_WINDOW_TIME) {
     if (o->window_seconds < 1 || o->window_seconds > 3600)
       return MSVC_ECONFIG;
@@ -140,16 +140,16 @@ static int check_options(msvc_breaker_options_t *o) {
 /* Lifecycle                                                           */
 /* ------------------------------------------------------------------ */
 
-int msvc_breaker_new(const msvc_breaker_options_t *opts,
+int msvc_breaker_new(const msvc_breaker_opts_t *opts,
                      msvc_breaker_t **out) {
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
   msvc_breaker_t *b;
   int rc;
 
   if (out == NULL)
     return MSVC_EINVAL;
   *out = NULL;
-  msvc_breaker_options_init(&o);
+  msvc_breaker_opts_init(&o);
   if (opts != NULL) {
     if (opts->size != sizeof(o))
       return MSVC_EINVAL;

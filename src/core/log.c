@@ -83,7 +83,7 @@ int msvc_log_level_parse(const char *name, msvc_log_level_t *level) {
   return MSVC_EINVAL;
 }
 
-int msvc_log_configure_from_env(char *errbuf, size_t errbuf_len) {
+int msvc_log_configure_from_env(char *err, size_t errlen) {
   const char *lv = getenv("MSVC_LOG_LEVEL");
   const char *fmt = getenv("MSVC_LOG_FORMAT");
   msvc_log_level_t level = msvc_log_get_level();
@@ -91,8 +91,8 @@ int msvc_log_configure_from_env(char *errbuf, size_t errbuf_len) {
       (msvc_log_format_t)atomic_load_explicit(&log_format, memory_order_relaxed);
 
   if (lv != NULL && *lv != '\0' && msvc_log_level_parse(lv, &level) != MSVC_OK) {
-    if (errbuf != NULL && errbuf_len > 0)
-      snprintf(errbuf, errbuf_len,
+    if (err != NULL && errlen > 0)
+      snprintf(err, errlen,
                "MSVC_LOG_LEVEL: bad value '%.64s' (accepted: trace, debug, "
                "info, warn, error, off)", lv);
     return MSVC_ECONFIG;
@@ -103,8 +103,8 @@ int msvc_log_configure_from_env(char *errbuf, size_t errbuf_len) {
     } else if (msvc__strcasecmp(fmt, "json") == 0) {
       format = MSVC_LOG_FORMAT_JSON;
     } else {
-      if (errbuf != NULL && errbuf_len > 0)
-        snprintf(errbuf, errbuf_len,
+      if (err != NULL && errlen > 0)
+        snprintf(err, errlen,
                  "MSVC_LOG_FORMAT: bad value '%.64s' (accepted: text, json)",
                  fmt);
       return MSVC_ECONFIG;

@@ -12,6 +12,7 @@
 
 void msvc_http_client_opts_init(msvc_http_client_opts_t *o) {
   memset(o, 0, sizeof(*o));
+  o->size = sizeof(*o);
   o->max_conns_per_endpoint = 64;
   o->max_idle_per_endpoint = 32;
   o->idle_timeout_ms = 30000;
@@ -41,11 +42,9 @@ int msvc_http_client_new(uv_loop_t *loop, const msvc_http_client_opts_t *opts,
   c = msvc__calloc(1, sizeof(*c));
   if (c == NULL)
     return MSVC_ENOMEM;
-  if (opts != NULL)
-    c->o = *opts;
-  else
-    msvc_http_client_opts_init(&c->o);
-  if (c->o.max_conns_per_endpoint == 0 || c->o.max_response_head < 64 ||
+  msvc_http_client_opts_init(&c->o);
+  if ((opts != NULL && !msvc__opts_copy(&c->o, sizeof(c->o), opts)) ||
+      c->o.max_conns_per_endpoint == 0 || c->o.max_response_head < 64 ||
       c->o.max_response_headers == 0 || c->o.idle_timeout_ms == 0) {
     msvc__free(c);
     return MSVC_EINVAL;

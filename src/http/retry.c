@@ -40,6 +40,7 @@ static uint64_t default_clock(void *data) {
 
 void msvc_retry_opts_init(msvc_retry_opts_t *opts) {
   memset(opts, 0, sizeof(*opts));
+  opts->size = sizeof(*opts);
   opts->max_attempts = 3;
   opts->base_ms = 25;
   opts->cap_ms = 1000;
@@ -58,11 +59,9 @@ int msvc_retry_new(const msvc_retry_opts_t *opts, msvc_retry_t **out) {
   r = msvc__calloc(1, sizeof(*r));
   if (r == NULL)
     return MSVC_ENOMEM;
-  if (opts != NULL)
-    r->o = *opts;
-  else
-    msvc_retry_opts_init(&r->o);
-  if (r->o.max_attempts == 0 || r->o.cap_ms < r->o.base_ms ||
+  msvc_retry_opts_init(&r->o);
+  if ((opts != NULL && !msvc__opts_copy(&r->o, sizeof(r->o), opts)) ||
+      r->o.max_attempts == 0 || r->o.cap_ms < r->o.base_ms ||
       !(r->o.budget_ratio >= 0.0) || r->o.budget_window_ms < NBUCKETS) {
     msvc__free(r);
     return MSVC_EINVAL;

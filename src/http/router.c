@@ -4,6 +4,7 @@
  * recorded as spans of the raw path and decoded only when asked for. A
  * linear scan is plenty for the tens of routes a microservice has.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "http/server.h"
@@ -112,6 +113,11 @@ static bool same_shape(const msvc__route_t *a, const msvc__route_t *b) {
   return true;
 }
 
+void msvc_http_route_opts_init(msvc_http_route_opts_t *opts) {
+  memset(opts, 0, sizeof(*opts));
+  opts->size = sizeof(*opts);
+}
+
 int msvc__router_add(msvc__router_t *r, const char *method, const char *pattern,
                      msvc_http_handler_fn handler, void *data,
                      const msvc_http_route_opts_t *opts) {
@@ -120,6 +126,8 @@ int msvc__router_add(msvc__router_t *r, const char *method, const char *pattern,
   int rc;
 
   if (method == NULL || pattern == NULL || handler == NULL)
+    return MSVC_EINVAL;
+  if (opts != NULL && opts->size < offsetof(msvc_http_route_opts_t, flags) + sizeof(opts->flags))
     return MSVC_EINVAL;
   if (!valid_method(method))
     return MSVC_EHTTP_ROUTE;
@@ -145,8 +153,9 @@ int msvc__router_add(msvc__router_t *r, const char *method, const char *pattern,
     goto fail;
   rt->handler = handler;
   rt->data = data;
+  msvc_http_route_opts_init(&rt->opts);
   if (opts != NULL)
-    rt->opts = *opts;
+    (void)msvc__opts_copy(&rt->opts, sizeof(rt->opts), opts); /* size checked above */
   if (r->n == r->cap) {
     size_t cap = r->cap == 0 ? 8 : r->cap * 2;
     msvc__route_t **v = msvc__realloc(r->routes, cap * sizeof(*v));

@@ -113,7 +113,7 @@ struct msvc_lb_s {
   _Atomic unsigned epoch;
   _Atomic bool sched_lock;
   lb_sched_t sched;
-  msvc_lb_options_t opts;
+  msvc_lb_opts_t opts;
   bool track;
   lb_track_t tracker;
   _Atomic uint64_t serial;

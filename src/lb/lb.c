@@ -10,7 +10,7 @@
 
 #define LB_MAX_SLOTS ((uint32_t)LB_MAX_CHUNKS * LB_CHUNK_SIZE)
 
-void msvc_lb_options_init(msvc_lb_options_t *opts) {
+void msvc_lb_opts_init(msvc_lb_opts_t *opts) {
   if (opts == NULL)
     return;
   memset(opts, 0, sizeof(*opts));
@@ -330,15 +330,15 @@ void msvc__lb_refresh(msvc_lb_t *lb, uint64_t now_ms) {
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
-int msvc_lb_new(const msvc_lb_options_t *opts, msvc_lb_t **out) {
-  msvc_lb_options_t def;
+int msvc_lb_new(const msvc_lb_opts_t *opts, msvc_lb_t **out) {
+  msvc_lb_opts_t def;
   lb_snap_t *empty;
   msvc_lb_t *lb;
 
   if (out == NULL)
     return MSVC_EINVAL;
   *out = NULL;
-  msvc_lb_options_init(&def);
+  msvc_lb_opts_init(&def);
   if (opts == NULL)
     opts = &def;
   if (opts->size < sizeof(*opts) || (unsigned)opts->policy > MSVC_LB_P2C ||

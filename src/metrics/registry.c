@@ -12,11 +12,13 @@
 
 void msvc_metrics_registry_opts_init(msvc_metrics_registry_opts_t *opts) {
   memset(opts, 0, sizeof(*opts));
+  opts->size = sizeof(*opts);
   opts->max_series_per_family = DEFAULT_MAX_SERIES;
 }
 
 void msvc_metrics_family_opts_init(msvc_metrics_family_opts_t *opts) {
   memset(opts, 0, sizeof(*opts));
+  opts->size = sizeof(*opts);
 }
 
 msvc_metrics_type_t msvc_metrics_family_type(const msvc_metrics_family_t *fam) {
@@ -339,11 +341,16 @@ static int register_locked(msvc_metrics_registry_t *reg, msvc_metrics_type_t typ
 int msvc_metrics_family_new(msvc_metrics_registry_t *reg, msvc_metrics_type_t type,
                             const msvc_metrics_family_opts_t *opts,
                             msvc_metrics_family_t **out) {
+  msvc_metrics_family_opts_t o;
   int rc;
 
   if (opts == NULL || out == NULL)
     return MSVC_EINVAL;
   *out = NULL;
+  msvc_metrics_family_opts_init(&o);
+  if (!msvc__opts_copy(&o, sizeof(o), opts))
+    return MSVC_EINVAL;
+  opts = &o;
   if (reg == NULL && (reg = msvc_metrics_default_registry()) == NULL)
     return MSVC_ENOMEM;
   if ((rc = check_opts(type, opts)) != MSVC_OK)
@@ -379,10 +386,10 @@ int msvc_metrics_registry_new(const msvc_metrics_registry_opts_t *opts,
   if (out == NULL)
     return MSVC_EINVAL;
   *out = NULL;
-  if (opts == NULL) {
-    msvc_metrics_registry_opts_init(&def);
-    opts = &def;
-  }
+  msvc_metrics_registry_opts_init(&def);
+  if (opts != NULL && !msvc__opts_copy(&def, sizeof(def), opts))
+    return MSVC_EINVAL;
+  opts = &def;
   if (opts->max_series_per_family == 0)
     return MSVC_EINVAL;
   if ((reg = msvc__calloc(1, sizeof(*reg))) == NULL)

@@ -79,7 +79,7 @@ struct msvc__reg_backend_s {
 
 struct msvc_registry_s {
   uv_loop_t *loop;
-  msvc_registry_options_t opts;
+  msvc_registry_opts_t opts;
   msvc__reg_backend_t *backend;
   msvc__queue_t leases;
   msvc__queue_t watches;
@@ -165,7 +165,7 @@ void msvc__reg_count_error(msvc_registry_t *reg, msvc_registry_op_t op,
                            int err, const char *service);
 /* Jittered exponential backoff: a delay in [d/2, d] where d doubles from
  * retry_min_ms per attempt up to retry_max_ms. */
-uint64_t msvc__reg_backoff_ms(const msvc_registry_options_t *o,
+uint64_t msvc__reg_backoff_ms(const msvc_registry_opts_t *o,
                               unsigned attempt);
 /* Tests: stop a lease's heartbeats without removing it. */
 void msvc__reg_lease_freeze(msvc_registry_lease_t *lease);

@@ -9,7 +9,7 @@
 static const char *const op_names[MSVC_REGISTRY_OP_COUNT] = {
     "register", "heartbeat", "deregister", "resolve", "watch"};
 
-void msvc_registry_options_init(msvc_registry_options_t *opts) {
+void msvc_registry_opts_init(msvc_registry_opts_t *opts) {
   if (opts == NULL)
     return;
   memset(opts, 0, sizeof(*opts));
@@ -23,11 +23,11 @@ void msvc_registry_options_init(msvc_registry_options_t *opts) {
 
 /* Copies what the caller's (possibly older, smaller) struct holds, then
  * repairs values that would make the timers misbehave. */
-static void options_copy(msvc_registry_options_t *dst,
-                         const msvc_registry_options_t *src) {
+static void options_copy(msvc_registry_opts_t *dst,
+                         const msvc_registry_opts_t *src) {
   size_t n;
 
-  msvc_registry_options_init(dst);
+  msvc_registry_opts_init(dst);
   if (src == NULL)
     return;
   n = src->size == 0 || src->size > sizeof(*dst) ? sizeof(*dst) : src->size;
@@ -82,7 +82,7 @@ void msvc__reg_count_error(msvc_registry_t *reg, msvc_registry_op_t op,
   reg->hook(reg->hook_data, &ev);
 }
 
-uint64_t msvc__reg_backoff_ms(const msvc_registry_options_t *o,
+uint64_t msvc__reg_backoff_ms(const msvc_registry_opts_t *o,
                               unsigned attempt) {
   uint64_t d = o->retry_min_ms;
   unsigned i;
@@ -132,7 +132,7 @@ static int open_backend(msvc_registry_t *reg, const char *uri) {
 }
 
 int msvc_registry_new(uv_loop_t *loop, const char *uri,
-                      const msvc_registry_options_t *opts,
+                      const msvc_registry_opts_t *opts,
                       msvc_registry_t **out) {
   char err[768];
   char *dflt = NULL;

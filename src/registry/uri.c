@@ -188,21 +188,21 @@ int msvc__reg_uri_parse(const char *uri, msvc__reg_kind_t *kind, char **arg,
   return fail(err, errlen, MSVC_EURI, uri, "unknown scheme");
 }
 
-int msvc_registry_check_uri(const char *uri, char *errbuf, size_t errbuf_len) {
+int msvc_registry_check_uri(const char *uri, char *err, size_t errlen) {
   msvc__reg_kind_t kind;
   char *arg = NULL;
   int rc;
 
-  if (errbuf != NULL && errbuf_len > 0)
-    errbuf[0] = '\0';
-  rc = msvc__reg_uri_parse(uri, &kind, &arg, errbuf, errbuf_len);
+  if (err != NULL && errlen > 0)
+    err[0] = '\0';
+  rc = msvc__reg_uri_parse(uri, &kind, &arg, err, errlen);
   if (rc == MSVC_OK && kind == MSVC__REG_LOCAL)
-    rc = msvc__reg_local_check(arg, false, errbuf, errbuf_len);
+    rc = msvc__reg_local_check(arg, false, err, errlen);
   if (rc == MSVC_OK && kind == MSVC__REG_STATIC) {
     char why[256] = "";
     rc = msvc__reg_static_open(NULL, arg, why, sizeof(why), NULL);
     if (rc == MSVC_EURI)
-      fail(errbuf, errbuf_len, rc, uri, why);
+      fail(err, errlen, rc, uri, why);
   }
   msvc__free(arg);
   return rc;

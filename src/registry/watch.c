@@ -120,7 +120,7 @@ static void report_failure(msvc_registry_watch_t *w, int status) {
 
 void msvc__reg_watch_report(msvc_registry_watch_t *w, int status,
                             msvc_registry_set_t *set, uint64_t recheck_ms) {
-  const msvc_registry_options_t *o = &w->reg->opts;
+  const msvc_registry_opts_t *o = &w->reg->opts;
   uint64_t delay = recheck_ms;
 
   if (w->stopping) {

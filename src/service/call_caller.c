@@ -216,7 +216,7 @@ static call_endpoint_t *endpoint_new(call_target_t *t, const char *id,
                                      const char *host, int port) {
   msvc__caller_t *c = t->caller;
   call_endpoint_t *ep = msvc__calloc(1, sizeof(*ep));
-  msvc_breaker_options_t bo = c->opts.breaker;
+  msvc_breaker_opts_t bo = c->opts.breaker;
   const char *values[2] = {t->name, id};
 
   if (ep == NULL)
@@ -526,7 +526,7 @@ static void target_free(call_target_t *t) {
 
 static call_target_t *target_new(msvc__caller_t *c, const char *name) {
   call_target_t *t = msvc__calloc(1, sizeof(*t));
-  msvc_lb_options_t lo;
+  msvc_lb_opts_t lo;
   const char *values[1] = {name};
 
   if (t == NULL)
@@ -537,7 +537,7 @@ static call_target_t *target_new(msvc__caller_t *c, const char *name) {
   }
   t->caller = c;
   atomic_init(&t->ready, 0);
-  msvc_lb_options_init(&lo);
+  msvc_lb_opts_init(&lo);
   lo.policy = c->opts.policy;
   lo.track_tickets = false;
   t->name = msvc__strdup(name);

@@ -283,7 +283,7 @@ static void call_defaults(msvc__svc_config_t *cfg, const msvc_service_opts_t *o)
   if (o->breaker != NULL) {
     cfg->breaker = *o->breaker;
   } else {
-    msvc_breaker_options_init(&cfg->breaker);
+    msvc_breaker_opts_init(&cfg->breaker);
     cfg->breaker.window_type = MSVC_BREAKER_WINDOW_COUNT;
     cfg->breaker.window_calls = 20;
     cfg->breaker.minimum_calls = 10;
@@ -292,7 +292,11 @@ static void call_defaults(msvc__svc_config_t *cfg, const msvc_service_opts_t *o)
     cfg->breaker.permitted_calls_in_half_open = 3;
   }
   if (o->retry != NULL) {
-    cfg->retry = *o->retry;
+    /* A struct whose size was never filled in stays refused: the caller's
+     * retry_new sees size 0 and answers MSVC_EINVAL. */
+    msvc_retry_opts_init(&cfg->retry);
+    if (!msvc__opts_copy(&cfg->retry, sizeof(cfg->retry), o->retry))
+      cfg->retry.size = 0;
   } else {
     msvc_retry_opts_init(&cfg->retry);
     cfg->retry.max_attempts = 3;

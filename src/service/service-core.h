@@ -42,7 +42,7 @@ typedef struct msvc__svc_config_s {
   bool access_log;
   msvc_http_server_opts_t server;
   msvc_metrics_registry_t *metrics; /* borrowed */
-  msvc_breaker_options_t breaker;
+  msvc_breaker_opts_t breaker;
   msvc_retry_opts_t retry;
   uint32_t call_timeout_ms;
   /* JWT: the strings of jwt point into the owned copies below. */

@@ -20,7 +20,7 @@ typedef struct msvc__caller_opts_s {
   msvc_registry_t *registry;         /* borrowed; outlives the caller */
   msvc_metrics_registry_t *metrics;  /* borrowed */
   msvc_lb_policy_t policy;
-  msvc_breaker_options_t breaker;    /* per endpoint */
+  msvc_breaker_opts_t breaker;    /* per endpoint */
   msvc_retry_opts_t retry;
   uint32_t call_timeout_ms;
   const char *self_name;             /* for logs; copied */

@@ -431,6 +431,7 @@ int msvc_service_route(msvc_service_t *svc, const char *method, const char *patt
   r->pattern = msvc__strdup(pattern);
   r->handler = handler;
   r->data = data;
+  msvc_http_route_opts_init(&r->ropts);
   r->ropts.flags = flags;
   rc = r->method == NULL || r->pattern == NULL ? MSVC_ENOMEM : MSVC_OK;
   /* The main server checks the pattern against the built-in routes and

@@ -31,7 +31,7 @@ typedef struct step_s {
 
 typedef struct scenario_s {
   const char *name;
-  void (*configure)(msvc_breaker_options_t *o);
+  void (*configure)(msvc_breaker_opts_t *o);
   const char *transitions;
   step_t steps[32];
 } scenario_t;
@@ -54,7 +54,7 @@ static void on_transition(void *data, msvc_breaker_t *b,
 }
 
 /* Small numbers so every threshold edge is reachable in a few steps. */
-static void count10(msvc_breaker_options_t *o) {
+static void count10(msvc_breaker_opts_t *o) {
   o->window_type = MSVC_BREAKER_WINDOW_COUNT;
   o->window_calls = 10;
   o->minimum_calls = 10;
@@ -66,13 +66,13 @@ static void count10(msvc_breaker_options_t *o) {
   o->max_wait_in_half_open_ms = 5000;
 }
 
-static void clamp_min(msvc_breaker_options_t *o) {
+static void clamp_min(msvc_breaker_opts_t *o) {
   count10(o);
   o->window_calls = 4;
   o->minimum_calls = 1000;
 }
 
-static void slow4(msvc_breaker_options_t *o) {
+static void slow4(msvc_breaker_opts_t *o) {
   count10(o);
   o->minimum_calls = 4;
   o->slow_call_duration_ms = 100;
@@ -80,20 +80,20 @@ static void slow4(msvc_breaker_options_t *o) {
   o->failure_rate_threshold = 100;
 }
 
-static void probes4(msvc_breaker_options_t *o) {
+static void probes4(msvc_breaker_opts_t *o) {
   count10(o);
   o->minimum_calls = 2;
   o->permitted_calls_in_half_open = 4;
 }
 
-static void time3(msvc_breaker_options_t *o) {
+static void time3(msvc_breaker_opts_t *o) {
   count10(o);
   o->window_type = MSVC_BREAKER_WINDOW_TIME;
   o->window_seconds = 3;
   o->minimum_calls = 4;
 }
 
-static void no_half_open_timeout(msvc_breaker_options_t *o) {
+static void no_half_open_timeout(msvc_breaker_opts_t *o) {
   count10(o);
   o->minimum_calls = 2;
   o->max_wait_in_half_open_ms = 0;
@@ -318,12 +318,12 @@ Test(breaker, scripted_scenarios) {
   for (s = 0; s < sizeof(scenarios) / sizeof(scenarios[0]); s++) {
     const scenario_t *sc = &scenarios[s];
     msvc_breaker_permit_t permits[10];
-    msvc_breaker_options_t o;
+    msvc_breaker_opts_t o;
     msvc_breaker_t *b;
     log_t log = {{0}};
 
     memset(permits, 0, sizeof(permits));
-    msvc_breaker_options_init(&o);
+    msvc_breaker_opts_init(&o);
     sc->configure(&o);
     o.on_transition = on_transition;
     o.on_transition_data = &log;
@@ -337,52 +337,52 @@ Test(breaker, scripted_scenarios) {
 }
 
 /* One out-of-range field per case. */
-static void bad_window_type(msvc_breaker_options_t *o) { o->window_type = 7; }
-static void bad_seconds0(msvc_breaker_options_t *o) { o->window_seconds = 0; }
-static void bad_seconds(msvc_breaker_options_t *o) { o->window_seconds = 3601; }
-static void bad_calls0(msvc_breaker_options_t *o) {
+static void bad_window_type(msvc_breaker_opts_t *o) { o->window_type = 7; }
+static void bad_seconds0(msvc_breaker_opts_t *o) { o->window_seconds = 0; }
+static void bad_seconds(msvc_breaker_opts_t *o) { o->window_seconds = 3601; }
+static void bad_calls0(msvc_breaker_opts_t *o) {
   o->window_type = MSVC_BREAKER_WINDOW_COUNT;
   o->window_calls = 0;
 }
-static void bad_calls(msvc_breaker_options_t *o) {
+static void bad_calls(msvc_breaker_opts_t *o) {
   o->window_type = MSVC_BREAKER_WINDOW_COUNT;
   o->window_calls = 100001;
 }
-static void bad_minimum(msvc_breaker_options_t *o) { o->minimum_calls = 0; }
-static void bad_rate0(msvc_breaker_options_t *o) {
+static void bad_minimum(msvc_breaker_opts_t *o) { o->minimum_calls = 0; }
+static void bad_rate0(msvc_breaker_opts_t *o) {
   o->failure_rate_threshold = 0;
 }
-static void bad_rate(msvc_breaker_options_t *o) {
+static void bad_rate(msvc_breaker_opts_t *o) {
   o->failure_rate_threshold = 100.5;
 }
-static void bad_rate_nan(msvc_breaker_options_t *o) {
+static void bad_rate_nan(msvc_breaker_opts_t *o) {
   o->failure_rate_threshold = NAN;
 }
-static void bad_slow_rate(msvc_breaker_options_t *o) {
+static void bad_slow_rate(msvc_breaker_opts_t *o) {
   o->slow_call_rate_threshold = -1;
 }
-static void bad_wait(msvc_breaker_options_t *o) { o->wait_in_open_ms = 0; }
-static void bad_wait_max(msvc_breaker_options_t *o) {
+static void bad_wait(msvc_breaker_opts_t *o) { o->wait_in_open_ms = 0; }
+static void bad_wait_max(msvc_breaker_opts_t *o) {
   o->wait_in_open_max_ms = o->wait_in_open_ms - 1;
 }
-static void bad_jitter(msvc_breaker_options_t *o) { o->wait_jitter = 1.0; }
-static void bad_jitter_neg(msvc_breaker_options_t *o) {
+static void bad_jitter(msvc_breaker_opts_t *o) { o->wait_jitter = 1.0; }
+static void bad_jitter_neg(msvc_breaker_opts_t *o) {
   o->wait_jitter = -0.1;
 }
-static void bad_probes0(msvc_breaker_options_t *o) {
+static void bad_probes0(msvc_breaker_opts_t *o) {
   o->permitted_calls_in_half_open = 0;
 }
-static void bad_probes(msvc_breaker_options_t *o) {
+static void bad_probes(msvc_breaker_opts_t *o) {
   o->permitted_calls_in_half_open = 10001;
 }
 
 Test(breaker, options_are_validated) {
-  static void (*const bad[])(msvc_breaker_options_t *) = {
+  static void (*const bad[])(msvc_breaker_opts_t *) = {
       bad_window_type, bad_seconds0,  bad_seconds,    bad_calls0,
       bad_calls,       bad_minimum,   bad_rate0,      bad_rate,
       bad_rate_nan,    bad_slow_rate, bad_wait,       bad_wait_max,
       bad_jitter,      bad_jitter_neg, bad_probes0,   bad_probes};
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
   msvc_breaker_t *b = NULL;
   size_t i;
 
@@ -391,15 +391,15 @@ Test(breaker, options_are_validated) {
   cr_assert_eq(msvc_breaker_state(b), MSVC_BREAKER_CLOSED);
   msvc_breaker_free(b);
   msvc_breaker_free(NULL);
-  msvc_breaker_options_init(NULL);
+  msvc_breaker_opts_init(NULL);
 
-  msvc_breaker_options_init(&o);
+  msvc_breaker_opts_init(&o);
   o.size = sizeof(o) - 1;
   b = (msvc_breaker_t *)&o;
   cr_assert_eq(msvc_breaker_new(&o, &b), MSVC_EINVAL);
   cr_assert_null(b);
   for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    msvc_breaker_options_init(&o);
+    msvc_breaker_opts_init(&o);
     bad[i](&o);
     b = (msvc_breaker_t *)&o;
     cr_assert_eq(msvc_breaker_new(&o, &b), MSVC_ECONFIG, "case %zu", i);
@@ -408,9 +408,9 @@ Test(breaker, options_are_validated) {
 }
 
 Test(breaker, defaults_are_documented_values) {
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
 
-  msvc_breaker_options_init(&o);
+  msvc_breaker_opts_init(&o);
   cr_assert_eq(o.size, sizeof(o));
   cr_assert_eq(o.window_type, MSVC_BREAKER_WINDOW_TIME);
   cr_assert_eq(o.window_seconds, 10);
@@ -465,13 +465,13 @@ Test(breaker, null_and_bad_arguments) {
 }
 
 Test(breaker, stats_report_rates_and_counters) {
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
   msvc_breaker_t *b;
   msvc_breaker_permit_t p;
   msvc_breaker_stats_t st;
   int i;
 
-  msvc_breaker_options_init(&o);
+  msvc_breaker_opts_init(&o);
   count10(&o);
   o.minimum_calls = 4;
   o.slow_call_duration_ms = 10;
@@ -505,13 +505,13 @@ Test(breaker, stats_report_rates_and_counters) {
 }
 
 Test(breaker, metrics_only_counts_would_be_openings) {
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
   msvc_breaker_t *b;
   msvc_breaker_permit_t p;
   msvc_breaker_stats_t st;
   int i;
 
-  msvc_breaker_options_init(&o);
+  msvc_breaker_opts_init(&o);
   count10(&o);
   o.minimum_calls = 2;
   cr_assert_eq(msvc_breaker_new(&o, &b), OK);
@@ -528,12 +528,12 @@ Test(breaker, metrics_only_counts_would_be_openings) {
 }
 
 Test(breaker, is_rejecting_follows_state_and_time) {
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
   msvc_breaker_t *b;
   msvc_breaker_permit_t p[2];
   int i;
 
-  msvc_breaker_options_init(&o);
+  msvc_breaker_opts_init(&o);
   count10(&o);
   cr_assert_eq(msvc_breaker_new(&o, &b), OK);
   cr_assert_not(msvc_breaker_is_rejecting(b, 0));
@@ -556,12 +556,12 @@ Test(breaker, is_rejecting_follows_state_and_time) {
 }
 
 Test(breaker, jitter_spreads_the_open_wait) {
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
   msvc_breaker_stats_t st;
   uint64_t lo = UINT64_MAX, hi = 0;
   int i;
 
-  msvc_breaker_options_init(&o);
+  msvc_breaker_opts_init(&o);
   o.wait_in_open_ms = 1000;
   o.wait_jitter = 0.5;
   for (i = 0; i < 200; i++) {
@@ -613,14 +613,14 @@ static void on_transition_reenter(void *data, msvc_breaker_t *b,
 }
 
 Test(breaker, callback_may_call_back_into_the_breaker) {
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
   msvc_breaker_t *b;
   msvc_breaker_permit_t p;
   reentry_t r;
   int i;
 
   memset(&r, 0, sizeof(r));
-  msvc_breaker_options_init(&o);
+  msvc_breaker_opts_init(&o);
   count10(&o);
   o.minimum_calls = 2;
   o.on_transition = on_transition_reenter;

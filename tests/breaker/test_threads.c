@@ -150,7 +150,7 @@ static void *probe_worker(void *arg) {
 
 Test(breaker_threads, half_open_never_exceeds_permitted_probes,
      .timeout = 60) {
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
   shared_t sh;
   pthread_t t[2];
   worker_t w[2];
@@ -158,7 +158,7 @@ Test(breaker_threads, half_open_never_exceeds_permitted_probes,
 
   memset(&sh, 0, sizeof(sh));
   sh.iterations = 200000;
-  msvc_breaker_options_init(&o);
+  msvc_breaker_opts_init(&o);
   o.permitted_calls_in_half_open = PERMITTED;
   o.max_wait_in_half_open_ms = 0;
   cr_assert_eq(msvc_breaker_new(&o, &sh.b), MSVC_OK);
@@ -292,7 +292,7 @@ static void *chaos_worker(void *arg) {
 
 Test(breaker_threads, chaos_keeps_probe_limit_and_ordered_events,
      .timeout = 60) {
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
   shared_t sh;
   chain_t chain;
   pthread_t t[2];
@@ -305,7 +305,7 @@ Test(breaker_threads, chaos_keeps_probe_limit_and_ordered_events,
   pthread_mutex_init(&chain.mu, NULL);
   chain.last_to = MSVC_BREAKER_CLOSED;
   sh.iterations = 200000;
-  msvc_breaker_options_init(&o);
+  msvc_breaker_opts_init(&o);
   o.window_type = MSVC_BREAKER_WINDOW_COUNT;
   o.window_calls = 20;
   o.minimum_calls = 10;
@@ -359,7 +359,7 @@ static void *count_worker(void *arg) {
 }
 
 static void no_outcome_lost(msvc_breaker_window_t type) {
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
   msvc_breaker_stats_t st;
   shared_t sh;
   pthread_t t[2];
@@ -368,7 +368,7 @@ static void no_outcome_lost(msvc_breaker_window_t type) {
 
   memset(&sh, 0, sizeof(sh));
   sh.iterations = 50000;
-  msvc_breaker_options_init(&o);
+  msvc_breaker_opts_init(&o);
   o.window_type = type;
   o.window_calls = 100000;
   cr_assert_eq(msvc_breaker_new(&o, &sh.b), MSVC_OK);

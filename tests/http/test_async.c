@@ -107,7 +107,7 @@ static void resume_now(tsrv_t *t) {
 }
 
 static void setup(msvc_http_server_t *srv) {
-  msvc_http_route_opts_t auth = {MSVC_HTTP_ROUTE_AUTH, &route_marker};
+  msvc_http_route_opts_t auth = {sizeof(auth), MSVC_HTTP_ROUTE_AUTH, &route_marker};
   msvc_http_middleware_t a = {"a", mw_a_before, mw_a_after, NULL};
   msvc_http_middleware_t b = {"auth", mw_auth_before, mw_auth_after, NULL};
   msvc_http_middleware_t c = {"pause", mw_pause_before, NULL, NULL};

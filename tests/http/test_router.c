@@ -179,3 +179,28 @@ Test(http_router_precedence, ambiguous_shapes_are_refused) {
   cr_assert_eq(msvc__router_add(&rt, "*", "/users/:x", h, NULL, NULL), MSVC_OK);
   msvc__router_free(&rt);
 }
+
+Test(http_router, route_options_carry_their_size) {
+  msvc_http_route_opts_t o;
+  msvc__match_t m;
+  int marker = 0;
+
+  msvc_http_route_opts_init(&o);
+  cr_assert_eq(o.size, sizeof(o));
+  cr_assert_eq(o.flags, 0);
+  cr_assert_null(o.data);
+
+  /* Options never filled in (size 0) are refused rather than misread. */
+  o.size = 0;
+  cr_assert_eq(msvc__router_add(&r, "GET", "/opts", h, NULL, &o), MSVC_EINVAL);
+
+  /* A larger struct from a newer header is read only as far as this one goes. */
+  msvc_http_route_opts_init(&o);
+  o.flags = MSVC_HTTP_ROUTE_AUTH;
+  o.data = &marker;
+  cr_assert_eq(msvc__router_add(&r, "GET", "/opts", h, NULL, &o), MSVC_OK);
+  cr_assert_str_eq(match("GET", "/opts", &m), "/opts");
+  cr_assert_eq(m.route->opts.size, sizeof(o));
+  cr_assert_eq(m.route->opts.flags, MSVC_HTTP_ROUTE_AUTH);
+  cr_assert_eq(m.route->opts.data, &marker);
+}

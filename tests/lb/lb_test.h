@@ -11,10 +11,10 @@
 
 static inline msvc_lb_t *lbt_new(msvc_lb_policy_t policy, uint64_t slow_ms,
                                  bool track) {
-  msvc_lb_options_t o;
+  msvc_lb_opts_t o;
   msvc_lb_t *lb = NULL;
 
-  msvc_lb_options_init(&o);
+  msvc_lb_opts_init(&o);
   o.policy = policy;
   o.slow_start_ms = slow_ms;
   o.track_tickets = track;

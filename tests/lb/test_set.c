@@ -17,12 +17,12 @@ static msvc_lb_status_t status_at(msvc_lb_t *lb, uint64_t now_ms) {
 }
 
 Test(lb_set, options_and_lifecycle) {
-  msvc_lb_options_t o;
+  msvc_lb_opts_t o;
   msvc_lb_t *lb = (msvc_lb_t *)&o;
 
   msvc_lb_free(NULL);
-  msvc_lb_options_init(NULL);
-  msvc_lb_options_init(&o);
+  msvc_lb_opts_init(NULL);
+  msvc_lb_opts_init(&o);
   cr_assert_eq(o.policy, MSVC_LB_ROUND_ROBIN);
   cr_assert_eq(o.max_excluded_percent, 50);
   cr_assert_eq(o.slow_start_ms, 0);
@@ -30,13 +30,13 @@ Test(lb_set, options_and_lifecycle) {
   o.max_excluded_percent = 101;
   cr_assert_eq(msvc_lb_new(&o, &lb), MSVC_EINVAL);
   cr_assert_null(lb);
-  msvc_lb_options_init(&o);
+  msvc_lb_opts_init(&o);
   o.policy = (msvc_lb_policy_t)3;
   cr_assert_eq(msvc_lb_new(&o, &lb), MSVC_EINVAL);
-  msvc_lb_options_init(&o);
+  msvc_lb_opts_init(&o);
   o.size = 4;
   cr_assert_eq(msvc_lb_new(&o, &lb), MSVC_EINVAL);
-  msvc_lb_options_init(&o);
+  msvc_lb_opts_init(&o);
   o.slow_start_ms = MSVC_LB_MAX_SLOW_START_MS + 1;
   cr_assert_eq(msvc_lb_new(&o, &lb), MSVC_EINVAL);
   cr_assert_eq(msvc_lb_new(NULL, &lb), MSVC_OK);
@@ -287,10 +287,10 @@ Test(lb_exclusion, budget_then_panic) {
   /* every endpoint excluded is panic too, even with a budget of 100% */
   msvc_lb_free(lb);
   {
-    msvc_lb_options_t o;
+    msvc_lb_opts_t o;
     msvc_lb_ticket_t t;
 
-    msvc_lb_options_init(&o);
+    msvc_lb_opts_init(&o);
     o.max_excluded_percent = 100;
     cr_assert_eq(msvc_lb_new(&o, &lb), MSVC_OK);
     lbt_set(lb, ones, 2, 0);

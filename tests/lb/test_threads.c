@@ -160,14 +160,14 @@ static void *churn(void *arg) {
 }
 
 static void churn_with(msvc_lb_policy_t policy, bool track) {
-  msvc_lb_options_t o;
+  msvc_lb_opts_t o;
   msvc_lb_t *lb;
   msvc_lb_status_t s;
   churn_t c;
   pthread_t th;
   worker_t w[2];
 
-  msvc_lb_options_init(&o);
+  msvc_lb_opts_init(&o);
   o.policy = policy;
   o.track_tickets = track;
   o.slow_start_ms = 5;

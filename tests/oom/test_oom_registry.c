@@ -53,7 +53,7 @@ static void on_reg_closed(void *data) {
 static int registry_scenario(void *arg) {
   static const msvc_registry_meta_t meta[] = {{"zone", "a"}, {"tls", "no"}};
   msvc_registry_instance_t inst;
-  msvc_registry_options_t o;
+  msvc_registry_opts_t o;
   msvc_registry_t *reg = NULL;
   msvc_registry_lease_t *lease = NULL;
   msvc_registry_watch_t *watch = NULL;
@@ -90,7 +90,7 @@ static int registry_scenario(void *arg) {
     }
   }
   cr_assert_eq(oom_loop_init(&l), 0);
-  msvc_registry_options_init(&o);
+  msvc_registry_opts_init(&o);
   o.debounce_ms = 1;
   o.debounce_max_ms = 5;
   o.rescan_ms = 20;

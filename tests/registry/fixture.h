@@ -56,7 +56,7 @@ static inline void fx_mkdtemp(fx_t *f) {
 
 /* uri NULL: a fresh local directory. */
 static inline void fx_open(fx_t *f, const char *uri,
-                           const msvc_registry_options_t *opts) {
+                           const msvc_registry_opts_t *opts) {
   memset(f, 0, sizeof(*f));
   cr_assert_eq(uv_loop_init(&f->loop), 0);
   cr_assert_eq(uv_timer_init(&f->loop, &f->tick), 0);

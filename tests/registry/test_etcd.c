@@ -49,10 +49,10 @@ static bool want_state(void *arg) {
          msvc_registry_set_stale(w->seen->last) == w->stale;
 }
 
-static msvc_registry_options_t quick_retries(void) {
-  msvc_registry_options_t o;
+static msvc_registry_opts_t quick_retries(void) {
+  msvc_registry_opts_t o;
 
-  msvc_registry_options_init(&o);
+  msvc_registry_opts_init(&o);
   o.retry_min_ms = 50;
   o.retry_max_ms = 500;
   return o;
@@ -90,7 +90,7 @@ static void outage(bool wipe) {
   etcd_cluster_t c;
   lease_seen_t st = {0, 0};
   seen_t seen = {0, NULL};
-  msvc_registry_options_t o = quick_retries();
+  msvc_registry_opts_t o = quick_retries();
   fx_t f;
 
   etcd_start(&c, 1);
@@ -143,7 +143,7 @@ Test(etcd, cluster_survives_losing_a_member, .timeout = 240) {
   etcd_cluster_t c;
   lease_seen_t st = {0, 0}, st2 = {0, 0};
   seen_t seen = {0, NULL};
-  msvc_registry_options_t o = quick_retries();
+  msvc_registry_opts_t o = quick_retries();
   fx_t f;
 
   etcd_start(&c, 3);

@@ -241,14 +241,14 @@ Test(local, files_hold_ttl_and_heartbeat_and_are_rewritten, .timeout = 30) {
 
 Test(local, unreadable_service_keeps_last_set_as_stale, .timeout = 30) {
   char sdir[400], moved[400];
-  msvc_registry_options_t o;
+  msvc_registry_opts_t o;
   seen_t seen = {0, NULL};
   want_t want = {&seen, 1};
   int ok = 0;
   msvc_registry_instance_t in;
   fx_t f;
 
-  msvc_registry_options_init(&o);
+  msvc_registry_opts_init(&o);
   o.rescan_ms = 50;
   o.retry_min_ms = 20;
   o.retry_max_ms = 40;
@@ -359,12 +359,12 @@ static bool healthy_again(void *arg) {
 
 Test(local, failing_heartbeats_are_retried_and_reported, .timeout = 30) {
   char sdir[400], moved[400];
-  msvc_registry_options_t o;
+  msvc_registry_opts_t o;
   msvc_registry_instance_t in;
   states_t st = {0, 0, 0};
   fx_t f;
 
-  msvc_registry_options_init(&o);
+  msvc_registry_opts_init(&o);
   o.retry_min_ms = 10;
   o.retry_max_ms = 40;
   fx_open(&f, NULL, &o);

@@ -81,12 +81,12 @@ static void on_resolved(int status, msvc_registry_set_t *set, void *data) {
  * would publish an empty set of a healthy service. */
 Test(local_faults, failed_reads_keep_the_last_known_set, .timeout = 30) {
   static const int errs[] = {-EMFILE, -EIO, -ENFILE};
-  msvc_registry_options_t o;
+  msvc_registry_opts_t o;
   seen_t seen = {0, NULL};
   size_t i;
   fx_t f;
 
-  msvc_registry_options_init(&o);
+  msvc_registry_opts_init(&o);
   o.rescan_ms = 20;
   o.retry_min_ms = 10;
   o.retry_max_ms = 20;
@@ -119,11 +119,11 @@ Test(local_faults, failed_reads_keep_the_last_known_set, .timeout = 30) {
  * but their owners are alive. A reader cannot remove them either, which is
  * how it knows: they stay in discovery. */
 Test(local_faults, read_only_directory_keeps_late_instances, .timeout = 30) {
-  msvc_registry_options_t o;
+  msvc_registry_opts_t o;
   seen_t seen = {0, NULL};
   fx_t f;
 
-  msvc_registry_options_init(&o);
+  msvc_registry_opts_init(&o);
   o.rescan_ms = 20;
   o.retry_min_ms = 10;
   o.retry_max_ms = 20;
@@ -152,11 +152,11 @@ Test(local_faults, read_only_directory_keeps_late_instances, .timeout = 30) {
  * owner really is gone disappears on time. */
 Test(local_faults, full_directory_keeps_late_instances_until_space_is_back,
      .timeout = 30) {
-  msvc_registry_options_t o;
+  msvc_registry_opts_t o;
   seen_t seen = {0, NULL};
   fx_t f;
 
-  msvc_registry_options_init(&o);
+  msvc_registry_opts_init(&o);
   o.rescan_ms = 20;
   o.retry_min_ms = 10;
   o.retry_max_ms = 20;

@@ -231,10 +231,10 @@ Test(instance, validation) {
 }
 
 Test(misc, options_backoff_and_names) {
-  msvc_registry_options_t o;
+  msvc_registry_opts_t o;
   unsigned attempt;
 
-  msvc_registry_options_init(&o);
+  msvc_registry_opts_init(&o);
   cr_assert_eq(o.size, sizeof(o));
   cr_assert_eq(o.debounce_ms, 10);
   for (attempt = 1; attempt < 40; attempt++) {
@@ -337,14 +337,14 @@ static bool calls_at_least(void *arg) {
 
 Test(hygiene, unreachable_keeps_last_set_as_stale_and_empty_is_empty,
      .timeout = 30) {
-  msvc_registry_options_t o;
+  msvc_registry_opts_t o;
   seen_t seen = {0, NULL};
   want_t want = {&seen, 0};
   msvc_registry_watch_t *w;
   hook_t hook = {0, 0, 0, false};
   fx_t f;
 
-  msvc_registry_options_init(&o);
+  msvc_registry_opts_init(&o);
   o.retry_min_ms = 10000; /* keep the core's retries out of the way */
   o.retry_max_ms = 10000;
   fx_open(&f, "memory://", &o);
@@ -385,14 +385,14 @@ Test(hygiene, unreachable_keeps_last_set_as_stale_and_empty_is_empty,
 }
 
 Test(hygiene, bursts_are_debounced_and_identical_sets_dropped, .timeout = 30) {
-  msvc_registry_options_t o;
+  msvc_registry_opts_t o;
   seen_t seen = {0, NULL};
   want_t want = {&seen, 0};
   msvc_registry_watch_t *w;
   int i;
   fx_t f;
 
-  msvc_registry_options_init(&o);
+  msvc_registry_opts_init(&o);
   o.debounce_ms = 50;
   o.debounce_max_ms = 1000;
   fx_open(&f, "memory://", &o);

@@ -402,7 +402,7 @@ static inline void h_init(harness_t *h, const char *svc, msvc_lb_policy_t policy
   co.registry = h->reg;
   co.metrics = h->metrics;
   co.policy = policy;
-  msvc_breaker_options_init(&co.breaker);
+  msvc_breaker_opts_init(&co.breaker);
   co.breaker.window_type = MSVC_BREAKER_WINDOW_COUNT;
   co.breaker.window_calls = 20;
   co.breaker.minimum_calls = 10;

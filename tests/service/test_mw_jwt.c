@@ -146,7 +146,7 @@ static void on_open(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
 
 static void setup_jwt(msvc_http_server_t *srv, void *data) {
   fixture_t *f = data;
-  static const msvc_http_route_opts_t auth = {MSVC_HTTP_ROUTE_AUTH, NULL};
+  static const msvc_http_route_opts_t auth = {sizeof(auth), MSVC_HTTP_ROUTE_AUTH, NULL};
 
   cr_assert_eq(msvc_mw_jwt_new(srv, &f->opts, &f->jwt), MSVC_OK, "%s", msvc_jwt_errmsg());
   cr_assert_eq(msvc_http_server_route(srv, "GET", "/me", on_me, f, &auth), MSVC_OK);

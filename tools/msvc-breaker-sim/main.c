@@ -229,7 +229,7 @@ static bool u32(const char *arg, uint32_t *out) {
   return true;
 }
 
-static bool parse_window(const char *arg, msvc_breaker_options_t *o) {
+static bool parse_window(const char *arg, msvc_breaker_opts_t *o) {
   if (strncmp(arg, "time:", 5) == 0) {
     o->window_type = MSVC_BREAKER_WINDOW_TIME;
     return u32(arg + 5, &o->window_seconds);
@@ -247,7 +247,7 @@ enum {
   OPT_VERSION
 };
 
-static bool apply_option(int c, const char *arg, msvc_breaker_options_t *o) {
+static bool apply_option(int c, const char *arg, msvc_breaker_opts_t *o) {
   switch (c) {
   case OPT_WINDOW: return parse_window(arg, o);
   case OPT_MIN: return u32(arg, &o->minimum_calls);
@@ -264,7 +264,7 @@ static bool apply_option(int c, const char *arg, msvc_breaker_options_t *o) {
 }
 
 /* Returns the index of the trace argument, or -1 after printing why not. */
-static int parse_args(int argc, char **argv, msvc_breaker_options_t *o,
+static int parse_args(int argc, char **argv, msvc_breaker_opts_t *o,
                       sim_t *s, bool *wait_max_set) {
   static const struct option longs[] = {
       {"window", required_argument, NULL, OPT_WINDOW},
@@ -335,14 +335,14 @@ static int run(sim_t *s, FILE *in, uint64_t slow_ms) {
 }
 
 int main(int argc, char **argv) {
-  msvc_breaker_options_t o;
+  msvc_breaker_opts_t o;
   sim_t s;
   bool wait_max_set = false;
   FILE *in;
   int idx, rc;
 
   memset(&s, 0, sizeof(s));
-  msvc_breaker_options_init(&o);
+  msvc_breaker_opts_init(&o);
   idx = parse_args(argc, argv, &o, &s, &wait_max_set);
   if (idx < 0)
     return 2;
