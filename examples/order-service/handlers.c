@@ -18,7 +18,7 @@
 
 int app_open(app_t *app, char *err, size_t errlen) {
   const char *db = ex_env("ORDER_DB", "order-service.db");
-  char why[400];
+  char why[MSVC_ERRMSG_MAX];
 
   if (orders_open(db, &app->orders, why, sizeof(why)) != 0) {
     snprintf(err, errlen, "ORDER_DB: %s", why);

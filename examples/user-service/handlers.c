@@ -17,7 +17,7 @@
 int app_open(app_t *app, char *err, size_t errlen) {
   const char *db = ex_env("USER_DB", "user-service.db");
   const char *key = ex_env("USER_SIGNING_KEY", NULL);
-  char why[400];
+  char why[MSVC_ERRMSG_MAX];
 
   if (key == NULL) {
     snprintf(err, errlen, "USER_SIGNING_KEY is not set: give the path of a PEM EC "
