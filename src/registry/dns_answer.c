@@ -351,8 +351,12 @@ int msvc__dns_build_set(const char *service,
   if (cls[2] < 0 || cls[3] < 0) {
     rc = cls[2] < 0 ? cls[2] : cls[3];
     /* The message for the A lookup, not the AAAA one, when both failed. */
-    if (cls[2] < 0)
+    if (cls[2] < 0) {
+      /* classify() starts from an empty message: give back what the first
+       * pass parsed (a SERVFAIL may still carry records) before it runs again. */
+      msvc__dns_msg_free(&msg[2]);
       classify(&r[2], T_A, &msg[2], what[2], why, whylen);
+    }
     goto done;
   }
   for (i = 2; i < MSVC__DNS_NQUERIES && rc == MSVC_OK; i++) {
