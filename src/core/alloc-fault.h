@@ -1,7 +1,7 @@
 /*
  * Allocation fault injection for the out-of-memory tests. These functions
  * exist only in the test copy of the library, whose src/core/alloc.c is
- * compiled with MSVC_FAULT_INJECTION (tests/oom/CMakeLists.txt); the shared
+ * compiled with MSVC_FAULT_INJECTION (tests/CMakeLists.txt); the shared
  * and static libraries that get installed have neither the functions nor a
  * check in the allocation path. Never installed; not API.
  */
@@ -17,6 +17,10 @@
  * prints a backtrace to stderr. */
 void msvc__fault_fail_nth(unsigned long n);
 
+/* Like msvc__fault_fail_nth(n), and the count - 1 allocations right after
+ * the n-th fail too: a run of count failures in a row, then success. */
+void msvc__fault_fail_run(unsigned long n, unsigned long count);
+
 /* With on, the armed failure is not the last: every allocation after it
  * fails too, until msvc__fault_fail_nth() is called again. */
 void msvc__fault_persist(bool on);
@@ -24,6 +28,9 @@ void msvc__fault_persist(bool on);
 /* Allocations attempted since the last msvc__fault_fail_nth(), the failed
  * one included. */
 unsigned long msvc__fault_allocs(void);
+
+/* Allocations made to fail since the last msvc__fault_fail_nth(). */
+unsigned long msvc__fault_failures(void);
 
 /* Whether the armed failure has happened since the last
  * msvc__fault_fail_nth(). */

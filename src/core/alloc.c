@@ -17,11 +17,24 @@ static atomic_ulong fault_countdown; /* 0: off; n: the n-th from now fails */
 static atomic_ulong fault_allocs;
 static atomic_bool fault_hit;
 static atomic_bool fault_persist;
+static atomic_ulong fault_run;      /* failures still due after the n-th */
+static atomic_ulong fault_failures;
 
 void msvc__fault_fail_nth(unsigned long n) {
   atomic_store(&fault_allocs, 0);
+  atomic_store(&fault_failures, 0);
   atomic_store(&fault_hit, false);
+  atomic_store(&fault_run, 0);
   atomic_store(&fault_countdown, n);
+}
+
+void msvc__fault_fail_run(unsigned long n, unsigned long count) {
+  msvc__fault_fail_nth(n);
+  atomic_store(&fault_run, count > 0 ? count - 1 : 0);
+}
+
+unsigned long msvc__fault_failures(void) {
+  return atomic_load(&fault_failures);
 }
 
 void msvc__fault_persist(bool on) {
@@ -36,12 +49,29 @@ bool msvc__fault_hit(void) {
   return atomic_load(&fault_hit);
 }
 
+static bool failing(void) {
+  atomic_fetch_add(&fault_failures, 1);
+  return true;
+}
+
+/* After the armed failure: fail on while persistent or while the run lasts. */
+static bool fault_after_hit(void) {
+  unsigned long run = atomic_load(&fault_run);
+
+  if (atomic_load(&fault_persist))
+    return failing();
+  while (run != 0)
+    if (atomic_compare_exchange_weak(&fault_run, &run, run - 1))
+      return failing();
+  return false;
+}
+
 static bool fault_now(void) {
   unsigned long left = atomic_load(&fault_countdown);
 
   atomic_fetch_add(&fault_allocs, 1);
-  if (left == 0 && atomic_load(&fault_hit) && atomic_load(&fault_persist))
-    return true;
+  if (left == 0)
+    return atomic_load(&fault_hit) && fault_after_hit();
   while (left != 0) {
     if (atomic_compare_exchange_weak(&fault_countdown, &left, left - 1)) {
       if (left != 1)
@@ -52,7 +82,7 @@ static bool fault_now(void) {
 
         backtrace_symbols_fd(frames, backtrace(frames, 16), STDERR_FILENO);
       }
-      return true;
+      return failing();
     }
   }
   return false;

@@ -2,66 +2,15 @@
  * retried, and running out of descriptors costs the connections that came
  * meanwhile, not the server.
  *
- * This program brings its own copy of the library's allocation functions
- * (the library's are in an object file of the static archive that the
- * linker then leaves out), so a test can make the next allocations fail. */
+ * This program links the copy of the library whose allocator can be told to
+ * fail (src/core/alloc-fault.h), so a test can make the next allocations
+ * fail. */
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include "core/alloc-fault.h"
 #include "http/helpers.h"
-
-/* ---- allocator with injected failures ---------------------------------- */
-
-static atomic_int fail_next; /* this many calls from now fail */
-static atomic_int failed;
-
-static bool fail_now(void) {
-  int n = atomic_load(&fail_next);
-
-  while (n > 0)
-    if (atomic_compare_exchange_weak(&fail_next, &n, n - 1)) {
-      atomic_fetch_add(&failed, 1);
-      return true;
-    }
-  return false;
-}
-
-void *msvc__malloc(size_t size) {
-  return fail_now() ? NULL : malloc(size == 0 ? 1 : size);
-}
-
-void *msvc__calloc(size_t count, size_t size) {
-  if (fail_now())
-    return NULL;
-  return count == 0 || size == 0 ? calloc(1, 1) : calloc(count, size);
-}
-
-void *msvc__realloc(void *ptr, size_t size) {
-  return fail_now() ? NULL : realloc(ptr, size == 0 ? 1 : size);
-}
-
-void msvc__free(void *ptr) {
-  free(ptr);
-}
-
-void msvc_free(void *ptr) {
-  free(ptr);
-}
-
-char *msvc__strndup(const char *s, size_t n) {
-  char *copy = msvc__malloc(n + 1);
-
-  if (copy == NULL)
-    return NULL;
-  memcpy(copy, s, n);
-  copy[n] = '\0';
-  return copy;
-}
-
-char *msvc__strdup(const char *s) {
-  return msvc__strndup(s, strlen(s));
-}
 
 /* ---- server --------------------------------------------------------------- */
 
@@ -103,11 +52,11 @@ static int hello(int port) {
 static void accept_with_failures(int n) {
   uint64_t t0;
 
-  atomic_store(&failed, 0);
-  atomic_store(&fail_next, n);
+  msvc__fault_fail_run(1, (unsigned long)n);
   t0 = now_ms();
   cr_assert_eq(hello(ts.port), 200, "not served after %d failed allocations", n);
-  cr_assert_eq(atomic_load(&failed), n);
+  cr_assert_eq(msvc__fault_failures(), (unsigned long)n);
+  msvc__fault_fail_nth(0);
   fprintf(stderr, "accept after %d failed allocation(s): served in %llu ms\n", n,
           (unsigned long long)(now_ms() - t0));
   /* And the listener is still watched. */
