@@ -361,6 +361,9 @@ int msvc__dns_build_set(const char *service,
   }
   for (i = 2; i < MSVC__DNS_NQUERIES && rc == MSVC_OK; i++) {
     size_t k;
+    /* An NXDOMAIN reply names nothing, whatever records it carries. */
+    if (cls[i] <= 0)
+      continue;
     for (k = 0; k < msg[i].nrr && rc == MSVC_OK; k++) {
       const msvc__dns_rr_t *rr = &msg[i].rr[k];
       if (!rr->answer || rr->type != types[i])

@@ -132,6 +132,25 @@ Test(dns_answer, nxdomain_everywhere_is_an_empty_negative_set) {
   msvc_registry_set_unref(set);
 }
 
+Test(dns_answer, records_in_an_nxdomain_reply_are_ignored) {
+  msvc__dns_reply_t r[MSVC__DNS_NQUERIES] = {{0}};
+  msvc_registry_set_t *set;
+  uint32_t ttl;
+  bool neg;
+  char why[256];
+
+  nx(0, "_https._tcp.api.d", 33);
+  nx(1, "_http._tcp.api.d", 33);
+  dnsb_begin(&ans[2], 1, 3, "api.d", 1, 1, 0, 0); /* NXDOMAIN, yet a record */
+  dnsb_a(&ans[2], "api.d", 9, "10.0.0.7");
+  nodata(3, "api.d", 28);
+  cr_assert_eq(build(r, &set, &ttl, &neg, why, sizeof(why)), MSVC_OK, "%s",
+               why);
+  cr_assert_eq(msvc_registry_set_count(set), 0);
+  cr_assert(neg, "a name that does not exist has no instances");
+  msvc_registry_set_unref(set);
+}
+
 Test(dns_answer, servfail_before_the_winner_is_a_failure) {
   msvc__dns_reply_t r[MSVC__DNS_NQUERIES] = {{0}};
   msvc_registry_set_t *set;
