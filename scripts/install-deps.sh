@@ -9,12 +9,16 @@
 set -euo pipefail
 
 pkgs_build=(gcc make cmake pkg-config libc6-dev ca-certificates
-            libuv1-dev node-llhttp libcjson-dev libmbedtls-dev libc-ares-dev)
+            libuv1-dev node-llhttp libcjson-dev libmbedtls-dev libc-ares-dev
+            libnats-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
+            zlib1g-dev)
 pkgs_test=(libcriterion-dev clang libclang-rt-14-dev doxygen curl openssl
            procps iproute2 etcd-server prometheus nodejs npm libsqlite3-dev
-           python3 python3-yaml dnsmasq-base)
-pkgs_demo=(libsqlite3-dev curl openssl procps etcd-server)
-pkgs_bench=(wrk nginx haproxy libjwt-dev util-linux procps python3 curl)
+           python3 python3-yaml dnsmasq-base nats-server nghttp2-client
+           python3-grpcio python3-grpc-tools chromium)
+pkgs_demo=(libsqlite3-dev curl openssl procps etcd-server nats-server)
+pkgs_bench=(wrk nginx haproxy libjwt-dev util-linux procps python3 curl
+            nats-server nghttp2-client)
 pkgs_docs=(doxygen)
 pkgs_fuzz=(clang libclang-rt-14-dev)
 
