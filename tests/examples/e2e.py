@@ -6,7 +6,7 @@
       example service out of tree against it, as a user would
       (find_package(libmsvc)), into WORK_DIR/bin/<service>/<service>.
 
-  e2e.py run --bin-dir DIR [--registry local|etcd] [--promtool PATH]
+  e2e.py run --bin-dir DIR [--registry local|etcd|dns] [--promtool PATH]
              [--only NAME,...] [--keep-logs]
       Starts the system (two user-service instances, an order-service and a
       bff) on 127.0.0.1 with a private registry, and runs every scenario:
@@ -1098,7 +1098,7 @@ def main():
     b.add_argument("cc", nargs="?", default=os.environ.get("CC", "cc"))
     r = sub.add_parser("run")
     r.add_argument("--bin-dir", required=True)
-    r.add_argument("--registry", choices=("local", "etcd"), default="local")
+    r.add_argument("--registry", choices=("local", "etcd", "dns"), default="local")
     r.add_argument("--promtool", default=shutil.which("promtool"))
     r.add_argument("--only", default="")
     r.add_argument("--keep-logs", action="store_true")

@@ -1,8 +1,10 @@
 """Runs the example services as real processes on 127.0.0.1, for the tests.
 
 The pieces: HTTP requests (http.client, one connection per request unless
-asked otherwise), free ports, a private registry (a local:// directory or an
-etcd started here), the services started with MSVC_PORT set to a port chosen
+asked otherwise), free ports, a private registry (a local:// directory, an
+etcd started here, or DNS records served by a dnsmasq started here, which
+this harness keeps as a platform would: an instance's SRV record appears once
+it is ready and goes before it is stopped), the services started with MSVC_PORT set to a port chosen
 here and waited for through /ready, stopped by PID, and ES256 / HS256 / none
 tokens made with openssl and the standard library.
 """
@@ -170,6 +172,104 @@ class Proc:
         return self.popen.poll() is None
 
 
+DNS_DOMAIN = "e2e.test"
+
+
+def free_dual_port():
+    """A port free for both TCP and UDP on 127.0.0.1 (a DNS server needs
+    both)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no port free for both TCP and UDP")
+
+
+class Dnsmasq:
+    """The DNS records of the services, served by a dnsmasq on 127.0.0.1:
+    one SRV record `_http._tcp.<service>.<domain>` per ready instance, its
+    target an A record for 127.0.0.1. dnsmasq reads SRV records only when it
+    starts, so a change restarts it on the same port; the services keep
+    their last answers over that gap, as they would over a resolver hiccup."""
+
+    def __init__(self, workdir, domain, log_path, ttl_s=1):
+        self.bin = (shutil.which("dnsmasq") or
+                    next((p for p in ("/usr/sbin/dnsmasq", "/sbin/dnsmasq")
+                          if os.access(p, os.X_OK)), None))
+        if self.bin is None:
+            raise RuntimeError("dnsmasq is not installed (Debian: dnsmasq-base)")
+        self.dir = workdir
+        self.domain = domain
+        self.log_path = log_path
+        self.ttl_s = ttl_s
+        self.records = {}  # label -> (service, port)
+        self.proc = None
+        os.makedirs(workdir, mode=0o700, exist_ok=True)
+        self.port = free_dual_port()
+        self._restart()
+
+    def _conf(self):
+        lines = [f"port={self.port}", "listen-address=127.0.0.1", "bind-interfaces",
+                 "no-resolv", "no-hosts", f"addn-hosts={self.dir}/hosts",
+                 f"local=/{self.domain}/", f"local-ttl={self.ttl_s}",
+                 f"pid-file={self.dir}/pid", f"log-facility={self.log_path}"]
+        if os.geteuid() == 0:
+            lines.append("user=root")
+        hosts = []
+        for label, (service, port) in sorted(self.records.items()):
+            target = f"{label}.{self.domain}"
+            lines.append(f"srv-host=_http._tcp.{service}.{self.domain},{target},{port},0,1")
+            hosts.append(f"127.0.0.1 {target}")
+        with open(os.path.join(self.dir, "hosts"), "w", encoding="utf-8") as f:
+            f.write("\n".join(hosts) + "\n")
+        with open(os.path.join(self.dir, "conf"), "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def _stop(self):
+        if self.proc is not None:
+            System._terminate(self.proc, 5)
+            self.proc = None
+
+    def _restart(self):
+        self._stop()
+        self._conf()
+        for _ in range(100):
+            self.proc = subprocess.Popen(
+                [self.bin, f"--conf-file={self.dir}/conf", "--keep-in-foreground"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)  # its TCP children go with it
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                    return
+                except OSError:
+                    time.sleep(0.02)
+            # The port was still held by the previous process: try again.
+            self._stop()
+            time.sleep(0.05)
+        raise RuntimeError(f"dnsmasq did not start on port {self.port}")
+
+    def publish(self, label, service, port):
+        label = label.replace("_", "-")
+        self.records[label] = (service, port)
+        self._restart()
+
+    def withdraw(self, label):
+        if self.records.pop(label.replace("_", "-"), None) is not None:
+            self._restart()
+
+    def endpoints(self, service):
+        return sorted(("127.0.0.1", port) for s, port in self.records.values() if s == service)
+
+    def close(self):
+        self._stop()
+
+
 class System:
     """The example system: a registry and any number of service processes."""
 
@@ -183,6 +283,7 @@ class System:
         self.on_start = None  # called with each Proc as it is started
         self.etcd = None
         self.etcd_port = None
+        self.dns = None
         os.makedirs(os.path.join(self.tmp, "logs"))
         self.key_path = os.path.join(self.tmp, "signing-key.pem")
         self.public_pem = make_signing_key(self.key_path)
@@ -191,6 +292,11 @@ class System:
         if registry == "etcd":
             self._start_etcd()
             self.registry_uri = f"etcd://127.0.0.1:{self.etcd_port}"
+        elif registry == "dns":
+            self.dns = Dnsmasq(os.path.join(self.tmp, "dns"), DNS_DOMAIN,
+                               os.path.join(self.tmp, "logs", "dnsmasq.log"))
+            self.registry_uri = (f"dns://?domain={DNS_DOMAIN}"
+                                 f"&server=127.0.0.1:{self.dns.port}")
         else:
             # Private, as the local backend insists (whatever the umask).
             os.makedirs(os.path.join(self.tmp, "registry"), mode=0o700)
@@ -231,6 +337,8 @@ class System:
         """(host, port) of the registered instances of a service, as the
         registry has them now."""
         out = []
+        if self.kind == "dns":
+            return self.dns.endpoints(service)
         if self.kind == "etcd":
             prefix = f"/msvc/services/{service}/".encode()
             end = prefix[:-1] + b"0"
@@ -298,6 +406,8 @@ class System:
                 return proc
             if self.wait_ready(proc, timeout):
                 self.procs.append(proc)
+                if self.dns is not None:
+                    self.dns.publish(proc.label, service, port)
                 self.log(f"   started {label} (pid {p.pid}) on port {port}")
                 return proc
             self._terminate(p)
@@ -336,6 +446,8 @@ class System:
     def stop(self, proc, timeout=15):
         """SIGTERM, then wait; the exit status, or None when it had to be
         killed."""
+        if self.dns is not None:
+            self.dns.withdraw(proc.label)
         rc = self._terminate(proc.popen, timeout)
         if proc in self.procs:
             self.procs.remove(proc)
@@ -344,6 +456,8 @@ class System:
     def kill(self, proc):
         proc.popen.kill()
         proc.popen.wait()
+        if self.dns is not None:
+            self.dns.withdraw(proc.label)
         if proc in self.procs:
             self.procs.remove(proc)
 
@@ -365,6 +479,9 @@ class System:
         if self.etcd is not None:
             self._terminate(self.etcd)
             self.etcd = None
+        if self.dns is not None:
+            self.dns.close()
+            self.dns = None
         if keep_logs:
             return self.tmp
         shutil.rmtree(self.tmp, ignore_errors=True)
