@@ -42,12 +42,15 @@ void msvc__tls_fmt_err(char *err, size_t len, const char *what, int rc) {
   /* No message is longer than the documented maximum, whatever the paths. */
   if (len > MSVC_ERRMSG_MAX)
     len = MSVC_ERRMSG_MAX;
+  /* A long message is cut at len on purpose; the length is not needed. */
   if (rc == 0) {
-    snprintf(err, len, "%s", what);
+    if (snprintf(err, len, "%s", what) < 0)
+      err[0] = '\0';
     return;
   }
   mbedtls_strerror(rc, reason, sizeof(reason));
-  snprintf(err, len, "%s: %s (mbedtls -0x%04x)", what, reason, (unsigned)-rc);
+  if (snprintf(err, len, "%s: %s (mbedtls -0x%04x)", what, reason, (unsigned)-rc) < 0)
+    err[0] = '\0';
 }
 
 void msvc_tls_opts_init(msvc_tls_opts_t *o, msvc_tls_role_t role) {
