@@ -159,4 +159,15 @@ static inline bool msvc__opts_copy(void *dst, size_t dst_size, const void *src) 
   return true;
 }
 
+/* ---- JWT, for the middleware -----------------------------------------------
+ * msvc_jwt_verify(), except that when all that is left is a public-key
+ * signature check (RS*, PS*, ES*: a millisecond or more of CPU) it stops and
+ * returns MSVC_EAGAIN, so the caller can run msvc_jwt_verify() on another
+ * thread. Cached verdicts, HMAC tokens and refusals the header decides are
+ * answered at once, as msvc_jwt_verify() answers them. */
+struct msvc_jwt_verifier_s;
+struct msvc_jwt_claims_s;
+int msvc__jwt_verify_inline(struct msvc_jwt_verifier_s *v, const char *token, size_t len,
+                            struct msvc_jwt_claims_s **claims);
+
 #endif /* MSVC_INTERNAL_H */

@@ -127,11 +127,14 @@ static void run_chain(msvc_http_req_t *req) {
  * object. */
 static void run_pinned(msvc_http_req_t *req) {
   msvc__conn_t *c;
+  bool was = req->running;
 
   req->running = true;
   run_chain(req);
-  req->running = false;
-  if (req->state != RES_DONE)
+  req->running = was;
+  /* Resumed from inside another pin (a worker pool's done function): the
+   * outer one releases the request when it lets go. */
+  if (was || req->state != RES_DONE)
     return;
   c = req->conn;
   if (c == NULL)

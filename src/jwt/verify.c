@@ -512,8 +512,24 @@ static bool lasting_refusal(int rc) {
 static int verify_uncached(msvc_jwt_verifier_t *v, const char *token, size_t len,
                            msvc_jwt_claims_t **claims);
 
-int msvc_jwt_verify(msvc_jwt_verifier_t *v, const char *token, size_t len,
-                    msvc_jwt_claims_t **claims) {
+/* True when what is left to do for this token is a public-key signature
+ * check (RS, PS, ES: a millisecond or more), as opposed to an HMAC or a
+ * refusal the header already decides. Reads only the header. */
+static bool public_key_check_ahead(const char *t, size_t len) {
+  unsigned char buf[1024];
+  jwt_header_t h;
+  segments_t sg = {0};
+  size_t n;
+
+  if (split(t, len, &sg) != MSVC_OK || msvc__b64url_decoded_max(sg.h_len) > sizeof(buf) ||
+      msvc__b64url_decode(t, sg.h_len, buf, sizeof(buf), &n) != MSVC_OK ||
+      msvc__jwt_scan_header((const char *)buf, n, &h) != 0 || h.alg_state != 1)
+    return false;
+  return (h.alg[0] == 'R' || h.alg[0] == 'P' || h.alg[0] == 'E') && h.alg[1] == 'S';
+}
+
+static int verify(msvc_jwt_verifier_t *v, const char *token, size_t len,
+                  msvc_jwt_claims_t **claims, bool inline_only) {
   char msg[JWT_NEG_MSG_MAX];
   uint64_t gen = 0;
   int rc;
@@ -537,10 +553,22 @@ int msvc_jwt_verify(msvc_jwt_verifier_t *v, const char *token, size_t len,
     if ((rc = msvc__jwt_neg_get(v->neg, token, len, gen, msg)) != MSVC_OK)
       return msvc__jwt_fail(rc, "%s", msg);
   }
+  if (inline_only && public_key_check_ahead(token, len))
+    return MSVC_EAGAIN;
   rc = verify_uncached(v, token, len, claims);
   if (v->neg != NULL && lasting_refusal(rc))
     msvc__jwt_neg_put(v->neg, token, len, gen, rc, msvc_jwt_errmsg());
   return rc;
+}
+
+int msvc_jwt_verify(msvc_jwt_verifier_t *v, const char *token, size_t len,
+                    msvc_jwt_claims_t **claims) {
+  return verify(v, token, len, claims, false);
+}
+
+int msvc__jwt_verify_inline(msvc_jwt_verifier_t *v, const char *token, size_t len,
+                            msvc_jwt_claims_t **claims) {
+  return verify(v, token, len, claims, true);
 }
 
 static int verify_uncached(msvc_jwt_verifier_t *v, const char *token, size_t len,

@@ -17,6 +17,7 @@
 #include <msvc/jwks.h>
 #include <msvc/log.h>
 #include <msvc/middleware.h>
+#include <msvc/work.h>
 
 #include "msvc-internal.h"
 
@@ -51,6 +52,12 @@ struct msvc_mw_jwt_s {
   char *challenge; /* "Bearer" or "Bearer realm=\"...\"" */
   msvc_jwks_fetcher_t *fetcher; /* with jwks_url */
   msvc_metrics_counter_t *count[MSVC_JWT_RESULT_COUNT];
+  /* Public-key checks on a worker pool (opts.work). The middleware belongs
+   * to one loop, so these are touched on that loop only. */
+  msvc_work_t *(*work)(const msvc_http_req_t *req, void *arg);
+  void *work_arg;
+  unsigned jobs;  /* checks handed to a pool, their done not yet run */
+  bool released;  /* msvc_mw_jwt_free() ran: the last job's done frees */
 };
 
 void msvc_mw_jwt_opts_init(msvc_mw_jwt_opts_t *o) {
@@ -293,12 +300,92 @@ static bool is_space(char c) {
   return c == ' ' || c == '\t';
 }
 
+static int verdict(msvc_mw_jwt_t *m, msvc_http_req_t *req, msvc_http_res_t *res, int rc,
+                   msvc_jwt_claims_t *claims, const char *detail);
+
+/* ---- public-key checks on a worker pool ------------------------------------ */
+
+typedef struct check_job_s {
+  msvc_mw_jwt_t *m;
+  size_t len;
+  int rc;
+  msvc_jwt_claims_t *claims;
+  char detail[256];
+  char token[]; /* a copy: the request's header may move */
+} check_job_t;
+
+static void jwt_destroy(msvc_mw_jwt_t *m);
+
+/* On a pool thread. The verifier is thread-safe; the refusal detail is
+ * per thread, so it is copied here. */
+static void check_work(void *data) {
+  check_job_t *j = data;
+
+  j->rc = msvc_jwt_verify(j->m->verifier, j->token, j->len, &j->claims);
+  snprintf(j->detail, sizeof(j->detail), "%s", msvc_jwt_errmsg());
+}
+
+/* Back on the loop. A job that did not run, or whose request went away, is
+ * answered by msvc_work_submit_req() itself. */
+static void check_done(msvc_http_req_t *req, void *data, int status) {
+  check_job_t *j = data;
+  msvc_mw_jwt_t *m = j->m;
+  msvc_jwt_claims_t *claims = j->claims;
+
+  j->claims = NULL;
+  if (status == MSVC_OK && !msvc_http_req_cancelled(req)) {
+    if (m->released) {
+      msvc_http_res_header(msvc_http_req_res(req), "Connection", "close");
+      msvc_http_res_error(msvc_http_req_res(req), 503, "SHUTTING_DOWN",
+                          "The server is shutting down.");
+    } else if (verdict(m, req, msvc_http_req_res(req), j->rc, claims, j->detail) ==
+               MSVC_HTTP_NEXT) {
+      msvc_http_req_resume(req);
+    }
+    claims = NULL; /* verdict() took them */
+  }
+  msvc_jwt_claims_free(claims);
+  msvc__free(j);
+  if (--m->jobs == 0 && m->released)
+    jwt_destroy(m);
+}
+
+static int check_on_pool(msvc_mw_jwt_t *m, msvc_http_req_t *req, const char *tok,
+                         size_t toklen) {
+  msvc_work_t *pool = m->work(req, m->work_arg);
+  check_job_t *j;
+  msvc_jwt_claims_t *claims = NULL;
+  int rc;
+
+  if (pool == NULL) {
+    rc = msvc_jwt_verify(m->verifier, tok, toklen, &claims);
+    return verdict(m, req, msvc_http_req_res(req), rc, claims, msvc_jwt_errmsg());
+  }
+  if ((j = msvc__calloc(1, sizeof(*j) + toklen + 1)) == NULL) {
+    msvc_http_res_error(msvc_http_req_res(req), 503, "UNAVAILABLE",
+                        "The server is out of memory.");
+    return MSVC_HTTP_STOP;
+  }
+  j->m = m;
+  j->len = toklen;
+  memcpy(j->token, tok, toklen);
+  /* On failure the request has been answered (503 OVERLOADED when the
+   * pool's queue is full, SHUTTING_DOWN when it drains). */
+  if (msvc_work_submit_req(pool, req, 0, check_work, check_done, j) != MSVC_OK) {
+    msvc__free(j);
+    return MSVC_HTTP_STOP;
+  }
+  m->jobs++;
+  return MSVC_HTTP_PAUSE;
+}
+
+/* ---- the before-hook ---------------------------------------------------------- */
+
 static int jwt_before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   msvc_mw_jwt_t *m = data;
   const msvc_http_route_opts_t *ro = msvc_http_req_route_opts(req);
   const char *auth = NULL, *name, *value, *tok;
   msvc_jwt_claims_t *claims = NULL;
-  msvc_jwt_result_t result;
   size_t i, n, len, toklen;
   int rc;
 
@@ -340,8 +427,22 @@ static int jwt_before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
     return refuse(m, res, "expected Bearer followed by one token",
                   "The Authorization header must be Bearer followed by one token.");
   }
-  rc = msvc_jwt_verify(m->verifier, tok, toklen, &claims);
-  result = msvc_jwt_result_of(rc);
+  if (m->work != NULL) {
+    rc = msvc__jwt_verify_inline(m->verifier, tok, toklen, &claims);
+    if (rc == MSVC_EAGAIN)
+      return check_on_pool(m, req, tok, toklen);
+  } else {
+    rc = msvc_jwt_verify(m->verifier, tok, toklen, &claims);
+  }
+  return verdict(m, req, res, rc, claims, msvc_jwt_errmsg());
+}
+
+/* What a verification's result means for the request: NEXT with the claims
+ * attached, or STOP with the request answered. Takes the claims. */
+static int verdict(msvc_mw_jwt_t *m, msvc_http_req_t *req, msvc_http_res_t *res, int rc,
+                   msvc_jwt_claims_t *claims, const char *detail) {
+  msvc_jwt_result_t result = msvc_jwt_result_of(rc);
+
   if (result == MSVC_JWT_RESULT_COUNT) {
     /* Not a verdict on the token (memory): not counted, not the client's
      * fault. */
@@ -359,7 +460,7 @@ static int jwt_before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   }
   if (rc != MSVC_OK) {
     MSVC_LOG_D(LOG_COMPONENT, "token refused (%s): %s", msvc_jwt_result_label(result),
-               msvc_jwt_errmsg());
+               detail);
     return refuse(m, res, messages[result], messages[result]);
   }
   /* On failure msvc_http_req_set() has already released the claims. */
@@ -504,6 +605,8 @@ int msvc_mw_jwt_new(msvc_http_server_t *srv, const msvc_mw_jwt_opts_t *opts,
     return MSVC_ENOMEM;
   m->route_flags = o.route_flags;
   m->keyset = o.keyset;
+  m->work = o.work;
+  m->work_arg = o.work_arg;
   rc = make_challenge(m, o.realm);
   if (rc == MSVC_OK && m->keyset == NULL) {
     rc = msvc_jwt_keyset_new(&m->keyset);
@@ -529,7 +632,12 @@ int msvc_mw_jwt_new(msvc_http_server_t *srv, const msvc_mw_jwt_opts_t *opts,
 }
 
 void msvc_mw_jwt_free(msvc_mw_jwt_t *m) {
-  if (m != NULL)
+  if (m == NULL)
+    return;
+  /* Checks still on a pool need the verifier: the last one's done frees. */
+  if (m->jobs > 0)
+    m->released = true;
+  else
     jwt_destroy(m);
 }
 

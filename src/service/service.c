@@ -91,6 +91,15 @@ static void on_ready(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
 
 /* ---- one loop's server ------------------------------------------------------ */
 
+/* The pool of the loop a JWT middleware serves: public-key token checks
+ * run there, not on the loop. */
+static struct msvc_work_s *jwt_pool(const msvc_http_req_t *req, void *arg) {
+  msvc__svc_loop_t *l = arg;
+
+  (void)req;
+  return l->work;
+}
+
 static int default_middleware(msvc_service_t *svc, msvc_http_server_t *srv,
                               msvc__svc_loop_t *l) {
   msvc_mw_metrics_opts_t mo;
@@ -112,6 +121,8 @@ static int default_middleware(msvc_service_t *svc, msvc_http_server_t *srv,
     jo.jwks_url = NULL;
     jo.loop = NULL;
     jo.registry = svc->cfg.metrics;
+    jo.work = jwt_pool;
+    jo.work_arg = l;
     if ((rc = msvc_mw_jwt_new(srv, &jo, &l->mw_jwt)) != MSVC_OK) return rc;
   }
   return MSVC_OK;

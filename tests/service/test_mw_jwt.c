@@ -3,6 +3,7 @@
  * claims for handlers, msvc_jwt_verifications_total, the verified-token
  * cache and configuration from the environment. */
 #include <cjson/cJSON.h>
+#include <msvc/work.h>
 
 #include "helpers.h"
 
@@ -524,6 +525,214 @@ Test(mw_jwt, cache_off) {
   msvc_free(tok);
   free(p);
   fixture_stop(&f, &t);
+}
+
+/* ---- public-key checks on a worker pool --------------------------------------- */
+
+typedef struct pool_fixture_s {
+  fixture_t f;
+  msvc_work_t *pool;
+  uv_async_t close_pool;
+  atomic_int release; /* lets the blocking jobs of /block return */
+  unsigned threads, queue;
+} pool_fixture_t;
+
+static msvc_work_t *pool_of(const msvc_http_req_t *req, void *arg) {
+  (void)req;
+  return ((pool_fixture_t *)arg)->pool;
+}
+
+static void block_work(void *data) {
+  pool_fixture_t *pf = data;
+
+  while (!atomic_load(&pf->release))
+    uv_sleep(1);
+}
+
+/* Occupies the pool with a job that waits for the test to let it go. */
+static void on_block(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  pool_fixture_t *pf = data;
+  int rc = msvc_work_submit(pf->pool, block_work, NULL, pf, NULL);
+
+  (void)req;
+  msvc_http_res_send(res, rc == MSVC_OK ? 200 : 503, "text/plain", "", 0);
+}
+
+/* The pool's counters, read on its loop. */
+static void on_stats(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  pool_fixture_t *pf = data;
+  msvc_work_stats_t st;
+  char body[64];
+
+  (void)req;
+  cr_assert_eq(msvc_work_stats(pf->pool, &st), MSVC_OK);
+  snprintf(body, sizeof(body), "%llu %u", (unsigned long long)st.done, st.running);
+  msvc_http_res_send(res, 200, "text/plain", body, strlen(body));
+}
+
+static void on_close_pool(uv_async_t *a) {
+  pool_fixture_t *pf = a->data;
+
+  msvc_work_close(pf->pool, NULL, NULL);
+  uv_close((uv_handle_t *)a, NULL);
+}
+
+static void setup_jwt_pool(msvc_http_server_t *srv, void *data) {
+  pool_fixture_t *pf = data;
+  msvc_work_opts_t o;
+
+  msvc_work_opts_init(&o);
+  o.threads = pf->threads;
+  o.queue = pf->queue;
+  cr_assert_eq(msvc_work_new(msvc_http_server_loop(srv), &o, &pf->pool), MSVC_OK);
+  cr_assert_eq(uv_async_init(msvc_http_server_loop(srv), &pf->close_pool, on_close_pool), 0);
+  pf->close_pool.data = pf;
+  pf->f.opts.work = pool_of;
+  pf->f.opts.work_arg = pf;
+  setup_jwt(srv, &pf->f);
+  cr_assert_eq(msvc_http_server_route(srv, "GET", "/block", on_block, pf, NULL), MSVC_OK);
+  cr_assert_eq(msvc_http_server_route(srv, "GET", "/stats", on_stats, pf, NULL), MSVC_OK);
+}
+
+static int pool_done(int port) {
+  resp_t r;
+  int n;
+
+  cr_assert_eq(cl_get(port, "/stats", "", &r), 200);
+  n = atoi(r.body);
+  resp_free(&r);
+  return n;
+}
+
+static int pool_running(int port) {
+  resp_t r;
+  const char *sp;
+  int n;
+
+  cr_assert_eq(cl_get(port, "/stats", "", &r), 200);
+  sp = strchr(r.body, ' ');
+  n = sp != NULL ? atoi(sp + 1) : -1;
+  resp_free(&r);
+  return n;
+}
+
+static void pool_fixture_stop(pool_fixture_t *pf, srvthread_t *t) {
+  atomic_store(&pf->release, 1);
+  uv_async_send(&pf->close_pool);
+  fixture_stop(&pf->f, t);
+}
+
+Test(mw_jwt, public_key_checks_run_on_the_pool) {
+  pool_fixture_t pf = {.threads = 1, .queue = 8};
+  srvthread_t t;
+  resp_t r;
+  char *p, *tok, *forged;
+  size_t n;
+
+  fixture_opts(&pf.f);
+  st_start(&t, setup_jwt_pool, &pf);
+  add_keys(&pf.f);
+  p = claims(ISS, AUD, "pooled", -10, 600, "pool");
+  tok = es256(p);
+  cr_assert_eq(bearer(t.port, tok, &r), 200, "%s", r.body);
+  cr_assert_str_eq(r.body, "sub=pooled iss=" ISS, "the claims reach the handler");
+  resp_free(&r);
+  cr_assert_eq(pool_done(t.port), 1, "a new ES256 token is checked on the pool");
+  cr_assert_eq(bearer(t.port, tok, &r), 200);
+  resp_free(&r);
+  cr_assert_eq(pool_done(t.port), 1, "a cached token is answered on the loop");
+
+  /* A forged signature: refused from the pool, then from the refused-token
+   * cache without the pool. */
+  forged = strdup(tok);
+  n = strlen(forged);
+  forged[n - 20] = forged[n - 20] == 'A' ? 'B' : 'A';
+  bearer(t.port, forged, &r);
+  expect_invalid(&r, "The token signature is not valid.");
+  resp_free(&r);
+  cr_assert_eq(pool_done(t.port), 2);
+  bearer(t.port, forged, &r);
+  expect_invalid(&r, "The token signature is not valid.");
+  resp_free(&r);
+  cr_assert_eq(pool_done(t.port), 2, "a refused token is refused again on the loop");
+
+  /* A token the header already condemns never reaches the pool. */
+  cr_assert_eq(bearer(t.port, "bm90LWpzb24.e30.c2ln", &r), 401);
+  resp_free(&r);
+  cr_assert_eq(pool_done(t.port), 2);
+  cr_assert_eq(count_of(pf.f.reg, "ok"), 2.0);
+  cr_assert_eq(count_of(pf.f.reg, "bad_signature"), 2.0);
+  cr_assert_eq(atomic_load(&pf.f.handled), 2);
+  free(forged);
+  msvc_free(tok);
+  free(p);
+  pool_fixture_stop(&pf, &t);
+}
+
+Test(mw_jwt, full_pool_answers_overloaded) {
+  pool_fixture_t pf = {.threads = 1, .queue = 1};
+  srvthread_t t;
+  resp_t r;
+  char v[64], *p, *tok;
+
+  fixture_opts(&pf.f);
+  st_start(&t, setup_jwt_pool, &pf);
+  add_keys(&pf.f);
+  p = claims(ISS, AUD, "busy", -10, 600, "busy");
+  tok = es256(p);
+  /* One job runs and one waits: the queue is full. */
+  cr_assert_eq(cl_get(t.port, "/block", "", &r), 200);
+  resp_free(&r);
+  for (int i = 0; i < 5000 && pool_running(t.port) != 1; i++)
+    uv_sleep(1);
+  cr_assert_eq(pool_running(t.port), 1);
+  cr_assert_eq(cl_get(t.port, "/block", "", &r), 200);
+  resp_free(&r);
+  cr_assert_eq(bearer(t.port, tok, &r), 503, "%s", r.body);
+  cr_assert(strstr(r.body, "\"OVERLOADED\"") != NULL, "%s", r.body);
+  cr_assert_not_null(resp_header(&r, "Retry-After", v, sizeof(v)), "%s", r.head);
+  resp_free(&r);
+  cr_assert_eq(atomic_load(&pf.f.handled), 0);
+  atomic_store(&pf.release, 1);
+  for (int i = 0; i < 5000 && pool_done(t.port) < 2; i++)
+    uv_sleep(1);
+  cr_assert_eq(bearer(t.port, tok, &r), 200, "%s", r.body);
+  resp_free(&r);
+  msvc_free(tok);
+  free(p);
+  pool_fixture_stop(&pf, &t);
+}
+
+Test(mw_jwt, client_gone_during_a_pool_check) {
+  pool_fixture_t pf = {.threads = 1, .queue = 4};
+  srvthread_t t;
+  resp_t r;
+  char req[2048], *p, *tok;
+  int fd;
+
+  fixture_opts(&pf.f);
+  st_start(&t, setup_jwt_pool, &pf);
+  add_keys(&pf.f);
+  p = claims(ISS, AUD, "gone", -10, 600, "gone");
+  tok = es256(p);
+  cr_assert_eq(cl_get(t.port, "/block", "", &r), 200);
+  resp_free(&r);
+  /* The check waits behind the blocking job; its client leaves. */
+  fd = cl_connect(t.port);
+  snprintf(req, sizeof(req),
+           "GET /me HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n\r\n", tok);
+  cr_assert_eq(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+  uv_sleep(50);
+  close(fd);
+  uv_sleep(50);
+  atomic_store(&pf.release, 1);
+  /* The server lets the request go and serves the next one. */
+  cr_assert_eq(bearer(t.port, tok, &r), 200, "%s", r.body);
+  resp_free(&r);
+  cr_assert_eq(atomic_load(&pf.f.handled), 1, "the gone client's request never ran");
+  msvc_free(tok);
+  free(p);
+  pool_fixture_stop(&pf, &t);
 }
 
 /* The committed interoperability fixture: a jose-made RS256 token and its
