@@ -54,6 +54,7 @@ cmd_sanitize() {
   say "running the test suites under the sanitizers"
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$top/tests/lsan.supp:print_suppressions=0}
   (cd build-asan && ctest --output-on-failure -j "$jobs" "$@")
 }
 
