@@ -622,18 +622,28 @@ static void pool_fixture_stop(pool_fixture_t *pf, srvthread_t *t) {
   fixture_stop(&pf->f, t);
 }
 
+/* A server whose JWT checks go to a pool of its own, and a new ES256 token
+ * for sub (free it with msvc_free()). */
+static char *pool_start(pool_fixture_t *pf, srvthread_t *t, const char *sub) {
+  char *p, *tok;
+
+  fixture_opts(&pf->f);
+  st_start(t, setup_jwt_pool, pf);
+  add_keys(&pf->f);
+  p = claims(ISS, AUD, sub, -10, 600, sub);
+  tok = es256(p);
+  free(p);
+  return tok;
+}
+
 Test(mw_jwt, public_key_checks_run_on_the_pool) {
   pool_fixture_t pf = {.threads = 1, .queue = 8};
   srvthread_t t;
   resp_t r;
-  char *p, *tok, *forged;
+  char *tok, *forged;
   size_t n;
 
-  fixture_opts(&pf.f);
-  st_start(&t, setup_jwt_pool, &pf);
-  add_keys(&pf.f);
-  p = claims(ISS, AUD, "pooled", -10, 600, "pool");
-  tok = es256(p);
+  tok = pool_start(&pf, &t, "pooled");
   cr_assert_eq(bearer(t.port, tok, &r), 200, "%s", r.body);
   cr_assert_str_eq(r.body, "sub=pooled iss=" ISS, "the claims reach the handler");
   resp_free(&r);
@@ -665,7 +675,6 @@ Test(mw_jwt, public_key_checks_run_on_the_pool) {
   cr_assert_eq(atomic_load(&pf.f.handled), 2);
   free(forged);
   msvc_free(tok);
-  free(p);
   pool_fixture_stop(&pf, &t);
 }
 
@@ -673,13 +682,9 @@ Test(mw_jwt, full_pool_answers_overloaded) {
   pool_fixture_t pf = {.threads = 1, .queue = 1};
   srvthread_t t;
   resp_t r;
-  char v[64], *p, *tok;
+  char v[64], *tok;
 
-  fixture_opts(&pf.f);
-  st_start(&t, setup_jwt_pool, &pf);
-  add_keys(&pf.f);
-  p = claims(ISS, AUD, "busy", -10, 600, "busy");
-  tok = es256(p);
+  tok = pool_start(&pf, &t, "busy");
   /* One job runs and one waits: the queue is full. */
   cr_assert_eq(cl_get(t.port, "/block", "", &r), 200);
   resp_free(&r);
@@ -699,7 +704,6 @@ Test(mw_jwt, full_pool_answers_overloaded) {
   cr_assert_eq(bearer(t.port, tok, &r), 200, "%s", r.body);
   resp_free(&r);
   msvc_free(tok);
-  free(p);
   pool_fixture_stop(&pf, &t);
 }
 
@@ -707,14 +711,10 @@ Test(mw_jwt, client_gone_during_a_pool_check) {
   pool_fixture_t pf = {.threads = 1, .queue = 4};
   srvthread_t t;
   resp_t r;
-  char req[2048], *p, *tok;
+  char req[2048], *tok;
   int fd;
 
-  fixture_opts(&pf.f);
-  st_start(&t, setup_jwt_pool, &pf);
-  add_keys(&pf.f);
-  p = claims(ISS, AUD, "gone", -10, 600, "gone");
-  tok = es256(p);
+  tok = pool_start(&pf, &t, "gone");
   cr_assert_eq(cl_get(t.port, "/block", "", &r), 200);
   resp_free(&r);
   /* The check waits behind the blocking job; its client leaves. */
@@ -731,7 +731,6 @@ Test(mw_jwt, client_gone_during_a_pool_check) {
   resp_free(&r);
   cr_assert_eq(atomic_load(&pf.f.handled), 1, "the gone client's request never ran");
   msvc_free(tok);
-  free(p);
   pool_fixture_stop(&pf, &t);
 }
 
