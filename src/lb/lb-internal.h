@@ -81,6 +81,7 @@ typedef struct lb_snap_s {
   lb_ep_t **ramp;  /* least_conn: ramping endpoints, kept out of the heap */
   lb_hent_t *heap; /* scheduler's heap storage */
   uint32_t *pos;   /* heap position of eps[i], LB_NO_POS if not in it */
+  uint64_t *period; /* EDF: period of eps[i], when nobody ramps */
 } lb_snap_t;
 
 enum { LB_SCHED_NONE, LB_SCHED_SWRR, LB_SCHED_EDF, LB_SCHED_LC };

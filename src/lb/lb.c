@@ -3,6 +3,11 @@
  * The policies themselves and pick/done live in sched.c.
  */
 #include <stdlib.h>
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <msvc/log.h>
 
@@ -48,30 +53,129 @@ const char *msvc_lb_policy_name(msvc_lb_policy_t policy) {
 }
 
 /* ---- reader side of the snapshot: pin, unpin, grace period ---------------
- * A thread keeps one shard for life, so two threads usually count on
- * different cache lines. The epoch parity tells new readers which of the two
- * counters to use, so that a writer waiting for one of them to drain is not
- * held up by readers that arrive after the swap. */
-static _Thread_local unsigned tls_shard; /* 0 = not assigned yet */
+ * Two ways to announce a reader, both shared by every balancer:
+ *
+ * - the fast one: a thread owns one of LB_READERS process-wide reader
+ *   records and makes its sequence number odd while it reads and even
+ *   again when done, with plain stores, no locked instruction. What orders
+ *   that store before the snapshot load is the writer's membarrier(2),
+ *   which runs a full barrier on every thread of the process between the
+ *   writer's pointer swap and its look at the records: a reader that still
+ *   loaded the old pointer has its odd number visible by then. This is the
+ *   scheme of userspace RCU's membarrier flavour; it needs Linux 4.14.
+ * - the fallback (no membarrier, or more threads than records): the
+ *   per-shard counters below, one locked add in and one out. A thread keeps
+ *   one shard for life, so two threads usually count on different cache
+ *   lines. The epoch parity tells new readers which of the two counters to
+ *   use, so that a writer waiting for one of them to drain is not held up by
+ *   readers that arrive after the swap. */
+#define LB_READERS 256
+#define LB_PIN_FAST 2u /* msvc__lb_pin's answer when a record was used */
+
+typedef struct lb_reader_s {
+  _Atomic uint32_t seq; /* odd while its thread reads a snapshot */
+  _Atomic bool used;
+  char pad[LB_CACHELINE - sizeof(uint32_t) - sizeof(bool)];
+} lb_reader_t;
+
+typedef struct lb_tls_s {
+  unsigned shard;     /* 0 = not assigned yet */
+  lb_reader_t *reader; /* NULL: not tried yet; &no_reader: fallback */
+} lb_tls_t;
+
+static _Thread_local lb_tls_t tls;
 static atomic_uint next_shard;
+static _Alignas(LB_CACHELINE) lb_reader_t readers[LB_READERS];
+static _Atomic uint32_t nreaders; /* records ever handed out: writers scan these */
+static lb_reader_t no_reader;
+static pthread_once_t readers_once = PTHREAD_ONCE_INIT;
+static pthread_key_t readers_key;
+static bool fast_readers; /* set once, before any record is handed out */
+
+static long membarrier_call(int cmd) {
+#if defined(__linux__) && defined(__NR_membarrier)
+  return syscall(__NR_membarrier, cmd, 0, 0);
+#else
+  (void)cmd;
+  return -1;
+#endif
+}
+
+/* At thread exit: the record goes back (its number is even, outside reads). */
+static void reader_release(void *arg) {
+  lb_reader_t *r = arg;
+
+  atomic_store_explicit(&r->used, false, memory_order_release);
+}
+
+static void readers_init(void) {
+  if (pthread_key_create(&readers_key, reader_release) != 0)
+    return;
+#if defined(__linux__) && defined(__NR_membarrier)
+  if (membarrier_call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
+    fast_readers = true;
+#endif
+}
+
+static lb_reader_t *reader_claim(void) {
+  uint32_t i, n;
+
+  (void)pthread_once(&readers_once, readers_init);
+  if (!fast_readers)
+    return &no_reader;
+  for (i = 0; i < LB_READERS; i++) {
+    bool expect = false;
+
+    if (atomic_load_explicit(&readers[i].used, memory_order_relaxed) ||
+        !atomic_compare_exchange_strong(&readers[i].used, &expect, true))
+      continue;
+    if (pthread_setspecific(readers_key, &readers[i]) != 0) {
+      atomic_store(&readers[i].used, false);
+      return &no_reader;
+    }
+    n = atomic_load(&nreaders);
+    while (n < i + 1 && !atomic_compare_exchange_weak(&nreaders, &n, i + 1)) {
+    }
+    return &readers[i];
+  }
+  return &no_reader;
+}
 
 unsigned msvc__lb_pin(msvc_lb_t *lb, lb_shard_t **shard) {
-  unsigned s = tls_shard, e;
+  unsigned s = tls.shard, e;
+  lb_reader_t *r = tls.reader;
   lb_shard_t *sh;
 
-  if (MSVC__UNLIKELY(s == 0)) {
+  if (MSVC__UNLIKELY(s == 0 || r == NULL)) {
     s = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) %
             LB_SHARDS + 1;
-    tls_shard = s;
+    tls.shard = s;
+    tls.reader = r = reader_claim();
   }
   sh = &lb->shards[s - 1];
+  *shard = sh;
+  if (MSVC__LIKELY(r != &no_reader)) {
+    uint32_t q = atomic_load_explicit(&r->seq, memory_order_relaxed);
+
+    atomic_store_explicit(&r->seq, q + 1, memory_order_relaxed);
+    /* the compiler must not move the snapshot load above the store; the
+     * processor is kept in order by the writer's membarrier */
+    atomic_signal_fence(memory_order_seq_cst);
+    return LB_PIN_FAST;
+  }
   e = atomic_load(&lb->epoch) & 1;
   atomic_fetch_add(&sh->readers[e], 1);
-  *shard = sh;
   return e;
 }
 
 void msvc__lb_unpin(lb_shard_t *shard, unsigned e) {
+  if (MSVC__LIKELY(e == LB_PIN_FAST)) {
+    lb_reader_t *r = tls.reader;
+    uint32_t q = atomic_load_explicit(&r->seq, memory_order_relaxed);
+
+    atomic_store_explicit(&r->seq, q + 1, memory_order_release);
+    return;
+  }
   atomic_fetch_sub_explicit(&shard->readers[e], 1, memory_order_release);
 }
 
@@ -88,6 +192,26 @@ static void wait_drained(msvc_lb_t *lb, unsigned parity) {
   }
 }
 
+/* Waits for every record seen inside a read to leave it (its number
+ * changes), which is not held up by reads that begin later. */
+static void wait_readers(void) {
+  uint32_t i, n = atomic_load(&nreaders);
+  unsigned spins = 0;
+
+  for (i = 0; i < n; i++) {
+    uint32_t q = atomic_load_explicit(&readers[i].seq, memory_order_acquire);
+
+    if ((q & 1) == 0)
+      continue;
+    while (atomic_load_explicit(&readers[i].seq, memory_order_acquire) == q) {
+      if (++spins > 64) {
+        spins = 0;
+        sched_yield();
+      }
+    }
+  }
+}
+
 /* After the snapshot pointer was replaced: returns once no reader can still
  * hold the old one. Every counter is seen at zero after the swap, so any
  * reader not yet finished incremented after that moment and therefore loaded
@@ -96,6 +220,11 @@ static void wait_drained(msvc_lb_t *lb, unsigned parity) {
 static void synchronize(msvc_lb_t *lb) {
   unsigned e = atomic_load(&lb->epoch);
 
+  if (fast_readers) {
+    /* cannot fail once registered; a failure would be a kernel bug */
+    (void)membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+    wait_readers();
+  }
   atomic_store(&lb->epoch, e + 1);
   wait_drained(lb, e & 1);
   atomic_store(&lb->epoch, e + 2);
@@ -226,7 +355,8 @@ static lb_snap_t *snap_alloc(uint32_t total) {
   /* + LB_CACHELINE: room to align the heap so that each group of four
    * siblings (entries 4i+1..4i+4, 16 bytes each) fills one cache line */
   lb_snap_t *s = msvc__calloc(1, sizeof(*s) + 3 * t * sizeof(lb_ep_t *) +
-                                     LB_CACHELINE + t * sizeof(lb_hent_t) +
+                                     t * sizeof(uint64_t) + LB_CACHELINE +
+                                     t * sizeof(lb_hent_t) +
                                      t * sizeof(uint32_t));
   lb_ep_t **arr;
   uintptr_t h;
@@ -237,7 +367,8 @@ static lb_snap_t *snap_alloc(uint32_t total) {
   s->all = arr;
   s->eps = arr + t;
   s->ramp = arr + 2 * t;
-  h = (uintptr_t)(arr + 3 * t) + sizeof(lb_hent_t);
+  s->period = (uint64_t *)(void *)(arr + 3 * t);
+  h = (uintptr_t)(s->period + t) + sizeof(lb_hent_t);
   h = (h + LB_CACHELINE - 1) / LB_CACHELINE * LB_CACHELINE - sizeof(lb_hent_t);
   s->heap = (lb_hent_t *)h;
   s->pos = (uint32_t *)(void *)(s->heap + t);

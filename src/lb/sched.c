@@ -170,7 +170,10 @@ void msvc__lb_sched_install(msvc_lb_t *lb, lb_snap_t *s, uint64_t now_ms) {
   } else {
     sc->mode = LB_SCHED_EDF;
     for (i = 0; i < s->n; i++) {
-      lb_hent_t e = {edf_period(lb, s->eps[i], now_ms) / 2, 0, i};
+      uint64_t p = edf_period(lb, s->eps[i], now_ms);
+      lb_hent_t e = {p / 2, 0, i};
+
+      s->period[i] = p;
       heap_append(s, &sc->nheap, &e);
     }
     heapify(lb);
@@ -207,13 +210,44 @@ static void edf_rebase(msvc_lb_t *lb) {
   lb->sched.vt -= base;
 }
 
+/* Deadline, then index; bitwise so that the compiler can pick without a
+ * branch (which way a heap comparison goes is not predictable). */
+static inline bool edf_less(const lb_hent_t *a, const lb_hent_t *b) {
+  return (a->key < b->key) | ((a->key == b->key) & (a->idx < b->idx));
+}
+
+/* sift_down(lb, 0) for EDF, which keeps no positions */
+static void edf_sift_root(lb_snap_t *s, uint32_t n) {
+  lb_hent_t e = s->heap[0];
+  uint32_t i = 0;
+
+  for (;;) {
+    uint32_t first = LB_HEAP_ARITY * i + 1, c, best;
+
+    if (first >= n)
+      break;
+    best = first;
+    for (c = first + 1; c < first + LB_HEAP_ARITY && c < n; c++)
+      best = edf_less(&s->heap[c], &s->heap[best]) ? c : best;
+    if (!edf_less(&s->heap[best], &e))
+      break;
+    s->heap[i] = s->heap[best];
+    i = best;
+  }
+  s->heap[i] = e;
+}
+
+/* Without ramping endpoints the periods are fixed for the snapshot's life
+ * and were worked out once at install: a pick then touches the heap only,
+ * not the endpoint records, and divides nothing. */
 static lb_ep_t *edf_pick(msvc_lb_t *lb, uint64_t now_ms) {
   lb_snap_t *s = lb->sched.snap;
-  lb_ep_t *top = s->eps[s->heap[0].idx];
+  uint32_t idx = s->heap[0].idx;
+  lb_ep_t *top = s->eps[idx];
 
   lb->sched.vt = s->heap[0].key;
-  s->heap[0].key += edf_period(lb, top, now_ms);
-  sift_down(lb, 0);
+  s->heap[0].key += s->nramp == 0 ? s->period[idx] : edf_period(lb, top, now_ms);
+  edf_sift_root(s, lb->sched.nheap);
   if (MSVC__UNLIKELY(lb->sched.vt > LB_EDF_REBASE))
     edf_rebase(lb);
   return top;

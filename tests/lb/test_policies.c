@@ -140,6 +140,39 @@ Test(lb_round_robin, swrr_shares_within_one_percent) {
   check_shares(20, 3, 200);
 }
 
+/* The EDF sequence itself, against the rule written out plainly: period
+ * 2^42 / (weight * 1000), first due half a period in, earliest deadline
+ * first, ties to the endpoint listed first. Fixed periods are worked out
+ * once per set, so a pick must still give exactly this order. */
+Test(lb_round_robin, edf_sequence_matches_deadline_rule) {
+  static uint32_t w[1000];
+  static uint64_t period[1000], due[1000];
+  const size_t sizes[] = {33, 1000};
+  size_t k, i, pick;
+
+  for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+    size_t n = sizes[k];
+    msvc_lb_t *lb = lbt_new(MSVC_LB_ROUND_ROBIN, 0, false);
+
+    for (i = 0; i < n; i++) {
+      w[i] = 1 + (uint32_t)(i * 7919 % 10);
+      period[i] = (UINT64_C(1) << 42) / ((uint64_t)w[i] * 1000);
+      due[i] = period[i] / 2;
+    }
+    lbt_set(lb, w, n, 0);
+    for (pick = 0; pick < 20000; pick++) {
+      size_t want = 0;
+
+      for (i = 1; i < n; i++)
+        if (due[i] < due[want])
+          want = i;
+      due[want] += period[want];
+      cr_assert_eq(lbt_pick_done(lb, 0), want, "n %zu, pick %zu", n, pick);
+    }
+    msvc_lb_free(lb);
+  }
+}
+
 /* ---- least_conn ---------------------------------------------------------- */
 Test(lb_least_conn, always_picks_a_minimum) {
   static lbt_stats_t st;
