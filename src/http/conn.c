@@ -92,6 +92,68 @@ static void on_tr_closed(void *owner) {
     conn_free(c);
 }
 
+/* An idle keep-alive connection gives its spare request, parsed head and
+ * write buffers to the server (or frees them when the server has enough):
+ * thousands of idle clients then cost little more than their sockets, as
+ * nginx frees an idle connection's buffers. */
+static void conn_trim(msvc__conn_t *c) {
+  msvc_http_server_t *srv = c->srv;
+  msvc__http_head_t *h = msvc__http_parser_take_spare(&c->parser);
+  int i;
+
+  if (c->spare != NULL) {
+    if (srv->nidle_reqs < MSVC__IDLE_CACHE)
+      srv->idle_reqs[srv->nidle_reqs++] = c->spare;
+    else
+      msvc__req_destroy(c->spare);
+    c->spare = NULL;
+  }
+  if (h != NULL) {
+    if (srv->nidle_heads < MSVC__IDLE_CACHE)
+      srv->idle_heads[srv->nidle_heads++] = h;
+    else
+      msvc__http_head_free(h);
+  }
+  for (i = 0; i < 2; i++) {
+    msvc__buf_t *b = &c->wbuf[i];
+
+    if (b->cap == 0 || b->len != 0)
+      continue;
+    if (srv->nidle_bufs < MSVC__IDLE_CACHE) {
+      srv->idle_bufs[srv->nidle_bufs++] = *b;
+      msvc__buf_init(b, b->max);
+    } else {
+      msvc__buf_free(b);
+    }
+  }
+}
+
+/* Input arrived: take back what conn_trim() gave away, if the server has it. */
+static void conn_refill(msvc__conn_t *c) {
+  msvc_http_server_t *srv = c->srv;
+  msvc__buf_t *b = &c->wbuf[c->wi];
+
+  if (c->spare == NULL && srv->nidle_reqs > 0)
+    c->spare = srv->idle_reqs[--srv->nidle_reqs];
+  if (c->parser.spare == NULL && srv->nidle_heads > 0)
+    msvc__http_parser_give_spare(&c->parser, srv->idle_heads[--srv->nidle_heads]);
+  if (b->cap == 0 && srv->nidle_bufs > 0) {
+    size_t max = b->max;
+
+    *b = srv->idle_bufs[--srv->nidle_bufs];
+    b->max = max;
+  }
+}
+
+void msvc__conn_cache_free(msvc_http_server_t *srv) {
+  while (srv->nidle_reqs > 0)
+    msvc__req_destroy(srv->idle_reqs[--srv->nidle_reqs]);
+  while (srv->nidle_heads > 0)
+    msvc__http_head_free(srv->idle_heads[--srv->nidle_heads]);
+  while (srv->nidle_bufs > 0)
+    msvc__buf_free(&srv->idle_bufs[--srv->nidle_bufs]);
+}
+
 static bool conn_idle(const msvc__conn_t *c) {
   return c->npipe == 0 && c->cur == NULL && !c->writing &&
          !msvc__http_parser_busy(&c->parser);
@@ -147,6 +209,7 @@ static void arm(msvc__conn_t *c) {
   } else {
     dl = now + o->keepalive_timeout_ms;
     idle = true;
+    conn_trim(c);
   }
   set_idle(c, idle);
   c->deadline = dl;
@@ -481,6 +544,7 @@ static void on_tr_read(void *owner, const char *data, size_t len) {
       msvc__conn_close(c);
     return;
   }
+  conn_refill(c);
   if (c->nserved > 0 && !msvc__http_parser_busy(&c->parser))
     c->head_start = uv_now(c->srv->loop);
   /* Busy again; arm() puts it back at the end of the idle list. */

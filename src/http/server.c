@@ -297,6 +297,7 @@ static void maybe_free(msvc_http_server_t *srv) {
   cb = srv->close_cb;
   data = srv->close_data;
   msvc__router_free(&srv->router);
+  msvc__conn_cache_free(srv);
   msvc__free(srv->mw);
 #ifdef MSVC_HAVE_TLS
   msvc_tls_config_free(srv->tls);

@@ -105,6 +105,12 @@ struct msvc_http_req_s {
   char *allow;      /* methods for a 405 */
 };
 
+/* Spare request objects, parsed heads and write buffers a server keeps for
+ * its connections: an idle keep-alive connection holds none of them, so its
+ * memory is the connection itself, while busy connections still find them
+ * ready without an allocation. */
+#define MSVC__IDLE_CACHE 32
+
 struct msvc__conn_s {
   msvc__queue_t node; /* in the server's list */
   msvc__queue_t idle_node; /* in the server's idle list while idle */
@@ -170,6 +176,13 @@ struct msvc_http_server_s {
   /* Told when a drain begins (the service drains its worker pool). */
   void (*drain_hook)(void *data, uint32_t timeout_ms);
   void *drain_hook_data;
+  /* What idle keep-alive connections gave back, for the next busy one. */
+  msvc_http_req_t *idle_reqs[MSVC__IDLE_CACHE];
+  msvc__http_head_t *idle_heads[MSVC__IDLE_CACHE];
+  msvc__buf_t idle_bufs[MSVC__IDLE_CACHE];
+  uint32_t nidle_reqs;
+  uint32_t nidle_heads;
+  uint32_t nidle_bufs;
 };
 
 /* Default max_connections: the soft descriptor limit less a reserve for
@@ -181,6 +194,8 @@ long msvc__http_raise_fd_limit(void);
 
 /* conn.c */
 int msvc__conn_accept(msvc_http_server_t *srv);
+/* Frees what idle connections gave back (the server is going away). */
+void msvc__conn_cache_free(msvc_http_server_t *srv);
 /* Closes the first connection of the idle list; false if it is empty. */
 bool msvc__conn_shed_idle(msvc_http_server_t *srv);
 void msvc__conn_close(msvc__conn_t *c);

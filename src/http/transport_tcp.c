@@ -16,9 +16,10 @@ typedef struct tcp_write_s {
 struct tcp_transport_s {
   msvc__transport_t base;
   uv_tcp_t tcp;
-  uv_shutdown_t shut;
-  tcp_write_t w; /* HTTP keeps one write in flight: no allocation for it */
-  bool w_busy;
+  /* Write and shutdown requests are allocated when needed: most responses
+   * leave through uv_try_write(), and an idle connection should not carry
+   * some 300 bytes it rarely uses. */
+  uint32_t nwrites; /* uv_write() requests in flight */
   bool closing;
 };
 
@@ -68,10 +69,8 @@ static void on_write(uv_write_t *req, int status) {
   tcp_transport_t *tt = w->tt;
   void *arg = w->arg;
 
-  if (w == &tt->w)
-    tt->w_busy = false;
-  else
-    msvc__free(w);
+  tt->nwrites--;
+  msvc__free(w);
   if (cb != NULL)
     cb(&tt->base, status, arg);
 }
@@ -87,7 +86,7 @@ static ssize_t try_write(tcp_transport_t *tt, const uv_buf_t *bufs, unsigned n,
   unsigned i, k = 0;
 
   *nrest = 0;
-  if (n > 8 || tt->w_busy || uv_stream_get_write_queue_size((uv_stream_t *)&tt->tcp) > 0)
+  if (n > 8 || tt->nwrites > 0 || uv_stream_get_write_queue_size((uv_stream_t *)&tt->tcp) > 0)
     return UV_EAGAIN;
   wrote = uv_try_write((uv_stream_t *)&tt->tcp, bufs, n);
   if (wrote < 0)
@@ -126,35 +125,39 @@ static int tcp_write(msvc__transport_t *t, const uv_buf_t *bufs, unsigned n,
     bufs = rest;
     n = nrest;
   }
-  if (!tt->w_busy) {
-    w = &tt->w;
-    tt->w_busy = true;
-  } else if ((w = msvc__malloc(sizeof(*w))) == NULL) {
+  if ((w = msvc__malloc(sizeof(*w))) == NULL)
     return MSVC_ENOMEM;
-  }
   w->tt = tt;
   w->cb = cb;
   w->arg = arg;
   rc = uv_write(&w->req, (uv_stream_t *)&tt->tcp, bufs, n, on_write);
-  if (rc != 0) {
-    if (w == &tt->w)
-      tt->w_busy = false;
-    else
-      msvc__free(w);
-  }
+  if (rc != 0)
+    msvc__free(w);
+  else
+    tt->nwrites++;
   return rc;
 }
 
+/* libuv calls this before the handle's close callback, even when the
+ * handle is closed first (UV_ECANCELED). */
 static void on_shutdown(uv_shutdown_t *req, int status) {
-  (void)req;
   (void)status;
+  msvc__free(req);
 }
 
 static int tcp_shutdown(msvc__transport_t *t) {
   tcp_transport_t *tt = (tcp_transport_t *)t;
+  uv_shutdown_t *req;
+  int rc;
+
   if (tt->closing)
     return MSVC_ECLOSED;
-  return uv_shutdown(&tt->shut, (uv_stream_t *)&tt->tcp, on_shutdown);
+  if ((req = msvc__malloc(sizeof(*req))) == NULL)
+    return MSVC_ENOMEM;
+  rc = uv_shutdown(req, (uv_stream_t *)&tt->tcp, on_shutdown);
+  if (rc != 0)
+    msvc__free(req);
+  return rc;
 }
 
 static void on_closed(uv_handle_t *h) {

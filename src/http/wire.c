@@ -416,6 +416,20 @@ void msvc__http_parser_free(msvc__http_parser_t *p) {
   p->spare = NULL;
 }
 
+msvc__http_head_t *msvc__http_parser_take_spare(msvc__http_parser_t *p) {
+  msvc__http_head_t *h = p->spare;
+
+  p->spare = NULL;
+  return h;
+}
+
+void msvc__http_parser_give_spare(msvc__http_parser_t *p, msvc__http_head_t *h) {
+  if (p->spare != NULL)
+    msvc__http_head_free(h);
+  else
+    p->spare = h;
+}
+
 void msvc__http_parser_recycle(msvc__http_parser_t *p, msvc__http_head_t *h) {
   msvc__buf_t raw;
   msvc__http_field_t *fields;

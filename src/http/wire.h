@@ -86,6 +86,10 @@ typedef struct msvc__http_parser_s {
 #define MSVC__HTTP_MESSAGE_DONE 1
 
 void msvc__http_limits_default(msvc__http_limits_t *lim);
+/* Takes the parser's spare head (NULL if none), for a connection going idle;
+ * msvc__http_parser_give() hands one back before parsing resumes. */
+msvc__http_head_t *msvc__http_parser_take_spare(msvc__http_parser_t *p);
+void msvc__http_parser_give_spare(msvc__http_parser_t *p, msvc__http_head_t *h);
 
 /* type is HTTP_REQUEST or HTTP_RESPONSE. */
 void msvc__http_parser_init(msvc__http_parser_t *p, llhttp_type_t type,

@@ -203,6 +203,49 @@ Test(http_shed, longest_idle_connection_makes_room) {
   }
 }
 
+/* Idle keep-alive connections hold neither a spare request, nor a parsed
+ * head, nor write buffers: those wait in the server for the next busy one. */
+static atomic_int idle_holding; /* connections holding something; -1 unread */
+
+static void count_idle_holding(tsrv_t *t) {
+  msvc__queue_t *q;
+  int n = 0;
+
+  for (q = t->srv->conns.next; q != &t->srv->conns; q = q->next) {
+    msvc__conn_t *c = msvc__container_of(q, msvc__conn_t, node);
+    n += c->spare != NULL || c->parser.spare != NULL || c->wbuf[0].cap > 0 ||
+         c->wbuf[1].cap > 0;
+  }
+  atomic_store(&idle_holding, n);
+}
+
+static int idle_conns_holding(void) {
+  atomic_store(&idle_holding, -1);
+  tsrv_call(&ts, count_idle_holding);
+  cr_assert(wait_for(&idle_holding, 0, 2000), "the loop did not answer");
+  return atomic_load(&idle_holding);
+}
+
+Test(http_shed, idle_connections_give_their_buffers_back) {
+  tconn_t *c[3];
+  int i, round;
+
+  for (i = 0; i < 3; i++) {
+    c[i] = malloc(sizeof(*c[i]));
+    tc_open(c[i], ts.port);
+  }
+  for (round = 0; round < 3; round++) {
+    for (i = 0; i < 3; i++)
+      get_health(c[i], 200);
+    sleep_ms(20); /* the last answer is written, the connections idle */
+    cr_assert_eq(idle_conns_holding(), 0, "round %d", round);
+  }
+  for (i = 0; i < 3; i++) {
+    tc_close(c[i]);
+    free(c[i]);
+  }
+}
+
 Test(http_shed, busy_connections_are_not_shed) {
   tconn_t *c[4];
   tresp_t r;
