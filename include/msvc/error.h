@@ -81,7 +81,8 @@ extern "C" {
  *
  * Ranges: core -30000, http server -30100, http client -30200, metrics
  * -30300, jwt -30400, balancer -30500, breaker -30600, registry -30700,
- * service -30800, tls -30900, work -31000. A code's value never changes
+ * service -30800, tls -30900, work -31000, events -31100. A code's value
+ * never changes
  * once released.
  */
 #define MSVC_ERROR_MAP(XX)                                                    \
@@ -144,7 +145,13 @@ extern "C" {
   XX(ETLS_FILE, -30902, "cannot load certificate or key")                     \
   XX(ETLS_TIMEOUT, -30903, "TLS handshake timed out")                       \
   /* work */                                                                  \
-  XX(EWORK_FULL, -31000, "worker pool queue is full")
+  XX(EWORK_FULL, -31000, "worker pool queue is full")                         \
+  /* events */                                                                \
+  XX(EEVENTS_UNAVAILABLE, -31100, "event broker unavailable")                 \
+  XX(EEVENTS_NO_STREAM, -31101, "no stream holds the subject")                \
+  XX(EEVENTS_ENVELOPE, -31102, "malformed CloudEvents envelope")              \
+  XX(EEVENTS_BUSY, -31103, "too many publishes awaiting acknowledgement")     \
+  XX(EEVENTS_BROKER, -31104, "event broker refused the request")
 
 /** @brief Every error code libmsvc returns by name. */
 typedef enum msvc_error_e {

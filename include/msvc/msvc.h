@@ -21,5 +21,6 @@
 #include <msvc/service.h>
 #include <msvc/tls.h>
 #include <msvc/work.h>
+#include <msvc/events.h>
 
 #endif /* MSVC_MSVC_H */

@@ -238,6 +238,10 @@ typedef struct msvc_service_opts_s {
    *  -1 (unset): `MSVC_JWT_REQUIRE_EXP`, else yes.
    *  @since 0.2 */
   int jwt_require_exp;
+  /** Event backend URI (`memory://`, `nats://host:port`); NULL:
+   *  `MSVC_EVENTS`, else no events (msvc_service_events() gives NULL).
+   *  @since 0.2 */
+  const char *events_uri;
 } msvc_service_opts_t;
 
 /**
@@ -413,6 +417,25 @@ MSVC_API msvc_registry_t *msvc_service_registry(const msvc_service_t *svc);
  */
 MSVC_API struct msvc_work_s *msvc_service_work(msvc_service_t *svc,
                                                const msvc_http_req_t *req);
+
+/**
+ * @brief The service's events handle (see msvc/events.h).
+ *
+ * Made by msvc_service_new() from the option `events_uri` or `MSVC_EVENTS`
+ * (unset: no events), with the service's name as CloudEvents `source`
+ * (`/<name>`) and its metrics registry. It connects in the background; the
+ * readiness check `events` reports the broker's state and fails only when
+ * the broker has been unreachable longer than a grace period (15 s), so a
+ * broker restart does not take the service out of rotation. The handle is
+ * closed when the service stops, after the HTTP drain.
+ *
+ * @param svc  The service.
+ * @return The handle (owned by the service; valid until it stops), or NULL
+ *         when events are off or svc is NULL.
+ * @note Call from the main loop's thread.
+ * @since 0.2
+ */
+MSVC_API struct msvc_events_s *msvc_service_events(const msvc_service_t *svc);
 
 /** @brief The metrics registry `/metrics` exposes. @param svc The service. @return Borrowed. @since 0.1 */
 MSVC_API msvc_metrics_registry_t *msvc_service_metrics(const msvc_service_t *svc);
