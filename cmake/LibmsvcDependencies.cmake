@@ -32,6 +32,20 @@ if(LIBMSVC_WITH_DNS)
 endif()
 message(STATUS "libmsvc: dns:// registry backend (c-ares): ${LIBMSVC_HAVE_CARES}")
 
+# libnats is optional: with it the events block gains the nats:// backend.
+option(LIBMSVC_WITH_EVENTS "Build the nats:// events backend when libnats is found" ON)
+set(LIBMSVC_HAVE_NATS OFF)
+set(LIBMSVC_PC_NATS "")
+if(LIBMSVC_WITH_EVENTS)
+  pkg_check_modules(NATS QUIET IMPORTED_TARGET libnats>=3.3)
+  if(NATS_FOUND)
+    set(LIBMSVC_HAVE_NATS ON)
+    set(LIBMSVC_PC_NATS "libnats")
+    list(APPEND LIBMSVC_PRIVATE_LIBS PkgConfig::NATS)
+  endif()
+endif()
+message(STATUS "libmsvc: nats:// events backend (libnats): ${LIBMSVC_HAVE_NATS}")
+
 # llhttp: Debian's node-llhttp ships the generated C sources rather than a
 # library. They are compiled into libmsvc as a private part: hidden symbols,
 # never installed. Their generated code trips -Wextra (unused parameters), so

@@ -615,6 +615,25 @@ static int load_work(msvc__svc_config_t *cfg, const msvc_service_opts_t *o, char
   return MSVC_OK;
 }
 
+/* MSVC_EVENTS: the event backend, unset for none. The handle itself is
+ * made by create_parts(); only the scheme is checked here. */
+static int load_events(msvc__svc_config_t *cfg, const msvc_service_opts_t *o, char *err,
+                       size_t errlen) {
+  const char *v = o->events_uri, *what = "events_uri option";
+
+  if (v == NULL) {
+    v = env("MSVC_EVENTS");
+    what = "MSVC_EVENTS";
+  }
+  if (v == NULL)
+    return MSVC_OK;
+  if (strcmp(v, "memory://") != 0 &&
+      (strncmp(v, "nats://", 7) != 0 || v[7] == '\0' || v[7] == ':' || v[7] == '/'))
+    return fail(err, errlen, "%s: bad value '%.64s' (accepted: memory://, "
+                "nats://host:port)", what, v);
+  return set_str(&cfg->events_uri, v);
+}
+
 static int load_all(msvc__svc_config_t *cfg, const char *name,
                     const msvc_service_opts_t *o, char *err, size_t errlen) {
   const char *v;
@@ -641,6 +660,7 @@ static int load_all(msvc__svc_config_t *cfg, const char *name,
   cfg->metrics = o->metrics != NULL ? o->metrics : msvc_metrics_default_registry();
   call_defaults(cfg, o);
   if ((rc = load_work(cfg, o, err, errlen)) != MSVC_OK) return rc;
+  if ((rc = load_events(cfg, o, err, errlen)) != MSVC_OK) return rc;
   if ((rc = load_jwt(cfg, o, err, errlen)) != MSVC_OK) return rc;
   if ((rc = load_tls(cfg, o, err, errlen)) != MSVC_OK) return rc;
   /* Last: it changes the process-wide logger, and only when valid. */
@@ -669,6 +689,7 @@ void msvc__svc_config_free(msvc__svc_config_t *cfg) {
   msvc__free(cfg->host);
   msvc__free(cfg->advertise_host);
   msvc__free(cfg->registry_uri);
+  msvc__free(cfg->events_uri);
   msvc__free(cfg->version);
   for (i = 0; i < cfg->nmetadata; i++) {
     msvc__free((char *)cfg->metadata[i].key);

@@ -26,6 +26,7 @@
 enum {
   STAGE_NONE = 0,
   STAGE_SERVER,  /* main server closing */
+  STAGE_EVENTS,  /* event backend closing */
   STAGE_JWKS,    /* key fetcher closing */
   STAGE_CALLER,  /* calls, watches and pools closing */
   STAGE_REGISTRY,
@@ -105,6 +106,15 @@ static void teardown_next(msvc_service_t *svc) {
     }
     /* fall through */
   case STAGE_SERVER:
+    /* After the HTTP drain: a handler may still have published. */
+    svc->stage = STAGE_EVENTS;
+    if (svc->events != NULL) {
+      msvc_events_close(svc->events, on_step_done, svc);
+      svc->events = NULL;
+      return;
+    }
+    /* fall through */
+  case STAGE_EVENTS:
     svc->stage = STAGE_JWKS;
     if (svc->jwks != NULL) {
       msvc_jwks_fetcher_close(svc->jwks, on_step_done, svc);

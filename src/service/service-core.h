@@ -13,6 +13,7 @@
 
 #include <uv.h>
 
+#include <msvc/events.h>
 #include <msvc/jwks.h>
 #include <msvc/middleware.h>
 #include <msvc/service.h>
@@ -61,6 +62,8 @@ typedef struct msvc__svc_config_s {
   /* Worker pool of each loop (MSVC_WORK_THREADS / MSVC_WORK_QUEUE). */
   unsigned work_threads;
   unsigned work_queue;
+  /* Event backend URI (MSVC_EVENTS); NULL: no events. */
+  char *events_uri;
 } msvc__svc_config_t;
 
 /* Reads options and environment into cfg. On failure cfg holds nothing and
@@ -118,6 +121,7 @@ struct msvc_service_s {
   msvc__queue_t checks;
 
   msvc_registry_t *registry;
+  struct msvc_events_s *events; /* NULL without MSVC_EVENTS */
   msvc_registry_lease_t *lease;
   char *instance_id;
   _Atomic int lease_status; /* 1: not yet told; else the last status */

@@ -327,6 +327,34 @@ static int registry_metrics(msvc_service_t *svc) {
   return MSVC_OK;
 }
 
+/* Readiness of the event broker. msvc_events_ready() keeps it passing
+ * through short outages (the grace period), so a broker restart does not
+ * take every instance out of rotation at once. */
+static bool events_check(msvc_service_t *svc, const char **detail, void *data) {
+  (void)data;
+  return msvc_events_ready(svc->events, detail);
+}
+
+static int create_events(msvc_service_t *svc, char *err, size_t errlen) {
+  msvc_events_opts_t eo;
+  char source[300], why[MSVC_ERRMSG_MAX];
+  int rc;
+
+  if (svc->cfg.events_uri == NULL)
+    return MSVC_OK;
+  snprintf(source, sizeof(source), "/%s", svc->cfg.name);
+  msvc_events_opts_init(&eo);
+  eo.source = source;
+  eo.name = svc->cfg.name;
+  eo.metrics = svc->cfg.metrics;
+  rc = msvc_events_new(svc->loop, svc->cfg.events_uri, &eo, &svc->events, why, sizeof(why));
+  if (rc != MSVC_OK) {
+    snprintf(err, errlen, "MSVC_EVENTS: %s", why);
+    return rc == MSVC_ENOMEM ? rc : MSVC_ECONFIG;
+  }
+  return msvc_service_add_check(svc, "events", events_check, NULL);
+}
+
 static int create_parts(msvc_service_t *svc, char *err, size_t errlen) {
   msvc__caller_opts_t co;
   char why[256];
@@ -348,6 +376,8 @@ static int create_parts(msvc_service_t *svc, char *err, size_t errlen) {
     snprintf(err, errlen, "registry metrics: %s", msvc_strerror(rc));
     return rc;
   }
+  if ((rc = create_events(svc, err, errlen)) != MSVC_OK)
+    return rc;
   memset(&co, 0, sizeof(co));
   co.loop = svc->loop;
   co.registry = svc->registry;
@@ -566,6 +596,10 @@ int msvc_service_port(const msvc_service_t *svc) {
 
 const char *msvc_service_instance_id(const msvc_service_t *svc) {
   return svc == NULL ? NULL : svc->instance_id;
+}
+
+msvc_events_t *msvc_service_events(const msvc_service_t *svc) {
+  return svc == NULL ? NULL : svc->events;
 }
 
 uv_loop_t *msvc_service_loop(const msvc_service_t *svc) {

@@ -1,0 +1,6 @@
+list(APPEND LIBMSVC_SOURCES
+  src/events/backend_memory.c
+  src/events/dedup.c
+  src/events/envelope.c
+  src/events/events.c)
+
