@@ -817,7 +817,12 @@ static void settle(msvc_events_msg_t *msg, msvc__ev_settle_t how, uint32_t delay
   bool credit;
 
   if (d->token != NULL && !ev->backend_closed && ev->closing == 0) {
-    ev->backend->ops->settle(ev->backend, sub, d->token, how, delay_ms);
+    /* A message of a closed subscription goes back to the broker as it is:
+     * the ack wait hands it to another member. */
+    if (sub->closing)
+      ev->backend->ops->release(ev->backend, d->token);
+    else
+      ev->backend->ops->settle(ev->backend, sub, d->token, how, delay_ms);
     d->token = NULL;
   }
   credit = ev->closing == 0 && !sub->closing && ev->backend->ops->sub_credit != NULL;

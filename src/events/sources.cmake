@@ -4,3 +4,8 @@ list(APPEND LIBMSVC_SOURCES
   src/events/envelope.c
   src/events/events.c)
 
+
+# nats:// needs libnats; without it the URI is refused with a clear message.
+if(LIBMSVC_HAVE_NATS)
+  list(APPEND LIBMSVC_SOURCES src/events/backend_nats.c)
+endif()

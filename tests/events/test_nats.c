@@ -1,0 +1,168 @@
+/* The nats:// backend against a real nats-server with JetStream: the
+ * conformance scenarios, then the broker's own failures (killed mid-run,
+ * unreachable at start). */
+#include "conformance.h"
+#include "nats_server.h"
+
+static natsd_t S;
+
+static void setup(void) {
+  if (!natsd_available())
+    cr_skip_test("nats-server is not installed");
+  natsd_init(&S);
+  natsd_start(&S);
+}
+
+static void teardown(void) {
+  natsd_stop(&S);
+}
+
+TestSuite(events_nats, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(events_nats, publish_and_consume) { conf_publish_consume(S.uri); }
+Test(events_nats, no_stream) { conf_no_stream(S.uri); }
+Test(events_nats, shared_durable) { conf_shared_durable(S.uri, 200); }
+Test(events_nats, nack_redelivers) { conf_nack_redelivers(S.uri); }
+Test(events_nats, poison_dead_letters) { conf_poison_dead_letters(S.uri); }
+Test(events_nats, flow_control) { conf_flow_control(S.uri); }
+Test(events_nats, unacked_go_to_other) { conf_unacked_go_to_other(S.uri); }
+Test(events_nats, duplicate_id) { conf_duplicate_id(S.uri); }
+Test(events_nats, oversized) { conf_oversized(S.uri); }
+
+typedef struct kill_run_s {
+  uv_loop_t loop;
+  msvc_events_t *ev;
+  names_t n;
+  pubrec_t p;
+  int sent;
+  char ids[1000][40];
+} kill_run_t;
+
+static void on_published_keep(int status, const char *id, void *data) {
+  kill_run_t *k = data;
+
+  k->p.calls++;
+  if (status == MSVC_OK)
+    k->p.ok++;
+  k->p.last_status = status;
+  (void)id;
+}
+
+/* Publish with retry by id until every event is acknowledged, as an outbox
+ * relay does: the same id each time. */
+static void publish_until_acked(kill_run_t *k, int i, int *acked) {
+  msvc_event_t e = {.type = "order.created"};
+  char data[32];
+  int before;
+
+  e.subject = k->n.subject;
+  e.id = k->ids[i];
+  snprintf(data, sizeof(data), "{\"n\":%d}", i);
+  e.data = data;
+  e.data_len = strlen(data);
+  for (int attempt = 0; attempt < 100; attempt++) {
+    before = k->p.calls;
+    if (msvc_events_publish(k->ev, &e, on_published_keep, k) != MSVC_OK) {
+      run_for(&k->loop, 50);
+      continue;
+    }
+    wait_count(&k->loop, &k->p.calls, before + 1, 8000);
+    if (k->p.last_status == MSVC_OK) {
+      (*acked)++;
+      return;
+    }
+    run_for(&k->loop, 100);
+  }
+  cr_assert_fail("event %d never acknowledged: %s", i, msvc_strerror(k->p.last_status));
+}
+
+/* SIGKILL the broker in the middle of a run and start it again on the same
+ * store: every event acknowledged before or after is consumed, none lost,
+ * and the handle came back by itself. */
+Test(events_nats, broker_killed_mid_run_loses_nothing) {
+  kill_run_t *k = calloc(1, sizeof(*k));
+  got_t *g = calloc(1, sizeof(*g));
+  msvc_events_sub_opts_t o;
+  int acked = 0, total = 300;
+
+  cr_assert_eq(uv_loop_init(&k->loop), 0);
+  names_init(&k->n, "kill");
+  got_init(g, SETTLE_ACK);
+  pubrec_init(&k->p);
+  k->ev = open_events(&k->loop, S.uri, "/order-service");
+  ensure_stream(&k->loop, k->ev, k->n.stream, k->n.filter);
+  msvc_events_sub_opts_init(&o);
+  o.ack_wait_ms = 2000;
+  subscribe(k->ev, &k->n, g, &o);
+  for (int i = 0; i < total; i++) {
+    snprintf(k->ids[i], sizeof(k->ids[i]), "ev-%d", i);
+    if (i == total / 2) {
+      natsd_kill(&S, SIGKILL);
+      run_for(&k->loop, 200);
+      cr_assert_neq(msvc_events_state(k->ev), MSVC_EVENTS_CONNECTED, "no disconnect seen");
+      cr_assert(msvc_events_ready(k->ev, NULL), "readiness flipped on a short outage");
+      natsd_start(&S);
+    }
+    publish_until_acked(k, i, &acked);
+  }
+  cr_assert_eq(acked, total);
+  for (int i = 0; i < 600 && got_distinct(g, NULL) < total; i++)
+    run_for(&k->loop, 25);
+  cr_assert_eq(got_distinct(g, NULL), total, "consumed %d distinct of %d", got_distinct(g, NULL),
+               total);
+  cr_assert_eq(msvc_events_state(k->ev), MSVC_EVENTS_CONNECTED);
+  close_events(&k->loop, k->ev);
+  finish_loop(&k->loop);
+  free(k);
+  free(g);
+}
+
+/* Nothing listens at first: the handle says so, retries with backoff and
+ * works as soon as the broker appears; what was asked meanwhile completes. */
+Test(events_nats, unreachable_at_start_then_appears) {
+  uv_loop_t loop;
+  msvc_events_t *ev;
+  names_t n;
+  got_t *g = calloc(1, sizeof(*g));
+  const char *detail = NULL;
+  int status = 1;
+  msvc_events_stream_opts_t so;
+  const char *subjects[1];
+  uv_rusage_t ru0, ru1;
+  double cpu_ms;
+
+  natsd_kill(&S, SIGTERM);
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  names_init(&n, "late");
+  got_init(g, SETTLE_ACK);
+  ev = open_events(&loop, S.uri, "/t");
+  subjects[0] = n.filter;
+  msvc_events_stream_opts_init(&so);
+  so.name = n.stream;
+  so.subjects = subjects;
+  so.subject_count = 1;
+  cr_assert_eq(msvc_events_stream_ensure(ev, &so, on_done_status, &status), MSVC_OK);
+  subscribe(ev, &n, g, NULL);
+  uv_getrusage(&ru0);
+  run_for(&loop, 1500);
+  uv_getrusage(&ru1);
+  cpu_ms = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1e3 +
+           (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e3 +
+           (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e3 +
+           (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e3;
+  cr_assert_lt(cpu_ms, 300, "busy while the broker is away: %.0f ms CPU in 1.5 s", cpu_ms);
+  cr_assert_eq(msvc_events_state(ev), MSVC_EVENTS_CONNECTING);
+  cr_assert(msvc_events_ready(ev, &detail));
+  cr_assert_str_eq(detail, "connecting");
+  cr_assert_eq(status, 1, "stream request completed without a broker");
+  natsd_start(&S);
+  cr_assert(run_until(&loop, status_set, &status, 15000), "no connection after the broker came");
+  cr_assert_eq(status, MSVC_OK, "%s", msvc_strerror(status));
+  publish_n(&loop, ev, n.subject, 5, NULL, 0);
+  cr_assert(wait_count(&loop, &g->n, 5, 10000), "consumed %d of 5", g->n);
+  cr_assert(msvc_events_ready(ev, &detail));
+  cr_assert_str_eq(detail, "connected");
+  close_events(&loop, ev);
+  finish_loop(&loop);
+  free(g);
+}
