@@ -410,9 +410,10 @@ static void send_pub(nb_t *b, msvc__ev_pub_t *pub) {
   pend_put(b, e); /* before the publish: its ack may come at once */
   jsPubOptions_Init(&po);
   po.MsgId = pub->id[0] != '\0' ? pub->id : NULL;
-  /* libnats times the acknowledgement out a little after the caller was
-   * told, so that every entry above is released in the end. */
-  po.MaxWait = (int64_t)b->publish_timeout_ms + 1000;
+  /* The caller hears of a timeout from the core (publish_timeout_ms);
+   * libnats' own, much later, only releases what a lost broker never
+   * answered. A short MaxWait costs throughput in libnats 3.4. */
+  po.MaxWait = 60000;
   s = js_PublishMsgAsync(b->js, &m, &po);
   if (s != NATS_OK) {
     if (pend_take(b, e->msg) != NULL) {
