@@ -263,6 +263,7 @@ static void r_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, vo
   (void)pa;
   (void)pae;
   r->lat_ms[k] = (bench_now_ns() - r->sent_at[i]) / 1e6;
+  natsMsg_Destroy(msg);
 }
 
 static double raw_publish(natsConnection *nc, int n, int run, double *lat) {

@@ -175,6 +175,7 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
   msvc__ev_pub_t *pub = pend_take(b, msg);
 
   (void)js;
+  natsMsg_Destroy(msg); /* ours once the handler runs (libnats' rule) */
   if (pub == NULL)
     return;
   if (pa != NULL)
@@ -380,8 +381,8 @@ static void mgmt_main(void *arg) {
     while (b->pend[i] != NULL) {
       pend_t *e = b->pend[i];
       b->pend[i] = e->next;
+      /* e->msg is still libnats' (never handed back), so not ours to free. */
       msvc__ev_publish_done(e->pub, MSVC_ECLOSED);
-      natsMsg_Destroy(e->msg);
       msvc__free(e);
     }
   }
