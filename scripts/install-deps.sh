@@ -63,23 +63,30 @@ is_ci() {
 }
 
 # The JWT interoperability tests check our tokens with node's jose package,
-# pinned by tests/jwt/interop/package-lock.json.
+# pinned by tests/jwt/interop/package-lock.json; the events interoperability
+# tests use the official NATS client, pinned by tests/events/interop's.
 npm_deps() {
-  local dir
-  dir=$(cd "$(dirname "$0")/.." && pwd)/tests/jwt/interop
+  npm_ci_in tests/jwt/interop jose "$@"
+  npm_ci_in tests/events/interop @nats-io/jetstream "$@"
+}
+
+npm_ci_in() {
+  local rel=$1 probe=$2 dir
+  shift 2
+  dir=$(cd "$(dirname "$0")/.." && pwd)/$rel
   case " $* " in *" test "* | *" all "*) ;; *) return 0 ;; esac
-  [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules/jose" ] || return 0
-  echo "install-deps: npm ci in tests/jwt/interop"
+  [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules/$probe" ] || return 0
+  echo "install-deps: npm ci in $rel"
   # Only the cross-check against jose needs it. On a developer's machine an
   # unreachable registry must not stop the build and every other test (the
   # test then says it is skipped). CI has the registry: there a failure is
   # fatal, as is the skip it would cause (tests/jwt/test_interop.c).
   if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
     if is_ci; then
-      echo "install-deps: npm ci failed in tests/jwt/interop (CI=$CI: fatal)" >&2
+      echo "install-deps: npm ci failed in $rel (CI=$CI: fatal)" >&2
       exit 1
     fi
-    echo "install-deps: warning: npm ci failed; the jose interoperability test will be skipped" >&2
+    echo "install-deps: warning: npm ci failed in $rel; its interoperability test will be skipped" >&2
   fi
 }
 
