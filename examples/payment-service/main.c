@@ -1,0 +1,66 @@
+/*
+ * payment-service: decides the payment of every new order. It consumes
+ * order.created (one delivery per service, whatever the number of
+ * instances), authorises or declines (orders above 1000.00 are declined
+ * with reason "amount_limit"), and publishes payment.authorized or
+ * payment.declined through its outbox. GET /payments?order_id=N shows the
+ * decision to the order's user. The API is openapi.yaml beside this file;
+ * configuration comes only from the environment (PAYMENT_DB, MSVC_EVENTS
+ * and the other MSVC_* variables).
+ */
+#include <stdio.h>
+
+#include <msvc/log.h>
+#include <msvc/service.h>
+
+#include "app.h"
+#include "ex.h"
+
+static void on_stopped(msvc_service_t *svc, void *data) {
+  (void)svc;
+  app_events_close(data);
+}
+
+/* The event side starts once the service is up, so that a start that fails
+ * leaves nothing of it on the loop. */
+static void on_ready(msvc_service_t *svc, int status, void *data) {
+  char err[512] = "";
+
+  if (status == MSVC_OK && app_events_open(data, err, sizeof(err)) != 0) {
+    MSVC_LOG_E("payment-service", "%s", err);
+    msvc_service_stop(svc, NULL, NULL);
+  }
+}
+
+int main(void) {
+  app_t app = {0};
+  msvc_service_opts_t opts;
+  msvc_service_t *svc = NULL;
+  char err[512] = "";
+  int rc;
+
+  msvc_service_opts_init(&opts);
+  ex_jwt_defaults(&opts);
+  opts.on_ready = on_ready;
+  opts.on_stopped = on_stopped;
+  opts.data = &app;
+  rc = msvc_service_new(uv_default_loop(), "payment-service", &opts, &svc, err, sizeof(err));
+  if (rc != MSVC_OK)
+    return ex_new_failed("payment-service", rc, err);
+  if (app_open(&app, err, sizeof(err)) != 0) {
+    fprintf(stderr, "payment-service: %s\n", err);
+    msvc_service_free(svc);
+    return 2;
+  }
+  rc = app_routes(&app, svc);
+  if (rc != MSVC_OK) {
+    MSVC_LOG_E("payment-service", "cannot add the routes: %s", msvc_strerror(rc));
+    msvc_service_free(svc);
+  } else {
+    rc = msvc_service_run(svc); /* until SIGTERM or SIGINT; frees svc */
+    if (rc != MSVC_OK)
+      MSVC_LOG_E("payment-service", "cannot start: %s", msvc_strerror(rc));
+  }
+  app_close(&app);
+  return rc == MSVC_OK ? 0 : 1;
+}
