@@ -2,13 +2,23 @@
 #ifndef ORDER_APP_H
 #define ORDER_APP_H
 
+#include <stdbool.h>
+
 #include <msvc/service.h>
 
 #include "orders.h"
+#ifdef EX_HAVE_EVENTS
+#include "ex_bus.h"
+#endif
 
 typedef struct app_s {
   msvc_service_t *svc; /* for calls to user-service */
   orders_t *orders;
+#ifdef EX_HAVE_EVENTS
+  bool events;                  /* MSVC_EVENTS is set */
+  ex_bus_t *bus;                /* NULL without MSVC_EVENTS */
+  msvc_events_dedup_t *dedup;   /* payment events applied lately */
+#endif
 } app_t;
 
 /* Reads ORDER_DB and opens the database. 0, or -1 with one line in err. */
@@ -20,5 +30,13 @@ void app_close(app_t *app);
 /* Adds the API's routes, every one needing a token. MSVC_OK or the failing
  * route's code. */
 int app_routes(app_t *app, msvc_service_t *svc);
+
+/* With MSVC_EVENTS: connects to the broker, starts the outbox relay and
+ * consumes payment events (after app_routes()). 0, or -1 with one line in
+ * err. Without MSVC_EVENTS, does nothing. */
+int app_events_open(app_t *app, char *err, size_t errlen);
+
+/* Closes what app_events_open() opened, once the service has stopped. */
+void app_events_close(app_t *app);
 
 #endif /* ORDER_APP_H */

@@ -52,6 +52,8 @@ typedef struct pending_s {
   order_new_t order;
   char *items;    /* the items as stored: the request's fingerprint */
   char *idem_key; /* the Idempotency-Key header, or NULL */
+  char traceparent[MSVC_MW_TRACEPARENT_LEN]; /* passed on with the event */
+  char request_id[130];
   cJSON *doc;     /* the stored order, set by store_work() */
   ex_store_rc_t store_rc;
 } pending_t;
@@ -107,6 +109,23 @@ static bool replay(pending_t *p) {
 static void store_work(void *data) {
   pending_t *p = data;
 
+#ifdef EX_HAVE_EVENTS
+  if (p->app->events) {
+    msvc_events_header_t h[2];
+    size_t n = 0;
+
+    if (p->traceparent[0] != '\0')
+      h[n++] = (msvc_events_header_t){"traceparent", p->traceparent};
+    if (p->request_id[0] != '\0')
+      h[n++] = (msvc_events_header_t){"X-Request-Id", p->request_id};
+    p->store_rc = orders_create_pending(p->app->orders, p->user_id, p->items,
+                                        p->order.total_cents, ex_now_s(), p->idem_key, h, n,
+                                        &p->doc);
+    if (p->store_rc == EX_STORE_OK)
+      ex_bus_kick(p->app->bus);
+    return;
+  }
+#endif
   p->store_rc = orders_create(p->app->orders, p->user_id, p->items, p->order.total_cents,
                               ex_now_s(), p->idem_key, &p->doc);
 }
@@ -132,7 +151,15 @@ static void store_done(msvc_http_req_t *req, void *data, int status) {
 
 static void store_order(pending_t *p) {
   msvc_http_req_t *req = msvc_http_res_req(p->res);
+  const msvc_mw_trace_t *trace = msvc_mw_trace(req);
+  const char *rid = msvc_mw_request_id(req);
 
+  /* The event carries the request's trace and id, so that its consumers'
+   * work joins the same trace. */
+  if (trace == NULL ||
+      msvc_mw_traceparent_format(trace, p->traceparent, sizeof(p->traceparent)) != MSVC_OK)
+    p->traceparent[0] = '\0';
+  snprintf(p->request_id, sizeof(p->request_id), "%s", rid != NULL ? rid : "");
   if (msvc_work_submit_req(msvc_service_work(p->app->svc, req), req, 0, store_work,
                            store_done, p) != MSVC_OK)
     pending_free(p); /* answered: 503 OVERLOADED when the queue is full */
@@ -302,6 +329,11 @@ int app_routes(app_t *app, msvc_service_t *svc) {
   int rc;
 
   app->svc = svc;
+#ifdef EX_HAVE_EVENTS
+  /* Decided before any request: an order placed while the broker
+   * connection is still being set up waits in the outbox. */
+  app->events = msvc_service_events(svc) != NULL;
+#endif
   rc = msvc_service_route(svc, "POST", "/orders", on_create_order, app, MSVC_HTTP_ROUTE_AUTH);
   if (rc == MSVC_OK)
     rc = msvc_service_route(svc, "GET", "/orders", on_list_orders, app, MSVC_HTTP_ROUTE_AUTH);

@@ -3,7 +3,8 @@
  * checked against user-service by name (discovery, balancer, circuit
  * breaker, retries). The API is openapi.yaml beside this file;
  * configuration comes only from the environment (ORDER_DB and the MSVC_*
- * variables).
+ * variables). With MSVC_EVENTS set, new orders start pending and take
+ * part in the order saga (saga.c).
  */
 #include <stdio.h>
 
@@ -12,6 +13,24 @@
 
 #include "app.h"
 #include "ex.h"
+
+/* The service has stopped (signal or failed start): the event side goes
+ * last, as the loop still runs until its handles are closed. */
+static void on_stopped(msvc_service_t *svc, void *data) {
+  (void)svc;
+  app_events_close(data);
+}
+
+/* The event side starts once the service is up, so that a start that fails
+ * leaves nothing of it on the loop. */
+static void on_ready(msvc_service_t *svc, int status, void *data) {
+  char err[512] = "";
+
+  if (status == MSVC_OK && app_events_open(data, err, sizeof(err)) != 0) {
+    MSVC_LOG_E("order-service", "%s", err);
+    msvc_service_stop(svc, NULL, NULL);
+  }
+}
 
 int main(void) {
   app_t app = {0};
@@ -22,6 +41,9 @@ int main(void) {
 
   msvc_service_opts_init(&opts);
   ex_jwt_defaults(&opts);
+  opts.on_ready = on_ready;
+  opts.on_stopped = on_stopped;
+  opts.data = &app;
   rc = msvc_service_new(uv_default_loop(), "order-service", &opts, &svc, err, sizeof(err));
   if (rc != MSVC_OK)
     return ex_new_failed("order-service", rc, err);

@@ -2,6 +2,7 @@
 #include "order.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "ex.h"
 
@@ -95,4 +96,22 @@ bool order_idem_key_valid(const char *key) {
     if ((unsigned char)key[n] < 0x21 || (unsigned char)key[n] > 0x7e || n >= ORDER_IDEM_KEY_MAX)
       return false;
   return n > 0;
+}
+
+order_step_t order_next_status(const char *current, const char *event_type,
+                               const char **next) {
+  const char *to;
+
+  if (event_type != NULL && strcmp(event_type, "payment.authorized") == 0)
+    to = ORDER_STATUS_CONFIRMED;
+  else if (event_type != NULL && strcmp(event_type, "payment.declined") == 0)
+    to = ORDER_STATUS_CANCELLED;
+  else
+    return ORDER_STEP_INVALID;
+  /* Only a pending order waits for a payment decision; a decided one keeps
+   * its first decision (a late or repeated event must not flip it). */
+  if (current == NULL || strcmp(current, ORDER_STATUS_PENDING) != 0)
+    return ORDER_STEP_SETTLED;
+  *next = to;
+  return ORDER_STEP_MOVE;
 }

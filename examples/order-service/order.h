@@ -43,4 +43,26 @@ cJSON *order_items_json(const order_new_t *order);
  * ASCII characters (a UUID fits; spaces and control characters do not). */
 bool order_idem_key_valid(const char *key);
 
+/*
+ * The order saga's state machine. Without events an order is "created" and
+ * stays so. With events it starts "pending"; the payment decision moves it
+ * to "confirmed" (payment.authorized) or "cancelled" (payment.declined, the
+ * compensation), and nothing moves it afterwards.
+ */
+#define ORDER_STATUS_CREATED "created"
+#define ORDER_STATUS_PENDING "pending"
+#define ORDER_STATUS_CONFIRMED "confirmed"
+#define ORDER_STATUS_CANCELLED "cancelled"
+
+typedef enum order_step_e {
+  ORDER_STEP_MOVE = 0,    /* *next is the new status */
+  ORDER_STEP_SETTLED = 1, /* already decided: the event changes nothing */
+  ORDER_STEP_INVALID = 2  /* an event type the saga does not know */
+} order_step_t;
+
+/* What event_type ("payment.authorized", "payment.declined") does to an
+ * order in status current. Pure. */
+order_step_t order_next_status(const char *current, const char *event_type,
+                               const char **next);
+
 #endif /* ORDER_ORDER_H */

@@ -142,7 +142,7 @@ static void on_payment(msvc_events_sub_t *sub, msvc_events_msg_t *msg, void *dat
 int app_events_open(app_t *app, char *err, size_t errlen) {
   ex_bus_opts_t o;
 
-  if (!ex_bus_wanted())
+  if (msvc_service_events(app->svc) == NULL)
     return 0;
   if (msvc_events_dedup_new(10000, 600000, &app->dedup) != MSVC_OK) {
     snprintf(err, errlen, "events: out of memory");

@@ -156,7 +156,7 @@ static void on_order_created(msvc_events_sub_t *sub, msvc_events_msg_t *msg, voi
 int app_events_open(app_t *app, char *err, size_t errlen) {
   ex_bus_opts_t o;
 
-  if (!ex_bus_wanted()) {
+  if (msvc_service_events(app->svc) == NULL) {
     MSVC_LOG_W(LOG, "MSVC_EVENTS is not set: no order event will reach this service");
     return 0;
   }

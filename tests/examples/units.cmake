@@ -28,3 +28,17 @@ target_include_directories(test_examples_order PRIVATE ${_ex}/order-service)
 msvc_add_test(test_examples_dashboard LABEL examples
   SOURCES test_dashboard.c ${_ex}/bff/dashboard.c LIBS msvc_examples_common)
 target_include_directories(test_examples_dashboard PRIVATE ${_ex}/bff)
+if(EX_HAVE_EVENTS)
+  # The outbox, the inbox and the relay on the memory:// broker; the order
+  # saga's state machine and payment-service's decision.
+  msvc_add_test(test_examples_outbox LABEL examples TIMEOUT 60
+    SOURCES test_outbox.c LIBS msvc_examples_common)
+  msvc_add_test(test_examples_saga LABEL examples TIMEOUT 60
+    SOURCES test_saga.c ${_ex}/order-service/order.c ${_ex}/order-service/orders.c
+            ${_ex}/payment-service/payments.c
+    LIBS msvc_examples_common Threads::Threads)
+  target_include_directories(test_examples_saga PRIVATE ${_ex}/order-service
+                             ${_ex}/payment-service)
+  set_tests_properties(test_examples_outbox test_examples_saga PROPERTIES
+    LABELS "examples;events")
+endif()
