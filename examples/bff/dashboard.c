@@ -75,6 +75,7 @@ static cJSON *recent_orders(const cJSON *orders) {
 
   cJSON_ArrayForEach(o, orders) {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(o, "status");
     cJSON *item;
 
     if (list == NULL || n++ == DASHBOARD_RECENT)
@@ -82,6 +83,9 @@ static cJSON *recent_orders(const cJSON *orders) {
     item = cJSON_CreateObject();
     if (item == NULL || !add_copy(item, "id", id) ||
         !ex_json_add_int(item, "total_cents", order_total(o)) ||
+        /* With the order saga, a glance at the phone says whether an
+         * order went through. */
+        (cJSON_IsString(status) && !add_copy(item, "status", status)) ||
         !cJSON_AddItemToArray(list, item)) {
       cJSON_Delete(item);
       cJSON_Delete(list);

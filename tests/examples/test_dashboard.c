@@ -58,8 +58,10 @@ Test(examples_dashboard, mobile_lists_the_last_three) {
   char *text = build(DASHBOARD_MOBILE, orders_json);
 
   cr_assert_str_eq(text, "{\"name\":\"Ada\",\"order_count\":5,\"recent_orders\":["
-                         "{\"id\":5,\"total_cents\":500},{\"id\":4,\"total_cents\":400},"
-                         "{\"id\":3,\"total_cents\":300}],\"degraded\":[]}");
+                         "{\"id\":5,\"total_cents\":500,\"status\":\"created\"},"
+                         "{\"id\":4,\"total_cents\":400,\"status\":\"created\"},"
+                         "{\"id\":3,\"total_cents\":300,\"status\":\"created\"}],"
+                         "\"degraded\":[]}");
   cJSON_free(text);
 }
 
