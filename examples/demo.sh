@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The example system on one machine: two user-service instances, one
 # order-service and one bff, found by each other through a registry, and a
-# scripted session against them with curl.
+# scripted session against them with curl. With events on, a NATS
+# JetStream broker and payment-service join, and orders go through the
+# order saga (pending -> confirmed, or cancelled when declined).
 #
 #   examples/demo.sh [--smoke] [--tls] [--registry local|etcd] [--bin-dir DIR]
-#                    [--keep-logs] [--quiet] [--help]
+#                    [--events auto|on|off] [--keep-logs] [--quiet] [--help]
 #
 #   (default)          run the session, then stay up until Ctrl-C
 #   --smoke            check every answer (status and key fields), stop
@@ -14,6 +16,11 @@
 #                      curl uses --cacert/--cert/--key
 #   --registry etcd    start a private etcd (the `etcd` binary) and use it
 #                      instead of a private local:// registry directory
+#   --events MODE      on: start nats-server (-js, a temporary store) and
+#                      payment-service, and show the order saga; off: no
+#                      broker; auto (default): on when nats-server and the
+#                      payment-service program are both there (and the
+#                      programs link libnats)
 #   --bin-dir DIR      where the programs are: DIR/<name>/<name> (a build
 #                      tree's examples/) or DIR/<name> (an installed bin/);
 #                      default ${BUILD_DIR:-build}/examples
@@ -26,7 +33,7 @@
 # into a shell: set TOKEN as printed after the log-in first. Every port is
 # a free one chosen at start, and every file lives in a fresh temporary
 # directory, so two demos never collide. Needs bash, curl and openssl (and
-# etcd for --registry etcd).
+# etcd for --registry etcd, nats-server for --events on).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +42,7 @@ registry=local
 bin_dir=${BUILD_DIR:-build}/examples
 quiet=0
 tls=0
+events=auto
 keep_logs=${DEMO_KEEP_LOGS:+1}
 keep_logs=${keep_logs:-0}
 
@@ -55,6 +63,11 @@ while [ $# -gt 0 ]; do
     bin_dir=$2
     shift ;;
   --bin-dir=*) bin_dir=${1#--bin-dir=} ;;
+  --events)
+    [ $# -ge 2 ] || { echo "demo: --events needs auto, on or off" >&2; exit 2; }
+    events=$2
+    shift ;;
+  --events=*) events=${1#--events=} ;;
   --quiet) quiet=1 ;;
   --keep-logs) keep_logs=1 ;;
   -h | --help) usage; exit 0 ;;
@@ -65,6 +78,10 @@ done
 case $registry in
 local | etcd) ;;
 *) echo "demo: --registry must be local or etcd, not '$registry'" >&2; exit 2 ;;
+esac
+case $events in
+auto | on | off) ;;
+*) echo "demo: --events must be auto, on or off, not '$events'" >&2; exit 2 ;;
 esac
 # A relative --bin-dir is taken from the repository root when it is not
 # found from the current directory, so `cd examples && ./demo.sh` works too.
@@ -108,6 +125,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/msvc-demo.XXXXXX")
 pids=()
 names=()
 etcd_pid=
+nats_pid=
 
 stop_all() {
   local i pid n
@@ -135,6 +153,11 @@ stop_all() {
     kill -TERM "$etcd_pid" 2>/dev/null || true
     wait "$etcd_pid" 2>/dev/null || true
     etcd_pid=
+  fi
+  if [ -n "$nats_pid" ]; then
+    kill -TERM "$nats_pid" 2>/dev/null || true
+    wait "$nats_pid" 2>/dev/null || true
+    nats_pid=
   fi
 }
 
@@ -193,6 +216,18 @@ find_bin() {
 user_bin=$(find_bin user-service)
 order_bin=$(find_bin order-service)
 bff_bin=$(find_bin bff)
+payment_bin=
+if [ "$events" != off ]; then
+  if [ "$events" = on ]; then
+    command -v nats-server >/dev/null || { echo "demo: --events on needs nats-server (Debian: nats-server)" >&2; exit 2; }
+    payment_bin=$(find_bin payment-service)
+  elif command -v nats-server >/dev/null && ldd "$order_bin" 2>/dev/null | grep -q libnats; then
+    # auto: the broker is there, and the programs were built with the
+    # events block's nats:// backend (libnats).
+    payment_bin=$(find_bin payment-service 2>/dev/null) || payment_bin=
+  fi
+  [ -n "$payment_bin" ] && events=on || events=off
+fi
 
 mkdir -p "$tmp/logs" "$tmp/registry"
 
@@ -232,8 +267,40 @@ start_etcd() {
   exit 1
 }
 
+# A private JetStream broker: its store in the temporary directory, its
+# port a free one, loopback only.
+events_uri=
+start_nats() {
+  local p n
+  for attempt in 1 2 3; do
+    p=$(free_port)
+    nats-server -js -sd "$tmp/nats" -a 127.0.0.1 -p "$p" >"$tmp/logs/nats-server.log" 2>&1 &
+    nats_pid=$!
+    for ((n = 0; n < 100; n++)); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        events_uri=nats://127.0.0.1:$p
+        note "nats-server (pid $nats_pid) with JetStream on 127.0.0.1:$p, its store in a temporary directory"
+        return 0
+      fi
+      kill -0 "$nats_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -TERM "$nats_pid" 2>/dev/null || true
+    wait "$nats_pid" 2>/dev/null || true
+    nats_pid=
+    note "nats-server did not start (attempt $attempt); trying another port"
+  done
+  tail -n 20 "$tmp/logs/nats-server.log" >&2
+  echo "demo: nats-server did not start" >&2
+  exit 1
+}
+
 registry_uri=local://$tmp/registry
-printf '%slibmsvc demo%s: two user-service instances, an order-service and a bff\n' "$bold" "$off"
+if [ "$events" = on ]; then
+  printf '%slibmsvc demo%s: two user-service instances, an order-service, a payment-service and a bff, with a NATS JetStream broker\n' "$bold" "$off"
+else
+  printf '%slibmsvc demo%s: two user-service instances, an order-service and a bff\n' "$bold" "$off"
+fi
 printf 'programs from %s; state, keys and logs in %s\n' "$bin_dir" "$tmp"
 if [ "$keep_logs" = 1 ]; then
   printf '(removed when the demo ends, except logs/)\n'
@@ -251,6 +318,12 @@ openssl ecparam -genkey -name prime256v1 -noout 2>/dev/null |
 chmod 600 "$tmp/signing-key.pem"
 note "signing key: a fresh P-256 key that user-service signs its tokens with"
 note "databases: $tmp/users.db (user-service), $tmp/orders.db (order-service)"
+if [ "$events" = on ]; then
+  note "           $tmp/payments.db (payment-service)"
+  start_nats
+else
+  note "events: off (no broker; --events on needs nats-server)"
+fi
 
 # ---- TLS -----------------------------------------------------------------
 
@@ -281,7 +354,7 @@ if [ "$tls" = 1 ]; then
   openssl req -x509 -new -key "$tmp/tls/ca.key" -subj "/CN=msvc demo CA" -days 2 \
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
     -out "$tmp/tls/ca.crt" 2>/dev/null
-  for svc in user-service order-service bff demo-client; do make_cert "$svc"; done
+  for svc in user-service order-service payment-service bff demo-client; do make_cert "$svc"; done
   scheme=https
   tls_curl=(--cacert "$tmp/tls/ca.crt" --cert "$tmp/tls/demo-client.crt"
             --key "$tmp/tls/demo-client.key")
@@ -339,8 +412,17 @@ user1=$scheme://127.0.0.1:$port
 start_service user-service-2 "$user_bin" USER_DB="$tmp/users.db" \
   USER_SIGNING_KEY="$tmp/signing-key.pem"
 user2=$scheme://127.0.0.1:$port
-start_service order-service "$order_bin" ORDER_DB="$tmp/orders.db" "${verify_env[@]}"
+events_env=()
+[ "$events" = on ] && events_env=(MSVC_EVENTS="$events_uri")
+start_service order-service "$order_bin" ORDER_DB="$tmp/orders.db" "${verify_env[@]}" \
+  "${events_env[@]}"
 orders=$scheme://127.0.0.1:$port
+payments=
+if [ "$events" = on ]; then
+  start_service payment-service "$payment_bin" PAYMENT_DB="$tmp/payments.db" \
+    "${verify_env[@]}" "${events_env[@]}"
+  payments=$scheme://127.0.0.1:$port
+fi
 start_service bff "$bff_bin" "${verify_env[@]}"
 bff=$scheme://127.0.0.1:$port
 
@@ -465,7 +547,12 @@ call POST "$orders/orders" '{"items":[{"sku":"BOOK-42","quantity":2,"unit_price_
 expect_status 201
 order_id=$(field id)
 expect_field total_cents 2699
-expect_field status created
+if [ "$events" = on ]; then
+  expect_field status pending
+  note "pending: order.created went into order-service's outbox with the order, in one transaction"
+else
+  expect_field status created
+fi
 [ -n "$order_id" ] || order_id=0
 call GET "$orders/orders/$order_id" "" "$token"
 expect_status 200
@@ -578,8 +665,53 @@ if [ "$tls" = 1 ]; then
   if [ "${hs%.*}" -gt 0 ]; then ok "bff counted $hs TLS handshakes"; else bad "no TLS handshake counted"; fi
 fi
 
+# wait_status ID STATUS: polls GET /orders/ID (printed once) until its
+# status is STATUS, for up to 15 s; sets $status and $body to the last answer.
+wait_status() {
+  local n
+  call GET "$orders/orders/$1" "" "$token"
+  for ((n = 0; n < 150; n++)); do
+    [ "$(field status)" = "$2" ] && return 0
+    sleep 0.1
+    body=$(command curl "${tls_curl[@]}" -sS -m 5 -H "Authorization: Bearer $token" \
+      "$orders/orders/$1" || true)
+  done
+  [ "$quiet" = 1 ] || printf '   -> %s\n' "$(printf '%s' "$body" | head -c 600)"
+}
+
+if [ "$events" = on ]; then
+  step "The order saga: payment-service authorises the order, order-service confirms it"
+  note "order-service's relay published order.created to the ORDERS stream; payment-service"
+  note "(durable consumer payment-service) authorised it and published payment.authorized to"
+  note "PAYMENTS through its own outbox; order-service consumed that and confirmed the order."
+  wait_status "$order_id" confirmed
+  expect_field status confirmed
+  call GET "$payments/payments?order_id=$order_id" "" "$token"
+  expect_status 200
+  expect_field status authorized
+
+  step "The compensation: an order above 1000.00 is declined, and cancelled"
+  call POST "$orders/orders" '{"items":[{"sku":"PIANO-1","quantity":1,"unit_price_cents":150000}]}' "$token"
+  expect_status 201
+  expect_field status pending
+  big_id=$(field id)
+  [ -n "$big_id" ] || big_id=0
+  wait_status "$big_id" cancelled
+  expect_field status cancelled
+  expect_field reason amount_limit
+  call GET "$payments/payments?order_id=$big_id" "" "$token"
+  expect_status 200
+  expect_field status declined
+  expect_field reason amount_limit
+  call GET "$bff/mobile/users/$user_id/dashboard" "" "$token"
+  expect_status 200
+  expect_match 'the mobile dashboard shows both statuses' '"status":"cancelled".*"status":"confirmed"'
+fi
+
 step "Scrape /metrics of every service (Prometheus text format)"
-for pair in "user-service-1 $user1" "user-service-2 $user2" "order-service $orders" "bff $bff"; do
+metric_targets=("user-service-1 $user1" "user-service-2 $user2" "order-service $orders" "bff $bff")
+[ "$events" = on ] && metric_targets+=("payment-service $payments")
+for pair in "${metric_targets[@]}"; do
   label=${pair%% *}
   url=${pair#* }
   ctype=$(curl -s -m 5 -o "$tmp/metrics.txt" -w '%{content_type}' "$url/metrics" || true)
@@ -627,7 +759,9 @@ The system stays up until Ctrl-C. Try, for example (the token is valid for 15 mi
 
   user-service   $user1  $user2
   order-service  $orders
-  bff            $bff
+  bff            $bff${payments:+
+  payment-service $payments
+  broker         $events_uri}
   logs           $tmp/logs/  ($logs_note)
 EOF
 while :; do

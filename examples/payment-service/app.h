@@ -13,9 +13,10 @@ typedef struct app_s {
   payments_t *payments;
   ex_bus_t *bus;              /* NULL without MSVC_EVENTS */
   msvc_events_dedup_t *dedup; /* order events decided lately */
+  unsigned delay_ms;          /* PAYMENT_DELAY_MS: simulated provider latency */
 } app_t;
 
-/* Reads PAYMENT_DB and opens the database. 0, or -1 with one line in err. */
+/* Reads PAYMENT_DB and PAYMENT_DELAY_MS and opens the database. 0, or -1 with one line in err. */
 int app_open(app_t *app, char *err, size_t errlen);
 
 /* Releases what app_open() opened. */

@@ -15,8 +15,15 @@
 
 int app_open(app_t *app, char *err, size_t errlen) {
   const char *db = ex_env("PAYMENT_DB", "payment-service.db");
+  const char *delay = ex_env("PAYMENT_DELAY_MS", "0");
   char why[MSVC_ERRMSG_MAX];
+  int64_t ms;
 
+  if (!ex_parse_int(delay, 0, 10000, &ms)) {
+    snprintf(err, errlen, "PAYMENT_DELAY_MS: bad value '%.32s' (accepted: 0 to 10000)", delay);
+    return -1;
+  }
+  app->delay_ms = (unsigned)ms;
   if (payments_open(db, &app->payments, why, sizeof(why)) != 0) {
     snprintf(err, errlen, "PAYMENT_DB: %s", why);
     return -1;
@@ -87,7 +94,12 @@ typedef struct decision_s {
 
 static void decide_work(void *data) {
   decision_t *d = data;
+  unsigned delay = d->app->delay_ms;
 
+  /* A stand-in for the payment provider's round trip (PAYMENT_DELAY_MS),
+   * on a pool thread, never on the loop. */
+  if (delay > 0)
+    uv_sleep(delay);
   d->rc = payments_process(d->app->payments, d->event_id, &d->order, d->headers, d->nheaders,
                            &d->status);
   if (d->rc == PAYMENTS_DECIDED)
@@ -140,6 +152,9 @@ static void on_order_created(msvc_events_sub_t *sub, msvc_events_msg_t *msg, voi
   d->app = app;
   d->msg = msg;
   d->event_id = ev->id;
+  if (msvc_events_msg_deliveries(msg) > 1)
+    MSVC_LOG_I(LOG, "order %lld: event %s redelivered (delivery %u)",
+               (long long)d->order.order_id, ev->id, (unsigned)msvc_events_msg_deliveries(msg));
   /* The decision's event continues the order's trace. */
   for (i = 0; i < 2; i++) {
     const char *v = msvc_events_msg_header(msg, names[i]);

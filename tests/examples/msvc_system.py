@@ -386,6 +386,8 @@ class System:
             env["MSVC_JWT_JWKS_URL"] = "http://user-service/.well-known/jwks.json"
         if service == "order-service":
             env["ORDER_DB"] = self.order_db
+        if service == "payment-service":
+            env["PAYMENT_DB"] = os.path.join(self.tmp, "payments.db")
         return env
 
     def start(self, service, label=None, extra_env=None, wait=True, timeout=20):
