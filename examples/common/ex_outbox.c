@@ -297,6 +297,7 @@ struct ex_relay_s {
   int64_t *sent, *failed;
   size_t nsent, nfailed;
   int job_rc;
+  int first_err; /* of the batch's failed publishes, for one log line */
   ex_relay_stats_t stats;
 };
 
@@ -358,6 +359,11 @@ static void batch_over(ex_relay_t *r, bool full) {
     if (r->backoff_ms > r->opts.backoff_max_ms)
       r->backoff_ms = r->opts.backoff_max_ms;
     next = r->backoff_ms;
+    /* One line per batch, and none while the owner is closing: an outage
+     * must not flood the log. */
+    if (r->nfailed > 0 && r->first_err != MSVC_ECLOSED)
+      MSVC_LOG_W(LOG, "%zu event(s) not published (%s); kept, next try in %u ms", r->nfailed,
+                 msvc_strerror(r->first_err), r->backoff_ms);
   } else {
     r->backoff_ms = 0;
     next = full || r->again ? 0 : r->opts.poll_ms;
@@ -410,12 +416,12 @@ static void on_published(int status, const char *event_id, void *data) {
     r->sent[r->nsent++] = s->seq;
     r->stats.published++;
   } else {
-    r->failed[r->nfailed++] = s->seq;
+    if (r->nfailed++ == 0)
+      r->first_err = status;
+    r->failed[r->nfailed - 1] = s->seq;
     r->stats.failed++;
-    if (status != MSVC_ECLOSED)
-      MSVC_LOG_W(LOG, "publish of event %s failed: %s (kept for a retry)", event_id,
-                 msvc_strerror(status));
   }
+  (void)event_id;
   free(s);
   if (--r->outstanding == 0)
     settle(r);
@@ -450,11 +456,10 @@ static void publish_batch(ex_relay_t *r) {
       }
     }
     if (rc != MSVC_OK) {
-      r->failed[r->nfailed++] = row->seq;
+      if (r->nfailed++ == 0)
+        r->first_err = rc;
+      r->failed[r->nfailed - 1] = row->seq;
       r->stats.failed++;
-      if (rc != MSVC_EEVENTS_BUSY)
-        MSVC_LOG_W(LOG, "cannot publish outbox row %lld: %s", (long long)row->seq,
-                   msvc_strerror(rc));
     }
   }
   if (--r->outstanding == 0)
