@@ -126,9 +126,7 @@ class Saga:
 
     def close(self, keep):
         self.nats.stop()
-        kept = self.system.close(keep_logs=keep)
-        if kept:
-            print(f"logs kept in {kept}/logs")
+        self.system.close(keep_logs=keep)
 
     # ---- helpers --------------------------------------------------------
 
@@ -384,9 +382,17 @@ def main():
         import traceback
         check(False, f"{args.scenario} ran to the end", traceback.format_exc())
     finally:
+        # Stopped first: a leak is reported when a service exits.
+        for p in saga.system.procs:
+            if not p.alive():
+                check(False, f"{p.label} still running at the end", p.popen.returncode)
+        saga.close(keep=True)
         reports = saga.system.sanitizer_reports()
         check(not reports, "no sanitizer report in any service's log", reports[:2])
-        saga.close(keep=args.keep_logs or bool(check.failed))
+        if args.keep_logs or check.failed:
+            print(f"logs kept in {saga.system.tmp}/logs")
+        else:
+            shutil.rmtree(saga.system.tmp, ignore_errors=True)
     print(f"\n{check.passed} checks passed, {len(check.failed)} failed")
     for f in check.failed:
         print(f"  FAILED {f}")
