@@ -721,6 +721,40 @@ MSVC_API int msvc_events_dedup_mark(msvc_events_dedup_t *d, const char *id, uint
  */
 MSVC_API size_t msvc_events_dedup_size(msvc_events_dedup_t *d);
 
+/** @brief What msvc_events_subs() reports about one subscription. */
+typedef struct msvc_events_sub_info_s {
+  const char *stream;  /**< Stream name. Borrowed for the callback only. */
+  const char *subject; /**< Subject filter. Borrowed for the callback only. */
+  const char *durable; /**< Durable consumer name ("" when none). Borrowed. */
+  uint32_t unacked;    /**< Messages handed to the handler, not yet settled. */
+  uint64_t lag;        /**< Messages waiting in the broker, last reported. */
+  bool closing;        /**< msvc_events_sub_close() was called. */
+} msvc_events_sub_info_t;
+
+/**
+ * @brief Report every subscription of a handle (for the admin pages).
+ * @param ev    The handle.
+ * @param cb    Called once per subscription, in the order subscribed; it
+ *              must not subscribe or close subscriptions. Returns 0 to go
+ *              on, anything else to stop.
+ * @param data  Passed to @p cb.
+ * @return #MSVC_OK; MSVC_EINVAL for NULL arguments.
+ * @note Loop thread only.
+ * @since 0.3
+ */
+MSVC_API int msvc_events_subs(const msvc_events_t *ev,
+                              int (*cb)(const msvc_events_sub_info_t *info, void *data),
+                              void *data);
+
+/**
+ * @brief Publishes accepted and not yet acknowledged by the broker.
+ * @param ev  The handle.
+ * @return The count (0 for NULL).
+ * @note Loop thread only.
+ * @since 0.3
+ */
+MSVC_API size_t msvc_events_pending_publishes(const msvc_events_t *ev);
+
 #ifdef __cplusplus
 }
 #endif

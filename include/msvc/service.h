@@ -242,6 +242,13 @@ typedef struct msvc_service_opts_s {
    *  `MSVC_EVENTS`, else no events (msvc_service_events() gives NULL).
    *  @since 0.2 */
   const char *events_uri;
+  /** Address of the admin listener, `host:port` (port 0: any free one;
+   *  see msvc/admin.h); NULL: `MSVC_ADMIN`, else no admin listener.
+   *  @since 0.3 */
+  const char *admin;
+  /** Bearer token the admin listener asks for (16..256 printable
+   *  characters); NULL: `MSVC_ADMIN_TOKEN`, else none. @since 0.3 */
+  const char *admin_token;
 } msvc_service_opts_t;
 
 /**

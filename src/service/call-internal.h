@@ -89,6 +89,7 @@ struct call_target_s {
   msvc_metrics_counter_t *retries;
   call_counters_t requests; /* one per call, its final outcome */
   call_counters_t attempts; /* one per attempt sent */
+  uint64_t changed_wall_ms; /* last set delivered (main loop; admin pages) */
 };
 
 struct call_loop_s {

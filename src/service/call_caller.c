@@ -455,6 +455,7 @@ static void on_watch(msvc_registry_watch_t *w, msvc_registry_set_t *set, void *d
   int r;
 
   (void)w;
+  t->changed_wall_ms = msvc_wall_ms();
   r = apply_set(t, set);
   if (r != 0) {
     /* The watch reports a set once: without another try the endpoints

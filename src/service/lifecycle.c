@@ -14,6 +14,7 @@
 
 #include "http/server.h"
 #include "service-core.h"
+#include "../admin/admin-internal.h"
 
 #define LOG_COMPONENT "service"
 /* Longest wait for the registry to confirm the deregistration. */
@@ -150,8 +151,13 @@ static void teardown_next(msvc_service_t *svc) {
   }
 }
 
+/* The admin listener closes first: its pages read what the steps below
+ * release. */
+static void on_admin_closed(void *data) { teardown_next(data); }
+
 void msvc__svc_teardown(msvc_service_t *svc) {
   if (svc->stage != STAGE_NONE) return;
+  if (msvc__admin_close(svc->admin, on_admin_closed, svc)) return;
   teardown_next(svc);
 }
 
@@ -582,6 +588,8 @@ int msvc_service_start(msvc_service_t *svc) {
    * from what the process may really open. */
   if (msvc__http_raise_fd_limit() < 0)
     msvc_log_write(MSVC_LOG_WARN, LOG_COMPONENT, NULL, 0, "cannot read the descriptor limit");
+  /* The admin listener first: a failure then leaves nothing running. */
+  if ((rc = msvc__admin_start(svc->admin)) != MSVC_OK) return rc;
   if (svc->cfg.workers > 1) {
     rc = start_workers(svc);
   } else {

@@ -122,6 +122,7 @@ struct msvc_service_s {
 
   msvc_registry_t *registry;
   struct msvc_events_s *events; /* NULL without MSVC_EVENTS */
+  struct msvc__admin_s *admin;  /* NULL without MSVC_ADMIN (src/admin) */
   msvc_registry_lease_t *lease;
   char *instance_id;
   _Atomic int lease_status; /* 1: not yet told; else the last status */

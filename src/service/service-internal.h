@@ -63,4 +63,12 @@ int msvc__caller_jwks_get(void *caller, const char *url, uint32_t timeout_ms,
                           void *arg, void **handle);
 void msvc__caller_jwks_cancel(void *handle);
 
+/* The caller's state for the admin pages (call_admin.c), each as an array
+ * added to out under the given key. Main loop only. */
+struct cJSON;
+int msvc__caller_admin_registry(msvc__caller_t *c, struct cJSON *out);
+int msvc__caller_admin_balancers(msvc__caller_t *c, struct cJSON *out);
+int msvc__caller_admin_breakers(msvc__caller_t *c, struct cJSON *out);
+int msvc__caller_admin_pools(msvc__caller_t *c, struct cJSON *out);
+
 #endif /* MSVC_SERVICE_INTERNAL_H */

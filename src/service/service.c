@@ -12,6 +12,7 @@
 #include <msvc/log.h>
 
 #include "service-core.h"
+#include "../admin/admin-internal.h"
 
 #define LOG_COMPONENT "service"
 
@@ -139,6 +140,7 @@ int msvc__svc_setup_server(msvc_service_t *svc, msvc_http_server_t *srv,
       (rc = msvc_http_server_set_tls(srv, svc->cfg.tls_server)) != MSVC_OK)
     return rc;
   if ((rc = default_middleware(svc, srv, l)) != MSVC_OK) return rc;
+  if ((rc = msvc__admin_use(svc->admin, srv)) != MSVC_OK) return rc;
   msvc__queue_foreach(q, &svc->mws) {
     msvc__svc_mw_t *m = msvc__container_of(q, msvc__svc_mw_t, link);
     if ((rc = msvc_http_server_use(srv, &m->mw)) != MSVC_OK) return rc;
@@ -441,6 +443,8 @@ int msvc_service_new(uv_loop_t *loop, const char *name, const msvc_service_opts_
   svc->data = opts->data;
   rc = msvc__svc_config_load(&svc->cfg, name, opts, err, errlen);
   if (rc == MSVC_OK) rc = create_parts(svc, err, errlen);
+  if (rc == MSVC_OK)
+    rc = msvc__admin_new(svc, opts->admin, opts->admin_token, err, errlen, &svc->admin);
   if (rc != MSVC_OK) {
     msvc_service_free(svc);
     return rc;
@@ -552,6 +556,7 @@ void msvc__svc_free_memory(msvc_service_t *svc) {
   if (svc->wloops != NULL) uv_mutex_destroy(&svc->cut_mu);
   msvc__free(svc->wloops);
   msvc__free(svc->instance_id);
+  msvc__admin_free(svc->admin);
   msvc__svc_config_free(&svc->cfg);
   msvc__free(svc);
 }
