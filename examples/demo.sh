@@ -374,7 +374,10 @@ common_env=(MSVC_REGISTRY="$registry_uri" MSVC_HOST=127.0.0.1
 verify_env=(MSVC_JWT_JWKS_URL=http://user-service/.well-known/jwks.json)
 
 # start_service LABEL PROGRAM VAR=VALUE...: start it on a free port and wait
-# until its /ready says 200. Sets $port.
+# until its /ready says 200. Sets $port. Each service also gets its admin
+# pages (MSVC_ADMIN) on a free loopback port of their own; admin_urls lists
+# them.
+admin_urls=()
 start_service() {
   local label=$1 prog=$2 attempt pid n code
   local -a tls_vars=()
@@ -382,7 +385,9 @@ start_service() {
   mapfile -t tls_vars < <(tls_env "${label%-[0-9]}")
   for attempt in 1 2 3; do
     port=$(free_port)
-    env "${common_env[@]}" "${tls_vars[@]}" MSVC_PORT="$port" "$@" "$prog" >>"$tmp/logs/$label.log" 2>&1 &
+    admin_port=$(free_port)
+    env "${common_env[@]}" "${tls_vars[@]}" MSVC_PORT="$port" \
+      MSVC_ADMIN="127.0.0.1:$admin_port" "$@" "$prog" >>"$tmp/logs/$label.log" 2>&1 &
     pid=$!
     for ((n = 0; n < 200; n++)); do
       code=$(curl -s -o /dev/null -w '%{http_code}' -m 1 "$scheme://127.0.0.1:$port/ready" || true)
@@ -394,6 +399,8 @@ start_service() {
       pids+=("$pid")
       names+=("$label")
       note "$label (pid $pid) is ready on $scheme://127.0.0.1:$port  (log: logs/$label.log)"
+      note "$label admin pages: http://127.0.0.1:$admin_port/debug/"
+      admin_urls+=("$(printf '%-16s http://127.0.0.1:%s/debug/' "$label" "$admin_port")")
       return 0
     fi
     kill -TERM "$pid" 2>/dev/null || true
@@ -763,7 +770,10 @@ The system stays up until Ctrl-C. Try, for example (the token is valid for 15 mi
   payment-service $payments
   broker         $events_uri}
   logs           $tmp/logs/  ($logs_note)
+
+Admin pages of each service (loopback only; ?format=json gives JSON):
 EOF
+for u in "${admin_urls[@]}"; do printf '  %s\n' "$u"; done
 while :; do
   for i in "${!pids[@]}"; do
     if ! kill -0 "${pids[$i]}" 2>/dev/null; then
