@@ -148,7 +148,7 @@ static void security_headers(msvc_http_res_t *res) {
   msvc_http_res_header(res, "Cache-Control", "no-store");
   msvc_http_res_header(res, "X-Content-Type-Options", "nosniff");
   msvc_http_res_header(res, "X-Frame-Options", "DENY");
-  msvc_http_res_header(res, "Referrer-Policy", "no-referrer");
+  msvc_http_res_header(res, "Referrer-Policy", "same-origin");
   msvc_http_res_header(res, "Content-Security-Policy",
                        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
