@@ -28,14 +28,18 @@ static const char STYLE[] =
     "border-bottom:1px solid var(--line)}"
     "nav a{color:var(--fg);text-decoration:none;padding:4px 10px;border-radius:4px}"
     "nav a:hover{background:var(--bg)}nav a.cur{background:var(--acc);color:#fff}"
-    "main{padding:16px 20px;max-width:1200px}"
-    "h1{font-size:20px;margin:4px 0 12px}h2{font-size:15px;margin:18px 0 6px;"
-    "color:var(--mut);text-transform:uppercase;letter-spacing:.04em}"
+    "main{padding:16px 20px}"
+    ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));"
+    "gap:4px 24px;align-items:start}.wide{grid-column:1/-1}"
+    "section{overflow-x:auto}"
+    "h1{font-size:20px;margin:4px 0 8px}h2{font-size:13px;margin:14px 0 6px;"
+    "color:var(--mut);text-transform:uppercase;letter-spacing:.05em}"
     "table{border-collapse:collapse;background:var(--card);margin:2px 0;"
     "border:1px solid var(--line)}"
     "th,td{padding:4px 10px;text-align:left;vertical-align:top;"
     "border-bottom:1px solid var(--line)}"
-    "th{background:#eef1f5;font-weight:600}td.k{color:var(--mut);white-space:nowrap}"
+    "th{background:#eef1f5;font-weight:600;font-size:12px;color:#3b4455}"
+    "td.k{color:var(--mut);white-space:nowrap}td td,td th{font-size:13px}"
     "td.n{text-align:right;font-variant-numeric:tabular-nums}"
     ".b{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;"
     "font-weight:600;color:#fff}"
@@ -83,6 +87,18 @@ static const char *badge_class(const char *s) {
   for (i = 0; i < sizeof(warn) / sizeof(warn[0]); i++)
     if (strcmp(s, warn[i]) == 0) return "b-warn";
   return NULL;
+}
+
+/* A JSON key as a column or row label: escaped, '_' shown as a space so
+ * that long labels can wrap. */
+static void put_label(msvc__buf_t *b, const char *key) {
+  char part[2] = {0, 0};
+  const char *p;
+
+  for (p = key; *p != '\0'; p++) {
+    part[0] = *p == '_' ? ' ' : *p;
+    msvc__admin_html_escape(b, part);
+  }
 }
 
 static void put_number(msvc__buf_t *b, double v) {
@@ -178,7 +194,7 @@ static void table_of_objects(msvc__buf_t *b, const cJSON *a, int depth) {
   msvc__buf_puts(b, "<table><tr>");
   for (i = 0; i < n; i++) {
     msvc__buf_puts(b, "<th>");
-    msvc__admin_html_escape(b, cols[i]);
+    put_label(b, cols[i]);
     msvc__buf_puts(b, "</th>");
   }
   msvc__buf_puts(b, "</tr>");
@@ -206,7 +222,7 @@ static void table_of_keys(msvc__buf_t *b, const cJSON *o, int depth) {
   msvc__buf_puts(b, "<table>");
   cJSON_ArrayForEach(f, o) {
     msvc__buf_puts(b, "<tr><td class=\"k\">");
-    msvc__admin_html_escape(b, f->string);
+    put_label(b, f->string);
     msvc__buf_puts(b, cJSON_IsNumber(f) ? "</td><td class=\"n\">" : "</td><td>");
     msvc__admin_html_value(b, f, depth + 1);
     msvc__buf_puts(b, "</td></tr>");
@@ -253,6 +269,24 @@ void msvc__admin_html_value(msvc__buf_t *b, const cJSON *v, int depth) {
   }
 }
 
+/* The page's plain values (numbers, strings) together in one table. */
+static void page_scalars(msvc__buf_t *b, const cJSON *page) {
+  const cJSON *f;
+  bool any = false;
+
+  cJSON_ArrayForEach(f, page) {
+    if (cJSON_IsObject(f) || cJSON_IsArray(f)) continue;
+    if (!any) msvc__buf_puts(b, "<section class=\"wide\"><table>");
+    any = true;
+    msvc__buf_puts(b, "<tr><td class=\"k\">");
+    put_label(b, f->string);
+    msvc__buf_puts(b, cJSON_IsNumber(f) ? "</td><td class=\"n\">" : "</td><td>");
+    msvc__admin_html_value(b, f, 1);
+    msvc__buf_puts(b, "</td></tr>");
+  }
+  if (any) msvc__buf_puts(b, "</table></section>");
+}
+
 void msvc__admin_html_page(msvc__buf_t *b, const char *service, const char *title,
                            const msvc__admin_nav_t *nav, size_t nnav,
                            const char *current, const cJSON *page,
@@ -282,12 +316,17 @@ void msvc__admin_html_page(msvc__buf_t *b, const char *service, const char *titl
   msvc__admin_html_escape(b, title);
   msvc__buf_puts(b, "</h1>");
   if (extra_html != NULL) msvc__buf_puts(b, extra_html);
+  msvc__buf_puts(b, "<div class=\"grid\">");
+  page_scalars(b, page);
   cJSON_ArrayForEach(f, page) {
-    msvc__buf_puts(b, "<h2>");
-    msvc__admin_html_escape(b, f->string);
+    if (!cJSON_IsObject(f) && !cJSON_IsArray(f)) continue;
+    /* Tables of rows need the whole width; key-value cards share it. */
+    msvc__buf_puts(b, cJSON_IsArray(f) ? "<section class=\"wide\"><h2>" : "<section><h2>");
+    put_label(b, f->string);
     msvc__buf_puts(b, "</h2>");
     msvc__admin_html_value(b, f, 0);
+    msvc__buf_puts(b, "</section>");
   }
-  msvc__buf_puts(b, "</main><footer>Also as JSON: <a href=\"?format=json\">?format=json</a>"
+  msvc__buf_puts(b, "</div></main><footer>Also as JSON: <a href=\"?format=json\">?format=json</a>"
                     "</footer></body></html>");
 }
