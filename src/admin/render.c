@@ -44,7 +44,7 @@ static const char STYLE[] =
     ".b{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;"
     "font-weight:600;color:#fff}"
     ".b-ok{background:var(--ok)}.b-bad{background:var(--bad)}.b-warn{background:var(--warn)}"
-    ".none{color:var(--mut)}svg{vertical-align:middle}"
+    ".none{color:var(--mut)}svg{display:block}.ch small{color:var(--mut);white-space:nowrap}"
     "form{background:var(--card);border:1px solid var(--line);padding:10px;"
     "display:inline-flex;gap:8px;align-items:center}"
     "footer{color:var(--mut);padding:8px 20px;font-size:12px}";
@@ -89,7 +89,7 @@ static const char *badge_class(const char *s) {
   return NULL;
 }
 
-/* A JSON key as a column or row label: escaped, '_' shown as a space so
+/* A JSON key as a column label: escaped, '_' shown as a space so
  * that long labels can wrap. */
 static void put_label(msvc__buf_t *b, const char *key) {
   char part[2] = {0, 0};
@@ -111,13 +111,13 @@ static void put_number(msvc__buf_t *b, double v) {
 }
 
 void msvc__admin_svg_chart(msvc__buf_t *b, const double *v, size_t n) {
-  const double w = 240, h = 48;
+  const double w = 170, h = 40;
   double max = 0, last = n > 0 ? v[n - 1] : 0;
   size_t i;
 
   for (i = 0; i < n; i++)
     if (isfinite(v[i]) && v[i] > max) max = v[i];
-  msvc__buf_printf(b, "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+  msvc__buf_printf(b, "<div class=\"ch\"><svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
                    "role=\"img\" aria-label=\"chart\"><rect width=\"%.0f\" height=\"%.0f\" "
                    "fill=\"#f0f3f8\"/><polyline fill=\"none\" stroke=\"#2458d6\" "
                    "stroke-width=\"1.5\" points=\"",
@@ -131,7 +131,7 @@ void msvc__admin_svg_chart(msvc__buf_t *b, const double *v, size_t n) {
   put_number(b, last);
   msvc__buf_puts(b, ", max ");
   put_number(b, max);
-  msvc__buf_puts(b, "</small>");
+  msvc__buf_puts(b, "</small></div>");
 }
 
 static bool all_numbers(const cJSON *a, size_t *n) {
@@ -222,7 +222,7 @@ static void table_of_keys(msvc__buf_t *b, const cJSON *o, int depth) {
   msvc__buf_puts(b, "<table>");
   cJSON_ArrayForEach(f, o) {
     msvc__buf_puts(b, "<tr><td class=\"k\">");
-    put_label(b, f->string);
+    msvc__admin_html_escape(b, f->string);
     msvc__buf_puts(b, cJSON_IsNumber(f) ? "</td><td class=\"n\">" : "</td><td>");
     msvc__admin_html_value(b, f, depth + 1);
     msvc__buf_puts(b, "</td></tr>");
@@ -279,7 +279,7 @@ static void page_scalars(msvc__buf_t *b, const cJSON *page) {
     if (!any) msvc__buf_puts(b, "<section class=\"wide\"><table>");
     any = true;
     msvc__buf_puts(b, "<tr><td class=\"k\">");
-    put_label(b, f->string);
+    msvc__admin_html_escape(b, f->string);
     msvc__buf_puts(b, cJSON_IsNumber(f) ? "</td><td class=\"n\">" : "</td><td>");
     msvc__admin_html_value(b, f, 1);
     msvc__buf_puts(b, "</td></tr>");
@@ -322,7 +322,7 @@ void msvc__admin_html_page(msvc__buf_t *b, const char *service, const char *titl
     if (!cJSON_IsObject(f) && !cJSON_IsArray(f)) continue;
     /* Tables of rows need the whole width; key-value cards share it. */
     msvc__buf_puts(b, cJSON_IsArray(f) ? "<section class=\"wide\"><h2>" : "<section><h2>");
-    put_label(b, f->string);
+    msvc__admin_html_escape(b, f->string);
     msvc__buf_puts(b, "</h2>");
     msvc__admin_html_value(b, f, 0);
     msvc__buf_puts(b, "</section>");
