@@ -28,8 +28,8 @@ typedef struct msvc__admin_s msvc__admin_t;
 struct msvc_service_s;
 
 /* ---- service side (admin.c) --------------------------------------------
- * msvc_service_new() calls msvc__admin_new() after its server exists:
- * *out stays NULL when the listener is off. opt_addr / opt_token are the
+ * msvc_service_new() calls msvc__admin_new() once its configuration is
+ * read, before its servers exist: *out stays NULL when the listener is off. opt_addr / opt_token are the
  * options' values (NULL: the environment). Bad values give MSVC_ECONFIG
  * with one line in err. */
 int msvc__admin_new(struct msvc_service_s *svc, const char *opt_addr,

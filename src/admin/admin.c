@@ -444,8 +444,7 @@ int msvc__admin_new(msvc_service_t *svc, const char *opt_addr, const char *opt_t
     return rc;
   }
   *out = a; /* from here the service frees it */
-  if ((rc = admin_routes(a)) != MSVC_OK ||
-      (rc = msvc__admin_use(a, svc->main.srv)) != MSVC_OK) {
+  if ((rc = admin_routes(a)) != MSVC_OK) {
     snprintf(err, errlen, "admin listener: %s", msvc_strerror(rc));
     return rc;
   }

@@ -139,8 +139,9 @@ int msvc__svc_setup_server(msvc_service_t *svc, msvc_http_server_t *srv,
   if (svc->cfg.tls_server != NULL &&
       (rc = msvc_http_server_set_tls(srv, svc->cfg.tls_server)) != MSVC_OK)
     return rc;
-  if ((rc = default_middleware(svc, srv, l)) != MSVC_OK) return rc;
+  /* First, so that the admin charts see requests other middleware stop. */
   if ((rc = msvc__admin_use(svc->admin, srv)) != MSVC_OK) return rc;
+  if ((rc = default_middleware(svc, srv, l)) != MSVC_OK) return rc;
   msvc__queue_foreach(q, &svc->mws) {
     msvc__svc_mw_t *m = msvc__container_of(q, msvc__svc_mw_t, link);
     if ((rc = msvc_http_server_use(srv, &m->mw)) != MSVC_OK) return rc;
@@ -442,9 +443,9 @@ int msvc_service_new(uv_loop_t *loop, const char *name, const msvc_service_opts_
   svc->on_stopped = opts->on_stopped;
   svc->data = opts->data;
   rc = msvc__svc_config_load(&svc->cfg, name, opts, err, errlen);
-  if (rc == MSVC_OK) rc = create_parts(svc, err, errlen);
   if (rc == MSVC_OK)
     rc = msvc__admin_new(svc, opts->admin, opts->admin_token, err, errlen, &svc->admin);
+  if (rc == MSVC_OK) rc = create_parts(svc, err, errlen);
   if (rc != MSVC_OK) {
     msvc_service_free(svc);
     return rc;

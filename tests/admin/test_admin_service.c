@@ -280,8 +280,12 @@ Test(admin_service, pages_follow_the_live_state) {
   for (i = 0; i < 400 && (n = registry_count()) != 1; i++) usleep(10000);
   cr_assert_eq(n, 1, "the removed instance is still listed");
 
-  /* The request ring saw the calls to /go, with their 5xx. */
+  /* The request ring saw the calls to /go, with their 5xx, and requests
+   * that no route took. */
+  cr_assert_eq(cl_get(H.port, "/nope", "", &r), 404);
+  resp_free(&r);
   j = get_json(H.admin_port, "/debug/requests?format=json", "");
+  cr_assert_not_null(find(cJSON_GetObjectItem(j, "routes"), "route", "GET (no route)"));
   ep = find(cJSON_GetObjectItem(j, "routes"), "route", "GET /go");
   cr_assert_not_null(ep);
   cr_assert_geq(cJSON_GetObjectItem(ep, "errors")->valuedouble, 1);
