@@ -126,6 +126,9 @@ async function main() {
   if (!server || !outDir) fail('usage: browser_pages.mjs SERVER_PROGRAM OUT_DIR');
   mkdirSync(outDir, { recursive: true });
   const ports = await startAndWait(server, [], 'stdout', /admin=(\d+) public=(\d+)/, 'the service');
+  const service = children[0];
+  // Its reports (a sanitizer's, say) go into this test's output.
+  service.stderr.on('data', (d) => process.stderr.write(d));
   const admin = `http://127.0.0.1:${ports[1]}`;
   const pub = `http://127.0.0.1:${ports[2]}`;
   // Traffic, so that charts, breakers and balancers have something to show.
@@ -198,6 +201,11 @@ async function main() {
   const gone = new Promise((resolve) => browser.on('exit', resolve));
   await cdp.send('Browser.close').catch(() => {});
   await within(STEP_MS, 'chromium to exit', gone).catch(() => browser.kill('SIGKILL'));
+  // The service stops cleanly on SIGTERM, like any libmsvc service.
+  const stopped = new Promise((resolve) => service.on('exit', (code, sig) => resolve({ code, sig })));
+  service.kill('SIGTERM');
+  const end = await within(STEP_MS, 'the service to stop', stopped);
+  if (end.code !== 0) problems.push(`the service exited with ${end.code ?? end.sig}`);
   if (problems.length) fail(problems.join('\n'));
   cleanup();
   console.log(`all ${PAGES.length} pages clean`);
