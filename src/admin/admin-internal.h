@@ -85,7 +85,10 @@ void msvc__admin_svg_chart(msvc__buf_t *b, const double *v, size_t n);
 /* ---- ring.c -------------------------------------------------------------
  * Requests per route in time slots (MSVC__ADMIN_SLOT_MS each, the last
  * MSVC__ADMIN_SLOTS kept): count, 5xx, and a latency histogram for p99.
- * Thread-safe; time is passed in. */
+ * Thread-safe; time is passed in. The method and route given to record
+ * must not change while the ring lives (route patterns owned by the
+ * service's servers, static method names): rows are found by pointer
+ * first. */
 #define MSVC__ADMIN_SLOT_MS 5000u
 #define MSVC__ADMIN_SLOTS 60u
 #define MSVC__ADMIN_ROUTES 32u

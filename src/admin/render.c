@@ -92,13 +92,12 @@ static const char *badge_class(const char *s) {
 /* A JSON key as a column label: escaped, '_' shown as a space so
  * that long labels can wrap. */
 static void put_label(msvc__buf_t *b, const char *key) {
-  char part[2] = {0, 0};
-  const char *p;
+  char tmp[128];
+  size_t i;
 
-  for (p = key; *p != '\0'; p++) {
-    part[0] = *p == '_' ? ' ' : *p;
-    msvc__admin_html_escape(b, part);
-  }
+  for (i = 0; key[i] != '\0' && i < sizeof(tmp) - 1; i++) tmp[i] = key[i] == '_' ? ' ' : key[i];
+  tmp[i] = '\0';
+  msvc__admin_html_escape(b, tmp);
 }
 
 static void put_number(msvc__buf_t *b, double v) {
@@ -108,6 +107,17 @@ static void put_number(msvc__buf_t *b, double v) {
     msvc__buf_printf(b, "%.3g", v);
   else
     msvc__buf_puts(b, "&mdash;");
+}
+
+static void put_uint(msvc__buf_t *b, unsigned v) {
+  char tmp[12];
+  size_t n = sizeof(tmp);
+
+  do {
+    tmp[--n] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v > 0 && n > 0);
+  msvc__buf_append(b, tmp + n, sizeof(tmp) - n);
 }
 
 void msvc__admin_svg_chart(msvc__buf_t *b, const double *v, size_t n) {
@@ -122,10 +132,15 @@ void msvc__admin_svg_chart(msvc__buf_t *b, const double *v, size_t n) {
                    "fill=\"#f0f3f8\"/><polyline fill=\"none\" stroke=\"#2458d6\" "
                    "stroke-width=\"1.5\" points=\"",
                    w, h, w, h, w, h);
+  /* Whole pixels, formatted by hand: a page draws hundreds of points and
+   * printf would take most of its time. */
   for (i = 0; i < n; i++) {
     double x = n > 1 ? (double)i * w / (double)(n - 1) : 0;
     double y = h - 2 - (max > 0 && isfinite(v[i]) ? v[i] / max * (h - 6) : 0);
-    msvc__buf_printf(b, "%s%.1f,%.1f", i == 0 ? "" : " ", x, y);
+    if (i > 0) msvc__buf_putc(b, ' ');
+    put_uint(b, (unsigned)lround(x));
+    msvc__buf_putc(b, ',');
+    put_uint(b, (unsigned)lround(y));
   }
   msvc__buf_puts(b, "\"/></svg> <small>now ");
   put_number(b, last);

@@ -26,6 +26,13 @@ typedef struct slot_s {
 
 typedef struct row_s {
   char name[96]; /* "GET /users/:id" */
+  char method[16];
+  char route[80];
+  /* The strings last seen for this row: route patterns belong to the
+   * service's servers and methods are static, so while the service (and
+   * with it this ring) lives, the same pointer is the same text. */
+  const char *seen_method;
+  const char *seen_route;
   slot_t slots[MSVC__ADMIN_SLOTS];
 } row_t;
 
@@ -65,33 +72,60 @@ static int bucket_of(uint64_t dur_ns) {
 
 static double bucket_ms(int i) { return 0.125 * (double)(1u << i); }
 
-static row_t *row_for(msvc__admin_ring_t *r, const char *name) {
-  size_t i;
+/* Whether s, cut to what a buffer of cap bytes holds, is stored: a long
+ * route must find the row its cut copy made. */
+static bool same_cut(const char *stored, size_t cap, const char *s) {
+  return strncmp(stored, s, cap - 1) == 0 && (strlen(stored) == cap - 1 || s[strlen(stored)] == '\0');
+}
 
-  for (i = 0; i < r->nrows; i++)
-    if (strcmp(r->rows[i].name, name) == 0) return &r->rows[i];
-  if (r->nrows < MSVC__ADMIN_ROUTES - 1 ||
-      (r->nrows == MSVC__ADMIN_ROUTES - 1 && strcmp(name, "(other)") == 0)) {
-    row_t *row = &r->rows[r->nrows++];
-    snprintf(row->name, sizeof(row->name), "%s", name);
+/* Compared by method and route, not by a formatted name: this runs on
+ * every request of the public servers. The last row is "(other)". */
+static row_t *row_for(msvc__admin_ring_t *r, const char *method, const char *route) {
+  size_t i;
+  row_t *row;
+
+  for (i = 0; i < r->nrows; i++) {
+    row = &r->rows[i];
+    if (row->seen_route == route && row->seen_method == method) return row;
+  }
+  for (i = 0; i < r->nrows; i++) {
+    row = &r->rows[i];
+    if (same_cut(row->route, sizeof(row->route), route) &&
+        same_cut(row->method, sizeof(row->method), method)) {
+      row->seen_route = route;
+      row->seen_method = method;
+      return row;
+    }
+  }
+  if (r->nrows < MSVC__ADMIN_ROUTES - 1) {
+    row = &r->rows[r->nrows++];
+    snprintf(row->method, sizeof(row->method), "%s", method);
+    snprintf(row->route, sizeof(row->route), "%s", route);
+    snprintf(row->name, sizeof(row->name), "%s %s", method, route);
+    row->seen_route = route;
+    row->seen_method = method;
     return row;
   }
-  return row_for(r, "(other)");
+  row = &r->rows[MSVC__ADMIN_ROUTES - 1];
+  if (r->nrows == MSVC__ADMIN_ROUTES - 1) {
+    r->nrows++;
+    snprintf(row->name, sizeof(row->name), "(other)");
+    row->method[0] = '\0';
+    row->route[0] = '\0';
+  }
+  return row;
 }
 
 void msvc__admin_ring_record(msvc__admin_ring_t *r, const char *method,
                              const char *route, int status, uint64_t dur_ns,
                              uint64_t now_ms) {
-  char name[96];
   uint64_t epoch = now_ms / MSVC__ADMIN_SLOT_MS;
   row_t *row;
   slot_t *s;
 
   if (r == NULL) return;
-  snprintf(name, sizeof(name), "%s %s", method != NULL ? method : "?",
-           route != NULL ? route : "(no route)");
   uv_mutex_lock(&r->mu);
-  row = row_for(r, name);
+  row = row_for(r, method != NULL ? method : "?", route != NULL ? route : "(no route)");
   s = &row->slots[epoch % MSVC__ADMIN_SLOTS];
   if (s->epoch != epoch) {
     memset(s, 0, sizeof(*s));

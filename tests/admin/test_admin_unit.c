@@ -202,13 +202,18 @@ Test(admin_ring, slots_rates_errors_and_p99) {
 Test(admin_ring, bounded_number_of_routes) {
   msvc__admin_ring_t *r;
   cJSON *j = cJSON_CreateObject();
-  char route[32];
+  static char routes[1000][16]; /* unchanged while the ring lives */
   int i;
 
   cr_assert_eq(msvc__admin_ring_new(&r), MSVC_OK);
   for (i = 0; i < 1000; i++) {
-    snprintf(route, sizeof(route), "/r%d", i);
-    msvc__admin_ring_record(r, "GET", route, 200, 1000, 5000);
+    snprintf(routes[i], sizeof(routes[i]), "/r%d", i);
+    msvc__admin_ring_record(r, "GET", routes[i], 200, 1000, 5000);
+  }
+  /* The same text at another address finds its row. */
+  {
+    static const char again[] = "/r0";
+    msvc__admin_ring_record(r, "GET", again, 200, 1000, 5000);
   }
   msvc__admin_ring_record(r, NULL, NULL, 404, 1000, 5000);
   cr_assert_eq(msvc__admin_ring_json(r, 5000, j), MSVC_OK);
@@ -216,6 +221,7 @@ Test(admin_ring, bounded_number_of_routes) {
   cr_assert_not_null(route_of(j, "(other)"));
   cr_assert_eq(cJSON_GetObjectItem(route_of(j, "(other)"), "requests")->valuedouble,
                1000 - (MSVC__ADMIN_ROUTES - 1) + 1);
+  cr_assert_eq(cJSON_GetObjectItem(route_of(j, "GET /r0"), "requests")->valuedouble, 2);
   cJSON_Delete(j);
   msvc__admin_ring_free(r);
 }
