@@ -72,6 +72,10 @@ static void token(const char *data, size_t len) {
   t = nul + 1;
   tn = len - hn - 1;
   if (memchr(t, '\0', tn) != NULL || tn == 0 || tn >= sizeof(expect) - 8) return;
+  /* Tokens are 16..256 printable characters without spaces (the
+   * configuration refuses others); their length is not the point here. */
+  for (size_t i = 0; i < tn; i++)
+    if ((unsigned char)t[i] <= ' ' || (unsigned char)t[i] >= 0x7f) return;
   memcpy(tok, t, tn);
   tok[tn] = '\0';
   ok = msvc__admin_token_ok(data, tok);
