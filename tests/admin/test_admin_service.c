@@ -433,6 +433,11 @@ Test(admin_service, bad_variable_is_refused) {
   cr_assert_eq(msvc_service_new(&loop, "x", &o, &svc, err, sizeof(err)), MSVC_ECONFIG);
   cr_assert_not_null(strstr(err, "public port"), "%s", err);
   unsetenv("MSVC_PORT");
+  /* On but never started: freeing releases its listener from the loop. */
+  cr_assert_eq(msvc_service_new(&loop, "x", &o, &svc, err, sizeof(err)), MSVC_OK, "%s", err);
+  cr_assert_eq(msvc_admin_port(svc), MSVC_ESTATE);
+  msvc_service_free(svc);
+  uv_run(&loop, UV_RUN_DEFAULT);
   unsetenv("MSVC_ADMIN");
   /* Off by default: no listener, msvc_admin_port() says so. */
   cr_assert_eq(msvc_service_new(&loop, "x", &o, &svc, err, sizeof(err)), MSVC_OK, "%s", err);
@@ -440,4 +445,37 @@ Test(admin_service, bad_variable_is_refused) {
   msvc_service_free(svc);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+static int section_fn(struct msvc_service_s *svc, cJSON *out, void *data) {
+  cJSON_AddStringToObject(out, "service", msvc_service_name(svc));
+  cJSON_AddStringToObject(out, "said", data);
+  return MSVC_OK;
+}
+
+/* A page another block adds shows on the listener, in both forms, and
+ * goes away when removed. */
+Test(admin_service, sections_are_served_until_removed) {
+  cJSON *j;
+  resp_t r;
+
+  cr_assert_eq(msvc_admin_section_add("extra", "Extra <page>", section_fn, "<hi>"), MSVC_OK);
+  start(NULL);
+  j = get_json(H.admin_port, "/debug/extra?format=json", "");
+  cr_assert_str_eq(cJSON_GetObjectItem(j, "service")->valuestring, "front");
+  cr_assert_str_eq(cJSON_GetObjectItem(j, "said")->valuestring, "<hi>");
+  cJSON_Delete(j);
+  cr_assert_eq(cl_get(H.admin_port, "/debug/extra", "", &r), 200);
+  cr_assert_not_null(strstr(r.body, "&lt;hi&gt;"));
+  cr_assert_not_null(strstr(r.body, "Extra &lt;page&gt;"));
+  cr_assert_null(strstr(r.body, "<hi>"));
+  resp_free(&r);
+  /* Every page lists it in the navigation. */
+  cr_assert_eq(cl_get(H.admin_port, "/debug/breakers", "", &r), 200);
+  cr_assert_not_null(strstr(r.body, "href=\"/debug/extra\""));
+  resp_free(&r);
+  cr_assert_eq(msvc_admin_section_remove("extra"), MSVC_OK);
+  cr_assert_eq(cl_get(H.admin_port, "/debug/extra", "", &r), 404);
+  resp_free(&r);
+  stop();
 }
