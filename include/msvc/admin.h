@@ -62,7 +62,7 @@ typedef int (*msvc_admin_section_fn)(struct msvc_service_s *svc, struct cJSON *o
  * @return #MSVC_OK; MSVC_EINVAL for a bad name or NULL arguments;
  *         MSVC_EEXIST when the name is taken; MSVC_ENOMEM.
  * @note Thread-safe. Sections may be added before or after services start.
- * @since 0.3
+ * @since 0.2
  */
 MSVC_API int msvc_admin_section_add(const char *name, const char *title,
                                     msvc_admin_section_fn fn, void *data);
@@ -73,7 +73,7 @@ MSVC_API int msvc_admin_section_add(const char *name, const char *title,
  * @return #MSVC_OK; MSVC_ENOENT when there is no such section; MSVC_EINVAL.
  * @note Thread-safe; once it returns, the section's function is not
  *       running and will not run again.
- * @since 0.3
+ * @since 0.2
  */
 MSVC_API int msvc_admin_section_remove(const char *name);
 
@@ -84,7 +84,7 @@ MSVC_API int msvc_admin_section_remove(const char *name);
  *         the admin listener is off; MSVC_ESTATE before the service started
  *         listening; MSVC_EINVAL for NULL.
  * @note Loop thread of the service.
- * @since 0.3
+ * @since 0.2
  */
 MSVC_API int msvc_admin_port(const struct msvc_service_s *svc);
 

@@ -740,7 +740,7 @@ typedef struct msvc_events_sub_info_s {
  * @param data  Passed to @p cb.
  * @return #MSVC_OK; MSVC_EINVAL for NULL arguments.
  * @note Loop thread only.
- * @since 0.3
+ * @since 0.2
  */
 MSVC_API int msvc_events_subs(const msvc_events_t *ev,
                               int (*cb)(const msvc_events_sub_info_t *info, void *data),
@@ -751,7 +751,7 @@ MSVC_API int msvc_events_subs(const msvc_events_t *ev,
  * @param ev  The handle.
  * @return The count (0 for NULL).
  * @note Loop thread only.
- * @since 0.3
+ * @since 0.2
  */
 MSVC_API size_t msvc_events_pending_publishes(const msvc_events_t *ev);
 

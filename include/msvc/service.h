@@ -244,10 +244,10 @@ typedef struct msvc_service_opts_s {
   const char *events_uri;
   /** Address of the admin listener, `host:port` (port 0: any free one;
    *  see msvc/admin.h); NULL: `MSVC_ADMIN`, else no admin listener.
-   *  @since 0.3 */
+   *  @since 0.2 */
   const char *admin;
   /** Bearer token the admin listener asks for (16..256 printable
-   *  characters); NULL: `MSVC_ADMIN_TOKEN`, else none. @since 0.3 */
+   *  characters); NULL: `MSVC_ADMIN_TOKEN`, else none. @since 0.2 */
   const char *admin_token;
 } msvc_service_opts_t;
 
