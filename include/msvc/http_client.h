@@ -452,6 +452,26 @@ MSVC_API bool msvc_http_call_sent(const msvc_http_call_t *call);
 MSVC_API uint32_t msvc_http_client_connections(const msvc_http_client_t *c,
                                                const char *host, int port);
 
+/** @brief The pool of one endpoint, from msvc_http_client_pool(). */
+typedef struct msvc_http_pool_stats_s {
+  uint32_t connections; /**< Open or opening, idle or busy. */
+  uint32_t idle;        /**< Open and waiting for a request. */
+  uint32_t queued;      /**< Requests waiting for a connection. */
+} msvc_http_pool_stats_t;
+
+/**
+ * @brief The connection pool of one endpoint (for the admin pages).
+ * @param c     The client.
+ * @param host  Host as given in requests.
+ * @param port  Port.
+ * @param out   Receives the figures; all 0 for an unknown endpoint.
+ * @return #MSVC_OK; MSVC_EINVAL for NULL arguments.
+ * @note Loop thread of the client.
+ * @since 0.2
+ */
+MSVC_API int msvc_http_client_pool(const msvc_http_client_t *c, const char *host, int port,
+                                   msvc_http_pool_stats_t *out);
+
 /**
  * @brief The response status code.
  * @param res  The response.

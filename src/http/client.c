@@ -143,6 +143,22 @@ uint32_t msvc_http_client_connections(const msvc_http_client_t *c, const char *h
   return ep != NULL ? ep->nconns : 0;
 }
 
+int msvc_http_client_pool(const msvc_http_client_t *c, const char *host, int port,
+                          msvc_http_pool_stats_t *out) {
+  msvc__endpoint_t *ep;
+
+  if (c == NULL || host == NULL || out == NULL)
+    return MSVC_EINVAL;
+  memset(out, 0, sizeof(*out));
+  ep = msvc__endpoint_get((msvc_http_client_t *)c, host, port, false, false);
+  if (ep != NULL) {
+    out->connections = ep->nconns;
+    out->idle = ep->nidle;
+    out->queued = ep->nwaiting;
+  }
+  return MSVC_OK;
+}
+
 /* ---- request validation and serialization ------------------------------ */
 
 static bool is_tchar(unsigned char ch) {

@@ -213,22 +213,26 @@ int msvc__caller_admin_breakers(msvc__caller_t *c, cJSON *out) {
 
 /* ---- client pools ----------------------------------------------------------- */
 
+/* The main loop's client only: each worker loop's client belongs to its
+ * own thread. */
 static int pool_target(msvc__caller_t *c, call_target_t *t, cJSON *list) {
   size_t i, n = atomic_load(&t->neps);
 
   for (i = 0; i < n; i++) {
     call_endpoint_t *ep = t->eps[i];
+    msvc_http_pool_stats_t ps;
     cJSON *o = add_obj(list);
 
     if (o == NULL) return MSVC_ENOMEM;
+    memset(&ps, 0, sizeof(ps));
+    if (c->main_lc != NULL && c->main_lc->client != NULL)
+      (void)msvc_http_client_pool(c->main_lc->client, ep->host, ep->port, &ps);
     cJSON_AddStringToObject(o, "service", t->name);
     cJSON_AddStringToObject(o, "endpoint", ep->id);
     cJSON_AddBoolToObject(o, "tls", atomic_load(&ep->tls));
-    cJSON_AddNumberToObject(o, "connections_main_loop",
-                            c->main_lc != NULL && c->main_lc->client != NULL
-                                ? msvc_http_client_connections(c->main_lc->client,
-                                                               ep->host, ep->port)
-                                : 0);
+    cJSON_AddNumberToObject(o, "connections", ps.connections);
+    cJSON_AddNumberToObject(o, "idle", ps.idle);
+    cJSON_AddNumberToObject(o, "queued", ps.queued);
   }
   return MSVC_OK;
 }

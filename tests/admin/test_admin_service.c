@@ -275,6 +275,14 @@ Test(admin_service, pages_follow_the_live_state) {
   cr_assert_str_eq(cJSON_GetObjectItem(ep, "why")->valuestring, "breaker open");
   cJSON_Delete(j);
 
+  j = get_json(H.admin_port, "/debug/pools?format=json", "");
+  ep = find(cJSON_GetObjectItem(j, "client"), "endpoint", "127.0.0.1:2");
+  cr_assert_not_null(ep);
+  cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(ep, "idle")));
+  cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(ep, "queued")));
+  cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "server"), "connections")));
+  cJSON_Delete(j);
+
   cr_assert_eq(registry_count(), 2);
   do_on_loop(&H, 2);
   for (i = 0; i < 400 && (n = registry_count()) != 1; i++) usleep(10000);
