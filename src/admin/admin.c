@@ -12,6 +12,7 @@
 
 #include <msvc/error.h>
 #include <msvc/log.h>
+#include <msvc/middleware.h>
 
 #include "../service/service-core.h"
 #include "admin-internal.h"
@@ -399,6 +400,8 @@ static int admin_routes(msvc__admin_t *a) {
   msvc_http_middleware_t auth;
   int rc;
 
+  /* Like every answer of a service, the admin's carry X-Request-Id. */
+  if ((rc = msvc_mw_request_id_use(a->srv)) != MSVC_OK) return rc;
   memset(&auth, 0, sizeof(auth));
   auth.name = "admin-auth";
   auth.before = on_auth;

@@ -352,6 +352,7 @@ Test(admin_service, token_and_bad_input) {
   cr_assert_str_eq(resp_header(&r, "WWW-Authenticate", hv, sizeof(hv)),
                    "Bearer realm=\"msvc-admin\"");
   cr_assert_not_null(strstr(r.body, "\"UNAUTHENTICATED\""));
+  cr_assert_not_null(resp_header(&r, "X-Request-Id", hv, sizeof(hv)));
   resp_free(&r);
   cr_assert_eq(cl_get(H.admin_port, "/debug/", "Authorization: Bearer wrong-token-xxxxxxxxx\r\n",
                       &r), 401);
