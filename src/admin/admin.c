@@ -155,11 +155,21 @@ static void security_headers(msvc_http_res_t *res) {
                        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
 }
 
-static const char LOGLEVEL_FORM[] =
-    "<form method=\"post\" action=\"/debug/loglevel\"><label for=\"lv\">New level</label>"
-    "<select id=\"lv\" name=\"level\"><option>trace</option><option>debug</option>"
-    "<option selected>info</option><option>warn</option><option>error</option>"
-    "<option>off</option></select><button type=\"submit\">Set</button></form>";
+/* The log level form, the current level selected. */
+static void loglevel_form(char *out, size_t cap) {
+  msvc_log_level_t cur = msvc_log_get_level();
+  size_t n;
+  int i;
+
+  n = (size_t)snprintf(out, cap, "<form method=\"post\" action=\"/debug/loglevel\">"
+                       "<label for=\"lv\">New level</label><select id=\"lv\" name=\"level\">");
+  for (i = MSVC_LOG_TRACE; i <= MSVC_LOG_OFF && n < cap; i++)
+    n += (size_t)snprintf(out + n, cap - n, "<option%s>%s</option>",
+                          i == (int)cur ? " selected" : "",
+                          msvc_log_level_name((msvc_log_level_t)i));
+  if (n < cap)
+    snprintf(out + n, cap - n, "</select><button type=\"submit\">Set</button></form>");
+}
 
 /* ?format=json|html; anything else is refused so that a typo is seen. */
 static int wants_json(msvc_http_req_t *req, msvc_http_res_t *res, bool *json) {
@@ -179,7 +189,7 @@ static int wants_json(msvc_http_req_t *req, msvc_http_res_t *res, bool *json) {
 static void send_page(msvc__admin_t *a, msvc_http_res_t *res, bool json,
                       nav_build_t *nb, const char *current, const char *title) {
   msvc__buf_t b;
-  char *body;
+  char *body, form[512];
   size_t len;
 
   security_headers(res);
@@ -188,8 +198,9 @@ static void send_page(msvc__admin_t *a, msvc_http_res_t *res, bool json,
     return;
   }
   msvc__buf_init(&b, 0);
+  loglevel_form(form, sizeof(form));
   msvc__admin_html_page(&b, a->svc->cfg.name, title, nb->nav, nb->n, current, nb->page,
-                        strcmp(current, "loglevel") == 0 ? LOGLEVEL_FORM : NULL);
+                        strcmp(current, "loglevel") == 0 ? form : NULL);
   body = msvc__buf_detach(&b, &len);
   if (body == NULL) {
     msvc_http_res_error(res, 500, "INTERNAL", "out of memory while rendering the page");
