@@ -375,8 +375,8 @@ verify_env=(MSVC_JWT_JWKS_URL=http://user-service/.well-known/jwks.json)
 
 # start_service LABEL PROGRAM VAR=VALUE...: start it on a free port and wait
 # until its /ready says 200. Sets $port. Each service also gets its admin
-# pages (MSVC_ADMIN) on a free loopback port of their own; admin_urls lists
-# them.
+# pages (MSVC_ADMIN) on a loopback port the system picks (so it can never
+# collide), read back from the line the service logs; admin_urls lists them.
 admin_urls=()
 start_service() {
   local label=$1 prog=$2 attempt pid n code
@@ -385,9 +385,8 @@ start_service() {
   mapfile -t tls_vars < <(tls_env "${label%-[0-9]}")
   for attempt in 1 2 3; do
     port=$(free_port)
-    admin_port=$(free_port)
     env "${common_env[@]}" "${tls_vars[@]}" MSVC_PORT="$port" \
-      MSVC_ADMIN="127.0.0.1:$admin_port" "$@" "$prog" >>"$tmp/logs/$label.log" 2>&1 &
+      MSVC_ADMIN=127.0.0.1:0 "$@" "$prog" >>"$tmp/logs/$label.log" 2>&1 &
     pid=$!
     for ((n = 0; n < 200; n++)); do
       code=$(curl -s -o /dev/null -w '%{http_code}' -m 1 "$scheme://127.0.0.1:$port/ready" || true)
@@ -399,8 +398,9 @@ start_service() {
       pids+=("$pid")
       names+=("$label")
       note "$label (pid $pid) is ready on $scheme://127.0.0.1:$port  (log: logs/$label.log)"
-      note "$label admin pages: http://127.0.0.1:$admin_port/debug/"
-      admin_urls+=("$(printf '%-16s http://127.0.0.1:%s/debug/' "$label" "$admin_port")")
+      admin_url=$(grep -o 'http://127\.0\.0\.1:[0-9]*/debug/' "$tmp/logs/$label.log" | tail -n 1)
+      note "$label admin pages: ${admin_url:-see logs/$label.log}"
+      admin_urls+=("$(printf '%-16s %s' "$label" "${admin_url:-see logs/$label.log}")")
       return 0
     fi
     kill -TERM "$pid" 2>/dev/null || true
