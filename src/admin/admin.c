@@ -272,7 +272,9 @@ static bool level_of(msvc_http_req_t *req, char *out, size_t cap) {
     const cJSON *l;
     bool ok = false;
 
-    if (msvc_http_req_json(req, &j) != MSVC_OK) return false;
+    /* Parsed here rather than by msvc_http_req_json(), which would answer
+     * a bad body itself: the caller answers. */
+    if ((j = cJSON_ParseWithLength(body, len)) == NULL) return false;
     l = cJSON_GetObjectItemCaseSensitive(j, "level");
     if (cJSON_IsString(l)) {
       snprintf(out, cap, "%s", l->valuestring);

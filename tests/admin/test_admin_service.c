@@ -396,6 +396,12 @@ Test(admin_service, token_and_bad_input) {
   cr_assert_eq(cl_request(H.admin_port, raw, &r), 400);
   resp_free(&r);
   snprintf(raw, sizeof(raw), "POST /debug/loglevel HTTP/1.1\r\nHost: h\r\n" AUTH
+           "Content-Type: application/json\r\nContent-Length: 9\r\n"
+           "Connection: close\r\n\r\n{\"level\":");
+  cr_assert_eq(cl_request(H.admin_port, raw, &r), 400);
+  cr_assert_not_null(strstr(r.body, "\"INVALID_ARGUMENT\""));
+  resp_free(&r);
+  snprintf(raw, sizeof(raw), "POST /debug/loglevel HTTP/1.1\r\nHost: h\r\n" AUTH
            "Origin: http://evil.example\r\nContent-Length: 10\r\n"
            "Connection: close\r\n\r\nlevel=info");
   cr_assert_eq(cl_request(H.admin_port, raw, &r), 403);
