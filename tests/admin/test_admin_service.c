@@ -149,7 +149,7 @@ static void loop_thread(void *arg) {
   atomic_store(&h->loop_done, 1);
 }
 
-static void start(const char *token) {
+static void start_with(const char *token, unsigned workers) {
   msvc_service_opts_t *o = &H.opts;
 
   memset(&H, 0, sizeof(H));
@@ -175,6 +175,7 @@ static void start(const char *token) {
   o->access_log = false;
   o->admin = "127.0.0.1:0";
   o->admin_token = token;
+  o->workers = workers;
   o->on_ready = on_ready_cb;
   o->data = &H;
   cr_assert_eq(uv_thread_create(&H.thread, loop_thread, &H), 0);
@@ -186,6 +187,8 @@ static void start(const char *token) {
   cr_assert_gt(H.admin_port, 0);
   cr_assert_neq(H.admin_port, H.port);
 }
+
+static void start(const char *token) { start_with(token, 1); }
 
 static void stop(void) {
   do_on_loop(&H, 3);
@@ -492,5 +495,25 @@ Test(admin_service, sections_are_served_until_removed) {
   cr_assert_eq(msvc_admin_section_remove("extra"), MSVC_OK);
   cr_assert_eq(cl_get(H.admin_port, "/debug/extra", "", &r), 404);
   resp_free(&r);
+  stop();
+}
+
+/* With worker loops, every loop's requests go into the one ring. */
+Test(admin_service, worker_loops_share_the_charts) {
+  const cJSON *row;
+  cJSON *j;
+  resp_t r;
+  int i;
+
+  start_with(NULL, 2);
+  for (i = 0; i < 20; i++) {
+    cr_assert_eq(cl_get(H.port, "/ready", "", &r), 200);
+    resp_free(&r);
+  }
+  j = get_json(H.admin_port, "/debug/requests?format=json", "");
+  row = find(cJSON_GetObjectItem(j, "routes"), "route", "GET /ready");
+  cr_assert_not_null(row);
+  cr_assert_eq(cJSON_GetObjectItem(row, "requests")->valuedouble, 20);
+  cJSON_Delete(j);
   stop();
 }
