@@ -197,9 +197,9 @@ typedef struct msvc_limit_adaptive_s msvc_limit_adaptive_t;
  *         a service under normal load never meets the limit. */
 typedef struct msvc_limit_adaptive_opts_s {
   size_t size;           /**< sizeof(msvc_limit_adaptive_opts_t). */
-  uint32_t initial;      /**< Starting limit; default 100. */
-  uint32_t min_limit;    /**< Lowest limit, at least 1; default 10. */
-  uint32_t max_limit;    /**< Highest limit; default 1000. */
+  uint32_t initial;      /**< Starting limit; default 1000. */
+  uint32_t min_limit;    /**< Lowest limit, at least 1; default 20. */
+  uint32_t max_limit;    /**< Highest limit; default 5000. */
   /** Latency, as a multiple of the no-load latency, that the limit
    *  tolerates before it shrinks; 1.0..100. Default 2.0. */
   double tolerance;

@@ -56,9 +56,9 @@ void msvc_limit_adaptive_opts_init(msvc_limit_adaptive_opts_t *opts) {
   if (opts == NULL) return;
   memset(opts, 0, sizeof(*opts));
   opts->size = sizeof(*opts);
-  opts->initial = 100;
-  opts->min_limit = 10;
-  opts->max_limit = 1000;
+  opts->initial = 1000;
+  opts->min_limit = 20;
+  opts->max_limit = 5000;
   opts->tolerance = 2.0;
   opts->window_ms = 100;
   opts->window_min_samples = 20;

@@ -82,13 +82,13 @@ Test(limit_adaptive, bad_options) {
   o.min_limit = 0;
   cr_assert_eq(msvc_limit_adaptive_new(&o, &cl), MSVC_EINVAL);
   msvc_limit_adaptive_opts_init(&o);
-  o.initial = 5000;
+  o.initial = 6000;
   cr_assert_eq(msvc_limit_adaptive_new(&o, &cl), MSVC_EINVAL);
   msvc_limit_adaptive_opts_init(&o);
   o.tolerance = 0.5;
   cr_assert_eq(msvc_limit_adaptive_new(&o, &cl), MSVC_EINVAL);
   cr_assert_eq(msvc_limit_adaptive_new(NULL, &cl), MSVC_OK);
-  cr_assert_eq(msvc_limit_adaptive_limit(cl), 100);
+  cr_assert_eq(msvc_limit_adaptive_limit(cl), 1000);
   msvc_limit_adaptive_free(cl);
   msvc_limit_adaptive_free(NULL);
   cr_assert_eq(msvc_limit_adaptive_acquire(NULL, 0, NULL), MSVC_EINVAL);
