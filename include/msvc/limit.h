@@ -152,6 +152,26 @@ MSVC_API int msvc_limit_rate_check(msvc_limit_rate_t *rl, const void *key, size_
                                    msvc_limit_result_t *res);
 
 /**
+ * @brief Give back tokens taken for an attempt that should not count.
+ *
+ * For limits on failures: take a token when an attempt starts (so that
+ * attempts in parallel cannot all pass), and give it back when the attempt
+ * succeeds. The bucket never goes above its size. A key no longer held
+ * (forgotten for room) is left alone: it starts full anyway.
+ *
+ * @param rl      The limiter.
+ * @param key     The key bytes, as given to msvc_limit_rate_check().
+ * @param len     Their length.
+ * @param cost    Tokens to give back, at least 1.
+ * @param now_ms  Current time in milliseconds (monotonic).
+ * @return #MSVC_OK; MSVC_EINVAL as msvc_limit_rate_check().
+ * @note Thread-safe.
+ * @since 0.2
+ */
+MSVC_API int msvc_limit_rate_refund(msvc_limit_rate_t *rl, const void *key, size_t len,
+                                    uint32_t cost, uint64_t now_ms);
+
+/**
  * @brief Make the limits this instance's share of a cluster-wide limit.
  *
  * With @p n instances, each enforces `rate / n` and a burst of

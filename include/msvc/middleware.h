@@ -607,8 +607,9 @@ typedef struct msvc_mw_ratelimit_opts_s {
    *  `msvc_ratelimit_rejected_total`. Default "default". Copied. */
   const char *name;
   /** What to count by. Default #MSVC_MW_RATELIMIT_BY_ADDRESS. A request
-   *  that lacks its key (no such header, no token) counts against one
-   *  bucket shared by every such request. */
+   *  without the header counts against one bucket shared by every such
+   *  request; a request without a verified subject (a route that needs no
+   *  token) is not limited by a #MSVC_MW_RATELIMIT_BY_SUBJECT limit. */
   msvc_mw_ratelimit_key_t key;
   /** Header name for #MSVC_MW_RATELIMIT_BY_HEADER. Copied. */
   const char *header;

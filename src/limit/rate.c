@@ -276,56 +276,84 @@ static uint32_t take_entry(msvc_limit_rate_t *rl, shard_t *s, uint64_t cap,
 
 /* ---- check ----------------------------------------------------------------------- */
 
-int msvc_limit_rate_check(msvc_limit_rate_t *rl, const void *key, size_t len, uint32_t cost,
-                          uint64_t now_ms, msvc_limit_result_t *res) {
-  unsigned char k[MSVC_LIMIT_KEY_MAX];
-  uint8_t digest = 0, klen;
-  uint64_t h, token, cap, need;
-  shard_t *s;
-  uint32_t i, share;
-  entry_t *e;
-  int rc;
+/* The stored form of a key: itself, or a digest of a long one. */
+typedef struct skey_s {
+  const void *p;
+  uint64_t h;
+  uint8_t len;
+  uint8_t digest;
+  unsigned char buf[16];
+} skey_t;
 
-  if (rl == NULL || (key == NULL && len > 0) || cost == 0) return MSVC_EINVAL;
-  h = hash_bytes(rl->seed[0], key, len);
+static void skey(const msvc_limit_rate_t *rl, const void *key, size_t len, skey_t *k) {
+  k->h = hash_bytes(rl->seed[0], key, len);
+  k->digest = 0;
   if (len > MSVC_LIMIT_KEY_MAX) {
     uint64_t h2 = hash_bytes(rl->seed[1], key, len);
 
-    memcpy(k, &h, 8);
-    memcpy(k + 8, &h2, 8);
-    key = k;
-    klen = 16;
-    digest = 1;
+    memcpy(k->buf, &k->h, 8);
+    memcpy(k->buf + 8, &h2, 8);
+    k->p = k->buf;
+    k->len = 16;
+    k->digest = 1;
   } else {
-    klen = (uint8_t)len;
+    k->p = key;
+    k->len = (uint8_t)len;
   }
+}
+
+static inline shard_t *shard_of(msvc_limit_rate_t *rl, uint64_t h) {
+  return &rl->shards[rl->shard_bits == 0 ? 0 : h >> (64 - rl->shard_bits)];
+}
+
+/* The entry of a key, or NIL; the shard is locked. */
+static uint32_t find(const msvc_limit_rate_t *rl, shard_t *s, const skey_t *k) {
+  uint32_t i;
+
+  for (i = s->heads[k->h & rl->bucket_mask]; i != NIL; i = s->e[i].chain) {
+    const entry_t *e = &s->e[i];
+
+    if (e->hash == k->h && e->klen == k->len && e->digest == k->digest &&
+        memcmp(e->key, k->p, k->len) == 0)
+      return i;
+  }
+  return NIL;
+}
+
+int msvc_limit_rate_check(msvc_limit_rate_t *rl, const void *key, size_t len, uint32_t cost,
+                          uint64_t now_ms, msvc_limit_result_t *res) {
+  uint64_t token, cap, need;
+  shard_t *s;
+  uint32_t i, share;
+  entry_t *e;
+  skey_t k;
+  int rc;
+
+  if (rl == NULL || (key == NULL && len > 0) || cost == 0) return MSVC_EINVAL;
+  skey(rl, key, len, &k);
   share = atomic_load_explicit(&rl->share, memory_order_relaxed);
   token = rl->period * share;
   cap = capacity(rl, token);
   /* A cost above the whole bucket can never pass (and would overflow). */
   need = cost > cap / token ? cap + 1 : token * cost;
-  s = &rl->shards[rl->shard_bits == 0 ? 0 : h >> (64 - rl->shard_bits)];
+  s = shard_of(rl, k.h);
 
   lock(s);
-  for (i = s->heads[h & rl->bucket_mask]; i != NIL; i = s->e[i].chain) {
-    e = &s->e[i];
-    if (e->hash == h && e->klen == klen && e->digest == digest &&
-        memcmp(e->key, key, klen) == 0)
-      break;
-  }
+  i = find(rl, s, &k);
   if (i == NIL) {
     i = take_entry(rl, s, cap, now_ms);
     e = &s->e[i];
-    e->hash = h;
-    e->klen = klen;
-    e->digest = digest;
-    memcpy(e->key, key, klen);
+    e->hash = k.h;
+    e->klen = k.len;
+    e->digest = k.digest;
+    memcpy(e->key, k.p, k.len);
     e->units = cap;
     e->last_ms = now_ms;
-    e->chain = s->heads[h & rl->bucket_mask];
-    s->heads[h & rl->bucket_mask] = i;
+    e->chain = s->heads[k.h & rl->bucket_mask];
+    s->heads[k.h & rl->bucket_mask] = i;
     lru_push_front(s, i);
   } else {
+    e = &s->e[i];
     refill(rl, e, cap, now_ms);
     if (s->lru_head != i) {
       lru_unlink(s, i);
@@ -356,6 +384,31 @@ int msvc_limit_rate_check(msvc_limit_rate_t *rl, const void *key, size_t len, ui
   }
   unlock(s);
   return rc;
+}
+
+int msvc_limit_rate_refund(msvc_limit_rate_t *rl, const void *key, size_t len, uint32_t cost,
+                           uint64_t now_ms) {
+  uint64_t token, cap, give;
+  shard_t *s;
+  uint32_t i;
+  skey_t k;
+
+  if (rl == NULL || (key == NULL && len > 0) || cost == 0) return MSVC_EINVAL;
+  skey(rl, key, len, &k);
+  token = rl->period * atomic_load_explicit(&rl->share, memory_order_relaxed);
+  cap = capacity(rl, token);
+  give = cost > cap / token ? cap : token * cost;
+  s = shard_of(rl, k.h);
+  lock(s);
+  i = find(rl, s, &k);
+  if (i != NIL) {
+    entry_t *e = &s->e[i];
+
+    refill(rl, e, cap, now_ms);
+    e->units = give >= cap - e->units ? cap : e->units + give;
+  }
+  unlock(s);
+  return MSVC_OK;
 }
 
 /* ---- share and stats -------------------------------------------------------------- */

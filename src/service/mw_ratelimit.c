@@ -129,6 +129,8 @@ static int before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   if (m->key == MSVC_MW_RATELIMIT_BY_HEADER || m->key == MSVC_MW_RATELIMIT_BY_SUBJECT) {
     kp = m->key == MSVC_MW_RATELIMIT_BY_HEADER ? msvc_http_req_header(req, m->header)
                                                : msvc_mw_jwt_subject(req);
+    /* Anonymous requests are no user's: an address limit is for them. */
+    if (kp == NULL && m->key == MSVC_MW_RATELIMIT_BY_SUBJECT) return MSVC_HTTP_NEXT;
     if (kp == NULL) kp = "";
     len = strlen(kp);
   } else {

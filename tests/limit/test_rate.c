@@ -95,6 +95,24 @@ Test(limit_rate, cost_and_impossible_cost) {
   msvc_limit_rate_free(rl);
 }
 
+Test(limit_rate, refund_gives_back_up_to_the_burst) {
+  msvc_limit_rate_t *rl = make(1, 1000, 2, 64);
+  msvc_limit_result_t r;
+
+  cr_assert_eq(check(rl, "k", 0, &r), MSVC_OK);
+  cr_assert_eq(check(rl, "k", 0, &r), MSVC_OK);
+  cr_assert_eq(check(rl, "k", 0, &r), MSVC_ELIMIT);
+  cr_assert_eq(msvc_limit_rate_refund(rl, "k", 1, 1, 0), MSVC_OK);
+  cr_assert_eq(check(rl, "k", 0, &r), MSVC_OK);
+  cr_assert_eq(r.remaining, 0);
+  cr_assert_eq(msvc_limit_rate_refund(rl, "k", 1, 5, 0), MSVC_OK);
+  cr_assert_eq(check(rl, "k", 0, &r), MSVC_OK);
+  cr_assert_eq(r.remaining, 1, "never above the burst");
+  cr_assert_eq(msvc_limit_rate_refund(rl, "unknown", 7, 1, 0), MSVC_OK);
+  cr_assert_eq(msvc_limit_rate_refund(rl, "k", 1, 0, 0), MSVC_EINVAL);
+  msvc_limit_rate_free(rl);
+}
+
 Test(limit_rate, bad_options) {
   msvc_limit_rate_opts_t o;
   msvc_limit_rate_t *rl;
