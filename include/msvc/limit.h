@@ -18,9 +18,10 @@
  *
  * Key memory is bounded: the table holds at most `max_keys` buckets,
  * spread over lock-striped shards. When a shard is full the bucket
- * evicted is, among the least recently used ones, one that has refilled
- * (forgetting a full bucket loses nothing); only when none has does a
- * partly used bucket go, and such losses are counted
+ * evicted is, among those a clock hand passes (second chance for recently
+ * used ones), one that has refilled (forgetting a full bucket loses
+ * nothing); only when none has does a partly used bucket go, and such
+ * losses are counted
  * (msvc_limit_rate_stats()). A client rotating through a million keys
  * therefore costs a fixed amount of memory.
  *
@@ -57,7 +58,7 @@ extern "C" {
 /** @brief Longest key stored as it is; longer keys are stored as a keyed
  *         128-bit digest (two different long keys share a bucket only by a
  *         collision of that digest). */
-#define MSVC_LIMIT_KEY_MAX 48
+#define MSVC_LIMIT_KEY_MAX 32
 
 /** @brief A set of token buckets, one per key. */
 typedef struct msvc_limit_rate_s msvc_limit_rate_t;
@@ -68,8 +69,9 @@ typedef struct msvc_limit_rate_opts_s {
   uint32_t rate;      /**< Tokens added per period, 1..10^9. Default 10. */
   uint32_t period_ms; /**< The period, 1..86400000 ms. Default 1000. */
   uint32_t burst;     /**< Bucket size in tokens, 1..10^9. Default 20. */
-  /** Most keys held at once, 16..2^26. Default 65536. Memory is about
-   *  100 bytes per key, reserved up front. */
+  /** Most keys held at once, 16..2^26. Default 65536. Memory is 64 bytes
+   *  per key (one cache line) plus 4 to 8 bytes of index, reserved up
+   *  front. */
   uint32_t max_keys;
   /** Shards (lock stripes), a power of two 1..1024; 0 (the default)
    *  picks 64, fewer for a small table. */

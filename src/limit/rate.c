@@ -9,12 +9,15 @@
  * the formula says it is. Buckets store units, so changing n keeps each
  * bucket's fill ratio without touching it.
  *
- * Memory: each shard owns a fixed array of entries, a chained hash index
- * over them and an LRU list; nothing is allocated after creation. A new
- * key in a full shard takes the place of a least recently used entry,
- * preferably one whose bucket has refilled (nothing is lost by forgetting
- * it). Keys hash with a per-limiter random seed, so a client cannot aim
- * its keys at one chain.
+ * Memory: each shard owns a fixed array of entries (one cache line each)
+ * and a chained hash index over them; nothing is allocated after creation.
+ * A new key in a full shard takes the place of another, chosen by a clock
+ * hand (second chance: a recently used entry has its mark cleared and is
+ * passed over once), preferably one whose bucket has refilled, since
+ * nothing is lost by forgetting it. A hit only sets the mark when it is
+ * clear, so the steady state writes nothing but the bucket itself. Keys
+ * hash with a per-limiter random seed, so a client cannot aim its keys at
+ * one chain.
  */
 #include <sched.h>
 #include <stdatomic.h>
@@ -32,19 +35,20 @@ typedef struct entry_s {
   uint64_t hash;
   uint64_t units;
   uint64_t last_ms;
-  uint32_t chain;    /* next entry of the same hash bucket */
-  uint32_t lru_prev; /* towards the most recently used */
-  uint32_t lru_next; /* towards the least recently used */
+  uint32_t chain; /* next entry of the same hash bucket */
   uint8_t klen;
   uint8_t digest; /* key holds a digest of a longer key */
+  uint8_t ref;    /* used since the clock hand last passed */
+  uint8_t pad;
   char key[MSVC_LIMIT_KEY_MAX];
 } entry_t;
+
+typedef char entry_is_one_line[sizeof(entry_t) == 64 ? 1 : -1];
 
 typedef struct shard_s {
   atomic_flag lock;
   uint32_t used;
-  uint32_t lru_head; /* most recent */
-  uint32_t lru_tail; /* least recent */
+  uint32_t hand; /* the clock hand */
   entry_t *e;
   uint32_t *heads;
   uint64_t allowed;
@@ -65,7 +69,8 @@ struct msvc_limit_rate_s {
   uint32_t nshards;
   _Atomic uint32_t share;
   shard_t *shards;
-  entry_t *entries;
+  void *entries_mem;
+  entry_t *entries; /* entries_mem aligned to a cache line */
   uint32_t *heads;
 };
 
@@ -167,9 +172,10 @@ int msvc_limit_rate_new(const msvc_limit_rate_opts_t *opts, msvc_limit_rate_t **
   rl->bucket_mask = nb - 1;
   atomic_init(&rl->share, 1);
   rl->shards = msvc__calloc(o.shards, sizeof(shard_t));
-  rl->entries = msvc__calloc((size_t)o.shards * rl->per_shard, sizeof(entry_t));
+  rl->entries_mem = msvc__calloc((size_t)o.shards * rl->per_shard + 1, sizeof(entry_t));
+  rl->entries = (entry_t *)(((uintptr_t)rl->entries_mem + 63) & ~(uintptr_t)63);
   rl->heads = msvc__malloc((size_t)o.shards * nb * sizeof(uint32_t));
-  if (rl->shards == NULL || rl->entries == NULL || rl->heads == NULL) {
+  if (rl->shards == NULL || rl->entries_mem == NULL || rl->heads == NULL) {
     msvc_limit_rate_free(rl);
     return MSVC_ENOMEM;
   }
@@ -180,7 +186,6 @@ int msvc_limit_rate_new(const msvc_limit_rate_opts_t *opts, msvc_limit_rate_t **
     atomic_flag_clear(&s->lock);
     s->e = rl->entries + (size_t)i * rl->per_shard;
     s->heads = rl->heads + (size_t)i * nb;
-    s->lru_head = s->lru_tail = NIL;
   }
   *out = rl;
   return MSVC_OK;
@@ -189,31 +194,12 @@ int msvc_limit_rate_new(const msvc_limit_rate_opts_t *opts, msvc_limit_rate_t **
 void msvc_limit_rate_free(msvc_limit_rate_t *rl) {
   if (rl == NULL) return;
   msvc__free(rl->shards);
-  msvc__free(rl->entries);
+  msvc__free(rl->entries_mem);
   msvc__free(rl->heads);
   msvc__free(rl);
 }
 
-/* ---- LRU list and hash chains (shard locked) ------------------------------------ */
-
-static void lru_unlink(shard_t *s, uint32_t i) {
-  entry_t *e = &s->e[i];
-
-  if (e->lru_prev != NIL) s->e[e->lru_prev].lru_next = e->lru_next;
-  else s->lru_head = e->lru_next;
-  if (e->lru_next != NIL) s->e[e->lru_next].lru_prev = e->lru_prev;
-  else s->lru_tail = e->lru_prev;
-}
-
-static void lru_push_front(shard_t *s, uint32_t i) {
-  entry_t *e = &s->e[i];
-
-  e->lru_prev = NIL;
-  e->lru_next = s->lru_head;
-  if (s->lru_head != NIL) s->e[s->lru_head].lru_prev = i;
-  s->lru_head = i;
-  if (s->lru_tail == NIL) s->lru_tail = i;
-}
+/* ---- hash chains (shard locked) ----------------------------------------------- */
 
 static void chain_remove(msvc_limit_rate_t *rl, shard_t *s, uint32_t i) {
   uint32_t *p = &s->heads[s->e[i].hash & rl->bucket_mask];
@@ -233,7 +219,7 @@ static inline uint64_t capacity(const msvc_limit_rate_t *rl, uint64_t token) {
 /* Brings a bucket up to now_ms. */
 static inline void refill(const msvc_limit_rate_t *rl, entry_t *e, uint64_t cap,
                           uint64_t now_ms) {
-  uint64_t dt;
+  uint64_t dt, add;
 
   if (now_ms <= e->last_ms) return;
   dt = now_ms - e->last_ms;
@@ -242,35 +228,46 @@ static inline void refill(const msvc_limit_rate_t *rl, entry_t *e, uint64_t cap,
     e->units = cap;
     return;
   }
-  if (dt >= (cap - e->units) / rl->rate + 1)
+  /* No division on the hot path; an overflowing product is past full. */
+  if (__builtin_mul_overflow(dt, rl->rate, &add) || add >= cap - e->units)
     e->units = cap;
   else
-    e->units += dt * rl->rate;
-  if (e->units > cap) e->units = cap;
+    e->units += add;
 }
 
 static inline uint64_t div_ceil(uint64_t a, uint64_t b) {
   return a / b + (a % b != 0);
 }
 
-/* A free entry, or the one to forget: among the EVICT_SCAN least recently
- * used, the first that is full by now, else the least recently used. */
+/* A free entry, or the one to forget: the first full bucket the clock hand
+ * meets within EVICT_SCAN entries (forgetting it loses nothing), else the
+ * first it met unmarked, else where it stopped. */
 static uint32_t take_entry(msvc_limit_rate_t *rl, shard_t *s, uint64_t cap,
                            uint64_t now_ms) {
-  uint32_t i = s->lru_tail, n = 0, victim = s->lru_tail;
+  uint32_t n, i = 0, victim = NIL, fallback = NIL;
 
   if (s->used < rl->per_shard) return s->used++;
-  for (; i != NIL && n < EVICT_SCAN; i = s->e[i].lru_prev, n++) {
-    refill(rl, &s->e[i], cap, now_ms);
-    if (s->e[i].units >= cap) {
+  for (n = 0; n < EVICT_SCAN; n++) {
+    entry_t *e;
+
+    i = s->hand;
+    s->hand = s->hand + 1 == s->used ? 0 : s->hand + 1;
+    e = &s->e[i];
+    refill(rl, e, cap, now_ms);
+    if (e->units >= cap) {
       victim = i;
       break;
     }
+    if (!e->ref && fallback == NIL) fallback = i;
+    e->ref = 0;
   }
-  if (i == NIL || n == EVICT_SCAN) s->lossy++;
-  else s->evicted++;
+  if (victim != NIL) {
+    s->evicted++;
+  } else {
+    victim = fallback != NIL ? fallback : i;
+    s->lossy++;
+  }
   chain_remove(rl, s, victim);
-  lru_unlink(s, victim);
   return victim;
 }
 
@@ -334,8 +331,9 @@ int msvc_limit_rate_check(msvc_limit_rate_t *rl, const void *key, size_t len, ui
   share = atomic_load_explicit(&rl->share, memory_order_relaxed);
   token = rl->period * share;
   cap = capacity(rl, token);
-  /* A cost above the whole bucket can never pass (and would overflow). */
-  need = cost > cap / token ? cap + 1 : token * cost;
+  /* A cost above the whole bucket can never pass (and would overflow);
+   * one token always fits. */
+  need = cost == 1 ? token : cost > cap / token ? cap + 1 : token * cost;
   s = shard_of(rl, k.h);
 
   lock(s);
@@ -349,16 +347,13 @@ int msvc_limit_rate_check(msvc_limit_rate_t *rl, const void *key, size_t len, ui
     memcpy(e->key, k.p, k.len);
     e->units = cap;
     e->last_ms = now_ms;
+    e->ref = 1;
     e->chain = s->heads[k.h & rl->bucket_mask];
     s->heads[k.h & rl->bucket_mask] = i;
-    lru_push_front(s, i);
   } else {
     e = &s->e[i];
     refill(rl, e, cap, now_ms);
-    if (s->lru_head != i) {
-      lru_unlink(s, i);
-      lru_push_front(s, i);
-    }
+    if (!e->ref) e->ref = 1;
   }
   if (e->units >= need) {
     e->units -= need;

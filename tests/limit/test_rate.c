@@ -173,7 +173,8 @@ Test(limit_rate, key_flood_stays_under_cap, .timeout = 60) {
   msvc_limit_rate_free(rl);
 }
 
-/* Eviction prefers a refilled bucket over a partly used one. */
+/* Eviction prefers a refilled bucket over a partly used one, even one the
+ * clock hand meets first. */
 Test(limit_rate, eviction_prefers_full_buckets) {
   msvc_limit_rate_opts_t o;
   msvc_limit_rate_t *rl;
@@ -189,8 +190,8 @@ Test(limit_rate, eviction_prefers_full_buckets) {
   o.max_keys = 16;
   o.shards = 1;
   cr_assert_eq(msvc_limit_rate_new(&o, &rl), MSVC_OK);
-  /* The victim empties its bucket first, so it is the least recently
-   * used entry; the fillers take one token each. */
+  /* The victim empties its bucket first, so the clock hand meets it
+   * first; the fillers take one token each. */
   cr_assert_eq(msvc_limit_rate_check(rl, "victim", 6, 2, 0, &r), MSVC_OK);
   for (i = 0; i < 15; i++) {
     snprintf(key, sizeof(key), "f%d", i);
