@@ -8,7 +8,8 @@
  * limit:
  *
  *   gradient = tolerance * baseline / mean latency of the window
- *   gradient < 1: limit *= max(gradient, 0.5)        (queueing: back off)
+ *   gradient < 1: limit = min(limit, most in flight) * max(gradient, 0.5)
+ *                                                     (queueing: back off)
  *   otherwise, if at least half the limit was used:
  *                 limit += max(1, sqrt(limit))        (room: probe upward)
  *
@@ -142,8 +143,11 @@ static void update(msvc_limit_adaptive_t *cl, uint64_t now_ms) {
     cl->baseline_us = mean;
   gradient = cl->o.tolerance * cl->baseline_us / mean;
   if (cl->drops > 0 && gradient > 0.9) gradient = 0.9;
+  /* Backing off from what was in use, not from an idle limit far above
+   * it, reaches a working limit in one window. */
   if (gradient < 1.0)
-    lim *= gradient < MIN_GRADIENT ? MIN_GRADIENT : gradient;
+    lim = (used > 0 && used < lim ? (double)used : lim) *
+          (gradient < MIN_GRADIENT ? MIN_GRADIENT : gradient);
   else if ((double)used * 2.0 >= lim)
     lim += fmax(1.0, sqrt(lim));
   if (lim < cl->o.min_limit) lim = cl->o.min_limit;

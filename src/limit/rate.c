@@ -283,6 +283,7 @@ typedef struct skey_s {
 } skey_t;
 
 static void skey(const msvc_limit_rate_t *rl, const void *key, size_t len, skey_t *k) {
+  if (key == NULL) key = ""; /* the empty key; no NULL reaches memcpy */
   k->h = hash_bytes(rl->seed[0], key, len);
   k->digest = 0;
   if (len > MSVC_LIMIT_KEY_MAX) {
