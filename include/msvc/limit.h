@@ -35,10 +35,11 @@
  * while fewer than `limit` are in flight; msvc_limit_adaptive_release()
  * reports its latency. Once per window the limit is recomputed: when the
  * window's mean latency exceeds `tolerance` times the no-load latency (a
- * slowly rising minimum of past windows), the limit becomes the most
- * requests that were in flight in the window (or the limit, if lower)
- * times that gradient (at most halved); when latency is fine and the limit was
- * actually used, it grows by about its square root.
+ * slowly rising low mark of past windows) two windows in a row, or in a
+ * window that shed requests, the limit becomes the most requests that were
+ * in flight in the window (or the limit, if lower) times that gradient (at
+ * most halved); when latency is fine and the limit was actually used, it
+ * grows by about its square root.
  */
 #ifndef MSVC_LIMIT_H
 #define MSVC_LIMIT_H

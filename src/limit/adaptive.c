@@ -13,10 +13,12 @@
  *   otherwise, if at least half the limit was used:
  *                 limit += max(1, sqrt(limit))        (room: probe upward)
  *
- * The baseline is the no-load latency: the lowest window mean seen, allowed
- * to rise by 1% per window (0.1% while requests are being shed), so it
- * follows a service that became slower for good without following the
- * queue that overload builds. Like any latency-based limit it cannot tell
+ * The baseline is the no-load latency: it moves halfway down to any lower
+ * window mean and rises by 1% per window (0.1% while requests are being
+ * shed), so it follows a service that became slower for good without
+ * following the queue that overload builds. A single slow window is not
+ * acted on (a burst of slow requests in a mixed workload); two in a row,
+ * or one that shed or dropped requests, are. Like any latency-based limit it cannot tell
  * a service that started overloaded from a slow one: the first windows set
  * the baseline.
  */
@@ -51,6 +53,7 @@ struct msvc_limit_adaptive_s {
   uint64_t max_us;
   uint32_t count;
   uint32_t drops;
+  uint32_t congested; /* slow windows in a row */
 };
 
 void msvc_limit_adaptive_opts_init(msvc_limit_adaptive_opts_t *opts) {
@@ -138,17 +141,32 @@ static void update(msvc_limit_adaptive_t *cl, uint64_t now_ms) {
   uint32_t used = atomic_exchange_explicit(&cl->max_inflight, 0, memory_order_relaxed);
   uint64_t shed = atomic_exchange_explicit(&cl->shed, 0, memory_order_relaxed);
 
+  uint32_t now_in = atomic_load_explicit(&cl->inflight, memory_order_relaxed);
+
+  if (now_in > used) used = now_in;
   if (mean < 1.0) mean = 1.0;
-  if (cl->baseline_us <= 0.0 || mean < cl->baseline_us)
+  /* Halfway down to a lower mean: one lucky window of a mixed workload
+   * does not set the baseline on its own. */
+  if (cl->baseline_us <= 0.0)
     cl->baseline_us = mean;
+  else if (mean < cl->baseline_us)
+    cl->baseline_us = (cl->baseline_us + mean) / 2.0;
   gradient = cl->o.tolerance * cl->baseline_us / mean;
   if (cl->drops > 0 && gradient > 0.9) gradient = 0.9;
+  /* One slow window alone (a burst of slow requests) is not congestion;
+   * two in a row, or one that shed or dropped requests, is. */
+  if (gradient < 1.0 && ++cl->congested < 2 && shed == 0 && cl->drops == 0)
+    gradient = 1.0;
+  if (gradient >= 1.0 && cl->o.tolerance * cl->baseline_us >= mean)
+    cl->congested = 0;
   /* Backing off from what was in use, not from an idle limit far above
-   * it, reaches a working limit in one window. */
+   * it, reaches a working limit at once. */
   if (gradient < 1.0)
     lim = (used > 0 && used < lim ? (double)used : lim) *
           (gradient < MIN_GRADIENT ? MIN_GRADIENT : gradient);
-  else if ((double)used * 2.0 >= lim)
+  else if (cl->congested > 0) {
+    /* a first slow window: hold */
+  } else if ((double)used * 2.0 >= lim)
     lim += fmax(1.0, sqrt(lim));
   if (lim < cl->o.min_limit) lim = cl->o.min_limit;
   if (lim > cl->o.max_limit) lim = cl->o.max_limit;

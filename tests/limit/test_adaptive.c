@@ -142,3 +142,18 @@ Test(limit_adaptive, stays_within_bounds) {
   cr_assert_eq(msvc_limit_adaptive_limit(cl), 20);
   msvc_limit_adaptive_free(cl);
 }
+
+/* A mixed workload: one window full of slow requests is not congestion,
+ * two in a row are. */
+Test(limit_adaptive, one_slow_window_is_not_congestion) {
+  msvc_limit_adaptive_t *cl = make(100, 2, 400, false);
+  uint64_t t = 0;
+  int i;
+
+  for (i = 0; i < 5; i++) window(cl, &t, 3, 1000);
+  cr_assert_eq(window(cl, &t, 3, 20000), 100, "one slow window: hold");
+  cr_assert_eq(window(cl, &t, 3, 1000), 100);
+  cr_assert_eq(window(cl, &t, 3, 20000), 100);
+  cr_assert_lt(window(cl, &t, 3, 20000), 100, "two in a row: back off");
+  msvc_limit_adaptive_free(cl);
+}
