@@ -221,6 +221,9 @@ static inline void refill(const msvc_limit_rate_t *rl, entry_t *e, uint64_t cap,
                           uint64_t now_ms) {
   uint64_t dt, add;
 
+  /* A smaller share lowers the cap (one token each, with more instances
+   * than burst tokens): at once, even with no time passed. */
+  if (e->units > cap) e->units = cap;
   if (now_ms <= e->last_ms) return;
   dt = now_ms - e->last_ms;
   e->last_ms = now_ms;

@@ -250,6 +250,14 @@ Test(limit_rate, cluster_share_follows_instances) {
   cr_assert_eq(r.limit, 1);
   cr_assert_eq(check(rl, "k", t, &r), MSVC_ELIMIT);
   cr_assert_eq(r.retry_after_ms, 10000); /* 0.1 token/s */
+  /* Back to one instance at the same millisecond: never above the burst. */
+  cr_assert_eq(msvc_limit_rate_set_share(rl, 1000), MSVC_OK);
+  cr_assert_eq(check(rl, "fresh", t, &r), MSVC_OK);
+  cr_assert_eq(msvc_limit_rate_refund(rl, "fresh", 5, 1, t), MSVC_OK); /* full */
+  cr_assert_eq(msvc_limit_rate_set_share(rl, 1), MSVC_OK);
+  cr_assert_eq(check(rl, "fresh", t, &r), MSVC_OK);
+  cr_assert_eq(r.limit, 100);
+  cr_assert_eq(r.remaining, 99);
   cr_assert_eq(msvc_limit_rate_set_share(rl, 70000), MSVC_EINVAL);
   msvc_limit_rate_free(rl);
 }
