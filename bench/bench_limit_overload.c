@@ -127,7 +127,7 @@ static void server_start(server_t *s, bool limited) {
   s->timer.data = s;
   s->quit.data = s;
   msvc_http_server_opts_init(&so);
-  so.max_connections = CONNS + 64;
+  so.max_connections = 2 * CONNS + 64; /* the last phase's may linger */
   if (msvc_http_server_new(&s->loop, &so, &s->srv) != MSVC_OK) exit(1);
   if (limited) {
     msvc_mw_concurrency_opts_t co;
