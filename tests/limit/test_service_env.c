@@ -89,3 +89,68 @@ Test(limit_service, bad_values_name_the_variable) {
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(uv_loop_close(&loop), 0);
 }
+
+/* ---- cluster share from discovery ---------------------------------------------- */
+
+static void on_lease(msvc_registry_lease_t *lease, int status, void *data) {
+  (void)lease;
+  (void)status;
+  (void)data;
+}
+
+static void on_gone(int status, void *data) {
+  (void)status;
+  (*(int *)data)++;
+}
+
+/* Runs the loop until the limiter's share is `want` (5 s at most). */
+static bool share_becomes(uv_loop_t *loop, msvc_limit_rate_t *rl, uint32_t want) {
+  uint64_t end = msvc_now_ms() + 5000;
+
+  while (msvc_now_ms() < end) {
+    uv_run(loop, UV_RUN_NOWAIT);
+    if (msvc_limit_rate_share(rl) == want) return true;
+    uv_sleep(5);
+  }
+  return false;
+}
+
+Test(limit_service, cluster_share_follows_instances_in_discovery) {
+  uv_loop_t loop;
+  msvc_service_t *svc = NULL;
+  msvc_limit_rate_t *rl;
+  msvc_registry_lease_t *lease[3];
+  msvc_registry_instance_t inst;
+  char err[256] = "";
+  int i, gone = 0;
+
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(msvc_limit_rate_new(NULL, &rl), MSVC_OK);
+  cr_assert_eq(msvc_service_new(&loop, "shared-limit", NULL, &svc, err, sizeof(err)), MSVC_OK,
+               "%s", err);
+  cr_assert_eq(msvc_service_ratelimit_cluster(svc, rl), MSVC_OK);
+  cr_assert_eq(msvc_service_ratelimit_cluster(NULL, rl), MSVC_EINVAL);
+  /* Three instances join. */
+  for (i = 0; i < 3; i++) {
+    msvc_registry_instance_init(&inst);
+    inst.service = "shared-limit";
+    inst.address = "127.0.0.1";
+    inst.port = (uint16_t)(9001 + i);
+    cr_assert_eq(msvc_registry_register(msvc_service_registry(svc), &inst, 10000, on_lease,
+                                        NULL, &lease[i]), MSVC_OK);
+  }
+  cr_assert(share_becomes(&loop, rl, 3), "share %u", msvc_limit_rate_share(rl));
+  /* One leaves, then another. */
+  msvc_registry_deregister(lease[0], on_gone, &gone);
+  cr_assert(share_becomes(&loop, rl, 2), "share %u", msvc_limit_rate_share(rl));
+  msvc_registry_deregister(lease[1], on_gone, &gone);
+  cr_assert(share_becomes(&loop, rl, 1), "share %u", msvc_limit_rate_share(rl));
+  msvc_registry_deregister(lease[2], on_gone, &gone);
+  /* The last one gone: this instance alone (an empty set counts as 1). */
+  cr_assert(share_becomes(&loop, rl, 1));
+  msvc_service_free(svc);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(gone, 3);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+  msvc_limit_rate_free(rl);
+}
