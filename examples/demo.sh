@@ -614,6 +614,28 @@ call GET "$bff/api/users/999999999" "" "$token"
 expect_status 404
 expect_field code USER_NOT_FOUND
 
+step "Guessing passwords: failed logins are limited per account, for the whole service"
+note "5 failures per account, shared by the 2 user-service instances; then 429"
+note "(the same answers whether the account exists or not; a success does not count)"
+guess_email="mallory.$$.$RANDOM@example.com"
+guess=0
+while [ "$guess" -lt 8 ]; do
+  guess=$((guess + 1))
+  call POST "$bff/api/login" "{\"email\":\"$guess_email\",\"password\":\"guess number $guess\"}"
+  [ "$status" = 401 ] || break
+done
+expect_status 429
+expect_field code RATE_LIMITED
+if [ "$guess" -ge 4 ] && [ "$guess" -le 6 ]; then ok "refused after $((guess - 1)) failures"
+else bad "refused after $((guess - 1)) failures, expected 3 to 5"; fi
+limit_headers=$(command curl "${tls_curl[@]}" -sS -m 10 -o /dev/null -D - -X POST "$bff/api/login" \
+  -H 'Content-Type: application/json' \
+  --data-binary "{\"email\":\"$guess_email\",\"password\":\"one more\"}" |
+  tr -d '\r' | grep -i -E '^(retry-after|ratelimit-[a-z]+):' || true)
+[ "$quiet" = 1 ] || printf '%s\n' "$limit_headers" | sed 's/^/   -> /'
+if printf '%s' "$limit_headers" | grep -qi '^retry-after: [0-9]'; then ok "Retry-After and RateLimit-* headers"
+else bad "no Retry-After on the 429"; fi
+
 step "Spread: 20 requests through the gateway, balanced over both user-service instances"
 # Two counters, read before and after, so that only these 20 requests count
 # (both also counted the calls of the steps above): what the bff's

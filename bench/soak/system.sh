@@ -79,7 +79,8 @@ sys_start() {
     USER_SIGNING_KEY="$sys_tmp/signing-key.pem" || return 1
   sys_service order-service "$sys_order_bin" ORDER_DB="$sys_tmp/orders.db" "$jwks" || return 1
   sys_order_url=${sys_urls[2]}
-  sys_service bff "$sys_bff_bin" "$jwks" || return 1
+  # The load generators send as one or two users: no per-user limit here.
+  sys_service bff "$sys_bff_bin" "$jwks" BFF_USER_RATE=100000 || return 1
   sys_bff_url=${sys_urls[3]}
 }
 

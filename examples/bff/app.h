@@ -2,6 +2,7 @@
 #ifndef BFF_APP_H
 #define BFF_APP_H
 
+#include <msvc/middleware.h>
 #include <msvc/service.h>
 
 typedef struct app_s app_t;
@@ -16,10 +17,18 @@ struct app_s {
   msvc_service_t *svc;
   gateway_t users;  /* /api/users..., /api/login */
   gateway_t orders; /* /api/orders... */
+  msvc_mw_ratelimit_t *per_user; /* requests per signed-in user */
 };
 
-/* Adds the dashboards (needing a token) and the gateway routes. MSVC_OK or
- * the failing route's code. */
-int app_routes(app_t *app, msvc_service_t *svc);
+/* Reads BFF_USER_RATE (requests per second each signed-in user may make,
+ * burst twice that; default 20) into *rate. 0, or -1 with one line in err. */
+int app_user_rate(unsigned *rate, char *err, size_t errlen);
+
+/* Adds the per-user rate limit, the dashboards (needing a token) and the
+ * gateway routes. MSVC_OK or the failing step's code. */
+int app_routes(app_t *app, msvc_service_t *svc, unsigned user_rate);
+
+/* Releases what app_routes() made; after the service is freed. */
+void app_close(app_t *app);
 
 #endif /* BFF_APP_H */

@@ -160,7 +160,47 @@ static void on_gateway(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
     ex_res_internal(res);
 }
 
-int app_routes(app_t *app, msvc_service_t *svc) {
+int app_user_rate(unsigned *rate, char *err, size_t errlen) {
+  const char *v = ex_env("BFF_USER_RATE", NULL);
+  char *end;
+  unsigned long n;
+
+  *rate = 20;
+  if (v == NULL) return 0;
+  n = strtoul(v, &end, 10);
+  if (v[0] < '0' || v[0] > '9' || *end != '\0' || n < 1 || n > 100000) {
+    snprintf(err, errlen, "BFF_USER_RATE: bad value \"%.32s\" (accepted: requests per "
+             "second per user, 1..100000)", v);
+    return -1;
+  }
+  *rate = (unsigned)n;
+  return 0;
+}
+
+/* Each signed-in user's requests (the token's sub, on the routes that
+ * need a token): rate per second, bursts of twice that. Anonymous gateway
+ * requests are not counted here. */
+static int per_user_limit(app_t *app, msvc_service_t *svc, unsigned rate) {
+  msvc_mw_ratelimit_opts_t o;
+  int rc;
+
+  msvc_mw_ratelimit_opts_init(&o);
+  o.name = "bff_user";
+  o.key = MSVC_MW_RATELIMIT_BY_SUBJECT;
+  o.rate.rate = rate;
+  o.rate.period_ms = 1000;
+  o.rate.burst = rate * 2;
+  o.registry = msvc_service_metrics(svc);
+  if ((rc = msvc_mw_ratelimit_new(&o, &app->per_user)) != MSVC_OK) return rc;
+  return msvc_service_use(svc, msvc_mw_ratelimit_middleware(app->per_user));
+}
+
+void app_close(app_t *app) {
+  msvc_mw_ratelimit_free(app->per_user);
+  app->per_user = NULL;
+}
+
+int app_routes(app_t *app, msvc_service_t *svc, unsigned user_rate) {
   const struct {
     const char *pattern;
     gateway_t *gw;
@@ -175,6 +215,7 @@ int app_routes(app_t *app, msvc_service_t *svc) {
   app->svc = svc;
   app->users = (gateway_t){app, USERS};
   app->orders = (gateway_t){app, ORDERS};
+  if ((rc = per_user_limit(app, svc, user_rate)) != MSVC_OK) return rc;
   rc = msvc_service_route(svc, "GET", "/web/users/:id/dashboard", on_web, app,
                           MSVC_HTTP_ROUTE_AUTH);
   if (rc == MSVC_OK)

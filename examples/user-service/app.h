@@ -2,6 +2,7 @@
 #ifndef USER_APP_H
 #define USER_APP_H
 
+#include <msvc/limit.h>
 #include <msvc/service.h>
 
 #include "token.h"
@@ -15,6 +16,9 @@ typedef struct app_s {
   msvc_jwt_keyset_t *keys;        /* its public key, for token_check() */
   msvc_jwt_verifier_t *verifier;  /* the reads' own token check */
   msvc_service_t *svc;            /* for its loops' worker pools */
+  /* Password guessing: failed logins per account and per client address. */
+  msvc_limit_rate_t *fails_by_account;
+  msvc_limit_rate_t *fails_by_address;
 } app_t;
 
 /* Reads USER_DB, USER_SIGNING_KEY, MSVC_JWT_ISSUER and MSVC_JWT_AUDIENCE

@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <msvc/log.h>
+#include <msvc/middleware.h>
 #include <msvc/work.h>
 
 #include "app.h"
@@ -55,6 +56,8 @@ void app_close(app_t *app) {
   msvc_jwt_keyset_free(app->keys);
   msvc_jwt_key_free(app->key);
   free(app->jwks);
+  msvc_limit_rate_free(app->fails_by_account);
+  msvc_limit_rate_free(app->fails_by_address);
   memset(app, 0, sizeof(*app));
 }
 
@@ -252,13 +255,98 @@ static void send_token(msvc_http_res_t *res, const char *token) {
   ex_res_json(res, 200, doc);
 }
 
+/* Failed logins allowed per account: 5 at once, then one every 12 s; per
+ * client address: 20 at once, then one every 3 s; for the whole service,
+ * each of its n instances enforcing 1/n of it. Every attempt takes a
+ * token from both when it starts (so attempts in parallel cannot slip
+ * through) and a successful one gives them back: only failures count. The
+ * account's bucket is keyed by the address as typed, whether an account
+ * has it or not, and checked before any lookup: the 429 says nothing about
+ * which accounts exist. */
+#define FAILS_ACCOUNT_BURST 5
+#define FAILS_ACCOUNT_EVERY_MS 12000
+#define FAILS_ADDRESS_BURST 20
+#define FAILS_ADDRESS_EVERY_MS 3000
+#define ADDRESS_MAX 64
+
 typedef struct login_job_s {
   app_t *app;
   cJSON *body; /* owns email and password */
   const char *email, *password;
   int outcome; /* 200 (token set), 401 or 500 */
   char *token;
+  char account[USER_EMAIL_MAX + 1]; /* the email in lower case */
+  char address[ADDRESS_MAX];
 } login_job_t;
+
+static int limits_new(app_t *app) {
+  msvc_limit_rate_opts_t o;
+  int rc;
+
+  msvc_limit_rate_opts_init(&o);
+  o.rate = 1;
+  o.period_ms = FAILS_ACCOUNT_EVERY_MS;
+  o.burst = FAILS_ACCOUNT_BURST;
+  o.max_keys = 100000;
+  if ((rc = msvc_limit_rate_new(&o, &app->fails_by_account)) != MSVC_OK) return rc;
+  o.period_ms = FAILS_ADDRESS_EVERY_MS;
+  o.burst = FAILS_ADDRESS_BURST;
+  return msvc_limit_rate_new(&o, &app->fails_by_address);
+}
+
+/* The client's address: the one the bff (the gateway in front of us)
+ * appended to X-Forwarded-For, else the peer's, without the port. */
+static void client_address(msvc_http_req_t *req, char *out, size_t cap) {
+  const char *xff = msvc_http_req_header(req, "X-Forwarded-For"), *last;
+  char *colon;
+
+  if (xff != NULL && xff[0] != '\0') {
+    last = strrchr(xff, ',');
+    last = last != NULL ? last + 1 : xff;
+    while (*last == ' ') last++;
+    snprintf(out, cap, "%.*s", (int)strcspn(last, " \t"), last);
+    return;
+  }
+  if (msvc_http_req_peer(req, out, cap) != MSVC_OK) {
+    snprintf(out, cap, "unknown");
+    return;
+  }
+  colon = strrchr(out, ':');
+  if (colon != NULL && out[0] != '[') *colon = '\0';
+  else if ((colon = strstr(out, "]:")) != NULL) colon[1] = '\0';
+}
+
+/* Takes one failure token from both buckets, or answers 429. */
+static bool login_admitted(login_job_t *j, msvc_http_req_t *req, msvc_http_res_t *res) {
+  uint64_t now = msvc_now_ms();
+  msvc_limit_result_t r;
+  size_t i;
+
+  for (i = 0; j->email[i] != '\0' && i < sizeof(j->account) - 1; i++)
+    j->account[i] = (char)(j->email[i] >= 'A' && j->email[i] <= 'Z' ? j->email[i] + 32
+                                                                     : j->email[i]);
+  j->account[i] = '\0';
+  client_address(req, j->address, sizeof(j->address));
+  if (msvc_limit_rate_check(j->app->fails_by_account, j->account, i, 1, now, &r) != MSVC_OK) {
+    msvc_mw_ratelimit_reject(res, &r);
+    return false;
+  }
+  if (msvc_limit_rate_check(j->app->fails_by_address, j->address, strlen(j->address), 1,
+                            now, &r) != MSVC_OK) {
+    msvc_limit_rate_refund(j->app->fails_by_account, j->account, i, 1, now);
+    msvc_mw_ratelimit_reject(res, &r);
+    return false;
+  }
+  return true;
+}
+
+/* The attempt did not fail: it does not count. */
+static void login_refund(login_job_t *j) {
+  uint64_t now = msvc_now_ms();
+
+  msvc_limit_rate_refund(j->app->fails_by_account, j->account, strlen(j->account), 1, now);
+  msvc_limit_rate_refund(j->app->fails_by_address, j->address, strlen(j->address), 1, now);
+}
 
 /* On a pool thread: the lookup, the password check (or a burn of the same
  * cost for an unknown email) and the token's signature. */
@@ -290,6 +378,8 @@ static void login_done(msvc_http_req_t *req, void *data, int status) {
   login_job_t *j = data;
   msvc_http_res_t *res = msvc_http_req_res(req);
 
+  if (status != MSVC_OK || j->outcome != 401)
+    login_refund(j);
   if (status != MSVC_OK) {
     /* answered by the pool */
   } else if (j->outcome == 200) {
@@ -320,9 +410,13 @@ static void on_login(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   }
   if (!validate_login(j->body, &j->email, &j->password, msg, sizeof(msg))) {
     ex_res_invalid(res, msg);
+  } else if (!login_admitted(j, req, res)) {
+    /* answered 429 */
   } else if (msvc_work_submit_req(msvc_service_work(app->svc, req), req, 0, login_work,
                                   login_done, j) == MSVC_OK) {
     return; /* j is the job's now */
+  } else {
+    login_refund(j);
   }
   cJSON_Delete(j->body);
   free(j);
@@ -352,6 +446,12 @@ int app_routes(app_t *app, msvc_service_t *svc) {
   int rc = MSVC_OK;
 
   app->svc = svc;
+  if ((rc = limits_new(app)) != MSVC_OK) return rc;
+  /* The allowances are the whole service's: each instance keeps its share
+   * as instances come and go. */
+  if ((rc = msvc_service_ratelimit_cluster(svc, app->fails_by_account)) != MSVC_OK ||
+      (rc = msvc_service_ratelimit_cluster(svc, app->fails_by_address)) != MSVC_OK)
+    return rc;
   for (i = 0; i < sizeof(routes) / sizeof(routes[0]) && rc == MSVC_OK; i++)
     rc = msvc_service_route(svc, routes[i].method, routes[i].pattern, routes[i].fn, app, 0);
   return rc;

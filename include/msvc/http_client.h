@@ -40,8 +40,11 @@ typedef struct msvc_retry_s msvc_retry_t;
 #define MSVC_RETRY_ON_503 0x10u
 /** @brief Retry on a 504 Gateway Timeout response. */
 #define MSVC_RETRY_ON_504 0x20u
+/** @brief Retry on a 429 Too Many Requests response (a rate limit of the
+ *         server, often per instance: another may accept). @since 0.2 */
+#define MSVC_RETRY_ON_429 0x40u
 /** @brief The default set: every condition above. */
-#define MSVC_RETRY_ON_DEFAULT 0x3fu
+#define MSVC_RETRY_ON_DEFAULT 0x7fu
 
 /** @brief Retry policy options; fill with msvc_retry_opts_init(). */
 typedef struct msvc_retry_opts_s {
@@ -137,7 +140,9 @@ MSVC_API void msvc_retry_note_request(msvc_retry_t *r);
  * retryable) or that never left (not_sent), an outcome named in retry_on,
  * and room in the budget. The delay is "full jitter": a uniform draw in
  * [0, min(cap, base * 2^(attempt-1))]; a Retry-After larger than that draw
- * is honoured up to cap_ms. A granted retry is counted against the budget,
+ * is honoured, and a Retry-After beyond cap_ms ends the retries (since
+ * 0.2; before, the wait was cut to cap_ms): a server that asks for more
+ * time than the policy allows is not asked again sooner. A granted retry is counted against the budget,
  * except the retry of a request that never left: it put no load on any
  * server, so the attempt limit alone bounds it. The policy never sleeps:
  * the caller waits the delay and may send the retry to another endpoint.

@@ -53,6 +53,7 @@
 #include <msvc/http.h>
 #include <msvc/jwks.h>
 #include <msvc/jwt.h>
+#include <msvc/limit.h>
 #include <msvc/metrics.h>
 
 #ifdef __cplusplus
@@ -577,6 +578,226 @@ MSVC_API const msvc_jwt_claims_t *msvc_mw_jwt_claims(const msvc_http_req_t *req)
  * @since 0.1
  */
 MSVC_API const char *msvc_mw_jwt_subject(const msvc_http_req_t *req);
+
+/* ---- rate limits ----------------------------------------------------------- */
+
+/** @brief A rate limit middleware: token buckets (msvc/limit.h) keyed by
+ *         something of the request. */
+typedef struct msvc_mw_ratelimit_s msvc_mw_ratelimit_t;
+
+/** @brief What a rate limit counts requests by. */
+typedef enum msvc_mw_ratelimit_key_e {
+  /** The client's IP address (see
+   *  msvc_mw_ratelimit_opts_t::forwarded_hops). */
+  MSVC_MW_RATELIMIT_BY_ADDRESS = 0,
+  /** The route: one bucket per method and route pattern, for every client. */
+  MSVC_MW_RATELIMIT_BY_ROUTE = 1,
+  /** The value of a request header (msvc_mw_ratelimit_opts_t::header). */
+  MSVC_MW_RATELIMIT_BY_HEADER = 2,
+  /** The `sub` claim of the verified token (install after the JWT
+   *  middleware). */
+  MSVC_MW_RATELIMIT_BY_SUBJECT = 3
+} msvc_mw_ratelimit_key_t;
+
+/** @brief Options of a rate limit middleware; fill with
+ *         msvc_mw_ratelimit_opts_init(). */
+typedef struct msvc_mw_ratelimit_opts_s {
+  size_t size; /**< sizeof(msvc_mw_ratelimit_opts_t). */
+  /** Name of the limit: the `limit` label of
+   *  `msvc_ratelimit_rejected_total`. Default "default". Copied. */
+  const char *name;
+  /** What to count by. Default #MSVC_MW_RATELIMIT_BY_ADDRESS. A request
+   *  without the header counts against one bucket shared by every such
+   *  request; a request without a verified subject (a route that needs no
+   *  token) is not limited by a #MSVC_MW_RATELIMIT_BY_SUBJECT limit. */
+  msvc_mw_ratelimit_key_t key;
+  /** Header name for #MSVC_MW_RATELIMIT_BY_HEADER. Copied. */
+  const char *header;
+  /** Only requests of this method, or NULL (the default) for any. Copied. */
+  const char *method;
+  /** Only requests of this route pattern (as given to the router, e.g.
+   *  "/login"), or NULL (the default) for every matched route except
+   *  `/health`, `/ready` and `/metrics`. Unmatched requests are never
+   *  limited. Copied. */
+  const char *route;
+  /** For #MSVC_MW_RATELIMIT_BY_ADDRESS: proxies of your own in front of
+   *  the service, each appending the address it saw to
+   *  `X-Forwarded-For` (as msvc_service_proxy() does). 0 (the default):
+   *  the peer address. 1: the last address of the header when present
+   *  (the client as the proxy saw it), else the peer. Anyone who can reach
+   *  the service without the proxy can then choose their key: use it only
+   *  when the service is reachable through the proxies alone. */
+  unsigned forwarded_hops;
+  /** Rate, period, burst and key table size. */
+  msvc_limit_rate_opts_t rate;
+  /** Add `RateLimit-Limit`/`-Remaining`/`-Reset` to answers that pass too,
+   *  not only to 429s. Default true. */
+  bool headers_on_success;
+  /** Registry of the rejection counter, or NULL for the default one.
+   *  Borrowed: it must outlive the middleware. */
+  msvc_metrics_registry_t *registry;
+} msvc_mw_ratelimit_opts_t;
+
+/**
+ * @brief Fill rate limit middleware options with their defaults.
+ * @param opts  Options to fill; NULL is ignored.
+ * @since 0.2
+ */
+MSVC_API void msvc_mw_ratelimit_opts_init(msvc_mw_ratelimit_opts_t *opts);
+
+/**
+ * @brief Create a rate limit middleware.
+ *
+ * A request over its limit gets 429 with the JSON error body of code
+ * `RATE_LIMITED`, `Retry-After` (whole seconds, at least 1) and the
+ * `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers
+ * of the IETF RateLimit header fields draft; the handler does not run.
+ * Refusals are counted in `msvc_ratelimit_rejected_total{limit}`.
+ *
+ * The middleware is not bound to a server: install the same one on every
+ * server of a program (msvc_http_server_use() with
+ * msvc_mw_ratelimit_middleware(), or msvc_service_use(), which replays it
+ * on worker loops) and they share its buckets.
+ *
+ * @param opts  Options (copied), or NULL for the defaults.
+ * @param out   Receives the middleware.
+ * @return #MSVC_OK; MSVC_EINVAL (NULL @p out, unfilled options, bad rate
+ *         options, #MSVC_MW_RATELIMIT_BY_HEADER without a header name);
+ *         MSVC_EMETRIC_MISMATCH or MSVC_EMETRIC_NAME when the counter's
+ *         name is taken; MSVC_ENOMEM.
+ * @note Ownership: free with msvc_mw_ratelimit_free() once every server
+ *       using it is closed. Thread-safe: servers on several loops may use
+ *       it at once.
+ * @since 0.2
+ */
+MSVC_API int msvc_mw_ratelimit_new(const msvc_mw_ratelimit_opts_t *opts,
+                                   msvc_mw_ratelimit_t **out);
+
+/**
+ * @brief The middleware to install.
+ * @param m  The rate limit.
+ * @return The middleware description, borrowed until
+ *         msvc_mw_ratelimit_free(); NULL for a NULL @p m.
+ * @since 0.2
+ */
+MSVC_API const msvc_http_middleware_t *msvc_mw_ratelimit_middleware(const msvc_mw_ratelimit_t *m);
+
+/**
+ * @brief The token buckets behind the middleware, e.g. to set a cluster
+ *        share or read statistics.
+ * @param m  The rate limit.
+ * @return The limiter, borrowed until msvc_mw_ratelimit_free(); NULL for
+ *         a NULL @p m.
+ * @since 0.2
+ */
+MSVC_API msvc_limit_rate_t *msvc_mw_ratelimit_limiter(const msvc_mw_ratelimit_t *m);
+
+/**
+ * @brief Free a rate limit middleware.
+ * @param m  The middleware, or NULL (a no-op). Every server it was
+ *           installed on must be closed.
+ * @since 0.2
+ */
+MSVC_API void msvc_mw_ratelimit_free(msvc_mw_ratelimit_t *m);
+
+/**
+ * @brief Add the `RateLimit-Limit`, `RateLimit-Remaining` and
+ *        `RateLimit-Reset` headers of a check to a response.
+ * @param res  The response, before it is sent.
+ * @param r    The result of msvc_limit_rate_check().
+ * @return #MSVC_OK, MSVC_EINVAL, MSVC_EHTTP_RESPONDED, MSVC_ENOMEM.
+ * @since 0.2
+ */
+MSVC_API int msvc_mw_ratelimit_headers(msvc_http_res_t *res, const msvc_limit_result_t *r);
+
+/**
+ * @brief Answer 429 `RATE_LIMITED` for a refused check, with
+ *        `Retry-After` and the RateLimit headers: for handlers that check a
+ *        limit of their own (for example per account, once the body is
+ *        parsed).
+ * @param res  The response; finished by the call.
+ * @param r    The refused result of msvc_limit_rate_check().
+ * @return As msvc_http_res_error().
+ * @since 0.2
+ */
+MSVC_API int msvc_mw_ratelimit_reject(msvc_http_res_t *res, const msvc_limit_result_t *r);
+
+/* ---- adaptive concurrency limit (load shedding) ------------------------------- */
+
+/** @brief A concurrency limit middleware: sheds what exceeds an adaptive
+ *         (or fixed) limit of requests in flight. */
+typedef struct msvc_mw_concurrency_s msvc_mw_concurrency_t;
+
+/** @brief Options of the concurrency limit middleware; fill with
+ *         msvc_mw_concurrency_opts_init(). */
+typedef struct msvc_mw_concurrency_opts_s {
+  size_t size; /**< sizeof(msvc_mw_concurrency_opts_t). */
+  /** The limit (msvc/limit.h), conservative by default. */
+  msvc_limit_adaptive_opts_t limit;
+  /** Registry of the gauges and the counter, or NULL for the default one.
+   *  Borrowed: it must outlive the middleware. */
+  msvc_metrics_registry_t *registry;
+} msvc_mw_concurrency_opts_t;
+
+/**
+ * @brief Fill concurrency middleware options with their defaults.
+ * @param opts  Options to fill; NULL is ignored.
+ * @since 0.2
+ */
+MSVC_API void msvc_mw_concurrency_opts_init(msvc_mw_concurrency_opts_t *opts);
+
+/**
+ * @brief Create a concurrency limit middleware.
+ *
+ * Each request of a matched route takes a permit of the limit; when none
+ * is left it is answered at once with 503 `OVERLOADED` and `Retry-After: 1`
+ * (the handler does not run) and counted in
+ * `msvc_http_server_shed_total`. `/health`, `/ready`, `/metrics` and
+ * unmatched requests never take a permit and are never shed. The time
+ * from the end of the request head to the end of the response is the
+ * latency the limit learns from; a 503 from the handler counts as a
+ * dropped request, a client that went away as no sample. The gauges
+ * `msvc_http_server_concurrency_limit` and `msvc_http_server_inflight`
+ * follow the limit.
+ *
+ * Like the rate limit, one middleware may be installed on several servers
+ * (worker loops), which then share the limit.
+ *
+ * @param opts  Options (copied), or NULL for the defaults.
+ * @param out   Receives the middleware.
+ * @return #MSVC_OK; MSVC_EINVAL (unfilled or bad options);
+ *         MSVC_EMETRIC_MISMATCH, MSVC_EMETRIC_NAME; MSVC_ENOMEM.
+ * @note Free with msvc_mw_concurrency_free() once its servers are closed.
+ *       Thread-safe.
+ * @since 0.2
+ */
+MSVC_API int msvc_mw_concurrency_new(const msvc_mw_concurrency_opts_t *opts,
+                                     msvc_mw_concurrency_t **out);
+
+/**
+ * @brief The middleware to install.
+ * @param m  The concurrency limit.
+ * @return The description, borrowed until msvc_mw_concurrency_free(); NULL
+ *         for NULL.
+ * @since 0.2
+ */
+MSVC_API const msvc_http_middleware_t *msvc_mw_concurrency_middleware(const msvc_mw_concurrency_t *m);
+
+/**
+ * @brief The limit behind the middleware (current limit, in flight).
+ * @param m  The concurrency limit.
+ * @return The limit, borrowed until msvc_mw_concurrency_free(); NULL for
+ *         NULL.
+ * @since 0.2
+ */
+MSVC_API msvc_limit_adaptive_t *msvc_mw_concurrency_limit(const msvc_mw_concurrency_t *m);
+
+/**
+ * @brief Free a concurrency limit middleware.
+ * @param m  The middleware, or NULL (a no-op). Its servers must be closed.
+ * @since 0.2
+ */
+MSVC_API void msvc_mw_concurrency_free(msvc_mw_concurrency_t *m);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@
 #include <msvc/jwt.h>
 #include <msvc/jwks.h>
 #include <msvc/lb.h>
+#include <msvc/limit.h>
 #include <msvc/metrics.h>
 #include <msvc/middleware.h>
 #include <msvc/registry.h>

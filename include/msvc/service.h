@@ -59,6 +59,7 @@
 #include <msvc/http.h>
 #include <msvc/http_client.h>
 #include <msvc/lb.h>
+#include <msvc/limit.h>
 #include <msvc/metrics.h>
 #include <msvc/registry.h>
 
@@ -446,6 +447,43 @@ MSVC_API struct msvc_events_s *msvc_service_events(const msvc_service_t *svc);
 
 /** @brief The metrics registry `/metrics` exposes. @param svc The service. @return Borrowed. @since 0.1 */
 MSVC_API msvc_metrics_registry_t *msvc_service_metrics(const msvc_service_t *svc);
+
+/**
+ * @brief The service's concurrency limit (see msvc_mw_concurrency_new()).
+ *
+ * Every service sheds what exceeds an adaptive concurrency limit with 503
+ * `OVERLOADED`, `/health`, `/ready` and `/metrics` excepted. The
+ * defaults are conservative; `MSVC_CONCURRENCY` (`adaptive`, `off` or a
+ * fixed limit), `MSVC_CONCURRENCY_MIN`, `MSVC_CONCURRENCY_MAX` and
+ * `MSVC_CONCURRENCY_TOLERANCE` tune it (docs/limits.md).
+ *
+ * @param svc  The service.
+ * @return The limit, shared by every worker loop and owned by the service
+ *         (valid until msvc_service_free()); NULL with `MSVC_CONCURRENCY=off`.
+ * @note Thread-safe reads (msvc_limit_adaptive_limit()).
+ * @since 0.2
+ */
+MSVC_API msvc_limit_adaptive_t *msvc_service_concurrency(const msvc_service_t *svc);
+
+/**
+ * @brief Make a rate limit cluster-wide: this instance enforces its share,
+ *        the limit divided by the live instances of the service that
+ *        discovery reports (msvc_limit_rate_set_share()).
+ *
+ * The service watches its own name in the registry and updates the share
+ * on every change. While instances come and go each one may use an old
+ * count for as long as discovery takes to tell it (docs/limits.md gives
+ * the bound).
+ *
+ * @param svc  The service, not yet started.
+ * @param rl   The limiter (e.g. msvc_mw_ratelimit_limiter()); borrowed: it
+ *             must outlive the service.
+ * @return #MSVC_OK; MSVC_EINVAL; MSVC_ESTATE once started; a registry
+ *         error (msvc_registry_watch()).
+ * @note Main loop thread only.
+ * @since 0.2
+ */
+MSVC_API int msvc_service_ratelimit_cluster(msvc_service_t *svc, msvc_limit_rate_t *rl);
 
 /* ---- calls to other services -------------------------------------------- */
 

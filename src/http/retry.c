@@ -145,7 +145,8 @@ static bool outcome_retryable(uint32_t on, int err, int status) {
   case 0:
     return (status == 502 && (on & MSVC_RETRY_ON_502)) ||
            (status == 503 && (on & MSVC_RETRY_ON_503)) ||
-           (status == 504 && (on & MSVC_RETRY_ON_504));
+           (status == 504 && (on & MSVC_RETRY_ON_504)) ||
+           (status == 429 && (on & MSVC_RETRY_ON_429));
   case MSVC_ECONNREFUSED:
   case MSVC_EHTTP_DNS:
   case MSVC_EADDRNOTAVAIL:
@@ -207,6 +208,10 @@ int msvc_retry_check(msvc_retry_t *r, const msvc_retry_attempt_t *a,
   if (!a->retryable && !a->not_sent && !msvc_http_method_idempotent(a->method))
     return 0;
   if (!outcome_retryable(r->o.retry_on, a->err, a->status))
+    return 0;
+  /* A server that asks for more time than we would wait is not asked
+   * again sooner than it said. */
+  if (retry_after_ms(a->retry_after) > r->o.cap_ms)
     return 0;
   uv_mutex_lock(&r->mu);
   /* The budget stops retries from multiplying the load on a struggling

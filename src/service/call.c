@@ -324,23 +324,40 @@ static bool attempt_failed(int err, int status) {
   return err != 0 || status >= 500;
 }
 
-static void end_attempt(msvc_service_call_t *call, int err, int status, bool sent) {
+/* The peer shed the request (429, or 503 OVERLOADED): it is overloaded,
+ * not broken, so its breaker must not open on it, while the balancer and
+ * a retry steer away from it. */
+static bool peer_shed(int status, const msvc_http_response_t *res) {
+  const char *body;
+  size_t len;
+
+  if (status == 429) return true;
+  if (status != 503 || res == NULL) return false;
+  body = msvc_http_response_body(res, &len);
+  return body != NULL && len < 4096 &&
+         memmem(body, len, "\"code\":\"OVERLOADED\"", 19) != NULL;
+}
+
+static void end_attempt(msvc_service_call_t *call, int err, int status, bool sent,
+                        const msvc_http_response_t *res) {
   call_endpoint_t *ep = call->ep;
   uint64_t dur_us = now_us() - call->attempt_t0_us;
   msvc_breaker_outcome_t bo;
+  bool shed = err == 0 && peer_shed(status, res);
 
-  if (err == MSVC_ECANCELED)
+  if (err == MSVC_ECANCELED || shed)
     bo = MSVC_BREAKER_IGNORED;
   else
     bo = attempt_failed(err, status) ? MSVC_BREAKER_FAILURE : MSVC_BREAKER_SUCCESS;
   msvc_breaker_record(ep->breaker, &call->permit, bo, dur_us / 1000, msvc_now_ms());
   msvc_lb_done(call->t->lb, &call->ticket,
-               bo == MSVC_BREAKER_FAILURE ? MSVC_LB_FAILURE : MSVC_LB_SUCCESS, dur_us);
+               bo == MSVC_BREAKER_FAILURE || shed ? MSVC_LB_FAILURE : MSVC_LB_SUCCESS,
+               dur_us);
   if (ep->inflight != NULL)
     msvc_metrics_gauge_dec(ep->inflight);
   msvc__call_count(call->t, CALL_COUNT_ATTEMPT, err, status, sent);
   call->last_sent = sent;
-  if (bo == MSVC_BREAKER_FAILURE)
+  if (bo == MSVC_BREAKER_FAILURE || shed)
     snprintf(call->avoid, sizeof(call->avoid), "%s", ep->id);
   msvc__call_endpoint_unref(ep);
   call->ep = NULL;
@@ -353,7 +370,7 @@ static bool want_retry(msvc_service_call_t *call, int err, const msvc_http_respo
   int status = res != NULL ? msvc_http_response_status(res) : 0;
 
   if (call->streamed || call->cancelled || call->lc->closing ||
-      !attempt_failed(err, status))
+      (!attempt_failed(err, status) && status != 429))
     return false;
   memset(&a, 0, sizeof(a));
   a.attempt = call->attempts;
@@ -379,7 +396,7 @@ static void on_attempt_done(msvc_http_call_t *hc, int err, const msvc_http_respo
   uint32_t delay = 0;
 
   call->hc = NULL;
-  end_attempt(call, err, status, sent);
+  end_attempt(call, err, status, sent, err == 0 ? res : NULL);
   if (call->cancelled && err == 0)
     err = MSVC_ECANCELED;
   if (want_retry(call, err, res, sent, &delay)) {

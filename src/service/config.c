@@ -661,6 +661,7 @@ static int load_all(msvc__svc_config_t *cfg, const char *name,
   call_defaults(cfg, o);
   if ((rc = load_work(cfg, o, err, errlen)) != MSVC_OK) return rc;
   if ((rc = load_events(cfg, o, err, errlen)) != MSVC_OK) return rc;
+  if ((rc = msvc__svc_limit_load(cfg, err, errlen)) != MSVC_OK) return rc;
   if ((rc = load_jwt(cfg, o, err, errlen)) != MSVC_OK) return rc;
   if ((rc = load_tls(cfg, o, err, errlen)) != MSVC_OK) return rc;
   /* Last: it changes the process-wide logger, and only when valid. */

@@ -64,6 +64,9 @@ typedef struct msvc__svc_config_s {
   unsigned work_queue;
   /* Event backend URI (MSVC_EVENTS); NULL: no events. */
   char *events_uri;
+  /* Adaptive concurrency limit (MSVC_CONCURRENCY*), limit.c. */
+  bool concurrency_on;
+  msvc_limit_adaptive_opts_t concurrency;
 } msvc__svc_config_t;
 
 /* Reads options and environment into cfg. On failure cfg holds nothing and
@@ -139,6 +142,8 @@ struct msvc_service_s {
   msvc_metrics_family_t *reg_instances;
   msvc_metrics_family_t *reg_errors;
 
+  msvc_mw_concurrency_t *concurrency; /* shared by every loop; limit.c */
+
   msvc__svc_loop_t main;     /* workers == 1 */
   msvc_http_workers_t *workers; /* workers > 1 */
   msvc__svc_loop_t *wloops;  /* one per worker */
@@ -185,6 +190,10 @@ void msvc__svc_loop_free(msvc__svc_loop_t *l);
 int msvc__svc_work_setup(msvc_service_t *svc, msvc_http_server_t *srv,
                          msvc__svc_loop_t *l);
 void msvc__svc_work_close(msvc__svc_loop_t *l);
+/* The concurrency limit: MSVC_CONCURRENCY* into cfg, and its middleware
+ * (made on first use, shared by every loop) on a server (limit.c). */
+int msvc__svc_limit_load(msvc__svc_config_t *cfg, char *err, size_t errlen);
+int msvc__svc_limit_use(msvc_service_t *svc, msvc_http_server_t *srv);
 /* Frees the memory of a service whose handles are all released. */
 void msvc__svc_free_memory(msvc_service_t *svc);
 

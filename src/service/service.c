@@ -112,6 +112,9 @@ static int default_middleware(msvc_service_t *svc, msvc_http_server_t *srv,
   msvc_mw_metrics_opts_init(&mo);
   mo.registry = svc->cfg.metrics;
   if ((rc = msvc_mw_metrics_new(srv, &mo, &l->mw_metrics)) != MSVC_OK) return rc;
+  /* Shedding comes before token checks and handlers, after the request
+   * is counted and given its id. */
+  if ((rc = msvc__svc_limit_use(svc, srv)) != MSVC_OK) return rc;
   if (svc->cfg.jwt_enabled) {
     msvc_mw_jwt_opts_t jo = svc->cfg.jwt;
 
@@ -556,6 +559,7 @@ void msvc__svc_free_memory(msvc_service_t *svc) {
   }
   if (svc->wloops != NULL) uv_mutex_destroy(&svc->cut_mu);
   msvc__free(svc->wloops);
+  msvc_mw_concurrency_free(svc->concurrency);
   msvc__free(svc->instance_id);
   msvc__admin_free(svc->admin);
   msvc__svc_config_free(&svc->cfg);

@@ -386,6 +386,9 @@ class System:
             env["MSVC_JWT_JWKS_URL"] = "http://user-service/.well-known/jwks.json"
         if service == "order-service":
             env["ORDER_DB"] = self.order_db
+        if service == "bff":
+            # The load of the scenarios is sent as one user: no per-user limit.
+            env["BFF_USER_RATE"] = "100000"
         if service == "payment-service":
             env["PAYMENT_DB"] = os.path.join(self.tmp, "payments.db")
         return env

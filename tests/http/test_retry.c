@@ -159,7 +159,7 @@ Test(retry, what_never_left_does_not_spend_the_budget) {
   msvc_retry_free(r);
 }
 
-Test(retry, retry_after_honoured_up_to_cap) {
+Test(retry, retry_after_honoured_within_cap) {
   fake_t f = {.rnd = {0}, .n = 1};
   msvc_retry_t *r = make(&f, 5);
   msvc_retry_attempt_t a = {1, "GET", false, 0, 503, "0", false};
@@ -167,9 +167,14 @@ Test(retry, retry_after_honoured_up_to_cap) {
 
   cr_assert_eq(msvc_retry_check(r, &a, &d), 1);
   cr_assert_eq(d, 0);
-  a.retry_after = "1"; /* 1000 ms, above the 100 ms cap */
+  a.retry_after = "1"; /* 1000 ms, above the 100 ms cap: not sooner */
+  cr_assert_eq(msvc_retry_check(r, &a, &d), 0);
+  a.status = 429; /* a rate limit: retried like a 503 */
+  a.retry_after = "0";
   cr_assert_eq(msvc_retry_check(r, &a, &d), 1);
-  cr_assert_eq(d, 100);
+  a.retry_after = "60";
+  cr_assert_eq(msvc_retry_check(r, &a, &d), 0);
+  a.status = 503;
   a.retry_after = "Wed, 21 Oct 2015 07:28:00 GMT";
   cr_assert_eq(msvc_retry_check(r, &a, &d), 1);
   cr_assert_eq(d, 0, "the date form is ignored");

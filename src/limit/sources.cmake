@@ -1,0 +1,3 @@
+list(APPEND LIBMSVC_SOURCES
+  src/limit/rate.c
+  src/limit/adaptive.c)

@@ -1,0 +1,159 @@
+/*
+ * The adaptive concurrency limit, driven by an injected clock and
+ * synthetic latencies: it sheds above the limit, shrinks when latency
+ * builds up, grows back when latency is fine and the limit is used.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include <msvc/error.h>
+#include <msvc/limit.h>
+
+#define NPERMITS 2000
+
+static msvc_limit_permit_t permits[NPERMITS];
+
+static msvc_limit_adaptive_t *make(uint32_t initial, uint32_t min, uint32_t max,
+                                   bool fixed) {
+  msvc_limit_adaptive_opts_t o;
+  msvc_limit_adaptive_t *cl;
+
+  msvc_limit_adaptive_opts_init(&o);
+  o.initial = initial;
+  o.min_limit = min;
+  o.max_limit = max;
+  o.fixed = fixed;
+  o.tolerance = 2.0;
+  o.window_ms = 100;
+  o.window_min_samples = 10;
+  cr_assert_eq(msvc_limit_adaptive_new(&o, &cl), MSVC_OK);
+  return cl;
+}
+
+/* One window: `hold` requests in flight at once (as many as the limit
+ * lets in), all answered after latency_us; repeated until the window has
+ * enough samples, then time moves past the window. */
+static uint32_t window(msvc_limit_adaptive_t *cl, uint64_t *t, uint32_t hold,
+                       uint64_t latency_us) {
+  uint32_t samples = 0, i, got;
+
+  while (samples < 10) {
+    for (got = 0; got < hold && got < NPERMITS; got++)
+      if (msvc_limit_adaptive_acquire(cl, *t, &permits[got]) != MSVC_OK) break;
+    for (i = 0; i < got; i++)
+      msvc_limit_adaptive_release(cl, &permits[i], MSVC_LIMIT_SUCCESS, latency_us, *t);
+    samples += got;
+    *t += 1;
+  }
+  *t += 100;
+  /* The sample that closes the window. */
+  cr_assert_eq(msvc_limit_adaptive_acquire(cl, *t, &permits[0]), MSVC_OK);
+  msvc_limit_adaptive_release(cl, &permits[0], MSVC_LIMIT_SUCCESS, latency_us, *t);
+  return msvc_limit_adaptive_limit(cl);
+}
+
+Test(limit_adaptive, sheds_above_the_limit) {
+  msvc_limit_adaptive_t *cl = make(3, 1, 10, true);
+  msvc_limit_permit_t p[4];
+
+  cr_assert_eq(msvc_limit_adaptive_acquire(cl, 0, &p[0]), MSVC_OK);
+  cr_assert_eq(msvc_limit_adaptive_acquire(cl, 0, &p[1]), MSVC_OK);
+  cr_assert_eq(msvc_limit_adaptive_acquire(cl, 0, &p[2]), MSVC_OK);
+  cr_assert_eq(msvc_limit_adaptive_inflight(cl), 3);
+  cr_assert_eq(msvc_limit_adaptive_acquire(cl, 0, &p[3]), MSVC_ELIMIT);
+  cr_assert_not(p[3].held);
+  msvc_limit_adaptive_release(cl, &p[1], MSVC_LIMIT_SUCCESS, 5000000, 10);
+  msvc_limit_adaptive_release(cl, &p[1], MSVC_LIMIT_SUCCESS, 5000000, 10); /* twice: ignored */
+  cr_assert_eq(msvc_limit_adaptive_inflight(cl), 2);
+  cr_assert_eq(msvc_limit_adaptive_acquire(cl, 0, &p[3]), MSVC_OK);
+  msvc_limit_adaptive_release(cl, &p[0], MSVC_LIMIT_IGNORED, 0, 10);
+  msvc_limit_adaptive_release(cl, &p[2], MSVC_LIMIT_DROPPED, 0, 10);
+  msvc_limit_adaptive_release(cl, &p[3], MSVC_LIMIT_SUCCESS, 1, 10);
+  cr_assert_eq(msvc_limit_adaptive_inflight(cl), 0);
+  cr_assert_eq(msvc_limit_adaptive_limit(cl), 3, "a fixed limit never moves");
+  msvc_limit_adaptive_free(cl);
+}
+
+Test(limit_adaptive, bad_options) {
+  msvc_limit_adaptive_opts_t o;
+  msvc_limit_adaptive_t *cl;
+
+  msvc_limit_adaptive_opts_init(&o);
+  o.min_limit = 0;
+  cr_assert_eq(msvc_limit_adaptive_new(&o, &cl), MSVC_EINVAL);
+  msvc_limit_adaptive_opts_init(&o);
+  o.initial = 6000;
+  cr_assert_eq(msvc_limit_adaptive_new(&o, &cl), MSVC_EINVAL);
+  msvc_limit_adaptive_opts_init(&o);
+  o.tolerance = 0.5;
+  cr_assert_eq(msvc_limit_adaptive_new(&o, &cl), MSVC_EINVAL);
+  cr_assert_eq(msvc_limit_adaptive_new(NULL, &cl), MSVC_OK);
+  cr_assert_eq(msvc_limit_adaptive_limit(cl), 1000);
+  msvc_limit_adaptive_free(cl);
+  msvc_limit_adaptive_free(NULL);
+  cr_assert_eq(msvc_limit_adaptive_acquire(NULL, 0, NULL), MSVC_EINVAL);
+}
+
+/* A service of 4 parallel servers taking 2 ms each: with L requests in
+ * flight, latency is 2 ms x L / 4. The limit must come down to where the
+ * queue stays within the tolerance (about 2 x 4), then grow back when the
+ * overload is over. */
+Test(limit_adaptive, learns_the_limit_from_latency) {
+  msvc_limit_adaptive_t *cl = make(100, 2, 400, false);
+  uint64_t t = 1000;
+  uint32_t lim = 0;
+  int i;
+
+  /* Unloaded: a few in flight at 2 ms. The limit is not used, so it does
+   * not grow; the baseline settles at 2 ms. */
+  for (i = 0; i < 5; i++)
+    lim = window(cl, &t, 3, 2000);
+  cr_assert_eq(lim, 100);
+  cr_assert_eq(msvc_limit_adaptive_baseline_us(cl) / 100, 2000 * 101 / 10000,
+               "baseline ~2 ms (+1%% drift), got %llu",
+               (unsigned long long)msvc_limit_adaptive_baseline_us(cl));
+  /* Overloaded: every permit is taken, queueing grows with the limit. */
+  for (i = 0; i < 30; i++) {
+    uint32_t l = msvc_limit_adaptive_limit(cl);
+    uint64_t lat = l <= 4 ? 2000 : 2000ull * l / 4;
+
+    lim = window(cl, &t, NPERMITS, lat);
+  }
+  cr_assert_leq(lim, 16, "limit %u after overload", lim);
+  cr_assert_geq(lim, 2);
+  /* The overload is over: latency is back to 2 ms with the limit in use. */
+  for (i = 0; i < 20; i++)
+    lim = window(cl, &t, msvc_limit_adaptive_limit(cl), 2000);
+  cr_assert_geq(lim, 100, "limit %u after recovery", lim);
+  msvc_limit_adaptive_free(cl);
+}
+
+/* Never below min nor above max. */
+Test(limit_adaptive, stays_within_bounds) {
+  msvc_limit_adaptive_t *cl = make(10, 5, 20, false);
+  uint64_t t = 0;
+  int i;
+
+  window(cl, &t, 3, 1000);
+  for (i = 0; i < 20; i++)
+    cr_assert_geq(window(cl, &t, NPERMITS, 1000000), 5);
+  for (i = 0; i < 40; i++)
+    cr_assert_leq(window(cl, &t, NPERMITS, 1), 20);
+  cr_assert_eq(msvc_limit_adaptive_limit(cl), 20);
+  msvc_limit_adaptive_free(cl);
+}
+
+/* A mixed workload: one window full of slow requests is not congestion,
+ * two in a row are. */
+Test(limit_adaptive, one_slow_window_is_not_congestion) {
+  msvc_limit_adaptive_t *cl = make(100, 2, 400, false);
+  uint64_t t = 0;
+  int i;
+
+  for (i = 0; i < 5; i++) window(cl, &t, 3, 1000);
+  cr_assert_eq(window(cl, &t, 3, 20000), 100, "one slow window: hold");
+  cr_assert_eq(window(cl, &t, 3, 1000), 100);
+  cr_assert_eq(window(cl, &t, 3, 20000), 100);
+  cr_assert_lt(window(cl, &t, 3, 20000), 100, "two in a row: back off");
+  msvc_limit_adaptive_free(cl);
+}
