@@ -86,6 +86,9 @@ bool msvc__h2s_pump(msvc__h2s_t *s);
 bool msvc__h2s_want_write(const msvc__h2s_t *s);
 /* Streams still open. */
 uint32_t msvc__h2s_streams(const msvc__h2s_t *s);
+/* Every open stream is still receiving its request (nothing is owed to
+ * the client): the connection's silence is then limited. */
+bool msvc__h2s_all_receiving(const msvc__h2s_t *s);
 /* Graceful shutdown: GOAWAY with the last stream processed. */
 void msvc__h2s_goaway(msvc__h2s_t *s);
 /* The connection is going away: every stream's request is detached. */
