@@ -518,8 +518,9 @@ int msvc__h2s_new(msvc__conn_t *c, msvc__h2s_t **out) {
     msvc__free(s);
     return MSVC_ENOMEM;
   }
-  /* Streams beyond the advertised limit are refused even before the peer
-   * has acknowledged our SETTINGS. */
+  /* Bounds on what a peer can make the session hold or do: entries of one
+   * SETTINGS frame, resets (nghttp2's own rapid-reset guard, beside ours)
+   * and CONTINUATION frames of one header block. */
   nghttp2_option_set_max_settings(opt, 32);
   nghttp2_option_set_stream_reset_rate_limit(opt, RESET_BURST, RESET_PER_SEC);
   nghttp2_option_set_max_continuations(opt, 8);
