@@ -767,6 +767,11 @@ static void h2_flush(msvc__conn_t *c) {
     if (!msvc__h2s_pump(c->h2) ||
         (c->srv->draining && msvc__h2s_streams(c->h2) == 0))
       c->close_after = true;
+    if (c->wbuf[c->wi].err != MSVC_OK) {
+      /* Frames nghttp2 handed over were lost: the session cannot go on. */
+      msvc__conn_close(c);
+      return;
+    }
     if (c->wbuf[c->wi].len == 0 && !c->close_after)
       break; /* nothing to send now */
     start_write(c);

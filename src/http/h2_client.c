@@ -423,7 +423,7 @@ static void cc_flush(msvc__h2cc_t *cc) {
     uv_buf_t b;
     int rc;
 
-    while (w->len < OUT_HIGH_WATER) {
+    while (w->len < OUT_HIGH_WATER && w->err == MSVC_OK) {
       const uint8_t *p;
       ssize_t n = nghttp2_session_mem_send(cc->ng, &p);
 

@@ -38,6 +38,7 @@ struct msvc__h2stream_s {
   bool body_over; /* body over max_body_bytes: 413 */
   bool dispatched;
   bool head_held; /* a gRPC head waiting for its first message */
+  bool failed;    /* the answer could not be built: the stream is reset */
   char *ctype_held;
 };
 
@@ -415,9 +416,12 @@ static ssize_t on_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf,
   }
   if (st->ended && st->out.len == 0) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (st->req != NULL && st->req->trailers.len > 0 &&
-        submit_fields(st->s, st, NULL, 0, &st->req->trailers, true, false) == 0)
+    if (st->req != NULL && st->req->trailers.len > 0) {
+      /* Without its trailers the answer would look complete: reset. */
+      if (submit_fields(st->s, st, NULL, 0, &st->req->trailers, true, false) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
   }
   return (ssize_t)n;
 }
@@ -453,6 +457,17 @@ static int head_submit(msvc_http_req_t *req, int status, const char *ctype,
   return submit_fields(st->s, st, pre, n, lines, false, provider);
 }
 
+/* An answer that could not be built (out of memory) must not reach the
+ * client cut short and looking complete: the stream is reset instead. */
+static int stream_fail(msvc__h2stream_t *st, int rc) {
+  if (!st->failed) {
+    st->failed = true;
+    st->head_held = false;
+    nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+  }
+  return rc;
+}
+
 /* The held head goes out: before the first message, or (trailers_only)
  * merged with the trailers into the one HEADERS frame that ends a gRPC
  * answer without messages (gRPC's "Trailers-Only"). */
@@ -479,24 +494,30 @@ int msvc__h2_res_head(msvc_http_req_t *req, int status, const char *ctype,
   msvc__h2stream_t *st = req->h2;
   bool body = !req->is_head && status != 204 && status != 304;
 
-  if (stream && body && ctype != NULL && strncmp(ctype, "application/grpc", 16) == 0 &&
-      (st->ctype_held = msvc__strdup(ctype)) != NULL) {
+  int rc;
+
+  if (stream && body && ctype != NULL && strncmp(ctype, "application/grpc", 16) == 0) {
+    if ((st->ctype_held = msvc__strdup(ctype)) == NULL)
+      return stream_fail(st, MSVC_ENOMEM);
     st->head_held = true;
     req->res.status = status;
     return MSVC_OK;
   }
   /* A body, or trailers to come after one, need a data source; a HEAD or
    * bodyless answer ends with its HEADERS frame unless trailers follow. */
-  return head_submit(req, status, ctype, body_len, stream, &req->hdrs,
-                     body || stream || req->trailers.len > 0);
+  rc = head_submit(req, status, ctype, body_len, stream, &req->hdrs,
+                   body || stream || req->trailers.len > 0);
+  return rc == MSVC_OK ? rc : stream_fail(st, rc);
 }
 
 int msvc__h2_res_data(msvc_http_req_t *req, const void *data, size_t len) {
   msvc__h2stream_t *st = req->h2;
   int rc;
 
+  if (st->failed)
+    return MSVC_ECLOSED;
   if (st->head_held && (rc = release_head(req, false)) != MSVC_OK)
-    return rc;
+    return stream_fail(st, rc);
   if (st->off > 65536 && st->off * 2 > st->out.len) {
     memmove(st->out.data, st->out.data + st->off, st->out.len - st->off);
     st->out.len -= st->off;
@@ -504,7 +525,7 @@ int msvc__h2_res_data(msvc_http_req_t *req, const void *data, size_t len) {
   }
   msvc__buf_append(&st->out, data, len);
   if (st->out.err != MSVC_OK)
-    return st->out.err;
+    return stream_fail(st, st->out.err);
   if (st->deferred) {
     st->deferred = false;
     nghttp2_session_resume_data(st->s->ng, st->id);
@@ -514,10 +535,14 @@ int msvc__h2_res_data(msvc_http_req_t *req, const void *data, size_t len) {
 
 int msvc__h2_res_end(msvc_http_req_t *req) {
   msvc__h2stream_t *st = req->h2;
+  int rc;
 
+  if (st->failed)
+    return MSVC_ECLOSED;
   if (st->head_held) {
     st->ended = true;
-    return release_head(req, true);
+    rc = release_head(req, true);
+    return rc == MSVC_OK ? rc : stream_fail(st, rc);
   }
   st->ended = true;
   if (st->deferred) {
@@ -631,7 +656,7 @@ int msvc__h2s_feed(msvc__h2s_t *s, const char *data, size_t len) {
 bool msvc__h2s_pump(msvc__h2s_t *s) {
   msvc__buf_t *w = &s->c->wbuf[s->c->wi];
 
-  while (w->len < OUT_HIGH_WATER) {
+  while (w->len < OUT_HIGH_WATER && w->err == MSVC_OK) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(s->ng, &p);
 
