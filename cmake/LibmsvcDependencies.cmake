@@ -46,6 +46,20 @@ if(LIBMSVC_WITH_EVENTS)
 endif()
 message(STATUS "libmsvc: nats:// events backend (libnats): ${LIBMSVC_HAVE_NATS}")
 
+# nghttp2 is optional: with it the HTTP server and client speak HTTP/2.
+option(LIBMSVC_WITH_HTTP2 "Build HTTP/2 (h2c and ALPN h2) when nghttp2 is found" ON)
+set(LIBMSVC_HAVE_NGHTTP2 OFF)
+set(LIBMSVC_PC_NGHTTP2 "")
+if(LIBMSVC_WITH_HTTP2)
+  pkg_check_modules(NGHTTP2 QUIET IMPORTED_TARGET libnghttp2>=1.43)
+  if(NGHTTP2_FOUND)
+    set(LIBMSVC_HAVE_NGHTTP2 ON)
+    set(LIBMSVC_PC_NGHTTP2 "libnghttp2")
+    list(APPEND LIBMSVC_PRIVATE_LIBS PkgConfig::NGHTTP2)
+  endif()
+endif()
+message(STATUS "libmsvc: HTTP/2 (nghttp2): ${LIBMSVC_HAVE_NGHTTP2}")
+
 # llhttp: Debian's node-llhttp ships the generated C sources rather than a
 # library. They are compiled into libmsvc as a private part: hidden symbols,
 # never installed. Their generated code trips -Wextra (unused parameters), so

@@ -67,6 +67,9 @@ typedef struct msvc__transport_ops_s {
    * showed no certificate), valid until the transport is closed. NULL for a
    * plain stream (TCP, memory). */
   bool (*secure)(msvc__transport_t *t, const msvc__peer_identity_t **peer);
+  /* The protocol ALPN chose ("h2", "http/1.1"), or NULL: none, or not a
+   * TLS stream. May be NULL itself. */
+  const char *(*alpn)(msvc__transport_t *t);
 } msvc__transport_ops_t;
 
 struct msvc__transport_s {
@@ -103,6 +106,10 @@ static inline bool msvc__transport_secure(msvc__transport_t *t,
   return t != NULL && t->ops->secure != NULL && t->ops->secure(t, peer);
 }
 
+static inline const char *msvc__transport_alpn(msvc__transport_t *t) {
+  return t != NULL && t->ops->alpn != NULL ? t->ops->alpn(t) : NULL;
+}
+
 /* ---- the TLS layer, as the HTTP code sees it -----------------------------
  * Implemented in src/tls; the HTTP sources that use them are compiled with
  * MSVC_HAVE_TLS only when that block is part of the build. No Mbed TLS type
@@ -113,11 +120,21 @@ struct msvc_tls_config_s;
  * result owns inner; on failure inner has been closed. */
 int msvc__tls_wrap_server(struct msvc_tls_config_s *cfg, uv_loop_t *loop,
                           msvc__transport_t *inner, msvc__transport_t **out);
+/* The same; with h2 false, ALPN offers http/1.1 only (HTTP/2 turned off
+ * on that server), else h2 too when the library has HTTP/2. */
+int msvc__tls_wrap_server_alpn(struct msvc_tls_config_s *cfg, uv_loop_t *loop,
+                               msvc__transport_t *inner, bool h2,
+                               msvc__transport_t **out);
 /* Wraps a TCP transport that is about to connect to host:port. Same
  * ownership as msvc__tls_wrap_server(). */
 int msvc__tls_wrap_client(struct msvc_tls_config_s *cfg, uv_loop_t *loop,
                           msvc__transport_t *inner, const char *host, int port,
                           msvc__transport_t **out);
+/* The same, offering only `h2` by ALPN (an HTTP/2 connection); the owner
+ * checks msvc__transport_alpn() once data arrives. */
+int msvc__tls_wrap_client_h2(struct msvc_tls_config_s *cfg, uv_loop_t *loop,
+                             msvc__transport_t *inner, const char *host, int port,
+                             msvc__transport_t **out);
 /* A client configuration trusting the system CA bundle. */
 int msvc__tls_default_client(struct msvc_tls_config_s **out);
 /* The role (msvc_tls_role_t) a configuration was made for. */

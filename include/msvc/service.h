@@ -531,6 +531,11 @@ typedef struct msvc_service_request_s {
   msvc_service_response_fn on_done;
   /** Passed to on_done. */
   void *data;
+  /** Send each attempt over HTTP/2 (msvc_http_request_t::http2): the
+   *  balancer still picks an endpoint per attempt, and the attempt is a
+   *  stream on that endpoint's multiplexed connection; default false.
+   *  @since 0.3 */
+  bool http2;
 } msvc_service_request_t;
 
 /**

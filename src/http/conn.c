@@ -16,6 +16,7 @@
  */
 #include <string.h>
 
+#include "http/h2.h"
 #include "http/server.h"
 
 #define LINGER_MS 1000
@@ -73,6 +74,9 @@ static void conn_free(msvc__conn_t *c) {
   msvc__buf_free(&c->wbuf[1]);
   msvc__free(c->stash);
   msvc__http_parser_free(&c->parser);
+#ifdef MSVC_HAVE_NGHTTP2
+  msvc__h2s_free(c->h2);
+#endif
   msvc__queue_remove(&c->node);
   msvc__free(c);
   msvc__server_conn_gone(srv);
@@ -155,6 +159,10 @@ void msvc__conn_cache_free(msvc_http_server_t *srv) {
 }
 
 static bool conn_idle(const msvc__conn_t *c) {
+#ifdef MSVC_HAVE_NGHTTP2
+  if (c->h2 != NULL)
+    return msvc__h2s_streams(c->h2) == 0 && !c->writing;
+#endif
   return c->npipe == 0 && c->cur == NULL && !c->writing &&
          !msvc__http_parser_busy(&c->parser);
 }
@@ -193,6 +201,22 @@ static void arm(msvc__conn_t *c) {
   if (c->lingering) {
     dl = c->linger_until;
     idle = true;
+#ifdef MSVC_HAVE_NGHTTP2
+  } else if (c->h2 != NULL) {
+    /* Streams being answered have no connection deadline (a long server
+     * stream may stay silent); streams whose requests are still arriving
+     * may not be silent longer than a body; a connection without any is
+     * idle. */
+    if (c->writing || msvc__h2s_all_receiving(c->h2)) {
+      dl = now + o->body_timeout_ms;
+    } else if (msvc__h2s_streams(c->h2) > 0) {
+      dl = 0;
+    } else {
+      dl = now + o->keepalive_timeout_ms;
+      idle = true;
+      conn_trim(c);
+    }
+#endif
   } else if (c->writing) {
     dl = now + o->body_timeout_ms; /* a peer that stops reading is let go */
   } else if (c->npipe > 0) {
@@ -234,6 +258,15 @@ static void on_timer(uv_timer_t *t) {
     uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
     return;
   }
+#ifdef MSVC_HAVE_NGHTTP2
+  if (c->h2 != NULL && !c->lingering && !c->writing && !c->close_after) {
+    /* Idle: say goodbye properly, so the client does not use it again. */
+    msvc__h2s_goaway(c->h2);
+    c->close_after = true;
+    msvc__conn_flush(c);
+    return;
+  }
+#endif
   /* A body that keeps trickling in (a byte now and then, never silent for
    * long) is cut at its deadline or when it falls below the minimum rate,
    * and told why: a legitimate slow client learns to send faster. */
@@ -264,10 +297,43 @@ int msvc__conn_accept(msvc_http_server_t *srv) {
   }
   uv_tcp_nodelay((uv_tcp_t *)stream, 1);
 #ifdef MSVC_HAVE_TLS
-  if (srv->tls != NULL && (rc = msvc__tls_wrap_server(srv->tls, srv->loop, tr, &tr)) != 0)
+  if (srv->tls != NULL &&
+      (rc = msvc__tls_wrap_server_alpn(srv->tls, srv->loop, tr, srv->opts.http2, &tr)) != 0)
     return rc;
 #endif
   return msvc__conn_attach(srv, tr);
+}
+
+static int answer_overflow(msvc__conn_t *c) {
+  msvc_http_req_t *req;
+
+#ifdef MSVC_HAVE_NGHTTP2
+  const char *alpn = msvc__transport_alpn(c->tr);
+
+  if (alpn != NULL && strcmp(alpn, "h2") == 0) {
+    /* Empty SETTINGS, then GOAWAY(NO_ERROR) naming stream 0: nothing was
+     * processed, the client may go elsewhere. */
+    static const char bye[] = "\0\0\0\4\0\0\0\0\0"
+                              "\0\0\x1c\7\0\0\0\0\0"
+                              "\0\0\0\0\0\0\0\0too many connections";
+    msvc__buf_append(&c->wbuf[c->wi], bye, sizeof(bye) - 1);
+    c->close_after = true;
+    msvc__conn_flush(c);
+    return MSVC_OK;
+  }
+#endif
+  req = msvc__req_new(c);
+  if (req == NULL) {
+    msvc__conn_close(c);
+    return MSVC_ENOMEM;
+  }
+  msvc__queue_insert_tail(&c->pipeline, &req->node);
+  req->queued = true;
+  c->npipe++;
+  msvc_http_res_header(&req->res, "Retry-After", "1");
+  msvc__res_error_close(req, 503, "UNAVAILABLE", "too many connections");
+  msvc__conn_flush(c);
+  return MSVC_OK;
 }
 
 int msvc__conn_attach(msvc_http_server_t *srv, msvc__transport_t *tr) {
@@ -296,19 +362,22 @@ int msvc__conn_attach(msvc_http_server_t *srv, msvc__transport_t *tr) {
   /* At the limit, a lingering or idle keep-alive connection makes room
    * (its memory and descriptor go a moment later, in its close callback). */
   if (srv->nconns > srv->max_conns && !msvc__conn_shed_idle(srv)) {
-    msvc_http_req_t *req = msvc__req_new(c);
     c->overflow = true;
-    if (req == NULL) {
-      msvc__conn_close(c);
-      return MSVC_ENOMEM;
+#ifdef MSVC_HAVE_NGHTTP2
+    /* Over TLS the answer waits for the handshake: ALPN says whether the
+     * client expects HTTP/2 frames or an HTTP/1.1 response. (sniffed marks
+     * the reading started for it.) */
+    if (srv->opts.http2 && msvc__transport_secure(tr, NULL)) {
+      c->sniffed = true;
+      if ((rc = msvc__transport_read_start(c->tr)) != 0) {
+        msvc__conn_close(c);
+        return rc;
+      }
+      arm(c);
+      return MSVC_OK;
     }
-    msvc__queue_insert_tail(&c->pipeline, &req->node);
-    req->queued = true;
-    c->npipe++;
-    msvc_http_res_header(&req->res, "Retry-After", "1");
-    msvc__res_error_close(req, 503, "UNAVAILABLE", "too many connections");
-    msvc__conn_flush(c);
-    return MSVC_OK;
+#endif
+    return answer_overflow(c);
   }
   rc = msvc__transport_read_start(c->tr);
   if (rc != 0) {
@@ -339,12 +408,22 @@ void msvc__conn_close(msvc__conn_t *c) {
     c->cur = NULL;
   }
   detach_all(c);
+#ifdef MSVC_HAVE_NGHTTP2
+  if (c->h2 != NULL)
+    msvc__h2s_detach_all(c->h2);
+#endif
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, on_timer_closed);
   msvc__transport_close(c->tr);
 }
 
 void msvc__conn_drain(msvc__conn_t *c) {
+#ifdef MSVC_HAVE_NGHTTP2
+  if (c->h2 != NULL) {
+    msvc__conn_flush(c); /* GOAWAY; closes once the streams are done */
+    return;
+  }
+#endif
   if (conn_idle(c))
     msvc__conn_close(c);
 }
@@ -353,6 +432,8 @@ void msvc__conn_drain(msvc__conn_t *c) {
 static void collect(msvc__conn_t *c) {
   msvc__buf_t *w = &c->wbuf[c->wi];
 
+  if (c->h2 != NULL)
+    return; /* streams are answered in any order, not through the queue */
   while (!msvc__queue_empty(&c->pipeline)) {
     msvc_http_req_t *req = msvc__container_of(c->pipeline.next, msvc_http_req_t, node);
     if (req->out.len > 0) {
@@ -398,7 +479,7 @@ static void start_linger(msvc__conn_t *c) {
   c->lingering = true;
   c->linger_until = uv_now(c->srv->loop) + LINGER_MS;
   c->tr->ops->shutdown(c->tr);
-  if (c->read_stopped || c->overflow) {
+  if (c->read_stopped || (c->overflow && !c->sniffed)) {
     c->read_stopped = false;
     if (msvc__transport_read_start(c->tr) != 0) {
       msvc__conn_close(c);
@@ -533,11 +614,103 @@ static void feed(msvc__conn_t *c, const char *data, size_t len) {
   }
 }
 
+#ifdef MSVC_HAVE_NGHTTP2
+static void h2_read(msvc__conn_t *c, const char *data, size_t len) {
+  conn_refill(c);
+  set_idle(c, false);
+  c->in_read = true;
+  if (msvc__h2s_feed(c->h2, data, len) != 0)
+    c->close_after = true;
+  c->in_read = false;
+  msvc__conn_flush(c);
+}
+
+static void h2_start(msvc__conn_t *c, const char *a, size_t alen,
+                     const char *b, size_t blen) {
+  if (msvc__h2s_new(c, &c->h2) != 0) {
+    msvc__conn_close(c);
+    return;
+  }
+  if (alen > 0) {
+    c->in_read = true;
+    if (msvc__h2s_feed(c->h2, a, alen) != 0)
+      c->close_after = true;
+    c->in_read = false;
+  }
+  if (blen > 0 && !c->close_after)
+    h2_read(c, b, blen);
+  else
+    msvc__conn_flush(c);
+}
+
+/* The first bytes decide the protocol: the HTTP/2 preface (prior
+ * knowledge), ALPN's choice over TLS, else HTTP/1.x. Bytes that may still
+ * become the preface wait in c->preface. Returns true when the data was
+ * consumed here. */
+static bool sniff(msvc__conn_t *c, const char *data, size_t len) {
+  const char *alpn = msvc__transport_alpn(c->tr);
+  size_t take;
+  int r;
+
+  if (alpn != NULL && strcmp(alpn, "h2") == 0) {
+    c->sniffed = true;
+    h2_start(c, NULL, 0, data, len);
+    return true;
+  }
+  if (!c->srv->opts.http2 || alpn != NULL) {
+    c->sniffed = true;
+    return false;
+  }
+  take = MSVC__H2_PREFACE_LEN - c->npreface;
+  if (take > len)
+    take = len;
+  memcpy(c->preface + c->npreface, data, take);
+  r = msvc__h2_preface_check(c->preface, c->npreface + take);
+  if (r == 0) {
+    c->npreface = (uint8_t)(c->npreface + take);
+    return true;
+  }
+  c->sniffed = true;
+  if (r == 1) {
+    h2_start(c, c->preface, MSVC__H2_PREFACE_LEN, data + take, len - take);
+    return true;
+  }
+  if (c->npreface > 0) {
+    /* Not HTTP/2 after all: what was held goes first. */
+    char held[MSVC__H2_PREFACE_LEN];
+    size_t n = c->npreface;
+
+    memcpy(held, c->preface, n);
+    c->npreface = 0;
+    conn_refill(c);
+    c->in_read = true;
+    feed(c, held, n);
+    c->in_read = false;
+  }
+  return false;
+}
+#endif
+
 static void on_tr_read(void *owner, const char *data, size_t len) {
   msvc__conn_t *c = owner;
 
-  if (c->closing || c->lingering || c->overflow)
+  if (c->closing || c->lingering)
     return;
+  if (c->overflow) {
+    if (c->sniffed && !c->close_after)
+      answer_overflow(c); /* over TLS, now that ALPN is known */
+    return;
+  }
+#ifdef MSVC_HAVE_NGHTTP2
+  if (c->h2 != NULL) {
+    h2_read(c, data, len);
+    return;
+  }
+  if (!c->sniffed && sniff(c, data, len))
+    return;
+  if (c->closing)
+    return;
+#endif
   if (c->stash != NULL) {
     /* Input kept aside goes first. */
     if (stash(c, data, len) != 0)
@@ -584,9 +757,43 @@ static void resume_input(msvc__conn_t *c) {
   }
 }
 
+#ifdef MSVC_HAVE_NGHTTP2
+/* Frames out while the socket takes them; on_written comes back here, so
+ * a long body keeps flowing after each write of the buffer. */
+static void h2_flush(msvc__conn_t *c) {
+  for (;;) {
+    if (c->srv->draining)
+      msvc__h2s_goaway(c->h2);
+    if (!msvc__h2s_pump(c->h2) ||
+        (c->srv->draining && msvc__h2s_streams(c->h2) == 0))
+      c->close_after = true;
+    if (c->wbuf[c->wi].err != MSVC_OK) {
+      /* Frames nghttp2 handed over were lost: the session cannot go on. */
+      msvc__conn_close(c);
+      return;
+    }
+    if (c->wbuf[c->wi].len == 0 && !c->close_after)
+      break; /* nothing to send now */
+    start_write(c);
+    /* Written at once: frames held back at the high-water mark go next. */
+    if (c->closing || c->writing || c->lingering || c->close_after ||
+        !msvc__h2s_want_write(c->h2))
+      break;
+  }
+  if (!c->closing)
+    arm(c);
+}
+#endif
+
 void msvc__conn_flush(msvc__conn_t *c) {
   if (c->in_read || c->closing)
     return;
+#ifdef MSVC_HAVE_NGHTTP2
+  if (c->h2 != NULL) {
+    h2_flush(c);
+    return;
+  }
+#endif
   for (;;) {
     collect(c);
     start_write(c);
