@@ -46,6 +46,20 @@ if(LIBMSVC_WITH_EVENTS)
 endif()
 message(STATUS "libmsvc: nats:// events backend (libnats): ${LIBMSVC_HAVE_NATS}")
 
+# nghttp2 is optional: with it the HTTP server and client speak HTTP/2.
+option(LIBMSVC_WITH_HTTP2 "Build HTTP/2 (h2c and ALPN h2) when nghttp2 is found" ON)
+set(LIBMSVC_HAVE_NGHTTP2 OFF)
+set(LIBMSVC_PC_NGHTTP2 "")
+if(LIBMSVC_WITH_HTTP2)
+  pkg_check_modules(NGHTTP2 QUIET IMPORTED_TARGET libnghttp2>=1.43)
+  if(NGHTTP2_FOUND)
+    set(LIBMSVC_HAVE_NGHTTP2 ON)
+    set(LIBMSVC_PC_NGHTTP2 "libnghttp2")
+    list(APPEND LIBMSVC_PRIVATE_LIBS PkgConfig::NGHTTP2)
+  endif()
+endif()
+message(STATUS "libmsvc: HTTP/2 (nghttp2): ${LIBMSVC_HAVE_NGHTTP2}")
+
 # llhttp: Debian's node-llhttp ships the generated C sources rather than a
 # library. They are compiled into libmsvc as a private part: hidden symbols,
 # never installed. Their generated code trips -Wextra (unused parameters), so
@@ -65,24 +79,18 @@ target_include_directories(msvc_llhttp PRIVATE ${LLHTTP_INCLUDE_DIR})
 target_compile_options(msvc_llhttp PRIVATE -w)
 
 # gRPC is optional: it needs protobuf-c (library and protoc-c), zlib for
-# gzip compression and nghttp2 for HTTP/2.
+# gzip compression, and HTTP/2 (nghttp2, found above).
 option(LIBMSVC_WITH_GRPC "Build the grpc block when protobuf-c, protoc-c, zlib and nghttp2 are found" ON)
 set(LIBMSVC_HAVE_GRPC OFF)
 set(LIBMSVC_PC_GRPC "")
-if(LIBMSVC_WITH_GRPC)
+if(LIBMSVC_WITH_GRPC AND LIBMSVC_HAVE_NGHTTP2)
   pkg_check_modules(PROTOBUFC QUIET IMPORTED_TARGET libprotobuf-c>=1.3)
   pkg_check_modules(ZLIB_PC QUIET IMPORTED_TARGET zlib)
-  if(NOT TARGET PkgConfig::NGHTTP2)
-    pkg_check_modules(NGHTTP2 QUIET IMPORTED_TARGET libnghttp2>=1.43)
-  endif()
   find_program(PROTOC_C_EXECUTABLE NAMES protoc-c protoc-gen-c)
-  if(PROTOBUFC_FOUND AND ZLIB_PC_FOUND AND TARGET PkgConfig::NGHTTP2 AND PROTOC_C_EXECUTABLE)
+  if(PROTOBUFC_FOUND AND ZLIB_PC_FOUND AND PROTOC_C_EXECUTABLE)
     set(LIBMSVC_HAVE_GRPC ON)
-    set(LIBMSVC_PC_GRPC "libprotobuf-c zlib libnghttp2")
+    set(LIBMSVC_PC_GRPC "libprotobuf-c zlib")
     list(APPEND LIBMSVC_PRIVATE_LIBS PkgConfig::PROTOBUFC PkgConfig::ZLIB_PC)
-    if(NOT "PkgConfig::NGHTTP2" IN_LIST LIBMSVC_PRIVATE_LIBS)
-      list(APPEND LIBMSVC_PRIVATE_LIBS PkgConfig::NGHTTP2)
-    endif()
   endif()
 endif()
 message(STATUS "libmsvc: grpc (protobuf-c, protoc-c, zlib, nghttp2): ${LIBMSVC_HAVE_GRPC}")

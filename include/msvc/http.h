@@ -86,6 +86,21 @@ typedef struct msvc_http_server_opts_s {
                                       @since 0.2 */
   uint32_t body_rate_grace_ms;   /**< Time before min_body_rate applies; 5000.
                                       @since 0.2 */
+  bool http2;                    /**< Serve HTTP/2 as well: cleartext with
+                                      prior knowledge (h2c) on the same port,
+                                      recognised by its connection preface,
+                                      and `h2` chosen by ALPN over TLS. True
+                                      by default when the library is built
+                                      with nghttp2 (LIBMSVC_HAVE_NGHTTP2),
+                                      else ignored. @since 0.3 */
+  uint32_t h2_max_streams;       /**< HTTP/2: streams a client may have
+                                      open at once
+                                      (SETTINGS_MAX_CONCURRENT_STREAMS);
+                                      100. @since 0.3 */
+  uint32_t h2_window;            /**< HTTP/2: receive window of each stream
+                                      in bytes (SETTINGS_INITIAL_WINDOW_SIZE);
+                                      the connection's window is four times
+                                      it; 262144. @since 0.3 */
 } msvc_http_server_opts_t;
 
 /**
@@ -635,6 +650,54 @@ MSVC_API int msvc_http_res_status(const msvc_http_res_t *res);
  * @since 0.1
  */
 MSVC_API bool msvc_http_res_started(const msvc_http_res_t *res);
+
+/**
+ * @brief The protocol version the request arrived with.
+ * @param req  The request.
+ * @return 10 (HTTP/1.0), 11 (HTTP/1.1) or 20 (HTTP/2); 0 for NULL.
+ * @note A request over HTTP/2 is served by the same router, middleware and
+ *       handlers as one over HTTP/1.1: its pseudo-headers become the method
+ *       and target, `:authority` is also visible as `Host`, and header
+ *       names are lower case (lookups are case-insensitive anyway).
+ * @since 0.3
+ */
+MSVC_API int msvc_http_req_version(const msvc_http_req_t *req);
+
+/**
+ * @brief Adds a trailer field, sent after the body.
+ *
+ * Over HTTP/2 the trailers go out in a HEADERS frame that ends the stream,
+ * after the last DATA frame (what gRPC needs for `grpc-status`). A response
+ * with trailers and no body (msvc_http_res_send() with an empty body, or
+ * msvc_http_res_start() then msvc_http_res_end()) still sends its head and
+ * then its trailers. Over HTTP/1.1 they end a chunked (streamed) response;
+ * on a response with a Content-Length, or over HTTP/1.0, they are dropped.
+ * @param res    The response; trailers may be added until it ends.
+ * @param name   Field name (a token; not Content-Length, Transfer-Encoding,
+ *               Connection or a pseudo-header); copied.
+ * @param value  Field value without CR or LF; copied.
+ * @return #MSVC_OK, #MSVC_EINVAL for a bad name or value,
+ *         #MSVC_EHTTP_RESPONDED once the response has ended, #MSVC_ELIMIT
+ *         beyond 64 KiB of trailers, #MSVC_ENOMEM.
+ * @note Loop thread only.
+ * @since 0.3
+ */
+MSVC_API int msvc_http_res_trailer(msvc_http_res_t *res, const char *name,
+                                   const char *value);
+
+/**
+ * @brief Bytes written to a streamed response that have not yet gone to
+ *        the connection.
+ *
+ * Over HTTP/2 a stream's body waits for the peer's flow-control window; a
+ * handler producing a long stream should stop writing while this grows
+ * beyond what it wants to hold and continue from a timer or its next event.
+ * Over HTTP/1.1 output goes straight to the connection and this returns 0.
+ * @param res  The response.
+ * @return The number of bytes held back; 0 for NULL.
+ * @since 0.3
+ */
+MSVC_API size_t msvc_http_res_pending(const msvc_http_res_t *res);
 
 /* ---- worker loops ------------------------------------------------------- */
 

@@ -214,6 +214,13 @@ typedef struct msvc_http_client_opts_s {
   msvc_http_attempt_fn on_attempt;
   /** Passed to on_attempt. */
   void *attempt_data;
+  /** Send every request over HTTP/2 (as if msvc_http_request_t::http2 were
+   *  set); false by default. @since 0.3 */
+  bool http2;
+  /** HTTP/2 connections per endpoint, each carrying many requests at once
+   *  (default 1); a new one opens when all are at the server's stream
+   *  limit. @since 0.3 */
+  uint32_t h2_conns_per_endpoint;
 } msvc_http_client_opts_t;
 
 /**
@@ -331,6 +338,13 @@ typedef struct msvc_http_request_s {
   /** With host/port (url NULL): connect with TLS, as an `https://` URL
    *  would (default false). */
   bool tls;
+  /** Send this request over HTTP/2 (default false): cleartext with prior
+   *  knowledge for `http://`, ALPN `h2` for `https://`. Requests to one
+   *  endpoint share its multiplexed connection(s); the response's trailers
+   *  are then available (msvc_http_response_trailer()) and cancelling the
+   *  call resets only its stream. Needs a library built with nghttp2, else
+   *  the request fails with #MSVC_ENOTSUP. @since 0.3 */
+  bool http2;
 } msvc_http_request_t;
 
 /**
@@ -499,6 +513,45 @@ MSVC_API int msvc_http_response_header_at(const msvc_http_response_t *res, size_
  */
 MSVC_API const char *msvc_http_response_body(const msvc_http_response_t *res,
                                              size_t *len);
+
+/**
+ * @brief The protocol version the response came with.
+ * @param res  The response.
+ * @return 10, 11 or 20 (HTTP/2); 0 for NULL.
+ * @since 0.3
+ */
+MSVC_API int msvc_http_response_version(const msvc_http_response_t *res);
+
+/**
+ * @brief A trailer field of the response (case-insensitive name).
+ * @param res   The response.
+ * @param name  The field name.
+ * @return Its first value, borrowed like the response, or NULL (also for
+ *         every HTTP/1.x response: their trailers are not kept).
+ * @since 0.3
+ */
+MSVC_API const char *msvc_http_response_trailer(const msvc_http_response_t *res,
+                                                const char *name);
+
+/**
+ * @brief Number of trailer fields of the response.
+ * @param res  The response.
+ * @return The count; 0 for NULL or no trailers.
+ * @since 0.3
+ */
+MSVC_API size_t msvc_http_response_trailer_count(const msvc_http_response_t *res);
+
+/**
+ * @brief The trailer field at index i.
+ * @param res    The response.
+ * @param i      Index, from 0.
+ * @param name   Receives the name (lower case), borrowed like the response.
+ * @param value  Receives the value, borrowed like the response.
+ * @return #MSVC_OK or #MSVC_ERANGE.
+ * @since 0.3
+ */
+MSVC_API int msvc_http_response_trailer_at(const msvc_http_response_t *res, size_t i,
+                                           const char **name, const char **value);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "http/client.h"
+#include "http/h2.h"
 
 void msvc_http_client_opts_init(msvc_http_client_opts_t *o) {
   memset(o, 0, sizeof(*o));
@@ -20,6 +21,7 @@ void msvc_http_client_opts_init(msvc_http_client_opts_t *o) {
   o->max_response_head = 16384;
   o->max_response_headers = 100;
   o->max_response_body = 8u * 1024 * 1024;
+  o->h2_conns_per_endpoint = 1;
 }
 
 void msvc_http_request_init(msvc_http_request_t *r) {
@@ -94,8 +96,12 @@ void msvc_http_client_close(msvc_http_client_t *c, msvc_http_client_close_cb cb,
     next = q->next;
     msvc_http_call_cancel(msvc__container_of(q, msvc_http_call_t, node));
   }
-  msvc__queue_foreach(q, &c->endpoints)
-      msvc__pool_close_idle(msvc__container_of(q, msvc__endpoint_t, node));
+  msvc__queue_foreach(q, &c->endpoints) {
+    msvc__pool_close_idle(msvc__container_of(q, msvc__endpoint_t, node));
+#ifdef MSVC_HAVE_NGHTTP2
+    msvc__h2c_close_all(msvc__container_of(q, msvc__endpoint_t, node));
+#endif
+  }
   c->in_api--;
   msvc__client_maybe_closed(c);
 }
@@ -352,7 +358,10 @@ static void call_free(msvc_http_call_t *call) {
   msvc__free(call->method);
   msvc__buf_free(&call->out);
   msvc__http_head_free(call->res.head);
+  msvc__http_head_free(call->res.trailers);
   msvc__buf_free(&call->res.body);
+  msvc__buf_free(&call->h2body);
+  msvc__http_head_free(call->h2req);
   uv_close((uv_handle_t *)&call->timer, on_call_closed);
 }
 
@@ -392,6 +401,12 @@ static void start_attempt(msvc_http_call_t *call, bool fresh) {
   call->got_bytes = false;
   call->sent = false;
   call->dl_phase = 0;
+#ifdef MSVC_HAVE_NGHTTP2
+  if (call->h2) {
+    msvc__h2c_dispatch(call);
+    return;
+  }
+#endif
   msvc__pool_dispatch(call, fresh);
 }
 
@@ -457,6 +472,8 @@ static bool maybe_retry(msvc_http_call_t *call, int err) {
     return false;
   msvc__http_head_free(call->res.head);
   call->res.head = NULL;
+  msvc__http_head_free(call->res.trailers);
+  call->res.trailers = NULL;
   call->res.body.len = 0;
   call->state = ST_BACKOFF;
   call->dl_phase = now + delay;
@@ -471,6 +488,10 @@ void msvc__call_attempt_end(msvc_http_call_t *call, int err, bool keep_conn) {
 
   if (call->state >= ST_FINISHING)
     return;
+#ifdef MSVC_HAVE_NGHTTP2
+  if (call->h2c != NULL)
+    msvc__h2c_abandon(call);
+#endif
   if (conn != NULL) {
     call->conn = NULL;
     conn->call = NULL;
@@ -699,6 +720,17 @@ int msvc_http_client_request(msvc_http_client_t *c, const msvc_http_request_t *r
     return MSVC_EHTTP_POOL_FULL;
   if ((rc = call_new(c, r, &t, ep, &call)) != 0)
     return rc;
+  if (r->http2 || c->o.http2) {
+#ifdef MSVC_HAVE_NGHTTP2
+    rc = r->body_source != NULL ? MSVC_ENOTSUP : msvc__h2c_prepare(call, r, t.path, t.path_len);
+#else
+    rc = MSVC_ENOTSUP;
+#endif
+    if (rc != 0) {
+      call_free(call);
+      return rc;
+    }
+  }
   if (call->to.total_ms != 0)
     call->dl_total = uv_now(c->loop) + call->to.total_ms;
   if (call->retry != NULL)
@@ -751,6 +783,37 @@ int msvc_http_response_header_at(const msvc_http_response_t *res, size_t i,
   if (res == NULL || res->head == NULL || i >= res->head->nfields)
     return MSVC_ERANGE;
   h = res->head;
+  if (name != NULL)
+    *name = msvc__http_head_str(h, h->fields[i].name);
+  if (value != NULL)
+    *value = msvc__http_head_str(h, h->fields[i].value);
+  return MSVC_OK;
+}
+
+int msvc_http_response_version(const msvc_http_response_t *res) {
+  if (res == NULL || res->head == NULL)
+    return 0;
+  return res->head->http_major * 10 + res->head->http_minor;
+}
+
+const char *msvc_http_response_trailer(const msvc_http_response_t *res,
+                                       const char *name) {
+  if (res == NULL || res->trailers == NULL || name == NULL)
+    return NULL;
+  return msvc__http_head_get(res->trailers, name);
+}
+
+size_t msvc_http_response_trailer_count(const msvc_http_response_t *res) {
+  return res != NULL && res->trailers != NULL ? res->trailers->nfields : 0;
+}
+
+int msvc_http_response_trailer_at(const msvc_http_response_t *res, size_t i,
+                                  const char **name, const char **value) {
+  const msvc__http_head_t *h;
+
+  if (res == NULL || res->trailers == NULL || i >= res->trailers->nfields)
+    return MSVC_ERANGE;
+  h = res->trailers;
   if (name != NULL)
     *name = msvc__http_head_str(h, h->fields[i].name);
   if (value != NULL)

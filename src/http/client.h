@@ -28,6 +28,8 @@ struct msvc__endpoint_s {
   uint32_t nconns;    /* open or opening, idle or busy */
   uint32_t nidle;
   uint32_t nwaiting;
+  msvc__queue_t h2conns; /* HTTP/2 connections (h2_client.c) */
+  uint32_t nh2;
 };
 
 struct msvc__cconn_s {
@@ -53,6 +55,7 @@ struct msvc__cconn_s {
 
 struct msvc_http_response_s {
   msvc__http_head_t *head;
+  msvc__http_head_t *trailers; /* HTTP/2 only; NULL when none came */
   msvc__buf_t body;
 };
 
@@ -101,6 +104,12 @@ struct msvc_http_call_s {
   bool streamed; /* body bytes went to on_chunk: no retry any more */
   bool reused;
   bool cancelled;
+  bool h2;        /* over HTTP/2 */
+  struct msvc__h2stream_s *h2s; /* its stream while an attempt is on one */
+  struct msvc__h2cc_s *h2c;     /* and that stream's connection */
+  msvc__buf_t h2body; /* request body copy (HTTP/2 sends it as DATA) */
+  size_t h2off;
+  msvc__http_head_t *h2req; /* request method, target and fields */
 };
 
 struct msvc_http_client_s {

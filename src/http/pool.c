@@ -47,6 +47,7 @@ msvc__endpoint_t *msvc__endpoint_get(msvc_http_client_t *c, const char *host,
   ep->tls = tls;
   msvc__queue_init(&ep->idle);
   msvc__queue_init(&ep->waiting);
+  msvc__queue_init(&ep->h2conns);
   msvc__queue_insert_tail(&c->endpoints, &ep->node);
   return ep;
 }

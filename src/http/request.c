@@ -17,6 +17,7 @@ msvc_http_req_t *msvc__req_new(msvc__conn_t *c) {
   msvc__queue_init(&req->node);
   msvc__buf_init(&req->body, 0);
   msvc__buf_init(&req->hdrs, 64 * 1024);
+  msvc__buf_init(&req->trailers, 64 * 1024);
   msvc__buf_init(&req->out, 0);
   return req;
 }
@@ -34,6 +35,7 @@ void msvc__req_reset(msvc_http_req_t *req) {
   msvc__http_head_free(req->head);
   msvc__buf_free(&req->body);
   msvc__buf_free(&req->hdrs);
+  msvc__buf_free(&req->trailers);
   msvc__buf_free(&req->out);
   msvc__free(req->allow);
   memset(req, 0, sizeof(*req));
@@ -489,6 +491,12 @@ void msvc_http_req_on_cancel(msvc_http_req_t *req, msvc_http_cancel_fn fn, void 
 
 bool msvc_http_req_cancelled(const msvc_http_req_t *req) {
   return req != NULL && req->cancelled;
+}
+
+int msvc_http_req_version(const msvc_http_req_t *req) {
+  if (req == NULL || req->head == NULL)
+    return 0;
+  return req->head->http_major * 10 + req->head->http_minor;
 }
 
 msvc_http_res_t *msvc_http_req_res(msvc_http_req_t *req) {

@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "http/h2.h"
 #include "http/server.h"
 
 static msvc_http_req_t *REQ(msvc_http_res_t *res) {
@@ -305,30 +306,66 @@ static bool is_tchar(unsigned char c) {
          (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
-int msvc_http_res_header(msvc_http_res_t *res, const char *name, const char *value) {
-  msvc_http_req_t *req;
+/* A field the application may set: a token name that the framing does not
+ * own, a value without line breaks. */
+static bool field_ok(const char *name, const char *value) {
   const char *p;
 
-  if (res == NULL || name == NULL || value == NULL || *name == '\0')
+  if (name == NULL || value == NULL || *name == '\0')
+    return false;
+  for (p = name; *p != '\0'; p++)
+    if (!is_tchar((unsigned char)*p))
+      return false;
+  for (p = value; *p != '\0'; p++)
+    if (*p == '\r' || *p == '\n')
+      return false;
+  return msvc__strcasecmp(name, "Content-Length") != 0 &&
+         msvc__strcasecmp(name, "Transfer-Encoding") != 0 &&
+         msvc__strcasecmp(name, "Connection") != 0 && msvc__strcasecmp(name, "Date") != 0;
+}
+
+static int put_field(msvc__buf_t *b, const char *name, const char *value) {
+  msvc__buf_puts(b, name);
+  msvc__buf_puts(b, ": ");
+  msvc__buf_puts(b, value);
+  msvc__buf_puts(b, "\r\n");
+  return b->err == MSVC_ETOOLARGE ? MSVC_ELIMIT : b->err;
+}
+
+int msvc_http_res_header(msvc_http_res_t *res, const char *name, const char *value) {
+  msvc_http_req_t *req;
+
+  if (res == NULL || !field_ok(name, value))
     return MSVC_EINVAL;
   req = REQ(res);
   if (req->state != RES_NEW)
     return MSVC_EHTTP_RESPONDED;
-  for (p = name; *p != '\0'; p++)
-    if (!is_tchar((unsigned char)*p))
-      return MSVC_EINVAL;
-  for (p = value; *p != '\0'; p++)
-    if (*p == '\r' || *p == '\n')
-      return MSVC_EINVAL;
-  if (msvc__strcasecmp(name, "Content-Length") == 0 ||
-      msvc__strcasecmp(name, "Transfer-Encoding") == 0 ||
-      msvc__strcasecmp(name, "Connection") == 0 || msvc__strcasecmp(name, "Date") == 0)
+  return put_field(&req->hdrs, name, value);
+}
+
+int msvc_http_res_trailer(msvc_http_res_t *res, const char *name, const char *value) {
+  msvc_http_req_t *req;
+
+  if (res == NULL || !field_ok(name, value))
     return MSVC_EINVAL;
-  msvc__buf_puts(&req->hdrs, name);
-  msvc__buf_puts(&req->hdrs, ": ");
-  msvc__buf_puts(&req->hdrs, value);
-  msvc__buf_puts(&req->hdrs, "\r\n");
-  return req->hdrs.err == MSVC_ETOOLARGE ? MSVC_ELIMIT : req->hdrs.err;
+  req = REQ(res);
+  if (req->state == RES_DONE)
+    return MSVC_EHTTP_RESPONDED;
+  return put_field(&req->trailers, name, value);
+}
+
+size_t msvc_http_res_pending(const msvc_http_res_t *res) {
+#ifdef MSVC_HAVE_NGHTTP2
+  const msvc_http_req_t *req;
+
+  if (res == NULL)
+    return 0;
+  req = msvc__container_of(res, const msvc_http_req_t, res);
+  return req->h2 != NULL ? msvc__h2_res_pending(req) : 0;
+#else
+  (void)res;
+  return 0;
+#endif
 }
 
 void msvc_http_res_close_connection(msvc_http_res_t *res) {
@@ -389,8 +426,18 @@ int msvc_http_res_end(msvc_http_res_t *res) {
   req = REQ(res);
   if (req->state != RES_STREAMING)
     return MSVC_ESTATE;
-  if (req->conn != NULL && req->chunked_out && !req->is_head)
-    PUT(out_buf(req), "0\r\n\r\n");
+#ifdef MSVC_HAVE_NGHTTP2
+  if (req->h2 != NULL) {
+    msvc__h2_res_end(req);
+    return finish(req);
+  }
+#endif
+  if (req->conn != NULL && req->chunked_out && !req->is_head) {
+    msvc__buf_t *b = out_buf(req);
+    PUT(b, "0\r\n");
+    msvc__buf_append(b, req->trailers.data, req->trailers.len);
+    PUT(b, "\r\n");
+  }
   return finish(req);
 }
 

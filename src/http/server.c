@@ -69,6 +69,9 @@ void msvc_http_server_opts_init(msvc_http_server_opts_t *o) {
   o->body_deadline_ms = 30000;
   o->min_body_rate = 1024;
   o->body_rate_grace_ms = 5000;
+  o->http2 = true;
+  o->h2_max_streams = 100;
+  o->h2_window = 262144;
 }
 
 static bool opts_valid(const msvc_http_server_opts_t *o) {
@@ -76,7 +79,9 @@ static bool opts_valid(const msvc_http_server_opts_t *o) {
          o->max_header_bytes <= (1u << 24) && o->max_headers > 0 &&
          o->header_timeout_ms > 0 && o->body_timeout_ms > 0 &&
          o->keepalive_timeout_ms > 0 &&
-         o->max_pipeline > 0 && o->backlog > 0 && o->body_deadline_ms > 0;
+         o->max_pipeline > 0 && o->backlog > 0 && o->body_deadline_ms > 0 &&
+         (!o->http2 || (o->h2_max_streams > 0 && o->h2_window >= 1024 &&
+                        o->h2_window <= (1u << 30)));
 }
 
 int msvc_http_server_new(uv_loop_t *loop, const msvc_http_server_opts_t *opts,
@@ -95,7 +100,7 @@ int msvc_http_server_new(uv_loop_t *loop, const msvc_http_server_opts_t *opts,
   if (opts != NULL && opts->size >= sizeof(*opts))
     srv->opts = *opts;
   else if (opts != NULL && opts->size >= OPTS_SIZE_0_1)
-    memcpy(&srv->opts, opts, OPTS_SIZE_0_1);
+    memcpy(&srv->opts, opts, opts->size); /* older callers: defaults after */
   if (opts != NULL && opts->size < OPTS_SIZE_0_1) {
     msvc__free(srv);
     return MSVC_EINVAL;

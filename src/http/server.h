@@ -87,6 +87,8 @@ struct msvc_http_req_s {
   void *cancel_data;
   struct msvc_http_res_s res;
   msvc__buf_t hdrs; /* "Name: value\r\n" lines added by the application */
+  msvc__buf_t trailers; /* the same for msvc_http_res_trailer() */
+  struct msvc__h2stream_s *h2; /* the stream of a request over HTTP/2 */
   msvc__buf_t out;  /* response bytes waiting for earlier responses */
   uint64_t t0;
   uint32_t path_len;
@@ -140,6 +142,10 @@ struct msvc__conn_s {
   uint64_t head_start;
   uint64_t body_start; /* loop time the current body began */
   bool idle; /* in the server's idle list: first to go when full */
+  struct msvc__h2s_s *h2; /* set once the connection speaks HTTP/2 */
+  char preface[24]; /* first bytes, while they may be the HTTP/2 preface */
+  uint8_t npreface;
+  bool sniffed;    /* the first bytes were looked at */
 };
 
 struct msvc_http_server_s {

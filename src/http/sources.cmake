@@ -11,5 +11,10 @@ list(APPEND LIBMSVC_SOURCES
   src/http/identity.c
   src/http/client.c
   src/http/pool.c
-  src/http/retry.c)
+  src/http/retry.c
+  src/http/h2_preface.c)
+
+if(LIBMSVC_HAVE_NGHTTP2)
+  list(APPEND LIBMSVC_SOURCES src/http/h2_server.c src/http/h2_client.c)
+endif()
 
