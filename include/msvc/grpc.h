@@ -30,6 +30,9 @@
 
 #include <msvc/common.h>
 #include <msvc/error.h>
+#include <msvc/http.h>
+#include <msvc/http_client.h>
+#include <msvc/service.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,7 +41,6 @@ extern "C" {
 /** @cond INTERNAL */
 struct ProtobufCMessage;
 struct ProtobufCServiceDescriptor;
-struct msvc_registry_s;
 /** @endcond */
 
 /**
@@ -179,6 +181,297 @@ MSVC_API const char *msvc_grpc_metadata_get(const msvc_grpc_metadata_t *md, cons
  */
 MSVC_API int msvc_grpc_metadata_at(const msvc_grpc_metadata_t *md, size_t i, const char **key,
                                    const char **value, size_t *len);
+
+/* ---- server ------------------------------------------------------------------------------- */
+
+/** @brief A set of gRPC methods, served through one or more HTTP servers. */
+typedef struct msvc_grpc_server_s msvc_grpc_server_t;
+/** @brief One incoming call, from its request until msvc_grpc_call_finish(). */
+typedef struct msvc_grpc_call_s msvc_grpc_call_t;
+
+/** @brief Server options; fill with msvc_grpc_server_opts_init(). */
+typedef struct msvc_grpc_server_opts_s {
+  size_t size;     /**< sizeof(msvc_grpc_server_opts_t), set by the init. */
+  size_t max_recv; /**< Largest request message (decompressed);
+                        #MSVC_GRPC_DEFAULT_MAX_RECV. Beyond it the call ends
+                        with RESOURCE_EXHAUSTED. The HTTP server's
+                        `max_body_bytes` (1 MiB by default) bounds the
+                        request body first: raise it for larger messages. */
+  size_t max_send; /**< Largest reply message; #MSVC_GRPC_DEFAULT_MAX_SEND. */
+  bool gzip;       /**< Compress replies with gzip when the client accepts
+                        it (`grpc-accept-encoding`); true. */
+} msvc_grpc_server_opts_t;
+
+/**
+ * @brief A method handler.
+ *
+ * Called on the loop that received the call, once its request message has
+ * been read. The handler (now or later) answers with msvc_grpc_call_reply()
+ * (unary), or msvc_grpc_call_send() any number of times then
+ * msvc_grpc_call_finish() (server streaming), or msvc_grpc_call_finish()
+ * with an error code.
+ *
+ * @param call  The call; valid until it is finished.
+ * @param req   The request message, of the method's input type (cast it to
+ *              the generated struct); owned by the call.
+ * @param data  The pointer given at registration.
+ */
+typedef void (*msvc_grpc_handler_fn)(msvc_grpc_call_t *call,
+                                     const struct ProtobufCMessage *req, void *data);
+
+/**
+ * @brief Told that a call was cut short: the client cancelled it (or went
+ *        away), or its deadline passed.
+ *
+ * The client has already been answered (for a deadline, with
+ * DEADLINE_EXCEEDED); further sends fail with MSVC_ECANCELED. The handler
+ * must still call msvc_grpc_call_finish() to release the call (now or when
+ * its pending work completes).
+ *
+ * @param call  The call.
+ * @param code  MSVC_GRPC_CANCELLED or MSVC_GRPC_DEADLINE_EXCEEDED.
+ * @param data  The pointer given to msvc_grpc_call_on_cancel().
+ */
+typedef void (*msvc_grpc_cancel_fn)(msvc_grpc_call_t *call, int code, void *data);
+
+/**
+ * @brief Fill server options with their defaults.
+ * @param opts  Options to fill; NULL is a no-op.
+ * @since 0.3
+ */
+MSVC_API void msvc_grpc_server_opts_init(msvc_grpc_server_opts_t *opts);
+
+/**
+ * @brief Make an empty server (no methods yet).
+ * @param opts  Options (copied), or NULL for the defaults.
+ * @param out   Receives the server; free it with msvc_grpc_server_free()
+ *              after every HTTP server it is mounted on has closed.
+ * @return #MSVC_OK, MSVC_EINVAL, MSVC_ENOMEM.
+ * @since 0.3
+ */
+MSVC_API int msvc_grpc_server_new(const msvc_grpc_server_opts_t *opts,
+                                  msvc_grpc_server_t **out);
+
+/**
+ * @brief Release a server.
+ * @param srv  The server, or NULL (a no-op).
+ * @note Call once the HTTP servers it was mounted on have closed (so no
+ *       call is in flight), from the loop thread.
+ * @since 0.3
+ */
+MSVC_API void msvc_grpc_server_free(msvc_grpc_server_t *srv);
+
+/**
+ * @brief Register a unary method.
+ * @param srv     The server, not yet mounted.
+ * @param svc     The generated service descriptor (e.g.
+ *                `orders__v1__orders__descriptor`); borrowed for the
+ *                server's lifetime (generated descriptors are static).
+ * @param method  The method's name in the .proto, e.g. "GetOrder".
+ * @param fn      The handler.
+ * @param data    Passed to fn; borrowed.
+ * @return #MSVC_OK; MSVC_EINVAL (NULL argument or not a service
+ *         descriptor); MSVC_ENOTFOUND (no such method); MSVC_ENOMEM.
+ * @since 0.3
+ */
+MSVC_API int msvc_grpc_server_unary(msvc_grpc_server_t *srv,
+                                    const struct ProtobufCServiceDescriptor *svc,
+                                    const char *method, msvc_grpc_handler_fn fn, void *data);
+
+/**
+ * @brief Register a server-streaming method (one request, many replies).
+ * @param srv     The server, not yet mounted.
+ * @param svc     The generated service descriptor; borrowed.
+ * @param method  The method's name.
+ * @param fn      The handler.
+ * @param data    Passed to fn; borrowed.
+ * @return As msvc_grpc_server_unary().
+ * @since 0.3
+ */
+MSVC_API int msvc_grpc_server_stream(msvc_grpc_server_t *srv,
+                                     const struct ProtobufCServiceDescriptor *svc,
+                                     const char *method, msvc_grpc_handler_fn fn, void *data);
+
+/** @brief Serving status of the health service (grpc.health.v1). */
+typedef enum msvc_grpc_serving_e {
+  MSVC_GRPC_SERVING_UNKNOWN = 0,        /**< Not known yet. */
+  MSVC_GRPC_SERVING = 1,                /**< Ready for calls. */
+  MSVC_GRPC_NOT_SERVING = 2,            /**< Not ready (starting, draining). */
+  MSVC_GRPC_SERVICE_UNKNOWN = 3         /**< No such service name. */
+} msvc_grpc_serving_t;
+
+/**
+ * @brief Tells the health service the status of a service name.
+ * @param service  The name asked about ("" for the whole server).
+ * @param data     The pointer given to msvc_grpc_server_health().
+ * @return Its status.
+ */
+typedef msvc_grpc_serving_t (*msvc_grpc_health_fn)(const char *service, void *data);
+
+/**
+ * @brief Serve the standard health service `grpc.health.v1.Health`.
+ *
+ * `Check` answers with fn's status (NOT_FOUND for #MSVC_GRPC_SERVICE_UNKNOWN);
+ * `Watch` sends the status at once and again whenever it changes (looked at
+ * every 250 ms) until the client cancels. msvc_grpc_server_mount_service()
+ * calls this with the service's readiness unless it was called before.
+ *
+ * @param srv   The server, not yet mounted.
+ * @param fn    Status of a name.
+ * @param data  Passed to fn; borrowed.
+ * @return #MSVC_OK, MSVC_EINVAL, MSVC_ENOMEM.
+ * @since 0.3
+ */
+MSVC_API int msvc_grpc_server_health(msvc_grpc_server_t *srv, msvc_grpc_health_fn fn,
+                                     void *data);
+
+/**
+ * @brief Serve the registered methods through an HTTP server: each becomes
+ *        the route `POST /<package>.<Service>/<Method>`.
+ *
+ * gRPC needs HTTP/2: the server must have it on (the default). The HTTP
+ * server's middleware runs for gRPC calls as for any request.
+ *
+ * @param srv   The gRPC server.
+ * @param http  The HTTP server, before it listens.
+ * @return #MSVC_OK, MSVC_EINVAL, or msvc_http_server_route()'s errors.
+ * @since 0.3
+ */
+MSVC_API int msvc_grpc_server_mount(msvc_grpc_server_t *srv, msvc_http_server_t *http);
+
+/**
+ * @brief Serve the registered methods through a service (on every worker
+ *        loop), with the health service wired to its readiness.
+ *
+ * Health reports SERVING for "" and for the names of the registered gRPC
+ * services while the service is ready (listening and registered), and
+ * NOT_SERVING before and while it drains.
+ *
+ * @param srv  The gRPC server; it must outlive the service.
+ * @param svc  The service, not yet started.
+ * @return #MSVC_OK, MSVC_EINVAL, or msvc_service_route()'s errors.
+ * @since 0.3
+ */
+MSVC_API int msvc_grpc_server_mount_service(msvc_grpc_server_t *srv,
+                                            msvc_service_t *svc);
+
+/**
+ * @brief Send one reply message of a server-streaming call (or the one
+ *        reply of a unary call, to be followed by msvc_grpc_call_finish()).
+ * @param call  The call.
+ * @param msg   The message, of the method's output type; packed at once
+ *              (borrowed for the call only).
+ * @return #MSVC_OK; MSVC_EINVAL (wrong type, finished call); MSVC_ESTATE (a
+ *         second reply of a unary call); MSVC_ETOOLARGE (over max_send:
+ *         nothing sent); MSVC_ECANCELED (cut short); MSVC_ENOMEM.
+ * @since 0.3
+ */
+MSVC_API int msvc_grpc_call_send(msvc_grpc_call_t *call, const struct ProtobufCMessage *msg);
+
+/**
+ * @brief Answer a unary call with its reply and status OK, and release it.
+ * @param call  The call; released in every case.
+ * @param msg   The reply, of the method's output type (borrowed).
+ * @return #MSVC_OK, or msvc_grpc_call_send()'s error (the call then ended
+ *         with RESOURCE_EXHAUSTED, INTERNAL or the error's code).
+ * @since 0.3
+ */
+MSVC_API int msvc_grpc_call_reply(msvc_grpc_call_t *call, const struct ProtobufCMessage *msg);
+
+/**
+ * @brief End a call with a status, and release it.
+ * @param call     The call; invalid afterwards.
+ * @param code     A #msvc_grpc_code_t. OK for a unary call that sent no
+ *                 reply is turned into INTERNAL.
+ * @param message  Status message (copied, percent-encoded on the wire), or NULL.
+ * @return #MSVC_OK, MSVC_EINVAL (NULL or finished call).
+ * @note After a cancellation this only releases the call.
+ * @since 0.3
+ */
+MSVC_API int msvc_grpc_call_finish(msvc_grpc_call_t *call, int code, const char *message);
+
+/**
+ * @brief Add response metadata, sent as headers before the first message.
+ * @param call   The call, before its first send.
+ * @param key    Key (see msvc_grpc_metadata_add()).
+ * @param value  Bytes (copied).
+ * @param len    Their length.
+ * @return #MSVC_OK, MSVC_EINVAL, MSVC_EHTTP_RESPONDED (already started), MSVC_ENOMEM.
+ * @since 0.3
+ */
+MSVC_API int msvc_grpc_call_header(msvc_grpc_call_t *call, const char *key, const void *value,
+                                   size_t len);
+
+/**
+ * @brief Add trailing metadata, sent with the status.
+ * @param call   The call, not finished.
+ * @param key    Key (see msvc_grpc_metadata_add()).
+ * @param value  Bytes (copied).
+ * @param len    Their length.
+ * @return #MSVC_OK, MSVC_EINVAL, MSVC_ENOMEM.
+ * @since 0.3
+ */
+MSVC_API int msvc_grpc_call_trailer(msvc_grpc_call_t *call, const char *key,
+                                    const void *value, size_t len);
+
+/**
+ * @brief The request metadata (without the protocol's own headers).
+ * @param call  The call.
+ * @return The list, owned by the call.
+ * @since 0.3
+ */
+MSVC_API const msvc_grpc_metadata_t *msvc_grpc_call_metadata(const msvc_grpc_call_t *call);
+
+/**
+ * @brief Be told when the call is cut short (see #msvc_grpc_cancel_fn).
+ * @param call  The call.
+ * @param fn    Called at most once; NULL removes it.
+ * @param data  Passed to fn.
+ * @since 0.3
+ */
+MSVC_API void msvc_grpc_call_on_cancel(msvc_grpc_call_t *call, msvc_grpc_cancel_fn fn,
+                                       void *data);
+
+/**
+ * @brief Whether the call was cut short.
+ * @param call  The call.
+ * @return True after a cancellation or a passed deadline.
+ * @since 0.3
+ */
+MSVC_API bool msvc_grpc_call_cancelled(const msvc_grpc_call_t *call);
+
+/**
+ * @brief Time left before the caller's deadline (`grpc-timeout`).
+ * @param call  The call.
+ * @return Milliseconds (0 once passed), or -1 when the caller set none.
+ * @since 0.3
+ */
+MSVC_API int64_t msvc_grpc_call_time_left_ms(const msvc_grpc_call_t *call);
+
+/**
+ * @brief The HTTP request carrying the call (for middleware values such as
+ *        verified token claims, or as the parent of outgoing calls).
+ * @param call  The call.
+ * @return The request, or NULL once the call was cut short or answered.
+ * @since 0.3
+ */
+MSVC_API msvc_http_req_t *msvc_grpc_call_http_req(const msvc_grpc_call_t *call);
+
+/**
+ * @brief Attach a pointer of the handler's to the call.
+ * @param call  The call.
+ * @param data  Any pointer (not freed by the call).
+ * @since 0.3
+ */
+MSVC_API void msvc_grpc_call_set_data(msvc_grpc_call_t *call, void *data);
+
+/**
+ * @brief The pointer given to msvc_grpc_call_set_data().
+ * @param call  The call.
+ * @return It, or NULL.
+ * @since 0.3
+ */
+MSVC_API void *msvc_grpc_call_data(const msvc_grpc_call_t *call);
 
 #ifdef __cplusplus
 }

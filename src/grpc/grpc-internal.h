@@ -94,4 +94,17 @@ int msvc__grpc_metadata_add_wire(msvc_grpc_metadata_t *md, const char *key, size
 typedef int (*msvc__grpc_md_fn)(void *data, const char *key, const char *value, size_t len);
 int msvc__grpc_metadata_wire(const msvc_grpc_metadata_t *md, msvc__grpc_md_fn fn, void *data);
 
+/* ---- server internals shared by server.c, health.c, mount_service.c ---- */
+typedef struct msvc__grpc_mount_s {
+  msvc_grpc_server_t *srv;
+  msvc_service_t *svc;
+} msvc__grpc_mount_t;
+
+void msvc__grpc_server_health(msvc_grpc_server_t *srv, msvc_grpc_health_fn *fn, void **data);
+int msvc__grpc_server_set_health(msvc_grpc_server_t *srv, msvc_grpc_health_fn fn, void *data);
+bool msvc__grpc_server_has_health(const msvc_grpc_server_t *srv);
+bool msvc__grpc_server_has_service(const msvc_grpc_server_t *srv, const char *name);
+msvc__grpc_mount_t *msvc__grpc_server_mount_slot(msvc_grpc_server_t *srv);
+int msvc__grpc_server_routes(msvc_grpc_server_t *srv, msvc_service_t *svc);
+
 #endif /* MSVC_GRPC_INTERNAL_H */
