@@ -67,6 +67,9 @@ typedef struct msvc__transport_ops_s {
    * showed no certificate), valid until the transport is closed. NULL for a
    * plain stream (TCP, memory). */
   bool (*secure)(msvc__transport_t *t, const msvc__peer_identity_t **peer);
+  /* The protocol ALPN chose ("h2", "http/1.1"), or NULL: none, or not a
+   * TLS stream. May be NULL itself. */
+  const char *(*alpn)(msvc__transport_t *t);
 } msvc__transport_ops_t;
 
 struct msvc__transport_s {
@@ -101,6 +104,10 @@ static inline bool msvc__transport_secure(msvc__transport_t *t,
   if (peer != NULL)
     *peer = NULL;
   return t != NULL && t->ops->secure != NULL && t->ops->secure(t, peer);
+}
+
+static inline const char *msvc__transport_alpn(msvc__transport_t *t) {
+  return t != NULL && t->ops->alpn != NULL ? t->ops->alpn(t) : NULL;
 }
 
 /* ---- the TLS layer, as the HTTP code sees it -----------------------------

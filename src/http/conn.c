@@ -16,6 +16,7 @@
  */
 #include <string.h>
 
+#include "http/h2.h"
 #include "http/server.h"
 
 #define LINGER_MS 1000
@@ -73,6 +74,9 @@ static void conn_free(msvc__conn_t *c) {
   msvc__buf_free(&c->wbuf[1]);
   msvc__free(c->stash);
   msvc__http_parser_free(&c->parser);
+#ifdef MSVC_HAVE_NGHTTP2
+  msvc__h2s_free(c->h2);
+#endif
   msvc__queue_remove(&c->node);
   msvc__free(c);
   msvc__server_conn_gone(srv);
@@ -155,6 +159,10 @@ void msvc__conn_cache_free(msvc_http_server_t *srv) {
 }
 
 static bool conn_idle(const msvc__conn_t *c) {
+#ifdef MSVC_HAVE_NGHTTP2
+  if (c->h2 != NULL)
+    return msvc__h2s_streams(c->h2) == 0 && !c->writing;
+#endif
   return c->npipe == 0 && c->cur == NULL && !c->writing &&
          !msvc__http_parser_busy(&c->parser);
 }
@@ -193,6 +201,20 @@ static void arm(msvc__conn_t *c) {
   if (c->lingering) {
     dl = c->linger_until;
     idle = true;
+#ifdef MSVC_HAVE_NGHTTP2
+  } else if (c->h2 != NULL) {
+    /* Streams in progress have no connection deadline (a long server
+     * stream may stay silent); a connection without any is idle. */
+    if (c->writing) {
+      dl = now + o->body_timeout_ms;
+    } else if (msvc__h2s_streams(c->h2) > 0) {
+      dl = 0;
+    } else {
+      dl = now + o->keepalive_timeout_ms;
+      idle = true;
+      conn_trim(c);
+    }
+#endif
   } else if (c->writing) {
     dl = now + o->body_timeout_ms; /* a peer that stops reading is let go */
   } else if (c->npipe > 0) {
@@ -234,6 +256,15 @@ static void on_timer(uv_timer_t *t) {
     uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
     return;
   }
+#ifdef MSVC_HAVE_NGHTTP2
+  if (c->h2 != NULL && !c->lingering && !c->writing && !c->close_after) {
+    /* Idle: say goodbye properly, so the client does not use it again. */
+    msvc__h2s_goaway(c->h2);
+    c->close_after = true;
+    msvc__conn_flush(c);
+    return;
+  }
+#endif
   /* A body that keeps trickling in (a byte now and then, never silent for
    * long) is cut at its deadline or when it falls below the minimum rate,
    * and told why: a legitimate slow client learns to send faster. */
@@ -339,12 +370,22 @@ void msvc__conn_close(msvc__conn_t *c) {
     c->cur = NULL;
   }
   detach_all(c);
+#ifdef MSVC_HAVE_NGHTTP2
+  if (c->h2 != NULL)
+    msvc__h2s_detach_all(c->h2);
+#endif
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, on_timer_closed);
   msvc__transport_close(c->tr);
 }
 
 void msvc__conn_drain(msvc__conn_t *c) {
+#ifdef MSVC_HAVE_NGHTTP2
+  if (c->h2 != NULL) {
+    msvc__conn_flush(c); /* GOAWAY; closes once the streams are done */
+    return;
+  }
+#endif
   if (conn_idle(c))
     msvc__conn_close(c);
 }
@@ -353,6 +394,8 @@ void msvc__conn_drain(msvc__conn_t *c) {
 static void collect(msvc__conn_t *c) {
   msvc__buf_t *w = &c->wbuf[c->wi];
 
+  if (c->h2 != NULL)
+    return; /* streams are answered in any order, not through the queue */
   while (!msvc__queue_empty(&c->pipeline)) {
     msvc_http_req_t *req = msvc__container_of(c->pipeline.next, msvc_http_req_t, node);
     if (req->out.len > 0) {
@@ -533,11 +576,98 @@ static void feed(msvc__conn_t *c, const char *data, size_t len) {
   }
 }
 
+#ifdef MSVC_HAVE_NGHTTP2
+static void h2_read(msvc__conn_t *c, const char *data, size_t len) {
+  conn_refill(c);
+  set_idle(c, false);
+  c->in_read = true;
+  if (msvc__h2s_feed(c->h2, data, len) != 0)
+    c->close_after = true;
+  c->in_read = false;
+  msvc__conn_flush(c);
+}
+
+static void h2_start(msvc__conn_t *c, const char *a, size_t alen,
+                     const char *b, size_t blen) {
+  if (msvc__h2s_new(c, &c->h2) != 0) {
+    msvc__conn_close(c);
+    return;
+  }
+  if (alen > 0) {
+    c->in_read = true;
+    if (msvc__h2s_feed(c->h2, a, alen) != 0)
+      c->close_after = true;
+    c->in_read = false;
+  }
+  if (blen > 0 && !c->close_after)
+    h2_read(c, b, blen);
+  else
+    msvc__conn_flush(c);
+}
+
+/* The first bytes decide the protocol: the HTTP/2 preface (prior
+ * knowledge), ALPN's choice over TLS, else HTTP/1.x. Bytes that may still
+ * become the preface wait in c->preface. Returns true when the data was
+ * consumed here. */
+static bool sniff(msvc__conn_t *c, const char *data, size_t len) {
+  const char *alpn = msvc__transport_alpn(c->tr);
+  size_t take;
+  int r;
+
+  if (alpn != NULL && strcmp(alpn, "h2") == 0) {
+    c->sniffed = true;
+    h2_start(c, NULL, 0, data, len);
+    return true;
+  }
+  if (!c->srv->opts.http2 || alpn != NULL) {
+    c->sniffed = true;
+    return false;
+  }
+  take = MSVC__H2_PREFACE_LEN - c->npreface;
+  if (take > len)
+    take = len;
+  memcpy(c->preface + c->npreface, data, take);
+  r = msvc__h2_preface_check(c->preface, c->npreface + take);
+  if (r == 0) {
+    c->npreface = (uint8_t)(c->npreface + take);
+    return true;
+  }
+  c->sniffed = true;
+  if (r == 1) {
+    h2_start(c, c->preface, MSVC__H2_PREFACE_LEN, data + take, len - take);
+    return true;
+  }
+  if (c->npreface > 0) {
+    /* Not HTTP/2 after all: what was held goes first. */
+    char held[MSVC__H2_PREFACE_LEN];
+    size_t n = c->npreface;
+
+    memcpy(held, c->preface, n);
+    c->npreface = 0;
+    conn_refill(c);
+    c->in_read = true;
+    feed(c, held, n);
+    c->in_read = false;
+  }
+  return false;
+}
+#endif
+
 static void on_tr_read(void *owner, const char *data, size_t len) {
   msvc__conn_t *c = owner;
 
   if (c->closing || c->lingering || c->overflow)
     return;
+#ifdef MSVC_HAVE_NGHTTP2
+  if (c->h2 != NULL) {
+    h2_read(c, data, len);
+    return;
+  }
+  if (!c->sniffed && sniff(c, data, len))
+    return;
+  if (c->closing)
+    return;
+#endif
   if (c->stash != NULL) {
     /* Input kept aside goes first. */
     if (stash(c, data, len) != 0)
@@ -584,9 +714,38 @@ static void resume_input(msvc__conn_t *c) {
   }
 }
 
+#ifdef MSVC_HAVE_NGHTTP2
+/* Frames out while the socket takes them; on_written comes back here, so
+ * a long body keeps flowing after each write of the buffer. */
+static void h2_flush(msvc__conn_t *c) {
+  for (;;) {
+    if (c->srv->draining)
+      msvc__h2s_goaway(c->h2);
+    if (!msvc__h2s_pump(c->h2) ||
+        (c->srv->draining && msvc__h2s_streams(c->h2) == 0))
+      c->close_after = true;
+    if (c->wbuf[c->wi].len == 0 && !c->close_after)
+      break; /* nothing to send now */
+    start_write(c);
+    /* Written at once: frames held back at the high-water mark go next. */
+    if (c->closing || c->writing || c->lingering || c->close_after ||
+        !msvc__h2s_want_write(c->h2))
+      break;
+  }
+  if (!c->closing)
+    arm(c);
+}
+#endif
+
 void msvc__conn_flush(msvc__conn_t *c) {
   if (c->in_read || c->closing)
     return;
+#ifdef MSVC_HAVE_NGHTTP2
+  if (c->h2 != NULL) {
+    h2_flush(c);
+    return;
+  }
+#endif
   for (;;) {
     collect(c);
     start_write(c);

@@ -82,6 +82,8 @@ int msvc__h2s_feed(msvc__h2s_t *s, const char *data, size_t len);
  * mark. Returns false when the session is over (nothing more to read or
  * write): the caller closes the connection once the buffer is written. */
 bool msvc__h2s_pump(msvc__h2s_t *s);
+/* Frames are waiting to be produced (not counting flow-control stalls). */
+bool msvc__h2s_want_write(const msvc__h2s_t *s);
 /* Streams still open. */
 uint32_t msvc__h2s_streams(const msvc__h2s_t *s);
 /* Graceful shutdown: GOAWAY with the last stream processed. */

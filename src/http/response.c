@@ -147,6 +147,16 @@ int msvc_http_res_send(msvc_http_res_t *res, int status, const char *content_typ
     req->res.status = status;
     return finish(req);
   }
+#ifdef MSVC_HAVE_NGHTTP2
+  if (req->h2 != NULL) {
+    rc = msvc__h2_res_head(req, status, content_type, len, false);
+    if (rc == MSVC_OK && !req->is_head && !bodyless(status))
+      rc = msvc__h2_res_data(req, body, len);
+    msvc__h2_res_end(req);
+    finish(req);
+    return rc;
+  }
+#endif
   write_head(req, status, content_type, len, false);
   if (!req->is_head && !bodyless(status))
     msvc__buf_append(out_buf(req), body, len);
@@ -386,6 +396,13 @@ int msvc_http_res_start(msvc_http_res_t *res, int status, const char *content_ty
   req->res.status = status;
   if (req->conn == NULL)
     return MSVC_ECLOSED;
+#ifdef MSVC_HAVE_NGHTTP2
+  if (req->h2 != NULL) {
+    rc = msvc__h2_res_head(req, status, content_type, 0, true);
+    msvc__conn_flush(req->conn);
+    return rc;
+  }
+#endif
   write_head(req, status, content_type, 0, true);
   msvc__conn_flush(req->conn);
   return MSVC_OK;
@@ -404,6 +421,13 @@ int msvc_http_res_write(msvc_http_res_t *res, const void *data, size_t len) {
     return MSVC_ECLOSED;
   if (len == 0 || req->is_head)
     return MSVC_OK;
+#ifdef MSVC_HAVE_NGHTTP2
+  if (req->h2 != NULL) {
+    int rc = msvc__h2_res_data(req, data, len);
+    msvc__conn_flush(req->conn);
+    return rc;
+  }
+#endif
   b = out_buf(req);
   if (req->chunked_out) {
     put_u64(b, len, 16);
@@ -427,7 +451,7 @@ int msvc_http_res_end(msvc_http_res_t *res) {
   if (req->state != RES_STREAMING)
     return MSVC_ESTATE;
 #ifdef MSVC_HAVE_NGHTTP2
-  if (req->h2 != NULL) {
+  if (req->conn != NULL && req->h2 != NULL) {
     msvc__h2_res_end(req);
     return finish(req);
   }

@@ -108,7 +108,7 @@ static int mem_peer(msvc__transport_t *t, char *out, size_t len) {
 }
 
 static const msvc__transport_ops_t mem_ops = {
-    mem_read_start, mem_read_stop, mem_write, mem_shutdown, mem_close, mem_peer, NULL,
+    mem_read_start, mem_read_stop, mem_write, mem_shutdown, mem_close, mem_peer, NULL, NULL,
 };
 
 int msvc__mem_transport_new(uv_loop_t *loop, size_t max_out, msvc__transport_t **out) {

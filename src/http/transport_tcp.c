@@ -205,7 +205,7 @@ static int tcp_peer(msvc__transport_t *t, char *out, size_t len) {
 }
 
 static const msvc__transport_ops_t tcp_ops = {
-    tcp_read_start, tcp_read_stop, tcp_write, tcp_shutdown, tcp_close, tcp_peer, NULL,
+    tcp_read_start, tcp_read_stop, tcp_write, tcp_shutdown, tcp_close, tcp_peer, NULL, NULL,
 };
 
 int msvc__tcp_transport_new(uv_loop_t *loop, msvc__transport_t **out,

@@ -33,6 +33,13 @@ static const int suites[] = {
     0};
 
 static const char *alpn[] = {"http/1.1", NULL};
+#ifdef MSVC_HAVE_NGHTTP2
+/* A server offers HTTP/2 first; its HTTP code serves either. A client keeps
+ * to HTTP/1.1: its pooled connections speak only that. */
+static const char *alpn_server[] = {"h2", "http/1.1", NULL};
+#else
+#define alpn_server alpn
+#endif
 
 void msvc__tls_fmt_err(char *err, size_t len, const char *what, int rc) {
   char reason[160];
@@ -167,7 +174,8 @@ static void setup_policy(msvc_tls_config_t *cfg, msvc__tls_material_t *m) {
 #endif
   mbedtls_ssl_conf_ciphersuites(&m->conf, suites);
   mbedtls_ssl_conf_rng(&m->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
-  (void)mbedtls_ssl_conf_alpn_protocols(&m->conf, alpn);
+  (void)mbedtls_ssl_conf_alpn_protocols(&m->conf,
+                                         o->role == MSVC_TLS_SERVER ? alpn_server : alpn);
 #if defined(MBEDTLS_SSL_RENEGOTIATION)
   mbedtls_ssl_conf_renegotiation(&m->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 #endif

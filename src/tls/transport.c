@@ -623,8 +623,15 @@ static bool tls_secure(msvc__transport_t *base, const msvc__peer_identity_t **pe
   return true;
 }
 
+static const char *tls_alpn(msvc__transport_t *base) {
+  tls_tr_t *t = (tls_tr_t *)base;
+
+  return t->closing ? NULL : mbedtls_ssl_get_alpn_protocol(&t->ssl);
+}
+
 static const msvc__transport_ops_t tls_ops = {
     tls_read_start, tls_read_stop, tls_write, tls_shutdown, tls_close, tls_peer, tls_secure,
+    tls_alpn,
 };
 
 /* A client verifies the server's chain in every full handshake (the mode
