@@ -338,7 +338,8 @@ static int submit_fields(msvc__h2s_t *s, msvc__h2stream_t *st, nghttp2_nv *pre,
   if (max > sizeof(stack) / sizeof(stack[0]) &&
       (nv = msvc__malloc(max * sizeof(*nv))) == NULL)
     return MSVC_ENOMEM;
-  memcpy(nv, pre, npre * sizeof(*nv));
+  if (npre > 0)
+    memcpy(nv, pre, npre * sizeof(*nv));
   if (lines->len > 0) {
     if ((copy = msvc__malloc(lines->len)) == NULL) {
       if (nv != stack)
