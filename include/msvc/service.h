@@ -486,6 +486,14 @@ typedef struct msvc_service_request_s {
   msvc_service_response_fn on_done;
   /** Passed to on_done. */
   void *data;
+  /** Send the call over HTTP/2 (multiplexed on the endpoint's connection;
+   *  the response's trailers are then readable). Default false.
+   *  @since 0.3 */
+  bool http2;
+  /** Receive the body piece by piece as it arrives, or NULL (whole body in
+   *  on_done's response). Once a piece has arrived the call is not retried.
+   *  @since 0.3 */
+  msvc_http_chunk_fn on_chunk;
 } msvc_service_request_t;
 
 /**

@@ -46,6 +46,7 @@ struct msvc_service_call_s {
   void *body;
   size_t body_len;
   bool retryable; /* may run twice: marked, or an Idempotency-Key */
+  bool http2;
   uint64_t deadline_ms;
   msvc_service_response_fn on_done;
   msvc_http_chunk_fn on_chunk;
@@ -473,6 +474,7 @@ static int send_attempt(msvc_service_call_t *call, uint64_t now) {
   hr.timeouts.connect_ms = (uint32_t)(left < 5000 ? left : 5000);
   hr.timeouts.total_ms = (uint32_t)(left > UINT32_MAX ? UINT32_MAX : left);
   hr.retryable = call->retryable;
+  hr.http2 = call->http2;
   hr.on_chunk = call->on_chunk != NULL ? on_attempt_chunk : NULL;
   hr.on_done = on_attempt_done;
   hr.data = call;
@@ -572,6 +574,7 @@ int msvc__caller_call(msvc__caller_t *c, const char *service,
   timeout = req->timeout_ms != 0 ? req->timeout_ms : c->opts.call_timeout_ms;
   call->lc = lc;
   call->retryable = req->retryable || has_header(req, "Idempotency-Key");
+  call->http2 = req->http2;
   call->on_done = req->on_done;
   call->on_chunk = on_chunk;
   call->data = req->data;
@@ -596,7 +599,8 @@ int msvc_service_call(msvc_service_t *svc, const char *service,
     return MSVC_EINVAL;
   if (msvc_service_state(svc) == MSVC_SERVICE_STOPPED)
     return MSVC_ESTATE;
-  return msvc__caller_call(msvc__service_caller(svc), service, req, NULL, out);
+  return msvc__caller_call(msvc__service_caller(svc), service, req,
+                           req != NULL ? req->on_chunk : NULL, out);
 }
 
 void msvc_service_call_cancel(msvc_service_call_t *call) {
