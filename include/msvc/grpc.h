@@ -473,6 +473,130 @@ MSVC_API void msvc_grpc_call_set_data(msvc_grpc_call_t *call, void *data);
  */
 MSVC_API void *msvc_grpc_call_data(const msvc_grpc_call_t *call);
 
+/* ---- client ------------------------------------------------------------------------------- */
+
+/** @brief One outgoing call, until its done callback has returned. */
+typedef struct msvc_grpc_client_call_s msvc_grpc_client_call_t;
+
+/**
+ * @brief Where a call goes: a service by name (through the service's
+ *        discovery, balancer and breakers), or one address.
+ *
+ * Set either svc and service, or client, loop, host and port.
+ */
+typedef struct msvc_grpc_target_s {
+  msvc_service_t *svc;         /**< The calling service, or NULL. */
+  const char *service;         /**< The called service's registered name. */
+  msvc_http_client_t *client;  /**< A client for a call to one address, or NULL. */
+  uv_loop_t *loop;             /**< The client's loop. */
+  const char *host;            /**< Address to call (with client). */
+  int port;                    /**< Port to call (with client). */
+} msvc_grpc_target_t;
+
+/** @brief Options of one call; fill with msvc_grpc_call_opts_init(). */
+typedef struct msvc_grpc_call_opts_s {
+  size_t size;          /**< sizeof(msvc_grpc_call_opts_t), set by the init. */
+  uint32_t timeout_ms;  /**< Deadline from now, retries included, sent as
+                             `grpc-timeout`; 0: 10 s. */
+  const msvc_grpc_metadata_t *metadata; /**< Request metadata (copied), or NULL. */
+  bool gzip;            /**< Compress the request with gzip; false. Replies
+                             may come compressed whatever this says. */
+  size_t max_recv;      /**< Largest reply message; #MSVC_GRPC_DEFAULT_MAX_RECV. */
+  size_t max_send;      /**< Largest request message; #MSVC_GRPC_DEFAULT_MAX_SEND. */
+  uint32_t max_attempts;/**< Attempts of gRPC's retry, 1..5; 3. Only an
+                             attempt that ended UNAVAILABLE before any reply
+                             message reached the caller is retried, after an
+                             exponential backoff with jitter (50 ms doubling,
+                             at most 1 s), within the deadline. */
+  msvc_http_req_t *parent; /**< The incoming request being served, or NULL
+                             (by service name only): its request id and
+                             trace context go on the call, which is
+                             cancelled if that request's client goes away. */
+} msvc_grpc_call_opts_t;
+
+/** @brief How a call ended. */
+typedef struct msvc_grpc_status_s {
+  int code;             /**< A #msvc_grpc_code_t. */
+  const char *message;  /**< Status message (decoded); "" when none. */
+  const msvc_grpc_metadata_t *headers;  /**< Response metadata; may be empty. */
+  const msvc_grpc_metadata_t *trailers; /**< Trailing metadata; may be empty. */
+  int err;              /**< The libmsvc error when the code was decided on
+                             this side (timeout, no endpoints, breaker open,
+                             cancelled...), else #MSVC_OK. */
+  uint32_t attempts;    /**< Attempts made. */
+} msvc_grpc_status_t;
+
+/**
+ * @brief Receives each reply message of a server-streaming call.
+ * @param call  The call; may be cancelled from here.
+ * @param msg   The message (of the method's output type), valid during the
+ *              callback only.
+ * @param data  The call's data.
+ */
+typedef void (*msvc_grpc_message_fn)(msvc_grpc_client_call_t *call,
+                                     const struct ProtobufCMessage *msg, void *data);
+
+/**
+ * @brief Completion of a call: exactly once, from the loop.
+ * @param call   The call; invalid after the callback.
+ * @param st     Its status; borrowed for the callback.
+ * @param reply  A unary call's reply when st->code is OK, else NULL;
+ *               borrowed for the callback.
+ * @param data   The call's data.
+ */
+typedef void (*msvc_grpc_done_fn)(msvc_grpc_client_call_t *call, const msvc_grpc_status_t *st,
+                                  const struct ProtobufCMessage *reply, void *data);
+
+/**
+ * @brief Fill call options with their defaults.
+ * @param opts  Options to fill; NULL is a no-op.
+ * @since 0.3
+ */
+MSVC_API void msvc_grpc_call_opts_init(msvc_grpc_call_opts_t *opts);
+
+/**
+ * @brief Start a call: unary when on_message is NULL (the reply comes to
+ *        on_done), server-streaming otherwise.
+ *
+ * By service name, every attempt is a call of the service (see
+ * msvc_service_call()): it waits for the first endpoint set, picks an
+ * endpoint per attempt with the balancer, skips endpoints whose breaker is
+ * open, and moves on when a request could not be sent. It fails with
+ * UNAVAILABLE when no endpoint is known or every breaker is open, and with
+ * DEADLINE_EXCEEDED when the deadline passes.
+ *
+ * @param target      Where to (copied).
+ * @param svc         The generated service descriptor; borrowed for the call.
+ * @param method      The method's name.
+ * @param req         The request, of the method's input type (packed at once).
+ * @param opts        Options (copied), or NULL for the defaults.
+ * @param on_message  Each streamed reply, or NULL for a unary call.
+ * @param on_done     Completion; required; never called from inside this
+ *                    function.
+ * @param data        Passed to the callbacks.
+ * @param out         Receives the call (for msvc_grpc_client_call_cancel()), or NULL.
+ * @return #MSVC_OK; MSVC_EINVAL (bad target, unknown method, request of the
+ *         wrong type); MSVC_ETOOLARGE (request over max_send); MSVC_ENOMEM;
+ *         or the transport's refusal. On error on_done is never called.
+ * @note Loop thread only (the service's main loop or a worker loop serving
+ *       a request).
+ * @since 0.3
+ */
+MSVC_API int msvc_grpc_invoke(const msvc_grpc_target_t *target,
+                              const struct ProtobufCServiceDescriptor *svc, const char *method,
+                              const struct ProtobufCMessage *req,
+                              const msvc_grpc_call_opts_t *opts, msvc_grpc_message_fn on_message,
+                              msvc_grpc_done_fn on_done, void *data,
+                              msvc_grpc_client_call_t **out);
+
+/**
+ * @brief Cancel a call: its stream is reset and on_done follows with
+ *        CANCELLED.
+ * @param call  The call, before its done callback; NULL is a no-op.
+ * @since 0.3
+ */
+MSVC_API void msvc_grpc_client_call_cancel(msvc_grpc_client_call_t *call);
+
 #ifdef __cplusplus
 }
 #endif

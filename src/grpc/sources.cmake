@@ -3,6 +3,7 @@
 if(LIBMSVC_HAVE_GRPC)
   msvc_protoc_c(LIBMSVC_GRPC_PROTO_SOURCES grpc/health/v1/health.proto)
   list(APPEND LIBMSVC_SOURCES
+    src/grpc/client.c
     src/grpc/frame.c
     src/grpc/health.c
     src/grpc/mount_service.c
