@@ -105,7 +105,7 @@ struct msvc_http_call_s {
   bool reused;
   bool cancelled;
   bool h2;        /* over HTTP/2 */
-  struct msvc__h2stream_s *h2s; /* its stream while an attempt is on one */
+  int32_t h2id;   /* its stream while an attempt is on one */
   struct msvc__h2cc_s *h2c;     /* and that stream's connection */
   msvc__buf_t h2body; /* request body copy (HTTP/2 sends it as DATA) */
   size_t h2off;

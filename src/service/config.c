@@ -242,6 +242,18 @@ static int load_lb_workers(msvc__svc_config_t *cfg, const msvc_service_opts_t *o
   return MSVC_OK;
 }
 
+/* MSVC_HTTP2=0 turns HTTP/2 off on the service's listener, 1 on. */
+static int load_http2(msvc__svc_config_t *cfg, char *err, size_t errlen) {
+  const char *v = env("MSVC_HTTP2");
+
+  if (v == NULL)
+    return MSVC_OK;
+  if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+    return fail(err, errlen, "MSVC_HTTP2: \"%.64s\" is not accepted; expected 0 or 1", v);
+  cfg->server.http2 = v[0] == '1';
+  return MSVC_OK;
+}
+
 static int load_instance(msvc__svc_config_t *cfg, const msvc_service_opts_t *o,
                          char *err, size_t errlen) {
   size_t i;
@@ -657,6 +669,7 @@ static int load_all(msvc__svc_config_t *cfg, const char *name,
     cfg->server = *o->server;
   else
     msvc_http_server_opts_init(&cfg->server);
+  if ((rc = load_http2(cfg, err, errlen)) != MSVC_OK) return rc;
   cfg->metrics = o->metrics != NULL ? o->metrics : msvc_metrics_default_registry();
   call_defaults(cfg, o);
   if ((rc = load_work(cfg, o, err, errlen)) != MSVC_OK) return rc;
