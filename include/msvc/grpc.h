@@ -200,6 +200,11 @@ typedef struct msvc_grpc_server_opts_s {
   size_t max_send; /**< Largest reply message; #MSVC_GRPC_DEFAULT_MAX_SEND. */
   bool gzip;       /**< Compress replies with gzip when the client accepts
                         it (`grpc-accept-encoding`); true. */
+  uint32_t route_flags; /**< Flags of the routes msvc_grpc_server_mount_service()
+                        adds, e.g. #MSVC_HTTP_ROUTE_AUTH so that every call
+                        needs a valid bearer token in its `authorization`
+                        metadata (a call without one ends UNAUTHENTICATED);
+                        0. The health service's routes never take them. */
 } msvc_grpc_server_opts_t;
 
 /**

@@ -553,7 +553,10 @@ int msvc__grpc_server_routes(msvc_grpc_server_t *srv, msvc_service_t *svc) {
   int r;
 
   for (m = srv->methods; m != NULL; m = m->next) {
-    r = msvc_service_route(svc, "POST", m->path, on_http_request, m, 0);
+    bool health = strncmp(m->path, "/grpc.health.v1.Health/", 23) == 0;
+
+    r = msvc_service_route(svc, "POST", m->path, on_http_request, m,
+                           health ? 0 : srv->opts.route_flags);
     if (r != MSVC_OK)
       return r;
   }
