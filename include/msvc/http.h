@@ -676,9 +676,9 @@ MSVC_API int msvc_http_req_version(const msvc_http_req_t *req);
  * @param name   Field name (a token; not Content-Length, Transfer-Encoding,
  *               Connection or a pseudo-header); copied.
  * @param value  Field value without CR or LF; copied.
- * @return #MSVC_OK, #MSVC_EINVAL for a bad name or value,
- *         #MSVC_EHTTP_RESPONDED once the response has ended, #MSVC_ELIMIT
- *         beyond 64 KiB of trailers, #MSVC_ENOMEM.
+ * @return #MSVC_OK, MSVC_EINVAL for a bad name or value,
+ *         MSVC_EHTTP_RESPONDED once the response has ended, MSVC_ELIMIT
+ *         beyond 64 KiB of trailers, MSVC_ENOMEM.
  * @note Loop thread only.
  * @since 0.3
  */

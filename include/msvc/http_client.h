@@ -343,7 +343,7 @@ typedef struct msvc_http_request_s {
    *  endpoint share its multiplexed connection(s); the response's trailers
    *  are then available (msvc_http_response_trailer()) and cancelling the
    *  call resets only its stream. Needs a library built with nghttp2, else
-   *  the request fails with #MSVC_ENOTSUP. @since 0.3 */
+   *  the request fails with MSVC_ENOTSUP. @since 0.3 */
   bool http2;
 } msvc_http_request_t;
 
@@ -547,7 +547,7 @@ MSVC_API size_t msvc_http_response_trailer_count(const msvc_http_response_t *res
  * @param i      Index, from 0.
  * @param name   Receives the name (lower case), borrowed like the response.
  * @param value  Receives the value, borrowed like the response.
- * @return #MSVC_OK or #MSVC_ERANGE.
+ * @return #MSVC_OK or MSVC_ERANGE.
  * @since 0.3
  */
 MSVC_API int msvc_http_response_trailer_at(const msvc_http_response_t *res, size_t i,

@@ -473,6 +473,35 @@ Test(h2_frames, hpack_bomb_is_stopped) {
   tsrv_stop(&t);
 }
 
+static void drain_now(tsrv_t *t) {
+  msvc_http_server_drain(t->srv, 2000, NULL, NULL);
+}
+
+Test(h2_frames, drain_sends_goaway_and_closes) {
+  tsrv_t t;
+  static rframe_t f;
+  int fd, i;
+  bool got_goaway = false, got_answer = false;
+
+  start(&t);
+  fd = h2_open(t.port);
+  frame(fd, F_HEADERS, 0x5, 1, get_root, sizeof(get_root));
+  for (i = 0; i < 20 && !got_answer && read_frame(fd, &f); i++)
+    got_answer = f.type == F_HEADERS && f.sid == 1;
+  cr_expect(got_answer);
+  tsrv_call(&t, drain_now);
+  for (i = 0; i < 20 && read_frame(fd, &f); i++)
+    if (f.type == F_GOAWAY && f.len >= 8) {
+      got_goaway = true;
+      cr_expect_eq(u32(f.p + 4), 0 /* NO_ERROR */);
+      cr_expect_eq(u32(f.p) & 0x7fffffffu, 1, "last stream id");
+    }
+  cr_expect(got_goaway);
+  cr_expect(!read_frame(fd, &f), "the connection should be closed");
+  close(fd);
+  tsrv_stop(&t);
+}
+
 /* ---- the library's client ------------------------------------------------- */
 
 typedef struct cstate_s {
