@@ -10,10 +10,11 @@
  * only names its types, so a program that uses these functions includes its
  * generated `*.pb-c.h` files itself.
  *
- * Built only when the library was configured with gRPC (the CMake option
- * `LIBMSVC_WITH_GRPC`, on when protobuf-c, zlib and nghttp2 are found);
- * `MSVC_HAVE_GRPC` is then defined by `msvc/version.h`'s users through the
- * build system, and this header exists in the installed tree.
+ * The functions exist only in a library configured with gRPC (the CMake
+ * option `LIBMSVC_WITH_GRPC`, on when protobuf-c, protoc-c, zlib and
+ * nghttp2 are found; the configure step prints whether it is). A program
+ * that uses them links protobuf-c itself (`libprotobuf-c`) for its
+ * generated code.
  *
  * Thread safety: the code and metadata helpers are pure and thread-safe
  * (a metadata list is not shared between threads while it is modified).
