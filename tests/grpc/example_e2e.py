@@ -123,6 +123,8 @@ try:
     for p in list(s.procs):
         rc = s.stop(p)
         check(p.label + " stops cleanly", rc == 0, rc)
+    reports = s.sanitizer_reports()
+    check("no sanitizer report in any service's log", not reports, reports[:2])
 finally:
     for p in list(s.procs):
         s.kill(p)
