@@ -514,10 +514,14 @@ typedef struct msvc_grpc_call_opts_s {
                              message reached the caller is retried, after an
                              exponential backoff with jitter (50 ms doubling,
                              at most 1 s), within the deadline. */
-  msvc_http_req_t *parent; /**< The incoming request being served, or NULL
-                             (by service name only): its request id and
-                             trace context go on the call, which is
-                             cancelled if that request's client goes away. */
+  msvc_http_req_t *parent; /**< The incoming request being served, or NULL.
+                             By service name its request id and trace
+                             context go on the call, which is cancelled if
+                             that request's client goes away, and the call
+                             runs on the loop serving it (pass it when
+                             calling from a worker loop). When the request
+                             is a gRPC call with a deadline, this call's
+                             deadline is at most that one (propagation). */
 } msvc_grpc_call_opts_t;
 
 /** @brief How a call ended. */

@@ -16,6 +16,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "../http/server.h"
 #include "grpc-internal.h"
 
 #define BACKOFF_FIRST_MS 50
@@ -482,12 +483,23 @@ int msvc_grpc_invoke(const msvc_grpc_target_t *target,
   c->svc = target->svc;
   c->client = target->client;
   c->port = target->port;
-  c->loop = c->svc != NULL ? msvc_service_loop(c->svc) : target->loop;
+  /* The loop of the thread the call is made on: a worker's when it is made
+   * while serving a request there. */
+  if (c->svc != NULL)
+    c->loop = o.parent != NULL ? msvc_http_server_loop(o.parent->srv) : msvc_service_loop(c->svc);
+  else
+    c->loop = target->loop;
   c->desc = md;
   c->gzip = o.gzip;
   c->max_recv = o.max_recv != 0 ? o.max_recv : MSVC_GRPC_DEFAULT_MAX_RECV;
   c->max_attempts = o.max_attempts == 0 ? 1 : o.max_attempts > 5 ? 5 : o.max_attempts;
   c->deadline_ms = msvc_now_ms() + (o.timeout_ms != 0 ? o.timeout_ms : 10000);
+  if (o.parent != NULL) {
+    const uint64_t *inherited = msvc_http_req_get(o.parent, MSVC__GRPC_DEADLINE_KEY);
+
+    if (inherited != NULL && *inherited < c->deadline_ms)
+      c->deadline_ms = *inherited;
+  }
   c->parent = o.parent;
   c->on_message = on_message;
   c->on_done = on_done;

@@ -94,6 +94,10 @@ int msvc__grpc_metadata_add_wire(msvc_grpc_metadata_t *md, const char *key, size
 typedef int (*msvc__grpc_md_fn)(void *data, const char *key, const char *value, size_t len);
 int msvc__grpc_metadata_wire(const msvc_grpc_metadata_t *md, msvc__grpc_md_fn fn, void *data);
 
+/* The key under which a gRPC call's deadline (uint64_t, msvc_now_ms()
+ * time) hangs on its HTTP request, for calls made while serving it. */
+#define MSVC__GRPC_DEADLINE_KEY "msvc.grpc.deadline"
+
 /* ---- server internals shared by server.c, health.c, mount_service.c ---- */
 typedef struct msvc__grpc_mount_s {
   msvc_grpc_server_t *srv;

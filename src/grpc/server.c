@@ -207,6 +207,8 @@ static void end_response(msvc_grpc_call_t *call, int code, const char *message) 
   if (call->res == NULL)
     return;
   msvc_http_req_on_cancel(call->req, NULL, NULL);
+  if (call->timer != NULL)
+    msvc_http_req_set(call->req, MSVC__GRPC_DEADLINE_KEY, NULL, NULL);
   if (!msvc_http_req_cancelled(call->req)) {
     start(call);
     snprintf(num, sizeof(num), "%d", code);
@@ -529,6 +531,8 @@ static void on_http_request(msvc_http_req_t *req, msvc_http_res_t *res, void *da
     uv_timer_init(msvc_http_server_loop(req->srv), call->timer);
     call->timer->data = call;
     uv_timer_start(call->timer, on_deadline, tmo_ms, 0);
+    /* Calls made while serving this one inherit its deadline. */
+    msvc_http_req_set(req, MSVC__GRPC_DEADLINE_KEY, &call->deadline_ms, NULL);
   }
   msvc_http_req_on_cancel(req, on_client_gone, call);
   m->fn(call, call->request, m->data);

@@ -31,6 +31,8 @@ typedef struct fx_s {
   size_t reply_sku_len;
   int messages;
   int statuses[4];
+  int nested_code;
+  uint64_t nested_ms;
 } fx_t;
 
 static fx_t fx;
@@ -42,6 +44,40 @@ static void on_cancel(msvc_grpc_call_t *call, int code, void *data) {
   msvc_grpc_call_finish(call, code, NULL);
 }
 
+static void on_nested_done(msvc_grpc_client_call_t *c, const msvc_grpc_status_t *st,
+                           const ProtobufCMessage *reply, void *data) {
+  msvc_grpc_call_t *outer = data;
+
+  (void)c;
+  (void)reply;
+  fx.nested_code = st->code;
+  fx.nested_ms = uv_now(&fx.loop) - fx.nested_ms;
+  msvc_grpc_call_finish(outer, st->code, "nested call failed");
+}
+
+static void on_outer_cancel(msvc_grpc_call_t *call, int code, void *data) {
+  (void)call;
+  (void)code;
+  (void)data; /* the nested call's completion releases the call */
+}
+
+/* id 500: calls GetOrder(999) of this server while serving, with no
+ * timeout of its own: it must inherit this call's deadline. */
+static void nested(msvc_grpc_call_t *call) {
+  Orders__V1__GetOrderRequest req = ORDERS__V1__GET_ORDER_REQUEST__INIT;
+  msvc_grpc_call_opts_t o;
+
+  msvc_grpc_call_opts_init(&o);
+  o.parent = msvc_grpc_call_http_req(call);
+  req.id = 999;
+  uv_update_time(&fx.loop);
+  fx.nested_ms = uv_now(&fx.loop);
+  msvc_grpc_call_on_cancel(call, on_outer_cancel, NULL);
+  if (msvc_grpc_invoke(&fx.to, &orders__v1__orders__descriptor, "GetOrder", &req.base, &o,
+                       NULL, on_nested_done, call, NULL) != MSVC_OK)
+    msvc_grpc_call_finish(call, MSVC_GRPC_INTERNAL, "invoke failed");
+}
+
 static void on_get(msvc_grpc_call_t *call, const ProtobufCMessage *msg, void *data) {
   const Orders__V1__GetOrderRequest *req = (const void *)msg;
   Orders__V1__Order o = ORDERS__V1__ORDER__INIT;
@@ -49,6 +85,10 @@ static void on_get(msvc_grpc_call_t *call, const ProtobufCMessage *msg, void *da
   static char sku[100001];
 
   (void)data;
+  if (req->id == 500) {
+    nested(call);
+    return;
+  }
   if (req->id == 999) { /* never answers */
     msvc_grpc_call_on_cancel(call, on_cancel, NULL);
     return;
@@ -149,6 +189,22 @@ Test(grpc_server, deadline_cancels_the_handler) {
   cr_assert_eq(fx.cancels, 1, "the handler is told once");
   cr_assert(fx.cancel_code == MSVC_GRPC_DEADLINE_EXCEEDED ||
             fx.cancel_code == MSVC_GRPC_CANCELLED);
+}
+
+Test(grpc_server, deadline_propagates_to_nested_calls) {
+  msvc_grpc_call_opts_t o;
+  int i;
+
+  msvc_grpc_call_opts_init(&o);
+  o.timeout_ms = 200;
+  cr_assert_eq(get(500, &o), MSVC_OK);
+  run_until(1);
+  cr_assert_eq(fx.code, MSVC_GRPC_DEADLINE_EXCEEDED);
+  for (i = 0; i < 10000 && fx.nested_code == 0; i++)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  cr_assert_eq(fx.nested_code, MSVC_GRPC_DEADLINE_EXCEEDED);
+  cr_assert_lt(fx.nested_ms, 5000, "inherited, not the 10 s default: %llu ms",
+               (unsigned long long)fx.nested_ms);
 }
 
 Test(grpc_server, reply_over_client_limit) {
