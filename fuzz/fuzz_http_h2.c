@@ -46,10 +46,11 @@ static void h_stream(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   msvc_http_res_end(res);
 }
 
+/* A reset stream's request stays with its handler, which still answers
+ * it (the answer is dropped): the deferred request is kept either way. */
 static void on_cancel(msvc_http_req_t *req, void *data) {
+  (void)req;
   (void)data;
-  if (req == deferred)
-    deferred = NULL;
 }
 
 /* Answers the previous deferred request when the next one arrives. */

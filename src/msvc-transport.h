@@ -120,11 +120,21 @@ struct msvc_tls_config_s;
  * result owns inner; on failure inner has been closed. */
 int msvc__tls_wrap_server(struct msvc_tls_config_s *cfg, uv_loop_t *loop,
                           msvc__transport_t *inner, msvc__transport_t **out);
+/* The same; with h2 false, ALPN offers http/1.1 only (HTTP/2 turned off
+ * on that server), else h2 too when the library has HTTP/2. */
+int msvc__tls_wrap_server_alpn(struct msvc_tls_config_s *cfg, uv_loop_t *loop,
+                               msvc__transport_t *inner, bool h2,
+                               msvc__transport_t **out);
 /* Wraps a TCP transport that is about to connect to host:port. Same
  * ownership as msvc__tls_wrap_server(). */
 int msvc__tls_wrap_client(struct msvc_tls_config_s *cfg, uv_loop_t *loop,
                           msvc__transport_t *inner, const char *host, int port,
                           msvc__transport_t **out);
+/* The same, offering only `h2` by ALPN (an HTTP/2 connection); the owner
+ * checks msvc__transport_alpn() once data arrives. */
+int msvc__tls_wrap_client_h2(struct msvc_tls_config_s *cfg, uv_loop_t *loop,
+                             msvc__transport_t *inner, const char *host, int port,
+                             msvc__transport_t **out);
 /* A client configuration trusting the system CA bundle. */
 int msvc__tls_default_client(struct msvc_tls_config_s **out);
 /* The role (msvc_tls_role_t) a configuration was made for. */

@@ -486,8 +486,9 @@ typedef struct msvc_service_request_s {
   msvc_service_response_fn on_done;
   /** Passed to on_done. */
   void *data;
-  /** Send the call over HTTP/2 (multiplexed on the endpoint's connection;
-   *  the response's trailers are then readable). Default false.
+  /** Send each attempt over HTTP/2 (msvc_http_request_t::http2): the
+   *  balancer still picks an endpoint per attempt, and the attempt is a
+   *  stream on that endpoint's multiplexed connection; default false.
    *  @since 0.3 */
   bool http2;
   /** Receive the body piece by piece as it arrives, or NULL (whole body in

@@ -295,10 +295,43 @@ int msvc__conn_accept(msvc_http_server_t *srv) {
   }
   uv_tcp_nodelay((uv_tcp_t *)stream, 1);
 #ifdef MSVC_HAVE_TLS
-  if (srv->tls != NULL && (rc = msvc__tls_wrap_server(srv->tls, srv->loop, tr, &tr)) != 0)
+  if (srv->tls != NULL &&
+      (rc = msvc__tls_wrap_server_alpn(srv->tls, srv->loop, tr, srv->opts.http2, &tr)) != 0)
     return rc;
 #endif
   return msvc__conn_attach(srv, tr);
+}
+
+static int answer_overflow(msvc__conn_t *c) {
+  msvc_http_req_t *req;
+
+#ifdef MSVC_HAVE_NGHTTP2
+  const char *alpn = msvc__transport_alpn(c->tr);
+
+  if (alpn != NULL && strcmp(alpn, "h2") == 0) {
+    /* Empty SETTINGS, then GOAWAY(NO_ERROR) naming stream 0: nothing was
+     * processed, the client may go elsewhere. */
+    static const char bye[] = "\0\0\0\4\0\0\0\0\0"
+                              "\0\0\x1c\7\0\0\0\0\0"
+                              "\0\0\0\0\0\0\0\0too many connections";
+    msvc__buf_append(&c->wbuf[c->wi], bye, sizeof(bye) - 1);
+    c->close_after = true;
+    msvc__conn_flush(c);
+    return MSVC_OK;
+  }
+#endif
+  req = msvc__req_new(c);
+  if (req == NULL) {
+    msvc__conn_close(c);
+    return MSVC_ENOMEM;
+  }
+  msvc__queue_insert_tail(&c->pipeline, &req->node);
+  req->queued = true;
+  c->npipe++;
+  msvc_http_res_header(&req->res, "Retry-After", "1");
+  msvc__res_error_close(req, 503, "UNAVAILABLE", "too many connections");
+  msvc__conn_flush(c);
+  return MSVC_OK;
 }
 
 int msvc__conn_attach(msvc_http_server_t *srv, msvc__transport_t *tr) {
@@ -327,19 +360,22 @@ int msvc__conn_attach(msvc_http_server_t *srv, msvc__transport_t *tr) {
   /* At the limit, a lingering or idle keep-alive connection makes room
    * (its memory and descriptor go a moment later, in its close callback). */
   if (srv->nconns > srv->max_conns && !msvc__conn_shed_idle(srv)) {
-    msvc_http_req_t *req = msvc__req_new(c);
     c->overflow = true;
-    if (req == NULL) {
-      msvc__conn_close(c);
-      return MSVC_ENOMEM;
+#ifdef MSVC_HAVE_NGHTTP2
+    /* Over TLS the answer waits for the handshake: ALPN says whether the
+     * client expects HTTP/2 frames or an HTTP/1.1 response. (sniffed marks
+     * the reading started for it.) */
+    if (srv->opts.http2 && msvc__transport_secure(tr, NULL)) {
+      c->sniffed = true;
+      if ((rc = msvc__transport_read_start(c->tr)) != 0) {
+        msvc__conn_close(c);
+        return rc;
+      }
+      arm(c);
+      return MSVC_OK;
     }
-    msvc__queue_insert_tail(&c->pipeline, &req->node);
-    req->queued = true;
-    c->npipe++;
-    msvc_http_res_header(&req->res, "Retry-After", "1");
-    msvc__res_error_close(req, 503, "UNAVAILABLE", "too many connections");
-    msvc__conn_flush(c);
-    return MSVC_OK;
+#endif
+    return answer_overflow(c);
   }
   rc = msvc__transport_read_start(c->tr);
   if (rc != 0) {
@@ -441,7 +477,7 @@ static void start_linger(msvc__conn_t *c) {
   c->lingering = true;
   c->linger_until = uv_now(c->srv->loop) + LINGER_MS;
   c->tr->ops->shutdown(c->tr);
-  if (c->read_stopped || c->overflow) {
+  if (c->read_stopped || (c->overflow && !c->sniffed)) {
     c->read_stopped = false;
     if (msvc__transport_read_start(c->tr) != 0) {
       msvc__conn_close(c);
@@ -656,8 +692,13 @@ static bool sniff(msvc__conn_t *c, const char *data, size_t len) {
 static void on_tr_read(void *owner, const char *data, size_t len) {
   msvc__conn_t *c = owner;
 
-  if (c->closing || c->lingering || c->overflow)
+  if (c->closing || c->lingering)
     return;
+  if (c->overflow) {
+    if (c->sniffed && !c->close_after)
+      answer_overflow(c); /* over TLS, now that ALPN is known */
+    return;
+  }
 #ifdef MSVC_HAVE_NGHTTP2
   if (c->h2 != NULL) {
     h2_read(c, data, len);

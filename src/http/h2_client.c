@@ -38,6 +38,7 @@ typedef struct msvc__h2cc_s {
   bool closing;
   bool writing;
   bool in_read;
+  bool alpn_checked;
 } msvc__h2cc_t;
 
 static void cc_on_read(void *owner, const char *data, size_t len);
@@ -105,13 +106,15 @@ int msvc__h2c_prepare(msvc_http_call_t *call, const msvc_http_request_t *r,
   size_t i;
   int rc = 0;
 
+#ifndef MSVC_HAVE_TLS
   if (ep->tls)
-    return MSVC_ENOTSUP; /* ALPN h2 on outgoing TLS is not offered yet */
+    return MSVC_ENOTSUP;
+#endif
   for (i = 0; i < r->nheaders; i++)
     if (msvc__strcasecmp(r->headers[i].name, "host") == 0)
       authority = r->headers[i].value;
   if (authority == NULL) {
-    if (ep->port != 80)
+    if (ep->port != (ep->tls ? 443 : 80))
       snprintf(def, sizeof(def), "%s", ep->key);
     else
       snprintf(def, sizeof(def), strchr(ep->host, ':') ? "[%s]" : "%s", ep->host);
@@ -121,7 +124,7 @@ int msvc__h2c_prepare(msvc_http_call_t *call, const msvc_http_request_t *r,
     return MSVC_ENOMEM;
   /* Pseudo-headers first, in the order RFC 9113 8.3.1 lists them. */
   rc |= head_add(h, ":method", 7, call->method, strlen(call->method), false);
-  rc |= head_add(h, ":scheme", 7, "http", 4, false);
+  rc |= head_add(h, ":scheme", 7, ep->tls ? "https" : "http", ep->tls ? 5 : 4, false);
   rc |= head_add(h, ":authority", 10, authority, strlen(authority), false);
   rc |= head_add(h, ":path", 5, path, path_len, false);
   for (i = 0; i < r->nheaders && rc == 0; i++)
@@ -460,6 +463,16 @@ static void cc_on_read(void *owner, const char *data, size_t len) {
 
   if (cc->closing)
     return;
+  if (cc->ep->tls && !cc->alpn_checked) {
+    const char *alpn = msvc__transport_alpn(cc->tr);
+
+    /* The server did not take h2: it speaks HTTP/1.1 (or nothing) here. */
+    cc->alpn_checked = true;
+    if (alpn == NULL || strcmp(alpn, "h2") != 0) {
+      cc_fail(cc, MSVC_EHTTP_BAD_RESPONSE);
+      return;
+    }
+  }
   cc->in_read = true;
   n = nghttp2_session_mem_recv(cc->ng, (const uint8_t *)data, len);
   cc->in_read = false;
@@ -598,6 +611,11 @@ static int cc_new(msvc__endpoint_t *ep, msvc__h2cc_t **out) {
     rc = c->factory(c->factory_data, c->loop, ep->host, ep->port, &cc->tr);
   else
     rc = msvc__tcp_transport_new(c->loop, &cc->tr, &stream);
+#ifdef MSVC_HAVE_TLS
+  /* TLS wraps the TCP transport; the TCP handle is still connected here. */
+  if (rc == 0 && ep->tls && c->factory == NULL)
+    rc = msvc__tls_wrap_client_h2(c->tls, c->loop, cc->tr, ep->host, ep->port, &cc->tr);
+#endif
   if (rc == 0 && (rc = session_new(cc)) != 0)
     msvc__transport_close(cc->tr);
   if (rc != 0) {

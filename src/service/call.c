@@ -46,7 +46,7 @@ struct msvc_service_call_s {
   void *body;
   size_t body_len;
   bool retryable; /* may run twice: marked, or an Idempotency-Key */
-  bool http2;
+  bool http2;     /* attempts go over HTTP/2 */
   uint64_t deadline_ms;
   msvc_service_response_fn on_done;
   msvc_http_chunk_fn on_chunk;

@@ -37,6 +37,8 @@ static const char *alpn[] = {"http/1.1", NULL};
 /* A server offers HTTP/2 first; its HTTP code serves either. A client keeps
  * to HTTP/1.1: its pooled connections speak only that. */
 static const char *alpn_server[] = {"h2", "http/1.1", NULL};
+static const char *alpn_h2[] = {"h2", NULL};
+static const char *alpn_h1[] = {"http/1.1", NULL};
 #else
 #define alpn_server alpn
 #endif
@@ -239,6 +241,10 @@ static int material_build(msvc_tls_config_t *cfg, msvc__tls_material_t **out,
     material_free(m);
     return rc;
   }
+#ifdef MSVC_HAVE_NGHTTP2
+  m->conf_alt = m->conf;
+  m->has_alt = mbedtls_ssl_conf_alpn_protocols(&m->conf_alt, server ? alpn_h1 : alpn_h2) == 0;
+#endif
   *out = m;
   return 0;
 }

@@ -26,6 +26,11 @@
 typedef struct msvc__tls_material_s {
   atomic_int refs;
   mbedtls_ssl_config conf;
+  /* A shallow copy of conf that differs only in its ALPN list (never freed
+   * on its own): a client's offers h2 alone, a server's http/1.1 alone (a
+   * server with HTTP/2 turned off). */
+  mbedtls_ssl_config conf_alt;
+  bool has_alt;
   mbedtls_x509_crt chain;
   mbedtls_pk_context key;
   mbedtls_x509_crt ca;

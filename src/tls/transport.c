@@ -648,7 +648,7 @@ static int on_verify(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flag
 }
 
 static int tls_new(msvc_tls_config_t *cfg, uv_loop_t *loop, msvc__transport_t *inner,
-                   tls_tr_t **out) {
+                   bool alt, tls_tr_t **out) {
   tls_tr_t *t = msvc__calloc(1, sizeof(*t));
   int rc;
 
@@ -674,7 +674,7 @@ static int tls_new(msvc_tls_config_t *cfg, uv_loop_t *loop, msvc__transport_t *i
   uv_timer_init(loop, &t->timer);
   t->timer.data = t;
   t->handles = 2;
-  rc = mbedtls_ssl_setup(&t->ssl, &t->mat->conf);
+  rc = mbedtls_ssl_setup(&t->ssl, alt && t->mat->has_alt ? &t->mat->conf_alt : &t->mat->conf);
   if (rc == 0)
     mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
   *out = t;
@@ -683,6 +683,12 @@ static int tls_new(msvc_tls_config_t *cfg, uv_loop_t *loop, msvc__transport_t *i
 
 int msvc__tls_wrap_server(msvc_tls_config_t *cfg, uv_loop_t *loop,
                           msvc__transport_t *inner, msvc__transport_t **out) {
+  return msvc__tls_wrap_server_alpn(cfg, loop, inner, true, out);
+}
+
+int msvc__tls_wrap_server_alpn(msvc_tls_config_t *cfg, uv_loop_t *loop,
+                               msvc__transport_t *inner, bool h2,
+                               msvc__transport_t **out) {
   tls_tr_t *t;
   int rc;
 
@@ -691,7 +697,7 @@ int msvc__tls_wrap_server(msvc_tls_config_t *cfg, uv_loop_t *loop,
     msvc__transport_close(inner);
     return MSVC_EINVAL;
   }
-  rc = tls_new(cfg, loop, inner, &t);
+  rc = tls_new(cfg, loop, inner, !h2, &t);
   if (rc != 0) {
     if (t != NULL)
       tls_close(&t->base);
@@ -728,9 +734,8 @@ static int client_names(tls_tr_t *t, const char *host, int port) {
   return 0;
 }
 
-int msvc__tls_wrap_client(msvc_tls_config_t *cfg, uv_loop_t *loop,
-                          msvc__transport_t *inner, const char *host, int port,
-                          msvc__transport_t **out) {
+static int wrap_client(msvc_tls_config_t *cfg, uv_loop_t *loop, msvc__transport_t *inner,
+                       const char *host, int port, bool h2, msvc__transport_t **out) {
   tls_tr_t *t;
   int rc;
 
@@ -739,7 +744,7 @@ int msvc__tls_wrap_client(msvc_tls_config_t *cfg, uv_loop_t *loop,
     msvc__transport_close(inner);
     return MSVC_EINVAL;
   }
-  rc = tls_new(cfg, loop, inner, &t);
+  rc = tls_new(cfg, loop, inner, h2, &t);
   if (rc == 0)
     rc = client_names(t, host, port);
   if (rc != 0) {
@@ -749,4 +754,16 @@ int msvc__tls_wrap_client(msvc_tls_config_t *cfg, uv_loop_t *loop,
   }
   *out = &t->base;
   return 0;
+}
+
+int msvc__tls_wrap_client(msvc_tls_config_t *cfg, uv_loop_t *loop,
+                          msvc__transport_t *inner, const char *host, int port,
+                          msvc__transport_t **out) {
+  return wrap_client(cfg, loop, inner, host, port, false, out);
+}
+
+int msvc__tls_wrap_client_h2(msvc_tls_config_t *cfg, uv_loop_t *loop,
+                             msvc__transport_t *inner, const char *host, int port,
+                             msvc__transport_t **out) {
+  return wrap_client(cfg, loop, inner, host, port, true, out);
 }

@@ -60,10 +60,13 @@ static void on_trailers(msvc_http_req_t *req, msvc_http_res_t *res, void *data) 
   msvc_http_res_end(res);
 }
 
+/* The handler still ends its request (the answer is dropped), which is
+ * what releases it. */
 static void on_cancel(msvc_http_req_t *req, void *data) {
-  (void)req;
   (void)data;
   atomic_fetch_add(&n_cancel, 1);
+  cr_expect(msvc_http_req_cancelled(req));
+  cr_expect_eq(msvc_http_res_send(msvc_http_req_res(req), 200, NULL, NULL, 0), MSVC_ECLOSED);
 }
 
 static void on_slow(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {

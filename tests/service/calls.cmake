@@ -12,3 +12,7 @@ msvc_add_test(test_service_call_metrics LABEL service SOURCES test_call_metrics.
   TIMEOUT 60)
 msvc_add_test(test_service_call_proxy LABEL service SOURCES test_call_proxy.c
   TIMEOUT 60)
+if(LIBMSVC_HAVE_NGHTTP2)
+  msvc_add_test(test_service_call_h2 LABEL service SOURCES test_call_h2.c TIMEOUT 60)
+  set_property(TEST test_service_call_h2 APPEND PROPERTY LABELS h2)
+endif()
