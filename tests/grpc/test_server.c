@@ -268,6 +268,34 @@ Test(grpc_server, health_watch_follows_changes) {
   cr_assert_eq(fx.code, MSVC_GRPC_NOT_FOUND);
 }
 
+static void on_list_done(msvc_grpc_client_call_t *call, const msvc_grpc_status_t *st,
+                         const ProtobufCMessage *reply, void *data) {
+  (void)call;
+  (void)reply;
+  (void)data;
+  fx.code = st->code;
+  fx.done++;
+}
+
+static void on_list_msg(msvc_grpc_client_call_t *call, const ProtobufCMessage *msg,
+                        void *data) {
+  (void)call;
+  (void)msg;
+  (void)data;
+  fx.messages++;
+}
+
+Test(grpc_server, unregistered_method_is_unimplemented) {
+  Orders__V1__ListOrdersRequest req = ORDERS__V1__LIST_ORDERS_REQUEST__INIT;
+
+  cr_assert_eq(msvc_grpc_invoke(&fx.to, &orders__v1__orders__descriptor, "ListOrders",
+                                &req.base, NULL, on_list_msg, on_list_done, NULL, NULL),
+               MSVC_OK);
+  run_until(1);
+  cr_assert_eq(fx.code, MSVC_GRPC_UNIMPLEMENTED);
+  cr_assert_eq(fx.messages, 0);
+}
+
 Test(grpc_server, bad_arguments) {
   Orders__V1__ListOrdersRequest wrong = ORDERS__V1__LIST_ORDERS_REQUEST__INIT;
   msvc_grpc_target_t none = {0};
