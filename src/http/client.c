@@ -146,7 +146,7 @@ uint32_t msvc_http_client_connections(const msvc_http_client_t *c, const char *h
   if (c == NULL || host == NULL)
     return 0;
   ep = msvc__endpoint_get((msvc_http_client_t *)c, host, port, false, false);
-  return ep != NULL ? ep->nconns : 0;
+  return ep != NULL ? ep->nconns + ep->nh2 : 0;
 }
 
 /* ---- request validation and serialization ------------------------------ */

@@ -203,9 +203,11 @@ static void arm(msvc__conn_t *c) {
     idle = true;
 #ifdef MSVC_HAVE_NGHTTP2
   } else if (c->h2 != NULL) {
-    /* Streams in progress have no connection deadline (a long server
-     * stream may stay silent); a connection without any is idle. */
-    if (c->writing) {
+    /* Streams being answered have no connection deadline (a long server
+     * stream may stay silent); streams whose requests are still arriving
+     * may not be silent longer than a body; a connection without any is
+     * idle. */
+    if (c->writing || msvc__h2s_all_receiving(c->h2)) {
       dl = now + o->body_timeout_ms;
     } else if (msvc__h2s_streams(c->h2) > 0) {
       dl = 0;

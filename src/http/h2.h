@@ -41,7 +41,23 @@
  * stream on it. The call machinery of client.c (timeouts, retries, attempt
  * hook for balancer and breaker) is unchanged; only the attempt's
  * transport differs. Status, headers, body and trailers land in the same
- * msvc_http_response_t.
+ * msvc_http_response_t. Over TLS the connection offers only `h2` by ALPN.
+ *
+ * What a protocol on top (gRPC) uses, all public API:
+ *   server  a route handler as usual; msvc_http_req_version() == 20,
+ *           msvc_http_req_header(req, "te" / "content-type" /
+ *           "grpc-timeout"), msvc_http_req_body(); answer with
+ *           msvc_http_res_start(res, 200, "application/grpc"), any number
+ *           of msvc_http_res_write() over time (msvc_http_res_pending()
+ *           says what still waits for the peer's window), then
+ *           msvc_http_res_trailer(res, "grpc-status", "0") and
+ *           msvc_http_res_end(). A trailers-only error: start, trailers,
+ *           end with no write. msvc_http_req_on_cancel() hears RST_STREAM;
+ *           the handler still ends the response (it is dropped).
+ *   client  msvc_http_request_t.http2 (or msvc_service_request_t.http2
+ *           through discovery and balancing); on_chunk for streamed
+ *           replies; msvc_http_response_trailer() in on_done;
+ *           msvc_http_call_cancel() resets the stream.
  */
 #ifndef MSVC_HTTP_H2_H
 #define MSVC_HTTP_H2_H
@@ -86,6 +102,9 @@ bool msvc__h2s_pump(msvc__h2s_t *s);
 bool msvc__h2s_want_write(const msvc__h2s_t *s);
 /* Streams still open. */
 uint32_t msvc__h2s_streams(const msvc__h2s_t *s);
+/* Every open stream is still receiving its request (nothing is owed to
+ * the client): the connection's silence is then limited. */
+bool msvc__h2s_all_receiving(const msvc__h2s_t *s);
 /* Graceful shutdown: GOAWAY with the last stream processed. */
 void msvc__h2s_goaway(msvc__h2s_t *s);
 /* The connection is going away: every stream's request is detached. */

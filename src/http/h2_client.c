@@ -509,6 +509,7 @@ static void cc_connected(msvc__h2cc_t *cc) {
     if (cc->closing)
       return;
   }
+  arm_idle(cc); /* the calls it was opened for may be gone already */
   cc_flush(cc);
 }
 

@@ -44,6 +44,7 @@ struct msvc__h2s_s {
   msvc__conn_t *c;
   msvc__queue_t streams;
   uint32_t nstreams;
+  uint32_t nreceiving; /* streams whose request is not complete yet */
   bool goaway;
   uint64_t reset_t; /* loop time the reset budget was last refilled */
   double reset_tokens;
@@ -92,6 +93,8 @@ static msvc__h2stream_t *stream_of(msvc__h2s_t *s, int32_t id) {
 static void stream_free(msvc__h2stream_t *st) {
   msvc__queue_remove(&st->node);
   st->s->nstreams--;
+  if (!st->dispatched)
+    st->s->nreceiving--;
   msvc__http_head_free(st->head);
   msvc__buf_free(&st->path);
   msvc__buf_free(&st->out);
@@ -138,6 +141,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame,
   st->id = frame->hd.stream_id;
   msvc__queue_insert_tail(&s->streams, &st->node);
   s->nstreams++;
+  s->nreceiving++;
   nghttp2_session_set_stream_user_data(ng, st->id, st);
   return 0;
 }
@@ -226,6 +230,7 @@ static void request_done(msvc__h2stream_t *st) {
   if (req == NULL || st->dispatched)
     return;
   st->dispatched = true;
+  st->s->nreceiving--;
   if (st->too_large) {
     msvc_http_res_error(&req->res, 431, "HEADERS_TOO_LARGE",
                         "The request's header fields are too large or too many.");
@@ -597,6 +602,10 @@ bool msvc__h2s_want_write(const msvc__h2s_t *s) {
 
 uint32_t msvc__h2s_streams(const msvc__h2s_t *s) {
   return s->nstreams;
+}
+
+bool msvc__h2s_all_receiving(const msvc__h2s_t *s) {
+  return s->nstreams > 0 && s->nreceiving == s->nstreams;
 }
 
 void msvc__h2s_goaway(msvc__h2s_t *s) {

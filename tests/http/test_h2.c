@@ -505,6 +505,25 @@ Test(h2_frames, drain_sends_goaway_and_closes) {
   tsrv_stop(&t);
 }
 
+Test(h2_frames, silent_unfinished_requests_time_out) {
+  tsrv_t t;
+  msvc_http_server_opts_t o;
+  int fd, type = 0;
+  long err;
+
+  msvc_http_server_opts_init(&o);
+  o.body_timeout_ms = 300;
+  tsrv_start(&t, &o, routes);
+  fd = h2_open(t.port);
+  /* A request head whose body never comes. */
+  frame(fd, F_HEADERS, 0x4, 1, post_echo, sizeof(post_echo));
+  err = wait_error(fd, &type);
+  cr_expect_eq(type, F_GOAWAY);
+  cr_expect_eq(err, 0 /* NO_ERROR */);
+  close(fd);
+  tsrv_stop(&t);
+}
+
 /* ---- the library's client ------------------------------------------------- */
 
 typedef struct cstate_s {
