@@ -4,6 +4,9 @@
   interop.py server <interop_server> <proto dir> <work dir>
       grpcio's client calls libmsvc's server: unary, streaming, deadline
       exceeded, cancellation, metadata, large messages, health.
+  interop.py server-tls <interop_server> <proto dir> <work dir> <cert dir>
+      the same server over TLS (ALPN h2), a few calls through grpcio's
+      secure channel checking the certificate against the test CA.
   interop.py client <interop_client> <proto dir> <work dir>
       libmsvc's client calls a grpcio server (started here); the C program
       runs its checks and exits 0 when they all held.
@@ -66,8 +69,9 @@ def expect_code(name, fn, code):
     return None
 
 
-def start_server():
+def start_server(extra_env=None):
     env = dict(os.environ, MSVC_LOG_LEVEL="warn")
+    env.update(extra_env or {})
     p = subprocess.Popen([PROG], stdout=subprocess.PIPE, env=env, text=True)
     deadline = time.time() + 20
     while time.time() < deadline:
@@ -211,6 +215,32 @@ def run_server_tests():
         stop(p)
 
 
+def run_tls_tests(cert_dir):
+    p, port = start_server({"MSVC_TLS_CERT": os.path.join(cert_dir, "server.crt"),
+                            "MSVC_TLS_KEY": os.path.join(cert_dir, "server.key")})
+    try:
+        with open(os.path.join(cert_dir, "ca.crt"), "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        ch = grpc.secure_channel("localhost:%d" % port, creds)
+        grpc.channel_ready_future(ch).result(timeout=10)
+        orders = orders_pb2_grpc.OrdersStub(ch)
+        o, call = orders.GetOrder.with_call(orders_pb2.GetOrderRequest(id=42), timeout=5,
+                                            metadata=[("x-echo", "tls")])
+        check("unary over TLS", o.id == 42 and dict(call.initial_metadata()).get("x-echo")
+              == "tls")
+        got = list(orders.ListOrders(orders_pb2.ListOrdersRequest(user_id=1, limit=50),
+                                     timeout=5))
+        check("stream over TLS", len(got) == 50)
+        expect_code("status over TLS",
+                    lambda: orders.GetOrder(orders_pb2.GetOrderRequest(id=404), timeout=5),
+                    grpc.StatusCode.NOT_FOUND)
+        r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        check("health over TLS", r.status == health_pb2.HealthCheckResponse.SERVING)
+        ch.close()
+    finally:
+        stop(p)
+
+
 class Orders(orders_pb2_grpc.OrdersServicer):
     def GetOrder(self, request, context):
         md = dict(context.invocation_metadata())
@@ -247,6 +277,8 @@ def run_client_tests():
 
 if MODE == "server":
     run_server_tests()
+elif MODE == "server-tls":
+    run_tls_tests(sys.argv[5])
 else:
     run_client_tests()
 if failures:
