@@ -109,6 +109,7 @@ struct msvc_http_call_s {
   struct msvc__h2cc_s *h2c;     /* and that stream's connection */
   msvc__buf_t h2body; /* request body copy (HTTP/2 sends it as DATA) */
   size_t h2off;
+  uint8_t h2refused; /* streams of this attempt the server refused */
   msvc__http_head_t *h2req; /* request method, target and fields */
 };
 

@@ -316,8 +316,10 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
   cc->ncalls--;
   call->h2c = NULL;
   ok = code == NGHTTP2_NO_ERROR && call->res.head != NULL && call->res.head->status >= 200;
-  if (!ok && code == NGHTTP2_REFUSED_STREAM && !call->got_bytes) {
-    /* Refused (GOAWAY, stream limit): never processed, safe to send again. */
+  if (!ok && code == NGHTTP2_REFUSED_STREAM && !call->got_bytes &&
+      ++call->h2refused <= 3) {
+    /* Refused (GOAWAY, stream limit): never processed, safe to send again
+     * (a few times: a server refusing everything fails the attempt). */
     msvc__http_head_free(call->res.head);
     call->res.head = NULL;
     msvc__h2c_dispatch(call);
@@ -671,6 +673,8 @@ void msvc__h2c_dispatch(msvc_http_call_t *call) {
   call->reused = !fresh;
   call->h2c = best;
   call->h2id = 0;
+  if (call->state != ST_WAITING && call->state != ST_CONNECTING)
+    call->h2refused = 0; /* a new attempt, not a stream sent again */
   msvc__queue_insert_tail(&best->calls, &call->wnode);
   best->ncalls++;
   uv_timer_stop(&best->idle_timer);

@@ -676,3 +676,44 @@ Test(h2_client, cancel_resets_the_stream_and_the_handler_hears_it) {
   cr_expect_eq(uv_loop_close(&loop), 0, "a handle leaked");
   tsrv_stop(&t);
 }
+
+Test(h2_client, a_second_connection_opens_at_the_stream_limit) {
+  tsrv_t t;
+  msvc_http_server_opts_t so;
+  uv_loop_t loop;
+  msvc_http_client_t *c;
+  msvc_http_client_opts_t co;
+  msvc_http_request_t r;
+  cstate_t s;
+  char url[128];
+  int closed = 0, i;
+
+  msvc_http_server_opts_init(&so);
+  so.h2_max_streams = 2;
+  tsrv_start(&t, &so, routes);
+  memset(&s, 0, sizeof(s));
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  msvc_http_client_opts_init(&co);
+  co.http2 = true;
+  co.h2_conns_per_endpoint = 2;
+  cr_assert_eq(msvc_http_client_new(&loop, &co, &c), MSVC_OK);
+  msvc_http_request_init(&r);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/count", t.port);
+  r.url = url;
+  r.on_done = on_done;
+  r.data = &s;
+  /* The first call learns the server's limit... */
+  cr_assert_eq(msvc_http_client_request(c, &r, NULL), MSVC_OK);
+  run_until(&loop, &s.done, 1);
+  /* ...then twenty at once need a second connection, and no more. */
+  for (i = 0; i < 20; i++)
+    cr_assert_eq(msvc_http_client_request(c, &r, NULL), MSVC_OK);
+  cr_expect_eq(msvc_http_client_connections(c, "127.0.0.1", t.port), 2);
+  run_until(&loop, &s.done, 21);
+  cr_expect_eq(s.ok, 21);
+  cr_expect_eq(s.version, 20);
+  msvc_http_client_close(c, client_closed, &closed);
+  run_until(&loop, &closed, 1);
+  cr_expect_eq(uv_loop_close(&loop), 0, "a handle leaked");
+  tsrv_stop(&t);
+}
