@@ -464,6 +464,19 @@ MSVC_API int64_t msvc_grpc_call_time_left_ms(const msvc_grpc_call_t *call);
 MSVC_API msvc_http_req_t *msvc_grpc_call_http_req(const msvc_grpc_call_t *call);
 
 /**
+ * @brief Bytes of sent messages still waiting for the client's HTTP/2
+ *        flow-control window.
+ *
+ * A handler streaming many messages stops sending while this grows beyond
+ * what it wants to hold and goes on from a timer or its next event, so a
+ * slow client does not make the server buffer the whole stream.
+ * @param call  The call.
+ * @return The number of bytes held back; 0 for NULL or a call cut short.
+ * @since 0.3
+ */
+MSVC_API size_t msvc_grpc_call_pending(const msvc_grpc_call_t *call);
+
+/**
  * @brief Attach a pointer of the handler's to the call.
  * @param call  The call.
  * @param data  Any pointer (not freed by the call).

@@ -368,6 +368,10 @@ msvc_http_req_t *msvc_grpc_call_http_req(const msvc_grpc_call_t *call) {
   return call != NULL ? call->req : NULL;
 }
 
+size_t msvc_grpc_call_pending(const msvc_grpc_call_t *call) {
+  return call != NULL && call->res != NULL ? msvc_http_res_pending(call->res) : 0;
+}
+
 void msvc_grpc_call_set_data(msvc_grpc_call_t *call, void *data) {
   if (call != NULL)
     call->user = data;

@@ -118,7 +118,10 @@ static int send_one(msvc_grpc_call_t *call, int i) {
 static void on_stream_tick(uv_timer_t *t) {
   stream_t *s = (stream_t *)t;
 
-  if (s->sent < s->limit && send_one(s->call, s->sent) == MSVC_OK)
+  /* One message a tick, and none while 64 KiB wait for the client's
+   * flow-control window. */
+  if (s->sent < s->limit && msvc_grpc_call_pending(s->call) < 65536 &&
+      send_one(s->call, s->sent) == MSVC_OK)
     s->sent++;
   if (s->sent >= s->limit) {
     msvc_grpc_call_finish(s->call, MSVC_GRPC_OK, NULL);
