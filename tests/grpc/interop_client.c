@@ -2,7 +2,8 @@
  * libmsvc's gRPC client against a grpcio server (started by interop.py):
  * interop_client <host> <port>. Runs its steps one after another, first to
  * the address, then by service name through a service whose static
- * registry lists a dead endpoint beside the live one. Exits 0 when every
+ * registry lists a dead endpoint beside the live one, and a service whose
+ * only endpoint is dead (until its breaker opens). Exits 0 when every
  * check held.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -22,7 +23,7 @@
 static uv_loop_t loop;
 static msvc_http_client_t *client;
 static msvc_service_t *svc;
-static msvc_grpc_target_t direct, named;
+static msvc_grpc_target_t direct, named, dead_named;
 static const char *host;
 static int port;
 static int failures, step, streamed;
@@ -173,6 +174,32 @@ static void on_no_endpoints(msvc_grpc_client_call_t *call, const msvc_grpc_statu
   next_step();
 }
 
+static int dead_calls;
+
+/* Calls to a service whose only endpoint refuses, until its breaker opens:
+ * then the call fails at once, UNAVAILABLE with MSVC_EBREAKER_OPEN. */
+static void on_dead(msvc_grpc_client_call_t *call, const msvc_grpc_status_t *st,
+                    const ProtobufCMessage *reply, void *data) {
+  msvc_grpc_call_opts_t o;
+
+  (void)call;
+  (void)reply;
+  (void)data;
+  if (st->code != MSVC_GRPC_UNAVAILABLE) {
+    check("dead service is UNAVAILABLE", 0, st);
+    next_step();
+    return;
+  }
+  if (st->err == MSVC_EBREAKER_OPEN || ++dead_calls >= 20) {
+    check("open breaker gives UNAVAILABLE at once", st->err == MSVC_EBREAKER_OPEN, st);
+    next_step();
+    return;
+  }
+  msvc_grpc_call_opts_init(&o);
+  o.max_attempts = 1;
+  get(&dead_named, 1, &o, on_dead);
+}
+
 static void finish(void) {
   msvc_http_client_close(client, NULL, NULL);
   msvc_service_stop(svc, NULL, NULL);
@@ -227,6 +254,10 @@ static void next_step(void) {
     o.timeout_ms = 2000;
     get(&nobody, 1, &o, on_no_endpoints);
     break;
+  case 11:
+    o.max_attempts = 1;
+    get(&dead_named, 1, &o, on_dead);
+    break;
   default:
     finish();
   }
@@ -260,8 +291,8 @@ int main(int argc, char **argv) {
   uv_tcp_bind(&dead, (const struct sockaddr *)&sa, 0);
   uv_tcp_getsockname(&dead, (struct sockaddr *)&sa, &namelen);
   dead_port = ntohs(sa.sin_port);
-  snprintf(registry, sizeof(registry), "static://orders=127.0.0.1:%d,%s:%d", dead_port, host,
-           port);
+  snprintf(registry, sizeof(registry), "static://orders=127.0.0.1:%d,%s:%d;dead=127.0.0.1:%d",
+           dead_port, host, port, dead_port);
   if (msvc_http_client_new(&loop, NULL, &client) != MSVC_OK)
     return 1;
   msvc_service_opts_init(&opts);
@@ -275,6 +306,7 @@ int main(int argc, char **argv) {
   }
   direct = (msvc_grpc_target_t){.client = client, .loop = &loop, .host = host, .port = port};
   named = (msvc_grpc_target_t){.svc = svc, .service = "orders"};
+  dead_named = (msvc_grpc_target_t){.svc = svc, .service = "dead"};
   rc = msvc_service_run(svc);
   uv_close((uv_handle_t *)&dead, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -282,7 +314,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "a handle leaked\n");
     failures++;
   }
-  if (step < 12) {
+  if (step < 13) {
     fprintf(stderr, "stopped at step %d\n", step);
     failures++;
   }
