@@ -33,6 +33,7 @@
 #include <msvc/error.h>
 #include <msvc/http.h>
 #include <msvc/http_client.h>
+#include <msvc/metrics.h>
 #include <msvc/service.h>
 
 #ifdef __cplusplus
@@ -206,6 +207,11 @@ typedef struct msvc_grpc_server_opts_s {
                         needs a valid bearer token in its `authorization`
                         metadata (a call without one ends UNAUTHENTICATED);
                         0. The health service's routes never take them. */
+  msvc_metrics_registry_t *metrics; /**< Where the counter
+                        `msvc_grpc_server_handled_total{service,method,code}`
+                        goes; NULL: the service's registry with
+                        msvc_grpc_server_mount_service(), none with
+                        msvc_grpc_server_mount(). Borrowed. */
 } msvc_grpc_server_opts_t;
 
 /**

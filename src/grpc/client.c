@@ -190,6 +190,22 @@ static int collect_md(msvc_grpc_metadata_t **out, const msvc_http_response_t *re
   return r;
 }
 
+/* msvc_grpc_client_handled_total{service,method,code} in the calling
+ * service's registry (calls by name only). */
+static void count_call(msvc_grpc_client_call_t *c, int code) {
+  msvc__grpc_counted_t counted;
+
+  if (c->svc == NULL)
+    return;
+  memset(&counted, 0, sizeof(counted));
+  counted.service = c->service;
+  counted.method = c->desc->name;
+  if (msvc__grpc_family(msvc_service_metrics(c->svc), "msvc_grpc_client_handled_total",
+                        "gRPC calls made by service name, by called service, method and "
+                        "status code.", &counted.fam) == MSVC_OK)
+    msvc__grpc_count(&counted, code);
+}
+
 static void deliver(msvc_grpc_client_call_t *c, int code, const char *message, int err,
                     const msvc_http_response_t *res) {
   msvc_grpc_status_t st;
@@ -211,6 +227,7 @@ static void deliver(msvc_grpc_client_call_t *c, int code, const char *message, i
   st.err = err;
   st.attempts = c->attempts;
   c->done = true;
+  count_call(c, code);
   c->on_done(c, &st, code == MSVC_GRPC_OK && c->on_message == NULL ? c->reply : NULL,
              c->data);
   msvc_grpc_metadata_free(hdr);

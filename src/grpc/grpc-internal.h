@@ -94,6 +94,27 @@ int msvc__grpc_metadata_add_wire(msvc_grpc_metadata_t *md, const char *key, size
 typedef int (*msvc__grpc_md_fn)(void *data, const char *key, const char *value, size_t len);
 int msvc__grpc_metadata_wire(const msvc_grpc_metadata_t *md, msvc__grpc_md_fn fn, void *data);
 
+/* Counts one finished call in family (labels service, method, code); the
+ * children are looked up once per code and kept in cache. NULL family: no
+ * metrics. */
+#include <stdatomic.h>
+
+#include <msvc/metrics.h>
+
+#define MSVC__GRPC_CODES 17
+typedef struct msvc__grpc_counted_s {
+  msvc_metrics_family_t *fam;
+  const char *service;
+  const char *method;
+  _Atomic(msvc_metrics_counter_t *) by_code[MSVC__GRPC_CODES];
+} msvc__grpc_counted_t;
+
+/* Registers (or finds) the family name in reg; MSVC_OK or the metrics
+ * error. */
+int msvc__grpc_family(msvc_metrics_registry_t *reg, const char *name, const char *help,
+                      msvc_metrics_family_t **out);
+void msvc__grpc_count(msvc__grpc_counted_t *c, int code);
+
 /* The key under which a gRPC call's deadline (uint64_t, msvc_now_ms()
  * time) hangs on its HTTP request, for calls made while serving it. */
 #define MSVC__GRPC_DEADLINE_KEY "msvc.grpc.deadline"

@@ -23,6 +23,8 @@ typedef struct method_s {
   msvc_grpc_server_t *srv;
   const ProtobufCMethodDescriptor *desc;
   char *path;
+  char *service; /* "orders.v1.Orders" */
+  msvc__grpc_counted_t handled; /* msvc_grpc_server_handled_total */
   bool streaming;
   msvc_grpc_handler_fn fn;
   void *data;
@@ -105,6 +107,7 @@ void msvc_grpc_server_free(msvc_grpc_server_t *srv) {
   for (m = srv->methods; m != NULL; m = next) {
     next = m->next;
     msvc__free(m->path);
+    msvc__free(m->service);
     msvc__free(m);
   }
   msvc__free(srv);
@@ -133,6 +136,14 @@ static int add_method(msvc_grpc_server_t *srv, const ProtobufCServiceDescriptor 
     return MSVC_ENOMEM;
   }
   snprintf(m->path, n, "/%s/%s", svc->name, method);
+  m->service = msvc__strdup(svc->name);
+  if (m->service == NULL) {
+    msvc__free(m->path);
+    msvc__free(m);
+    return MSVC_ENOMEM;
+  }
+  m->handled.service = m->service;
+  m->handled.method = md->name;
   m->srv = srv;
   m->desc = md;
   m->streaming = streaming;
@@ -298,6 +309,7 @@ int msvc_grpc_call_finish(msvc_grpc_call_t *call, int code, const char *message)
     message = "the method ended without a reply";
   }
   call->finished = true;
+  msvc__grpc_count(&call->m->handled, call->cancelled != 0 ? call->cancelled : code);
   if (call->cancelled == 0)
     end_response(call, code, message);
   call_release(call);
@@ -542,12 +554,34 @@ static void on_http_request(msvc_http_req_t *req, msvc_http_res_t *res, void *da
   m->fn(call, call->request, m->data);
 }
 
+/* The handled-calls family in the registry of the options (or reg). */
+static int attach_metrics(msvc_grpc_server_t *srv, msvc_metrics_registry_t *reg) {
+  msvc_metrics_family_t *fam = NULL;
+  method_t *m;
+  int r;
+
+  if (srv->opts.metrics != NULL)
+    reg = srv->opts.metrics;
+  if (reg == NULL)
+    return MSVC_OK;
+  r = msvc__grpc_family(reg, "msvc_grpc_server_handled_total",
+                        "gRPC calls served, by service, method and status code.", &fam);
+  if (r != MSVC_OK)
+    return r;
+  for (m = srv->methods; m != NULL; m = m->next)
+    m->handled.fam = fam;
+  return MSVC_OK;
+}
+
 int msvc_grpc_server_mount(msvc_grpc_server_t *srv, msvc_http_server_t *http) {
   method_t *m;
   int r;
 
   if (srv == NULL || http == NULL)
     return MSVC_EINVAL;
+  r = attach_metrics(srv, NULL);
+  if (r != MSVC_OK)
+    return r;
   for (m = srv->methods; m != NULL; m = m->next) {
     r = msvc_http_server_route(http, "POST", m->path, on_http_request, m, NULL);
     if (r != MSVC_OK)
@@ -558,8 +592,10 @@ int msvc_grpc_server_mount(msvc_grpc_server_t *srv, msvc_http_server_t *http) {
 
 int msvc__grpc_server_routes(msvc_grpc_server_t *srv, msvc_service_t *svc) {
   method_t *m;
-  int r;
+  int r = attach_metrics(srv, msvc_service_metrics(svc));
 
+  if (r != MSVC_OK)
+    return r;
   for (m = srv->methods; m != NULL; m = m->next) {
     bool health = strncmp(m->path, "/grpc.health.v1.Health/", 23) == 0;
 

@@ -259,3 +259,34 @@ int msvc__grpc_b64_decode(msvc__buf_t *out, const char *s, size_t len) {
     return MSVC_EINVAL;
   return out->err;
 }
+
+/* ---- metrics ---------------------------------------------------------------------------- */
+
+int msvc__grpc_family(msvc_metrics_registry_t *reg, const char *name, const char *help,
+                      msvc_metrics_family_t **out) {
+  static const char *const labels[] = {"service", "method", "code"};
+  msvc_metrics_family_opts_t o;
+
+  msvc_metrics_family_opts_init(&o);
+  o.name = name;
+  o.help = help;
+  o.label_names = labels;
+  o.label_count = 3;
+  return msvc_metrics_family_new(reg, MSVC_METRICS_COUNTER, &o, out);
+}
+
+void msvc__grpc_count(msvc__grpc_counted_t *c, int code) {
+  msvc_metrics_counter_t *ctr;
+
+  if (c == NULL || c->fam == NULL || code < 0 || code >= MSVC__GRPC_CODES)
+    return;
+  ctr = atomic_load(&c->by_code[code]);
+  if (ctr == NULL) {
+    const char *values[3] = {c->service, c->method, msvc_grpc_code_name(code)};
+
+    if (msvc_metrics_counter_get(c->fam, values, 3, &ctr) != MSVC_OK)
+      return;
+    atomic_store(&c->by_code[code], ctr);
+  }
+  msvc_metrics_counter_inc(ctr);
+}

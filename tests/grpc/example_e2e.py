@@ -115,6 +115,11 @@ try:
     check("bff mobile dashboard from gRPC orders", r.status == 200
           and r.json["order_count"] == 2, r)
 
+    m = request("GET", bff.url + "/metrics")
+    check("bff counts its gRPC calls",
+          'msvc_grpc_client_handled_total{service="order-service",method="ListOrders",'
+          'code="OK"} 2' in m.body, [x for x in m.body.splitlines() if "grpc" in x])
+
     rc = s.stop(orders)
     check("order-service stops cleanly", rc == 0, rc)
     r = request("GET", bff.url + "/web/users/%d/dashboard" % uid, token=token)

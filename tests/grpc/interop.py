@@ -211,6 +211,26 @@ def run_server_tests():
         check("health Watch", first.status == health_pb2.HealthCheckResponse.SERVING)
         w.cancel()
         ch.close()
+
+        # the outcomes, by code, in the service's /metrics
+        import urllib.request
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                      timeout=5).read().decode()
+        series = {}
+        for line in text.splitlines():
+            if line.startswith("msvc_grpc_server_handled_total{"):
+                name, value = line.rsplit(" ", 1)
+                series[name] = float(value)
+
+        def handled(method, code):
+            return series.get('msvc_grpc_server_handled_total{service="orders.v1.Orders",'
+                              'method="%s",code="%s"}' % (method, code), 0)
+        check("metrics: GetOrder OK counted", handled("GetOrder", "OK") >= 5, series)
+        check("metrics: NOT_FOUND counted", handled("GetOrder", "NOT_FOUND") == 1)
+        # the client gives up at its deadline too: whichever end was first
+        check("metrics: deadline and cancel counted",
+              handled("GetOrder", "DEADLINE_EXCEEDED") + handled("GetOrder", "CANCELLED") >= 2)
+        check("metrics: cancelled stream counted", handled("ListOrders", "CANCELLED") >= 1)
     finally:
         stop(p)
 
