@@ -117,9 +117,6 @@ int msvc__h2_res_data(struct msvc_http_req_s *req, const void *data, size_t len)
 /* The body is complete: trailers (if any) follow it. */
 int msvc__h2_res_end(struct msvc_http_req_s *req);
 size_t msvc__h2_res_pending(const struct msvc_http_req_s *req);
-/* The request is finished on the handler's side: the stream's state may go
- * once nghttp2 is done with it. */
-void msvc__h2_req_done(struct msvc_http_req_s *req);
 
 /* ---- client ------------------------------------------------------------ */
 

@@ -37,6 +37,8 @@ struct msvc__h2stream_s {
   bool too_large; /* header list over the limits: 431 */
   bool body_over; /* body over max_body_bytes: 413 */
   bool dispatched;
+  bool head_held; /* a gRPC head waiting for its first message */
+  char *ctype_held;
 };
 
 struct msvc__h2s_s {
@@ -98,6 +100,7 @@ static void stream_free(msvc__h2stream_t *st) {
   msvc__http_head_free(st->head);
   msvc__buf_free(&st->path);
   msvc__buf_free(&st->out);
+  msvc__free(st->ctype_held);
   msvc__free(st);
 }
 
@@ -419,13 +422,13 @@ static ssize_t on_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf,
   return (ssize_t)n;
 }
 
-int msvc__h2_res_head(msvc_http_req_t *req, int status, const char *ctype,
-                      size_t body_len, bool stream) {
+static int head_submit(msvc_http_req_t *req, int status, const char *ctype,
+                       size_t body_len, bool stream, const msvc__buf_t *lines,
+                       bool provider) {
   msvc__h2stream_t *st = req->h2;
   char code[4], clen[24];
   nghttp2_nv pre[4];
   size_t n = 0;
-  bool body = !req->is_head && status != 204 && status != 304;
 
 #define NV(k, v, vl)                                                           \
   do {                                                                         \
@@ -447,15 +450,53 @@ int msvc__h2_res_head(msvc_http_req_t *req, int status, const char *ctype,
     NV("content-length", clen, (size_t)snprintf(clen, sizeof(clen), "%zu", body_len));
 #undef NV
   req->res.status = status;
+  return submit_fields(st->s, st, pre, n, lines, false, provider);
+}
+
+/* The held head goes out: before the first message, or (trailers_only)
+ * merged with the trailers into the one HEADERS frame that ends a gRPC
+ * answer without messages (gRPC's "Trailers-Only"). */
+static int release_head(msvc_http_req_t *req, bool trailers_only) {
+  msvc__h2stream_t *st = req->h2;
+  msvc__buf_t all;
+  int rc;
+
+  st->head_held = false;
+  if (!trailers_only)
+    return head_submit(req, req->res.status, st->ctype_held, 0, true, &req->hdrs, true);
+  msvc__buf_init(&all, 0);
+  msvc__buf_append(&all, req->hdrs.data, req->hdrs.len);
+  msvc__buf_append(&all, req->trailers.data, req->trailers.len);
+  rc = all.err != MSVC_OK ? all.err
+                          : head_submit(req, req->res.status, st->ctype_held, 0, true, &all,
+                                        false);
+  msvc__buf_free(&all);
+  return rc;
+}
+
+int msvc__h2_res_head(msvc_http_req_t *req, int status, const char *ctype,
+                      size_t body_len, bool stream) {
+  msvc__h2stream_t *st = req->h2;
+  bool body = !req->is_head && status != 204 && status != 304;
+
+  if (stream && body && ctype != NULL && strncmp(ctype, "application/grpc", 16) == 0 &&
+      (st->ctype_held = msvc__strdup(ctype)) != NULL) {
+    st->head_held = true;
+    req->res.status = status;
+    return MSVC_OK;
+  }
   /* A body, or trailers to come after one, need a data source; a HEAD or
    * bodyless answer ends with its HEADERS frame unless trailers follow. */
-  return submit_fields(st->s, st, pre, n, &req->hdrs, false,
-                       body || stream || req->trailers.len > 0);
+  return head_submit(req, status, ctype, body_len, stream, &req->hdrs,
+                     body || stream || req->trailers.len > 0);
 }
 
 int msvc__h2_res_data(msvc_http_req_t *req, const void *data, size_t len) {
   msvc__h2stream_t *st = req->h2;
+  int rc;
 
+  if (st->head_held && (rc = release_head(req, false)) != MSVC_OK)
+    return rc;
   if (st->off > 65536 && st->off * 2 > st->out.len) {
     memmove(st->out.data, st->out.data + st->off, st->out.len - st->off);
     st->out.len -= st->off;
@@ -474,6 +515,10 @@ int msvc__h2_res_data(msvc_http_req_t *req, const void *data, size_t len) {
 int msvc__h2_res_end(msvc_http_req_t *req) {
   msvc__h2stream_t *st = req->h2;
 
+  if (st->head_held) {
+    st->ended = true;
+    return release_head(req, true);
+  }
   st->ended = true;
   if (st->deferred) {
     st->deferred = false;
@@ -518,8 +563,9 @@ int msvc__h2s_new(msvc__conn_t *c, msvc__h2s_t **out) {
     msvc__free(s);
     return MSVC_ENOMEM;
   }
-  /* Streams beyond the advertised limit are refused even before the peer
-   * has acknowledged our SETTINGS. */
+  /* Bounds on what a peer can make the session hold or do: entries of one
+   * SETTINGS frame, resets (nghttp2's own rapid-reset guard, beside ours)
+   * and CONTINUATION frames of one header block. */
   nghttp2_option_set_max_settings(opt, 32);
   nghttp2_option_set_stream_reset_rate_limit(opt, RESET_BURST, RESET_PER_SEC);
   nghttp2_option_set_max_continuations(opt, 8);

@@ -62,6 +62,15 @@ static void on_trailers(msvc_http_req_t *req, msvc_http_res_t *res, void *data) 
 
 /* The handler still ends its request (the answer is dropped), which is
  * what releases it. */
+/* A gRPC error without messages: one HEADERS frame with the trailers. */
+static void on_trailers_only(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  (void)data;
+  (void)req;
+  msvc_http_res_start(res, 200, "application/grpc");
+  msvc_http_res_trailer(res, "grpc-status", "5");
+  msvc_http_res_end(res);
+}
+
 static void on_cancel(msvc_http_req_t *req, void *data) {
   (void)data;
   atomic_fetch_add(&n_cancel, 1);
@@ -82,6 +91,7 @@ static void routes(msvc_http_server_t *srv) {
   msvc_http_server_route(srv, "POST", "/echo", on_echo, NULL, NULL);
   msvc_http_server_route(srv, "GET", "/trailers", on_trailers, NULL, NULL);
   msvc_http_server_route(srv, "GET", "/slow", on_slow, NULL, NULL);
+  msvc_http_server_route(srv, "GET", "/trailers-only", on_trailers_only, NULL, NULL);
 }
 
 static void start(tsrv_t *t) {
@@ -176,6 +186,20 @@ Test(h2_tools, trailers_follow_the_body) {
   out = run(cmd);
   cr_expect(strstr(out, "grpc-status: 0") != NULL, "%s", out);
   cr_expect(strstr(out, "abcdef") != NULL, "%s", out);
+  free(out);
+  tsrv_stop(&t);
+}
+
+Test(h2_tools, grpc_answer_without_messages_is_one_headers_frame) {
+  tsrv_t t;
+  char cmd[256], *out;
+
+  start(&t);
+  snprintf(cmd, sizeof(cmd), "nghttp -v http://127.0.0.1:%d/trailers-only 2>&1", t.port);
+  out = run(cmd);
+  cr_expect(strstr(out, "grpc-status: 5") != NULL, "%s", out);
+  cr_expect(strstr(out, "recv DATA") == NULL, "%s", out);
+  cr_expect(strstr(out, "END_STREAM | END_HEADERS") != NULL, "%s", out);
   free(out);
   tsrv_stop(&t);
 }

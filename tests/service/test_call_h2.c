@@ -4,6 +4,7 @@
  * connection, and the call's context (X-Request-Id) reaches the instance.
  */
 #include "call_helpers.h"
+#include "service/service-core.h"
 
 TestSuite(call_h2, .timeout = 60);
 
@@ -55,4 +56,26 @@ Test(call_h2, balanced_per_call_over_multiplexed_connections) {
   cr_expect_str_eq(a->seen_rid, "h2-call-1");
   cr_expect_eq(msvc_http_server_connections(a->srv), 1);
   h_close(&h);
+}
+
+/* MSVC_HTTP2: 0 or 1 switch the listener's HTTP/2; anything else is refused
+ * with a line naming the variable. */
+Test(call_h2, msvc_http2_variable) {
+  msvc__svc_config_t cfg;
+  msvc_service_opts_t o;
+  char err[256];
+
+  msvc_service_opts_init(&o);
+  unsetenv("MSVC_HTTP2");
+  cr_assert_eq(msvc__svc_config_load(&cfg, "h2env", &o, err, sizeof(err)), MSVC_OK, "%s", err);
+  cr_expect(cfg.server.http2);
+  msvc__svc_config_free(&cfg);
+  setenv("MSVC_HTTP2", "0", 1);
+  cr_assert_eq(msvc__svc_config_load(&cfg, "h2env", &o, err, sizeof(err)), MSVC_OK, "%s", err);
+  cr_expect(!cfg.server.http2);
+  msvc__svc_config_free(&cfg);
+  setenv("MSVC_HTTP2", "yes", 1);
+  cr_expect_eq(msvc__svc_config_load(&cfg, "h2env", &o, err, sizeof(err)), MSVC_ECONFIG);
+  cr_expect(strncmp(err, "MSVC_HTTP2", 10) == 0 && strstr(err, "0 or 1") != NULL, "%s", err);
+  unsetenv("MSVC_HTTP2");
 }
