@@ -77,3 +77,39 @@ get_filename_component(_llhttp_dir ${LLHTTP_C} DIRECTORY)
 add_library(msvc_llhttp OBJECT ${_llhttp_dir}/llhttp.c ${_llhttp_dir}/api.c ${_llhttp_dir}/http.c)
 target_include_directories(msvc_llhttp PRIVATE ${LLHTTP_INCLUDE_DIR})
 target_compile_options(msvc_llhttp PRIVATE -w)
+
+# gRPC is optional: it needs protobuf-c (library and protoc-c), zlib for
+# gzip compression, and HTTP/2 (nghttp2, found above).
+option(LIBMSVC_WITH_GRPC "Build the grpc block when protobuf-c, protoc-c, zlib and nghttp2 are found" ON)
+set(LIBMSVC_HAVE_GRPC OFF)
+set(LIBMSVC_PC_GRPC "")
+if(LIBMSVC_WITH_GRPC AND LIBMSVC_HAVE_NGHTTP2)
+  pkg_check_modules(PROTOBUFC QUIET IMPORTED_TARGET libprotobuf-c>=1.3)
+  pkg_check_modules(ZLIB_PC QUIET IMPORTED_TARGET zlib)
+  find_program(PROTOC_C_EXECUTABLE NAMES protoc-c protoc-gen-c)
+  if(PROTOBUFC_FOUND AND ZLIB_PC_FOUND AND PROTOC_C_EXECUTABLE)
+    set(LIBMSVC_HAVE_GRPC ON)
+    set(LIBMSVC_PC_GRPC "libprotobuf-c zlib")
+    list(APPEND LIBMSVC_PRIVATE_LIBS PkgConfig::PROTOBUFC PkgConfig::ZLIB_PC)
+  endif()
+endif()
+message(STATUS "libmsvc: grpc (protobuf-c, protoc-c, zlib, nghttp2): ${LIBMSVC_HAVE_GRPC}")
+
+# msvc_protoc_c(<var> <proto>...): compiles .proto files under proto/ with
+# protoc-c at build time; <var> receives the generated .c files, whose
+# headers land in ${PROJECT_BINARY_DIR}/proto.
+function(msvc_protoc_c var)
+  set(out "")
+  foreach(p IN LISTS ARGN)
+    string(REGEX REPLACE "\\.proto$" "" base ${p})
+    set(c ${PROJECT_BINARY_DIR}/proto/${base}.pb-c.c)
+    add_custom_command(OUTPUT ${c} ${PROJECT_BINARY_DIR}/proto/${base}.pb-c.h
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/proto
+      COMMAND ${PROTOC_C_EXECUTABLE} --c_out=${PROJECT_BINARY_DIR}/proto
+              -I${PROJECT_SOURCE_DIR}/proto ${PROJECT_SOURCE_DIR}/proto/${p}
+      DEPENDS ${PROJECT_SOURCE_DIR}/proto/${p}
+      COMMENT "protoc-c ${p}" VERBATIM)
+    list(APPEND out ${c})
+  endforeach()
+  set(${var} ${out} PARENT_SCOPE)
+endfunction()

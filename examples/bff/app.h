@@ -18,6 +18,7 @@ struct app_s {
   gateway_t users;  /* /api/users..., /api/login */
   gateway_t orders; /* /api/orders... */
   msvc_mw_ratelimit_t *per_user; /* requests per signed-in user */
+  bool orders_grpc; /* BFF_ORDERS_GRPC=1: dashboards read orders over gRPC */
 };
 
 /* Reads BFF_USER_RATE (requests per second each signed-in user may make,
@@ -30,5 +31,21 @@ int app_routes(app_t *app, msvc_service_t *svc, unsigned user_rate);
 
 /* Releases what app_routes() made; after the service is freed. */
 void app_close(app_t *app);
+
+#ifdef EX_HAVE_GRPC
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/* Receives order-service's orders as {"orders":[...]} (the callee's to
+ * cJSON_Delete()), or NULL when they could not be had. */
+typedef void (*bff_orders_fn)(cJSON *doc, void *data);
+
+/* Lists user_id's orders with ListOrders of orders.v1.Orders, forwarding
+ * req's Authorization; done runs later, once. MSVC_OK or an error code
+ * (done is then never called). */
+int bff_orders_grpc(app_t *app, msvc_http_req_t *req, int64_t user_id, uint32_t timeout_ms,
+                    bff_orders_fn done, void *data);
+#endif
 
 #endif /* BFF_APP_H */

@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 #include <msvc/log.h>
@@ -18,12 +19,28 @@
 /* A dashboard's two calls run together; both together must fit in this. */
 #define DASHBOARD_DEADLINE_MS 3000
 
-/* A dashboard request waiting for its fan-out. */
+/* A dashboard request waiting for its fan-out (and, with BFF_ORDERS_GRPC,
+ * for the gRPC order lookup beside it). */
 typedef struct view_s {
   msvc_http_res_t *res;
   dashboard_kind_t kind;
   int64_t user_id;
+  int waiting;      /* answers still to come */
+  bool answered;    /* the response went out already (user-service failed) */
+  cJSON *user;
+  cJSON *orders;    /* order-service's answer, or NULL: degraded */
 } view_t;
+
+/* One of the dashboard's answers is in: the last one builds it. */
+static void view_settle(view_t *v) {
+  if (--v->waiting > 0)
+    return;
+  if (!v->answered)
+    ex_res_json(v->res, 200, dashboard_build(v->kind, v->user, dashboard_orders(v->orders)));
+  cJSON_Delete(v->user);
+  cJSON_Delete(v->orders);
+  free(v);
+}
 
 /* The user of a user-service answer; false when the request was answered
  * (404, or user-service failing). */
@@ -71,18 +88,26 @@ static cJSON *orders_of(const msvc_service_result_t *r) {
 
 static void on_fanout_done(const msvc_service_result_t *results, size_t n, void *data) {
   view_t *v = data;
-  cJSON *user = NULL, *orders;
 
-  if (n == 2 && user_of(&results[0], v, &user)) {
-    orders = orders_of(&results[1]);
-    ex_res_json(v->res, 200, dashboard_build(v->kind, user, dashboard_orders(orders)));
-    cJSON_Delete(orders);
-  } else if (n != 2) {
-    ex_res_internal(v->res);
+  if (n >= 1 && user_of(&results[0], v, &v->user)) {
+    if (n == 2)
+      v->orders = orders_of(&results[1]);
+  } else {
+    if (n == 0)
+      ex_res_internal(v->res);
+    v->answered = true;
   }
-  cJSON_Delete(user);
-  free(v);
+  view_settle(v);
 }
+
+#ifdef EX_HAVE_GRPC
+static void on_grpc_orders(cJSON *doc, void *data) {
+  view_t *v = data;
+
+  v->orders = doc;
+  view_settle(v);
+}
+#endif
 
 /* Adds the two calls of a dashboard and starts them. */
 static int fan_out(app_t *app, msvc_http_req_t *req, view_t *v) {
@@ -101,14 +126,24 @@ static int fan_out(app_t *app, msvc_http_req_t *req, view_t *v) {
   call.forward_auth = true; /* order-service checks the token itself */
   call.target = users;
   rc = msvc_service_fanout_add(fo, USERS, &call);
-  if (rc >= 0) {
+  if (rc >= 0 && !app->orders_grpc) {
     call.target = orders;
     rc = msvc_service_fanout_add(fo, ORDERS, &call);
   }
-  if (rc >= 0)
-    rc = msvc_service_fanout_start(fo);
-  else
+  if (rc < 0) {
     msvc_service_fanout_free(fo);
+    return rc;
+  }
+  v->waiting = app->orders_grpc ? 2 : 1;
+  rc = msvc_service_fanout_start(fo);
+#ifdef EX_HAVE_GRPC
+  /* After the fan-out started (its answer never comes before this returns):
+   * a failure to start the lookup leaves the dashboard degraded. */
+  if (rc == MSVC_OK && app->orders_grpc &&
+      bff_orders_grpc(app, req, v->user_id, DASHBOARD_DEADLINE_MS, on_grpc_orders, v) !=
+          MSVC_OK)
+    v->waiting = 1;
+#endif
   return rc;
 }
 
@@ -213,6 +248,11 @@ int app_routes(app_t *app, msvc_service_t *svc, unsigned user_rate) {
   int rc;
 
   app->svc = svc;
+#ifdef EX_HAVE_GRPC
+  app->orders_grpc = strcmp(ex_env("BFF_ORDERS_GRPC", "0"), "1") == 0;
+  if (app->orders_grpc)
+    MSVC_LOG_I(LOG, "dashboards read orders over gRPC (BFF_ORDERS_GRPC=1)");
+#endif
   app->users = (gateway_t){app, USERS};
   app->orders = (gateway_t){app, ORDERS};
   if ((rc = per_user_limit(app, svc, user_rate)) != MSVC_OK) return rc;

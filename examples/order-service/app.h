@@ -19,6 +19,9 @@ typedef struct app_s {
   ex_bus_t *bus;                /* NULL without MSVC_EVENTS */
   msvc_events_dedup_t *dedup;   /* payment events applied lately */
 #endif
+#ifdef EX_HAVE_GRPC
+  struct msvc_grpc_server_s *grpc; /* orders.v1.Orders (grpc.c) */
+#endif
 } app_t;
 
 /* Reads ORDER_DB and opens the database. 0, or -1 with one line in err. */
@@ -38,5 +41,14 @@ int app_events_open(app_t *app, char *err, size_t errlen);
 
 /* Closes what app_events_open() opened, once the service has stopped. */
 void app_events_close(app_t *app);
+
+#ifdef EX_HAVE_GRPC
+/* Serves orders.v1.Orders over gRPC beside the REST routes (same token
+ * rules) and the health service. MSVC_OK or an error code. */
+int app_grpc(app_t *app, msvc_service_t *svc);
+
+/* Frees the gRPC server once the service has stopped. */
+void app_grpc_free(app_t *app);
+#endif
 
 #endif /* ORDER_APP_H */

@@ -53,6 +53,10 @@ int main(void) {
     return 2;
   }
   rc = app_routes(&app, svc);
+#ifdef EX_HAVE_GRPC
+  if (rc == MSVC_OK)
+    rc = app_grpc(&app, svc);
+#endif
   if (rc != MSVC_OK) {
     MSVC_LOG_E("order-service", "cannot add the routes: %s", msvc_strerror(rc));
     msvc_service_free(svc);
@@ -61,6 +65,9 @@ int main(void) {
     if (rc != MSVC_OK)
       MSVC_LOG_E("order-service", "cannot start: %s", msvc_strerror(rc));
   }
+#ifdef EX_HAVE_GRPC
+  app_grpc_free(&app);
+#endif
   app_close(&app);
   return rc == MSVC_OK ? 0 : 1;
 }

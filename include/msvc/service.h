@@ -536,6 +536,10 @@ typedef struct msvc_service_request_s {
    *  stream on that endpoint's multiplexed connection; default false.
    *  @since 0.3 */
   bool http2;
+  /** Receive the body piece by piece as it arrives, or NULL (whole body in
+   *  on_done's response). Once a piece has arrived the call is not retried.
+   *  @since 0.3 */
+  msvc_http_chunk_fn on_chunk;
 } msvc_service_request_t;
 
 /**

@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "http/grpc_error.h"
 #include "http/h2.h"
 #include "http/server.h"
 
@@ -283,6 +284,8 @@ int msvc_http_res_error(msvc_http_res_t *res, int status, const char *code,
   req = REQ(res);
   if (req->state != RES_NEW)
     return MSVC_EHTTP_RESPONDED;
+  if (msvc__req_is_grpc(req))
+    return msvc__res_grpc_error(res, status, code, message);
   if (status == 401 && !has_header(req, "WWW-Authenticate"))
     add_www_authenticate(req, message);
   if (strcmp(code, "SHUTTING_DOWN") == 0)

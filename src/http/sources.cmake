@@ -12,7 +12,8 @@ list(APPEND LIBMSVC_SOURCES
   src/http/client.c
   src/http/pool.c
   src/http/retry.c
-  src/http/h2_preface.c)
+  src/http/h2_preface.c
+  src/http/grpc_error.c)
 
 if(LIBMSVC_HAVE_NGHTTP2)
   list(APPEND LIBMSVC_SOURCES src/http/h2_server.c src/http/h2_client.c)

@@ -616,7 +616,8 @@ int msvc_service_call(msvc_service_t *svc, const char *service,
     return MSVC_EINVAL;
   if (msvc_service_state(svc) == MSVC_SERVICE_STOPPED)
     return MSVC_ESTATE;
-  return msvc__caller_call(msvc__service_caller(svc), service, req, NULL, out);
+  return msvc__caller_call(msvc__service_caller(svc), service, req,
+                           req != NULL ? req->on_chunk : NULL, out);
 }
 
 void msvc_service_call_cancel(msvc_service_call_t *call) {
