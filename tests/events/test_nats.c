@@ -120,7 +120,7 @@ Test(events_nats, broker_killed_mid_run_loses_nothing) {
 /* Nothing listens at first: the handle says so, retries with backoff and
  * works as soon as the broker appears; what was asked meanwhile completes. */
 Test(events_nats, unreachable_at_start_then_appears) {
-  uv_loop_t loop;
+  static uv_loop_t loop;
   msvc_events_t *ev;
   names_t n;
   got_t *g = calloc(1, sizeof(*g));

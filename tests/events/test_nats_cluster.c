@@ -80,7 +80,7 @@ static void publish_acked(uv_loop_t *loop, msvc_events_t *ev, const char *subjec
 }
 
 Test(events_nats_cluster, node_killed_mid_run_loses_nothing) {
-  uv_loop_t loop;
+  static uv_loop_t loop;
   msvc_events_t *ev;
   msvc_events_stream_opts_t so;
   msvc_events_sub_opts_t o;
