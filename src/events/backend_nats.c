@@ -55,6 +55,7 @@ typedef struct nb_s {
   atomic_bool ready;     /* nc and js exist */
   atomic_bool connected; /* the connection is up */
   atomic_bool stopping;
+  atomic_uint dlq_replicas; /* the dead-letter stream exists with this many */
   uv_mutex_t mu; /* jobs, and the condition below */
   uv_cond_t cv;  /* jobs arrived, connected, stopping */
   msvc__queue_t jobs;
@@ -477,6 +478,42 @@ static void nb_stream_ensure(msvc__ev_backend_t *base, msvc__ev_stream_req_t *re
 
 /* ---- subscriptions (fetch thread) ------------------------------------------ */
 
+static unsigned stream_replicas(nb_t *b, const char *name) {
+  jsStreamInfo *si = NULL;
+  unsigned r = 0;
+
+  if (js_GetStreamInfo(&si, b->js, name, NULL, NULL) == NATS_OK && si != NULL &&
+      si->Config != NULL)
+    r = si->Config->Replicas > 0 ? (unsigned)si->Config->Replicas : 1;
+  jsStreamInfo_Destroy(si);
+  return r;
+}
+
+/* The shared dead-letter stream keeps as many replicas as the streams it
+ * serves. With one replica it sits on a single node of a cluster, and when
+ * that node dies nothing can be dead-lettered. A failure here does not hold
+ * the consumer back: a message that cannot be dead-lettered is nacked and
+ * tried again (events.c), and the next set-up tries the stream again. */
+static void ensure_dlq(nsub_t *ns) {
+  nb_t *b = ns->b;
+  char *dlq = MSVC_EVENTS_DLQ_PREFIX ">";
+  unsigned want = stream_replicas(b, ns->sub->opts.stream), have;
+  int rc;
+
+  if (want == 0)
+    want = 1;
+  if (want <= atomic_load(&b->dlq_replicas))
+    return;
+  have = stream_replicas(b, MSVC_EVENTS_DLQ_STREAM); /* never shrink another's */
+  rc = have >= want ? MSVC_OK
+                    : ensure_stream(b, MSVC_EVENTS_DLQ_STREAM, &dlq, 1, want, 0, 0);
+  if (rc == MSVC_OK)
+    atomic_store(&b->dlq_replicas, have > want ? have : want);
+  else
+    logf_(MSVC_LOG_WARN, "dead-letter stream %s is not ready (%s); failed messages are retried",
+          MSVC_EVENTS_DLQ_STREAM, msvc_strerror(rc));
+}
+
 static int setup_consumer(nsub_t *ns) {
   nb_t *b = ns->b;
   const msvc_events_sub_opts_t *o = &ns->sub->opts;
@@ -486,12 +523,8 @@ static int setup_consumer(nsub_t *ns) {
   jsErrCode jerr = 0;
   natsStatus s;
 
-  if (ns->sub->dlq_default) {
-    char *dlq = MSVC_EVENTS_DLQ_PREFIX ">";
-    int rc = ensure_stream(b, MSVC_EVENTS_DLQ_STREAM, &dlq, 1, 1, 0, 0);
-    if (rc != MSVC_OK)
-      return rc;
-  }
+  if (ns->sub->dlq_default)
+    ensure_dlq(ns);
   jsConsumerConfig_Init(&cc);
   cc.Durable = o->durable;
   cc.AckPolicy = js_AckExplicit;
@@ -906,6 +939,7 @@ int msvc__ev_nats_new(msvc_events_t *ev, const char *uri, msvc__ev_backend_t **o
   atomic_init(&b->ready, false);
   atomic_init(&b->connected, false);
   atomic_init(&b->stopping, false);
+  atomic_init(&b->dlq_replicas, 0);
   if (uv_mutex_init(&b->mu) != 0) {
     msvc__free(b);
     return MSVC_ENOMEM;
