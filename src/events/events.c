@@ -863,8 +863,9 @@ static void on_dead_lettered(msvc_events_t *ev, msvc__ev_pub_t *pub, int status)
   if (status == MSVC_OK) {
     count(ev->m_dead, msg->d->subject, NULL);
     msvc_log_write(MSVC_LOG_WARN, MSVC__EV_COMPONENT, NULL, 0,
-                   "event %s on %s dead-lettered to %s after %u deliveries", msg->event.id,
-                   msg->d->subject, msg->sub->dead_letter, (unsigned)msg->d->deliveries);
+                   "event %s on %s dead-lettered to %s after %u deliveries",
+                   msg->event.id != NULL ? msg->event.id : "(not an envelope)", msg->d->subject,
+                   msg->sub->dead_letter, (unsigned)msg->d->deliveries);
     settle(msg, MSVC__EV_TERM, 0);
   } else {
     /* The dead-letter subject did not take it: try again on a later delivery. */
@@ -1040,20 +1041,29 @@ static void on_delivery_item(msvc_events_t *ev, msvc__ev_item_t *item, bool clos
   msg->d = d;
   msvc__queue_insert_tail(&ev->msgs, &msg->node);
   if (d->len > ev->opts.max_event_bytes) {
-    auto_reject(msg, "oversized");
-    return;
+    if (!sub->opts.accept_raw) {
+      auto_reject(msg, "oversized");
+      return;
+    }
+    rc = MSVC_ETOOLARGE; /* not parsed: handed over as it is */
+  } else {
+    rc = msvc_events_envelope_parse(d->body, d->len, &msg->env, &why);
   }
-  rc = msvc_events_envelope_parse(d->body, d->len, &msg->env, &why);
   if (rc == MSVC_ENOMEM) {
     msg_free(msg);
     return;
   }
-  if (rc != MSVC_OK) {
+  if (rc != MSVC_OK && !sub->opts.accept_raw) {
     snprintf(reason, sizeof(reason), "malformed envelope: %s", why ? why : "?");
     auto_reject(msg, reason);
     return;
   }
-  msg->event = *msvc_events_envelope_event(msg->env);
+  if (rc == MSVC_OK)
+    msg->event = *msvc_events_envelope_event(msg->env);
+  else
+    msg->event = (msvc_event_t){.type = "", .id = "", .source = "", .time = "",
+                                .datacontenttype = "application/octet-stream",
+                                .data = d->body, .data_len = d->len};
   msg->event.subject = d->subject;
   if (d->header_count > 0) {
     msg->hdrs = msvc__calloc(d->header_count, sizeof(*msg->hdrs));

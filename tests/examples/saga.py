@@ -288,7 +288,7 @@ class Saga:
         applied = self.db(self.system.order_db, "SELECT count(*) FROM inbox")[0][0]
         c(applied == len(ids), f"{what}: each payment event applied once ({applied})", applied)
 
-    def broker_kill(self, n=300):
+    def broker_kill(self, n=1000):
         c = self.check
         self.start()
         _, token = self.new_user("outage")
