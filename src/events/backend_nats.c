@@ -29,16 +29,11 @@
 #include "events/events-internal.h"
 
 #define PEND_BUCKETS 1024u
+#define PEND_LOCKS 16u
 #define FETCH_WAIT_MS 400
 #define FETCH_BATCH_MAX 256
 #define SETUP_RETRY_MIN_MS 100u
 #define SETUP_RETRY_MAX_MS 3000u
-
-typedef struct pend_s {
-  struct pend_s *next;
-  natsMsg *msg;
-  msvc__ev_pub_t *pub;
-} pend_t;
 
 typedef struct nb_s {
   msvc__ev_backend_t base;
@@ -62,8 +57,10 @@ typedef struct nb_s {
   uv_thread_t mgmt;
   bool mgmt_started;
   msvc__queue_t waiting_pubs; /* loop thread: publishes made before ready */
-  uv_mutex_t pmu;
-  pend_t *pend[PEND_BUCKETS];
+  /* Publishes in flight by natsMsg, each bucket group under its own lock:
+   * the loop adds, libnats' ack thread takes, rarely the same group. */
+  uv_mutex_t pmu[PEND_LOCKS];
+  msvc__ev_pub_t *pend[PEND_BUCKETS];
   msvc__ev_item_t ready_item;
   msvc__ev_item_t closed_item;
   bool unreachable_logged;
@@ -143,30 +140,34 @@ static size_t pend_slot(const natsMsg *m) {
   return (size_t)((p >> 4) ^ (p >> 14)) & (PEND_BUCKETS - 1);
 }
 
-static void pend_put(nb_t *b, pend_t *e) {
-  size_t i = pend_slot(e->msg);
+static uv_mutex_t *pend_lock(nb_t *b, size_t slot) {
+  return &b->pmu[slot & (PEND_LOCKS - 1)];
+}
 
-  uv_mutex_lock(&b->pmu);
-  e->next = b->pend[i];
-  b->pend[i] = e;
-  uv_mutex_unlock(&b->pmu);
+static void pend_put(nb_t *b, msvc__ev_pub_t *pub, const natsMsg *m) {
+  size_t i = pend_slot(m);
+
+  pub->bkey = m;
+  uv_mutex_lock(pend_lock(b, i));
+  pub->bnext = b->pend[i];
+  b->pend[i] = pub;
+  uv_mutex_unlock(pend_lock(b, i));
 }
 
 static msvc__ev_pub_t *pend_take(nb_t *b, const natsMsg *m) {
   size_t i = pend_slot(m);
   msvc__ev_pub_t *pub = NULL;
 
-  uv_mutex_lock(&b->pmu);
-  for (pend_t **link = &b->pend[i]; *link != NULL; link = &(*link)->next) {
-    if ((*link)->msg == m) {
-      pend_t *e = *link;
-      *link = e->next;
-      pub = e->pub;
-      msvc__free(e);
+  uv_mutex_lock(pend_lock(b, i));
+  for (msvc__ev_pub_t **link = &b->pend[i]; *link != NULL; link = &(*link)->bnext) {
+    if ((*link)->bkey == m) {
+      pub = *link;
+      *link = pub->bnext;
+      pub->bnext = NULL;
       break;
     }
   }
-  uv_mutex_unlock(&b->pmu);
+  uv_mutex_unlock(pend_lock(b, i));
   return pub;
 }
 
@@ -380,11 +381,10 @@ static void mgmt_main(void *arg) {
   }
   for (size_t i = 0; i < PEND_BUCKETS; i++) {
     while (b->pend[i] != NULL) {
-      pend_t *e = b->pend[i];
-      b->pend[i] = e->next;
-      /* e->msg is still libnats' (never handed back), so not ours to free. */
-      msvc__ev_publish_done(e->pub, MSVC_ECLOSED);
-      msvc__free(e);
+      msvc__ev_pub_t *pub = b->pend[i];
+      b->pend[i] = pub->bnext;
+      /* Its natsMsg is still libnats' (never handed back), not ours to free. */
+      msvc__ev_publish_done(pub, MSVC_ECLOSED);
     }
   }
   msvc__ev_post(b->base.ev, &b->closed_item);
@@ -393,23 +393,20 @@ static void mgmt_main(void *arg) {
 /* ---- publishing (loop thread) ------------------------------------------------ */
 
 static void send_pub(nb_t *b, msvc__ev_pub_t *pub) {
-  natsMsg *m = NULL;
+  natsMsg *m = NULL, *key;
   jsPubOptions po;
-  pend_t *e;
   natsStatus s;
 
   s = natsMsg_Create(&m, pub->subject, NULL, pub->body, (int)pub->len);
   for (size_t i = 0; s == NATS_OK && i < pub->header_count; i++)
     s = natsMsgHeader_Add(m, pub->headers[i].name, pub->headers[i].value);
-  e = s == NATS_OK ? msvc__calloc(1, sizeof(*e)) : NULL;
-  if (e == NULL) {
+  if (s != NATS_OK) {
     natsMsg_Destroy(m);
-    msvc__ev_publish_done(pub, s == NATS_OK ? MSVC_ENOMEM : map_status(s, 0));
+    msvc__ev_publish_done(pub, map_status(s, 0));
     return;
   }
-  e->msg = m;
-  e->pub = pub;
-  pend_put(b, e); /* before the publish: its ack may come at once */
+  key = m;
+  pend_put(b, pub, key); /* before the publish: its ack may come at once */
   jsPubOptions_Init(&po);
   po.MsgId = pub->id[0] != '\0' ? pub->id : NULL;
   /* The caller hears of a timeout from the core (publish_timeout_ms);
@@ -418,7 +415,7 @@ static void send_pub(nb_t *b, msvc__ev_pub_t *pub) {
   po.MaxWait = 60000;
   s = js_PublishMsgAsync(b->js, &m, &po);
   if (s != NATS_OK) {
-    if (pend_take(b, e->msg) != NULL) {
+    if (pend_take(b, key) != NULL) {
       natsMsg_Destroy(m);
       msvc__ev_publish_done(pub, map_status(s, 0));
     }
@@ -816,7 +813,8 @@ static void nb_free(nb_t *b) {
   msvc__free(b->conn_name);
   uv_cond_destroy(&b->cv);
   uv_mutex_destroy(&b->mu);
-  uv_mutex_destroy(&b->pmu);
+  for (unsigned i = 0; i < PEND_LOCKS; i++)
+    uv_mutex_destroy(&b->pmu[i]);
   msvc__free(b);
 }
 
@@ -944,14 +942,19 @@ int msvc__ev_nats_new(msvc_events_t *ev, const char *uri, msvc__ev_backend_t **o
     msvc__free(b);
     return MSVC_ENOMEM;
   }
-  if (uv_mutex_init(&b->pmu) != 0) {
-    uv_mutex_destroy(&b->mu);
-    msvc__free(b);
-    return MSVC_ENOMEM;
+  for (unsigned i = 0; i < PEND_LOCKS; i++) {
+    if (uv_mutex_init(&b->pmu[i]) != 0) {
+      while (i-- > 0)
+        uv_mutex_destroy(&b->pmu[i]);
+      uv_mutex_destroy(&b->mu);
+      msvc__free(b);
+      return MSVC_ENOMEM;
+    }
   }
   if (uv_cond_init(&b->cv) != 0) {
     uv_mutex_destroy(&b->mu);
-    uv_mutex_destroy(&b->pmu);
+    for (unsigned i = 0; i < PEND_LOCKS; i++)
+      uv_mutex_destroy(&b->pmu[i]);
     msvc__free(b);
     return MSVC_ENOMEM;
   }
