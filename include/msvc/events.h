@@ -236,7 +236,9 @@ typedef struct msvc_events_sub_opts_s {
  *                  acknowledgement within `publish_timeout_ms` (the event
  *                  may or may not be stored: publish again with the same
  *                  id). MSVC_EEVENTS_NO_STREAM: no stream holds the subject.
- *                  MSVC_EEVENTS_UNAVAILABLE: not connected. MSVC_ECLOSED:
+ *                  MSVC_EEVENTS_UNAVAILABLE: not connected, or the
+ *                  connection dropped before the acknowledgement (the event
+ *                  may be stored: publish again with the same id). MSVC_ECLOSED:
  *                  the handle was closed first.
  * @param event_id  The event's id (given or generated); valid during the call.
  * @param data      The pointer given to msvc_events_publish().

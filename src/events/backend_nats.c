@@ -216,6 +216,30 @@ static void on_connected(natsConnection *nc, void *closure) {
   set_connected(b, true);
 }
 
+/* The acknowledgements of publishes sent before a disconnection are lost
+ * with the connection: libnats would keep those messages pending for ever
+ * (we give it no MaxWait, see send_pub()). Take them back and tell their
+ * callers; a publish repeated with the same id is stored once. */
+static void reclaim_pending(nb_t *b) {
+  natsMsgList list = {0};
+
+  uv_mutex_lock(&b->mu); /* b->js stays while it is held (mgmt_main) */
+  if (b->js != NULL && !atomic_load(&b->stopping) &&
+      js_PublishAsyncGetPendingList(&list, b->js) == NATS_OK) {
+    for (int i = 0; i < list.Count; i++) {
+      natsMsg *m = list.Msgs[i];
+      msvc__ev_pub_t *pub = pend_take(b, m);
+
+      list.Msgs[i] = NULL;
+      natsMsg_Destroy(m);
+      if (pub != NULL)
+        msvc__ev_publish_done(pub, MSVC_EEVENTS_UNAVAILABLE);
+    }
+    natsMsgList_Destroy(&list);
+  }
+  uv_mutex_unlock(&b->mu);
+}
+
 static void on_disconnected(natsConnection *nc, void *closure) {
   nb_t *b = closure;
 
@@ -225,6 +249,7 @@ static void on_disconnected(natsConnection *nc, void *closure) {
   logf_(MSVC_LOG_WARN, "lost the broker at %s; reconnecting with backoff (%u..%u ms)", b->uri,
         (unsigned)b->reconnect_min_ms, (unsigned)b->reconnect_max_ms);
   set_connected(b, false);
+  reclaim_pending(b);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure) {
@@ -374,9 +399,11 @@ static void mgmt_main(void *arg) {
   /* Closing: no callback of libnats may run once this is done. */
   if (b->nc != NULL) {
     natsConnection_Close(b->nc);
+    uv_mutex_lock(&b->mu); /* against reclaim_pending() on libnats' thread */
     jsCtx_Destroy(b->js);
-    natsConnection_Destroy(b->nc);
     b->js = NULL;
+    uv_mutex_unlock(&b->mu);
+    natsConnection_Destroy(b->nc);
     b->nc = NULL;
   }
   for (size_t i = 0; i < PEND_BUCKETS; i++) {
@@ -409,10 +436,14 @@ static void send_pub(nb_t *b, msvc__ev_pub_t *pub) {
   pend_put(b, pub, key); /* before the publish: its ack may come at once */
   jsPubOptions_Init(&po);
   po.MsgId = pub->id[0] != '\0' ? pub->id : NULL;
-  /* The caller hears of a timeout from the core (publish_timeout_ms);
-   * libnats' own, much later, only releases what a lost broker never
-   * answered. A short MaxWait costs throughput in libnats 3.4. */
-  po.MaxWait = 60000;
+  /* No MaxWait: with one, libnats 3.4 keeps a timeout record per publish
+   * until its deadline even after the acknowledgement came, then feeds each
+   * one through its reply subscription, so at a steady rate it held
+   * rate x MaxWait records (60 s: millions) and did every publish's work a
+   * second time. The caller hears of a timeout from the core
+   * (publish_timeout_ms); what a lost connection never acknowledges is
+   * taken back on disconnection (reclaim_pending()). */
+  po.MaxWait = 0;
   s = js_PublishMsgAsync(b->js, &m, &po);
   if (s != NATS_OK) {
     if (pend_take(b, key) != NULL) {
