@@ -567,7 +567,10 @@ expect_field user_id "$user_id"
 # The printed command is the one that ran: pasted into a new shell (with
 # TOKEN set as printed), it gives the same answer.
 pasted=$(TOKEN=$token bash -c "$last_shown" 2>&1 || true)
-if [ "$pasted" = "$body"$'\n'"HTTP $status" ]; then
+# With events on, the saga may confirm the order between the two reads:
+# the answers are compared without the order's status.
+unstatus() { sed -E 's/"status":"[a-z]+"//g'; }
+if [ "$(printf '%s' "$pasted" | unstatus)" = "$(printf '%s\nHTTP %s' "$body" "$status" | unstatus)" ]; then
   ok "the printed command, pasted into a shell, gives the same answer"
 else
   bad "the printed command gives something else when pasted: $(printf '%s' "$pasted" | tail -n 1)"

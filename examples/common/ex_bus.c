@@ -18,6 +18,7 @@ struct ex_bus_s {
   msvc_work_t *pool;
   ex_relay_t *relay;
   msvc_events_sub_t *sub;
+  msvc_events_dedup_t *dedup; /* event ids processed lately */
   ex_bus_opts_t opts;
   uv_timer_t retry;
   int ensured;  /* streams ensured so far (of 2) */
@@ -42,6 +43,25 @@ static bool relay_live(void *data) {
 
 static void ensure_streams(ex_bus_t *bus);
 
+static uint64_t now_ms(const ex_bus_t *bus) {
+  return uv_now(msvc_service_loop(bus->svc));
+}
+
+static void on_message(msvc_events_sub_t *sub, msvc_events_msg_t *msg, void *data) {
+  ex_bus_t *bus = data;
+
+  if (msvc_events_dedup_seen(bus->dedup, msvc_events_msg_event(msg)->id, now_ms(bus))) {
+    msvc_events_ack(msg); /* processed moments ago: a redelivery */
+    return;
+  }
+  bus->opts.handler(sub, msg, bus->opts.data);
+}
+
+void ex_bus_processed(ex_bus_t *bus, msvc_events_msg_t *msg) {
+  (void)msvc_events_dedup_mark(bus->dedup, msvc_events_msg_event(msg)->id, now_ms(bus));
+  msvc_events_ack(msg);
+}
+
 static void subscribe(ex_bus_t *bus) {
   msvc_events_sub_opts_t so;
   int rc;
@@ -55,7 +75,7 @@ static void subscribe(ex_bus_t *bus) {
    * the other instances within seconds. */
   so.ack_wait_ms = 5000;
   so.max_deliveries = 20;
-  rc = msvc_events_subscribe(bus->ev, &so, bus->opts.handler, bus->opts.data, &bus->sub);
+  rc = msvc_events_subscribe(bus->ev, &so, on_message, bus, &bus->sub);
   if (rc != MSVC_OK)
     MSVC_LOG_E(LOG, "cannot subscribe to %s: %s", so.subject, msvc_strerror(rc));
   else
@@ -134,6 +154,13 @@ int ex_bus_open(msvc_service_t *svc, ex_db_set_t *dbs, const ex_bus_opts_t *opts
     free(bus);
     return MSVC_EINVAL;
   }
+  rc = msvc_events_dedup_new(opts->dedup_capacity > 0 ? opts->dedup_capacity : 10000,
+                             opts->dedup_ttl_ms > 0 ? opts->dedup_ttl_ms : 600000, &bus->dedup);
+  if (rc != MSVC_OK) {
+    snprintf(err, errlen, "events: cannot make the dedup window: %s", msvc_strerror(rc));
+    free(bus);
+    return rc;
+  }
   msvc_work_opts_init(&wo);
   wo.threads = 2;
   wo.queue = 1024;
@@ -148,6 +175,7 @@ int ex_bus_open(msvc_service_t *svc, ex_db_set_t *dbs, const ex_bus_opts_t *opts
     snprintf(err, errlen, "events: cannot start the outbox relay: %s", msvc_strerror(rc));
     if (bus->pool != NULL)
       msvc_work_close(bus->pool, NULL, NULL);
+    msvc_events_dedup_free(bus->dedup);
     free(bus);
     return rc;
   }
@@ -176,6 +204,7 @@ static void one_closed(void *data) {
     void (*cb)(void *) = bus->close_cb;
     void *cb_data = bus->close_data;
 
+    msvc_events_dedup_free(bus->dedup);
     free(bus);
     if (cb != NULL)
       cb(cb_data);

@@ -269,6 +269,41 @@ int ex_inbox_claim(sqlite3 *db, const char *event_id, int64_t now_ms) {
   return sqlite3_changes(db) == 1 ? 1 : 0;
 }
 
+static int delete_old(sqlite3 *db, const char *sql, int64_t before, size_t max, int64_t *n) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, before);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+  }
+  sqlite3_finalize(st);
+  if (rc == SQLITE_OK)
+    *n += sqlite3_changes(db);
+  return rc;
+}
+
+int ex_outbox_prune(sqlite3 *db, int64_t now_ms, int64_t keep_ms, size_t max, int64_t *deleted) {
+  /* Bounded per call, so that the write lock is held briefly even when a
+   * long-idle database has much to delete; the relay calls again soon. */
+  static const char outbox[] = "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
+                               "WHERE sent_at IS NOT NULL AND sent_at < ?1 LIMIT ?2)";
+  static const char inbox[] = "DELETE FROM inbox WHERE event_id IN (SELECT event_id FROM "
+                              "inbox WHERE processed_at < ?1 LIMIT ?2)";
+  int64_t n = 0;
+  int rc = ex_db_begin_write(db);
+
+  if (rc == SQLITE_OK)
+    rc = delete_old(db, outbox, now_ms - keep_ms, max, &n);
+  if (rc == SQLITE_OK)
+    rc = delete_old(db, inbox, now_ms - keep_ms, max, &n);
+  rc = ex_db_finish(db, rc);
+  if (deleted != NULL)
+    *deleted = rc == SQLITE_OK ? n : 0;
+  return rc;
+}
+
 /* ---- relay ---------------------------------------------------------------- */
 
 /*
@@ -298,6 +333,8 @@ struct ex_relay_s {
   size_t nsent, nfailed;
   int job_rc;
   int first_err; /* of the batch's failed publishes, for one log line */
+  int64_t next_prune_ms; /* wall clock; read and written by claim jobs only */
+  int64_t pruned;        /* by the last claim job */
   ex_relay_stats_t stats;
 };
 
@@ -307,6 +344,8 @@ void ex_relay_opts_init(ex_relay_opts_t *o) {
   o->poll_ms = 500;
   o->lease_ms = 10000;
   o->backoff_max_ms = 2000;
+  o->retain_ms = EX_OUTBOX_RETAIN_MS;
+  o->prune_every_ms = 60000;
 }
 
 static void relay_step(ex_relay_t *r);
@@ -466,18 +505,38 @@ static void publish_batch(ex_relay_t *r) {
     settle(r);
 }
 
+#define PRUNE_MAX 1000
+
+/* Claim jobs run one at a time (busy), so the prune schedule needs no lock. */
+static void prune(ex_relay_t *r, sqlite3 *db, int64_t now) {
+  int64_t n = 0;
+
+  r->pruned = 0;
+  if (r->opts.retain_ms < 0 || now < r->next_prune_ms)
+    return;
+  if (ex_outbox_prune(db, now, r->opts.retain_ms, PRUNE_MAX, &n) != SQLITE_OK)
+    n = 0; /* busy or failing: next time */
+  r->pruned = n;
+  /* A full round means more is waiting: go on at the next claim. */
+  r->next_prune_ms = n >= PRUNE_MAX ? now : now + r->opts.prune_every_ms;
+}
+
 static void claim_work(void *data) {
   ex_relay_t *r = data;
   sqlite3 *db = ex_db_set_get(r->dbs);
+  int64_t now = ex_outbox_now_ms();
 
+  if (db != NULL)
+    prune(r, db, now);
   r->job_rc = db == NULL ? SQLITE_CANTOPEN
-                         : ex_outbox_claim(db, ex_outbox_now_ms(), r->opts.lease_ms,
-                                           r->opts.batch, &r->batch);
+                         : ex_outbox_claim(db, now, r->opts.lease_ms, r->opts.batch, &r->batch);
 }
 
 static void claim_done(void *data, int status) {
   ex_relay_t *r = data;
 
+  if (status == MSVC_OK)
+    r->stats.pruned += (uint64_t)r->pruned;
   if (status != MSVC_OK) {
     r->job_rc = SQLITE_ABORT;
   } else if (r->job_rc != SQLITE_OK) {
@@ -528,6 +587,8 @@ int ex_relay_new(uv_loop_t *loop, msvc_events_t *ev, ex_db_set_t *dbs, msvc_work
     ex_relay_opts_init(&r->opts);
   if (r->opts.batch == 0)
     r->opts.batch = 64;
+  if (r->opts.prune_every_ms == 0)
+    r->opts.prune_every_ms = 60000;
   rc = uv_async_init(loop, &r->async, on_async);
   if (rc != 0) {
     free(r);

@@ -49,7 +49,8 @@
   "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, seq);"                 \
   "CREATE TABLE IF NOT EXISTS inbox ("                                                   \
   "  event_id TEXT PRIMARY KEY,"                                                         \
-  "  processed_at INTEGER NOT NULL);"
+  "  processed_at INTEGER NOT NULL);"                                                    \
+  "CREATE INDEX IF NOT EXISTS inbox_age ON inbox (processed_at);"
 
 /* Milliseconds since the Unix epoch (wall clock: leases are shared by
  * processes). */
@@ -109,6 +110,25 @@ int64_t ex_outbox_pending(sqlite3 *db);
  */
 int ex_inbox_claim(sqlite3 *db, const char *event_id, int64_t now_ms);
 
+/*
+ * Retention. Neither table may grow without bound, so rows that served
+ * their purpose go after keep_ms: outbox rows sent before now - keep_ms
+ * (a sent row is never read again; it stays a while for inspection) and
+ * inbox ids processed before now - keep_ms. An inbox id must outlive every
+ * redelivery of its event: keep_ms must exceed the longest time an event
+ * can still arrive (the consumer's deliveries x ack wait and backoff, and a
+ * producer's outbox retries, which the broker's duplicate window absorbs
+ * only for its own length). The relay prunes with the default below.
+ */
+#define EX_OUTBOX_RETAIN_MS (7 * 24 * 3600 * INT64_C(1000))
+
+/*
+ * Deletes at most max rows of each table that are past keep_ms, in one
+ * short write transaction; *deleted (may be NULL) gets the number of rows
+ * deleted in all. SQLITE_OK or SQLite's code (nothing deleted).
+ */
+int ex_outbox_prune(sqlite3 *db, int64_t now_ms, int64_t keep_ms, size_t max, int64_t *deleted);
+
 /* ---- relay ---------------------------------------------------------------- */
 
 typedef struct ex_relay_s ex_relay_t;
@@ -122,6 +142,9 @@ typedef struct ex_relay_opts_s {
   uint32_t poll_ms;       /* look for rows of other writers; default 500 */
   uint32_t lease_ms;      /* claim of a batch; default 10000 */
   uint32_t backoff_max_ms; /* longest pause after a failed publish; default 2000 */
+  int64_t retain_ms;      /* ex_outbox_prune()'s keep_ms; default EX_OUTBOX_RETAIN_MS,
+                             negative: never prune */
+  uint32_t prune_every_ms; /* how often; default 60000 */
   ex_relay_live_fn live;  /* NULL: always */
   void *live_data;
 } ex_relay_opts_t;
@@ -133,6 +156,7 @@ typedef struct ex_relay_stats_s {
   uint64_t published; /* acknowledged by the broker */
   uint64_t failed;    /* publishes to retry */
   uint64_t batches;
+  uint64_t pruned;    /* outbox and inbox rows deleted after their retention */
 } ex_relay_stats_t;
 
 /*

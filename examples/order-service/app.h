@@ -1,6 +1,17 @@
-/* order-service: what the handlers share, and the routes. */
+/*
+ * order-service: orders of the user named by the caller's access token,
+ * checked against user-service by name (discovery, balancer, circuit
+ * breaker, retries). The API is openapi.yaml beside this file;
+ * configuration comes only from the environment (ORDER_DB and the MSVC_*
+ * variables). With MSVC_EVENTS set, new orders start pending and take
+ * part in the order saga (saga.c).
+ */
 #ifndef ORDER_APP_H
 #define ORDER_APP_H
+
+/* The program's name and the name it registers under (main() is
+ * examples/common/ex_main.c). */
+#define APP_NAME "order-service"
 
 #include <stdbool.h>
 
@@ -17,7 +28,6 @@ typedef struct app_s {
 #ifdef EX_HAVE_EVENTS
   bool events;                  /* MSVC_EVENTS is set */
   ex_bus_t *bus;                /* NULL without MSVC_EVENTS */
-  msvc_events_dedup_t *dedup;   /* payment events applied lately */
 #endif
 #ifdef EX_HAVE_GRPC
   struct msvc_grpc_server_s *grpc; /* orders.v1.Orders (grpc.c) */

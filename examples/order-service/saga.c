@@ -35,6 +35,7 @@ void app_events_close(app_t *app) {
  * strings stay valid until it is settled, i.e. until apply_done(). */
 typedef struct apply_s {
   app_t *app;
+  ex_bus_t *bus; /* lives until the pool has run every done function */
   msvc_events_msg_t *msg;
   const char *event_id;
   const char *type;
@@ -42,10 +43,6 @@ typedef struct apply_s {
   char *reason;
   orders_apply_t out;
 } apply_t;
-
-static uint64_t now_ms(const app_t *app) {
-  return uv_now(msvc_service_loop(app->svc));
-}
 
 static void apply_work(void *data) {
   apply_t *a = data;
@@ -70,8 +67,7 @@ static void apply_done(void *data, int status) {
       /* fall through */
     case ORDERS_APPLY_DUPLICATE:
     case ORDERS_APPLY_SETTLED:
-      (void)msvc_events_dedup_mark(a->app->dedup, a->event_id, now_ms(a->app));
-      msvc_events_ack(a->msg);
+      ex_bus_processed(a->bus, a->msg);
       break;
     case ORDERS_APPLY_UNKNOWN:
       snprintf(why, sizeof(why), "no order %lld", (long long)a->order_id);
@@ -113,16 +109,13 @@ static void on_payment(msvc_events_sub_t *sub, msvc_events_msg_t *msg, void *dat
   int rc;
 
   (void)sub;
-  if (msvc_events_dedup_seen(app->dedup, ev->id, now_ms(app))) {
-    msvc_events_ack(msg); /* applied moments ago: a redelivery */
-    return;
-  }
   a = calloc(1, sizeof(*a));
   if (a == NULL) {
     msvc_events_nack(msg, 0, "out of memory");
     return;
   }
   a->app = app;
+  a->bus = app->bus;
   a->msg = msg;
   a->event_id = ev->id;
   a->type = ev->type;
@@ -144,10 +137,6 @@ int app_events_open(app_t *app, char *err, size_t errlen) {
 
   if (msvc_service_events(app->svc) == NULL)
     return 0;
-  if (msvc_events_dedup_new(10000, 600000, &app->dedup) != MSVC_OK) {
-    snprintf(err, errlen, "events: out of memory");
-    return -1;
-  }
   memset(&o, 0, sizeof(o));
   o.stream = "ORDERS";
   o.subjects = "order.>";
@@ -157,26 +146,15 @@ int app_events_open(app_t *app, char *err, size_t errlen) {
   o.durable = "order-service";
   o.handler = on_payment;
   o.data = app;
-  if (ex_bus_open(app->svc, orders_db(app->orders), &o, &app->bus, err, errlen) != MSVC_OK) {
-    msvc_events_dedup_free(app->dedup);
-    app->dedup = NULL;
-    return -1;
-  }
-  return 0;
-}
-
-static void on_bus_closed(void *data) {
-  app_t *app = data;
-
-  msvc_events_dedup_free(app->dedup);
-  app->dedup = NULL;
+  return ex_bus_open(app->svc, orders_db(app->orders), &o, &app->bus, err, errlen) == MSVC_OK
+             ? 0
+             : -1;
 }
 
 void app_events_close(app_t *app) {
   ex_bus_t *bus = app->bus;
 
   app->bus = NULL;
-  if (bus != NULL)
-    ex_bus_close(bus, on_bus_closed, app);
+  ex_bus_close(bus, NULL, NULL);
 }
 #endif

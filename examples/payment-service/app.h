@@ -1,6 +1,19 @@
-/* payment-service: what the handlers share. */
+/*
+ * payment-service: decides the payment of every new order. It consumes
+ * order.created (one delivery per service, whatever the number of
+ * instances), authorises or declines (orders above 1000.00 are declined
+ * with reason "amount_limit"), and publishes payment.authorized or
+ * payment.declined through its outbox. GET /payments?order_id=N shows the
+ * decision to the order's user. The API is openapi.yaml beside this file;
+ * configuration comes only from the environment (PAYMENT_DB, MSVC_EVENTS
+ * and the other MSVC_* variables).
+ */
 #ifndef PAYMENT_APP_H
 #define PAYMENT_APP_H
+
+/* The program's name and the name it registers under (main() is
+ * examples/common/ex_main.c). */
+#define APP_NAME "payment-service"
 
 #include <msvc/events.h>
 #include <msvc/service.h>
@@ -12,7 +25,6 @@ typedef struct app_s {
   msvc_service_t *svc;
   payments_t *payments;
   ex_bus_t *bus;              /* NULL without MSVC_EVENTS */
-  msvc_events_dedup_t *dedup; /* order events decided lately */
   unsigned delay_ms;          /* PAYMENT_DELAY_MS: simulated provider latency */
 } app_t;
 

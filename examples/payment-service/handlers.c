@@ -83,6 +83,7 @@ int app_routes(app_t *app, msvc_service_t *svc) {
  * stay valid until it is settled, i.e. until decide_done(). */
 typedef struct decision_s {
   app_t *app;
+  ex_bus_t *bus; /* lives until the pool has run every done function */
   msvc_events_msg_t *msg;
   const char *event_id;
   payment_order_t order;
@@ -103,12 +104,11 @@ static void decide_work(void *data) {
   d->rc = payments_process(d->app->payments, d->event_id, &d->order, d->headers, d->nheaders,
                            &d->status);
   if (d->rc == PAYMENTS_DECIDED)
-    ex_bus_kick(d->app->bus);
+    ex_bus_kick(d->bus);
 }
 
 static void decide_done(void *data, int status) {
   decision_t *d = data;
-  uint64_t now = uv_now(msvc_service_loop(d->app->svc));
 
   if (status != MSVC_OK || d->rc == PAYMENTS_ERROR) {
     msvc_events_nack(d->msg, 0, status != MSVC_OK ? "not processed" : "database error");
@@ -116,8 +116,7 @@ static void decide_done(void *data, int status) {
     if (d->rc == PAYMENTS_DECIDED)
       MSVC_LOG_I(LOG, "order %lld: payment %s (event %s)", (long long)d->order.order_id,
                  d->status, d->event_id);
-    (void)msvc_events_dedup_mark(d->app->dedup, d->event_id, now);
-    msvc_events_ack(d->msg);
+    ex_bus_processed(d->bus, d->msg);
   }
   free(d);
 }
@@ -135,10 +134,6 @@ static void on_order_created(msvc_events_sub_t *sub, msvc_events_msg_t *msg, voi
     msvc_events_term(msg, "not an order.created event");
     return;
   }
-  if (msvc_events_dedup_seen(app->dedup, ev->id, uv_now(msvc_service_loop(app->svc)))) {
-    msvc_events_ack(msg); /* decided moments ago: a redelivery */
-    return;
-  }
   d = calloc(1, sizeof(*d));
   if (d == NULL) {
     msvc_events_nack(msg, 0, "out of memory");
@@ -150,6 +145,7 @@ static void on_order_created(msvc_events_sub_t *sub, msvc_events_msg_t *msg, voi
     return;
   }
   d->app = app;
+  d->bus = app->bus;
   d->msg = msg;
   d->event_id = ev->id;
   if (msvc_events_msg_deliveries(msg) > 1)
@@ -175,10 +171,6 @@ int app_events_open(app_t *app, char *err, size_t errlen) {
     MSVC_LOG_W(LOG, "MSVC_EVENTS is not set: no order event will reach this service");
     return 0;
   }
-  if (msvc_events_dedup_new(10000, 600000, &app->dedup) != MSVC_OK) {
-    snprintf(err, errlen, "events: out of memory");
-    return -1;
-  }
   memset(&o, 0, sizeof(o));
   o.stream = "PAYMENTS";
   o.subjects = "payment.>";
@@ -188,26 +180,15 @@ int app_events_open(app_t *app, char *err, size_t errlen) {
   o.durable = "payment-service";
   o.handler = on_order_created;
   o.data = app;
-  if (ex_bus_open(app->svc, payments_db(app->payments), &o, &app->bus, err, errlen) !=
-      MSVC_OK) {
-    msvc_events_dedup_free(app->dedup);
-    app->dedup = NULL;
-    return -1;
-  }
-  return 0;
-}
-
-static void on_bus_closed(void *data) {
-  app_t *app = data;
-
-  msvc_events_dedup_free(app->dedup);
-  app->dedup = NULL;
+  return ex_bus_open(app->svc, payments_db(app->payments), &o, &app->bus, err, errlen) ==
+                 MSVC_OK
+             ? 0
+             : -1;
 }
 
 void app_events_close(app_t *app) {
   ex_bus_t *bus = app->bus;
 
   app->bus = NULL;
-  if (bus != NULL)
-    ex_bus_close(bus, on_bus_closed, app);
+  ex_bus_close(bus, NULL, NULL);
 }

@@ -218,6 +218,15 @@ typedef struct msvc_events_sub_opts_s {
    *  with every event the stream holds; default false. Ignored when the
    *  durable consumer already exists. */
   bool deliver_new;
+  /** Hand over bodies that are not CloudEvents envelopes too (malformed, or
+   *  larger than the handle's `max_event_bytes`) instead of rejecting them
+   *  to the dead-letter subject: for readers of a dead-letter subject, where
+   *  such bodies end, and of foreign producers. The event of such a message
+   *  has "" for every attribute, `datacontenttype`
+   *  "application/octet-stream" and the whole body as `data` (also
+   *  msvc_events_msg_body()); its headers are there as usual. Default
+   *  false. @since 0.2 */
+  bool accept_raw;
 } msvc_events_sub_opts_t;
 
 /**
@@ -227,7 +236,9 @@ typedef struct msvc_events_sub_opts_s {
  *                  acknowledgement within `publish_timeout_ms` (the event
  *                  may or may not be stored: publish again with the same
  *                  id). MSVC_EEVENTS_NO_STREAM: no stream holds the subject.
- *                  MSVC_EEVENTS_UNAVAILABLE: not connected. MSVC_ECLOSED:
+ *                  MSVC_EEVENTS_UNAVAILABLE: not connected, or the
+ *                  connection dropped before the acknowledgement (the event
+ *                  may be stored: publish again with the same id). MSVC_ECLOSED:
  *                  the handle was closed first.
  * @param event_id  The event's id (given or generated); valid during the call.
  * @param data      The pointer given to msvc_events_publish().

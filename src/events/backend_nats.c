@@ -29,16 +29,11 @@
 #include "events/events-internal.h"
 
 #define PEND_BUCKETS 1024u
+#define PEND_LOCKS 16u
 #define FETCH_WAIT_MS 400
 #define FETCH_BATCH_MAX 256
 #define SETUP_RETRY_MIN_MS 100u
 #define SETUP_RETRY_MAX_MS 3000u
-
-typedef struct pend_s {
-  struct pend_s *next;
-  natsMsg *msg;
-  msvc__ev_pub_t *pub;
-} pend_t;
 
 typedef struct nb_s {
   msvc__ev_backend_t base;
@@ -55,14 +50,17 @@ typedef struct nb_s {
   atomic_bool ready;     /* nc and js exist */
   atomic_bool connected; /* the connection is up */
   atomic_bool stopping;
+  atomic_uint dlq_replicas; /* the dead-letter stream exists with this many */
   uv_mutex_t mu; /* jobs, and the condition below */
   uv_cond_t cv;  /* jobs arrived, connected, stopping */
   msvc__queue_t jobs;
   uv_thread_t mgmt;
   bool mgmt_started;
   msvc__queue_t waiting_pubs; /* loop thread: publishes made before ready */
-  uv_mutex_t pmu;
-  pend_t *pend[PEND_BUCKETS];
+  /* Publishes in flight by natsMsg, each bucket group under its own lock:
+   * the loop adds, libnats' ack thread takes, rarely the same group. */
+  uv_mutex_t pmu[PEND_LOCKS];
+  msvc__ev_pub_t *pend[PEND_BUCKETS];
   msvc__ev_item_t ready_item;
   msvc__ev_item_t closed_item;
   bool unreachable_logged;
@@ -142,30 +140,34 @@ static size_t pend_slot(const natsMsg *m) {
   return (size_t)((p >> 4) ^ (p >> 14)) & (PEND_BUCKETS - 1);
 }
 
-static void pend_put(nb_t *b, pend_t *e) {
-  size_t i = pend_slot(e->msg);
+static uv_mutex_t *pend_lock(nb_t *b, size_t slot) {
+  return &b->pmu[slot & (PEND_LOCKS - 1)];
+}
 
-  uv_mutex_lock(&b->pmu);
-  e->next = b->pend[i];
-  b->pend[i] = e;
-  uv_mutex_unlock(&b->pmu);
+static void pend_put(nb_t *b, msvc__ev_pub_t *pub, const natsMsg *m) {
+  size_t i = pend_slot(m);
+
+  pub->bkey = m;
+  uv_mutex_lock(pend_lock(b, i));
+  pub->bnext = b->pend[i];
+  b->pend[i] = pub;
+  uv_mutex_unlock(pend_lock(b, i));
 }
 
 static msvc__ev_pub_t *pend_take(nb_t *b, const natsMsg *m) {
   size_t i = pend_slot(m);
   msvc__ev_pub_t *pub = NULL;
 
-  uv_mutex_lock(&b->pmu);
-  for (pend_t **link = &b->pend[i]; *link != NULL; link = &(*link)->next) {
-    if ((*link)->msg == m) {
-      pend_t *e = *link;
-      *link = e->next;
-      pub = e->pub;
-      msvc__free(e);
+  uv_mutex_lock(pend_lock(b, i));
+  for (msvc__ev_pub_t **link = &b->pend[i]; *link != NULL; link = &(*link)->bnext) {
+    if ((*link)->bkey == m) {
+      pub = *link;
+      *link = pub->bnext;
+      pub->bnext = NULL;
       break;
     }
   }
-  uv_mutex_unlock(&b->pmu);
+  uv_mutex_unlock(pend_lock(b, i));
   return pub;
 }
 
@@ -214,6 +216,30 @@ static void on_connected(natsConnection *nc, void *closure) {
   set_connected(b, true);
 }
 
+/* The acknowledgements of publishes sent before a disconnection are lost
+ * with the connection: libnats would keep those messages pending for ever
+ * (we give it no MaxWait, see send_pub()). Take them back and tell their
+ * callers; a publish repeated with the same id is stored once. */
+static void reclaim_pending(nb_t *b) {
+  natsMsgList list = {0};
+
+  uv_mutex_lock(&b->mu); /* b->js stays while it is held (mgmt_main) */
+  if (b->js != NULL && !atomic_load(&b->stopping) &&
+      js_PublishAsyncGetPendingList(&list, b->js) == NATS_OK) {
+    for (int i = 0; i < list.Count; i++) {
+      natsMsg *m = list.Msgs[i];
+      msvc__ev_pub_t *pub = pend_take(b, m);
+
+      list.Msgs[i] = NULL;
+      natsMsg_Destroy(m);
+      if (pub != NULL)
+        msvc__ev_publish_done(pub, MSVC_EEVENTS_UNAVAILABLE);
+    }
+    natsMsgList_Destroy(&list);
+  }
+  uv_mutex_unlock(&b->mu);
+}
+
 static void on_disconnected(natsConnection *nc, void *closure) {
   nb_t *b = closure;
 
@@ -223,6 +249,7 @@ static void on_disconnected(natsConnection *nc, void *closure) {
   logf_(MSVC_LOG_WARN, "lost the broker at %s; reconnecting with backoff (%u..%u ms)", b->uri,
         (unsigned)b->reconnect_min_ms, (unsigned)b->reconnect_max_ms);
   set_connected(b, false);
+  reclaim_pending(b);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure) {
@@ -372,18 +399,19 @@ static void mgmt_main(void *arg) {
   /* Closing: no callback of libnats may run once this is done. */
   if (b->nc != NULL) {
     natsConnection_Close(b->nc);
+    uv_mutex_lock(&b->mu); /* against reclaim_pending() on libnats' thread */
     jsCtx_Destroy(b->js);
-    natsConnection_Destroy(b->nc);
     b->js = NULL;
+    uv_mutex_unlock(&b->mu);
+    natsConnection_Destroy(b->nc);
     b->nc = NULL;
   }
   for (size_t i = 0; i < PEND_BUCKETS; i++) {
     while (b->pend[i] != NULL) {
-      pend_t *e = b->pend[i];
-      b->pend[i] = e->next;
-      /* e->msg is still libnats' (never handed back), so not ours to free. */
-      msvc__ev_publish_done(e->pub, MSVC_ECLOSED);
-      msvc__free(e);
+      msvc__ev_pub_t *pub = b->pend[i];
+      b->pend[i] = pub->bnext;
+      /* Its natsMsg is still libnats' (never handed back), not ours to free. */
+      msvc__ev_publish_done(pub, MSVC_ECLOSED);
     }
   }
   msvc__ev_post(b->base.ev, &b->closed_item);
@@ -392,32 +420,33 @@ static void mgmt_main(void *arg) {
 /* ---- publishing (loop thread) ------------------------------------------------ */
 
 static void send_pub(nb_t *b, msvc__ev_pub_t *pub) {
-  natsMsg *m = NULL;
+  natsMsg *m = NULL, *key;
   jsPubOptions po;
-  pend_t *e;
   natsStatus s;
 
   s = natsMsg_Create(&m, pub->subject, NULL, pub->body, (int)pub->len);
   for (size_t i = 0; s == NATS_OK && i < pub->header_count; i++)
     s = natsMsgHeader_Add(m, pub->headers[i].name, pub->headers[i].value);
-  e = s == NATS_OK ? msvc__calloc(1, sizeof(*e)) : NULL;
-  if (e == NULL) {
+  if (s != NATS_OK) {
     natsMsg_Destroy(m);
-    msvc__ev_publish_done(pub, s == NATS_OK ? MSVC_ENOMEM : map_status(s, 0));
+    msvc__ev_publish_done(pub, map_status(s, 0));
     return;
   }
-  e->msg = m;
-  e->pub = pub;
-  pend_put(b, e); /* before the publish: its ack may come at once */
+  key = m;
+  pend_put(b, pub, key); /* before the publish: its ack may come at once */
   jsPubOptions_Init(&po);
   po.MsgId = pub->id[0] != '\0' ? pub->id : NULL;
-  /* The caller hears of a timeout from the core (publish_timeout_ms);
-   * libnats' own, much later, only releases what a lost broker never
-   * answered. A short MaxWait costs throughput in libnats 3.4. */
-  po.MaxWait = 60000;
+  /* No MaxWait: with one, libnats 3.4 keeps a timeout record per publish
+   * until its deadline even after the acknowledgement came, then feeds each
+   * one through its reply subscription, so at a steady rate it held
+   * rate x MaxWait records (60 s: millions) and did every publish's work a
+   * second time. The caller hears of a timeout from the core
+   * (publish_timeout_ms); what a lost connection never acknowledges is
+   * taken back on disconnection (reclaim_pending()). */
+  po.MaxWait = 0;
   s = js_PublishMsgAsync(b->js, &m, &po);
   if (s != NATS_OK) {
-    if (pend_take(b, e->msg) != NULL) {
+    if (pend_take(b, key) != NULL) {
       natsMsg_Destroy(m);
       msvc__ev_publish_done(pub, map_status(s, 0));
     }
@@ -477,6 +506,42 @@ static void nb_stream_ensure(msvc__ev_backend_t *base, msvc__ev_stream_req_t *re
 
 /* ---- subscriptions (fetch thread) ------------------------------------------ */
 
+static unsigned stream_replicas(nb_t *b, const char *name) {
+  jsStreamInfo *si = NULL;
+  unsigned r = 0;
+
+  if (js_GetStreamInfo(&si, b->js, name, NULL, NULL) == NATS_OK && si != NULL &&
+      si->Config != NULL)
+    r = si->Config->Replicas > 0 ? (unsigned)si->Config->Replicas : 1;
+  jsStreamInfo_Destroy(si);
+  return r;
+}
+
+/* The shared dead-letter stream keeps as many replicas as the streams it
+ * serves. With one replica it sits on a single node of a cluster, and when
+ * that node dies nothing can be dead-lettered. A failure here does not hold
+ * the consumer back: a message that cannot be dead-lettered is nacked and
+ * tried again (events.c), and the next set-up tries the stream again. */
+static void ensure_dlq(nsub_t *ns) {
+  nb_t *b = ns->b;
+  char *dlq = MSVC_EVENTS_DLQ_PREFIX ">";
+  unsigned want = stream_replicas(b, ns->sub->opts.stream), have;
+  int rc;
+
+  if (want == 0)
+    want = 1;
+  if (want <= atomic_load(&b->dlq_replicas))
+    return;
+  have = stream_replicas(b, MSVC_EVENTS_DLQ_STREAM); /* never shrink another's */
+  rc = have >= want ? MSVC_OK
+                    : ensure_stream(b, MSVC_EVENTS_DLQ_STREAM, &dlq, 1, want, 0, 0);
+  if (rc == MSVC_OK)
+    atomic_store(&b->dlq_replicas, have > want ? have : want);
+  else
+    logf_(MSVC_LOG_WARN, "dead-letter stream %s is not ready (%s); failed messages are retried",
+          MSVC_EVENTS_DLQ_STREAM, msvc_strerror(rc));
+}
+
 static int setup_consumer(nsub_t *ns) {
   nb_t *b = ns->b;
   const msvc_events_sub_opts_t *o = &ns->sub->opts;
@@ -486,12 +551,8 @@ static int setup_consumer(nsub_t *ns) {
   jsErrCode jerr = 0;
   natsStatus s;
 
-  if (ns->sub->dlq_default) {
-    char *dlq = MSVC_EVENTS_DLQ_PREFIX ">";
-    int rc = ensure_stream(b, MSVC_EVENTS_DLQ_STREAM, &dlq, 1, 1, 0, 0);
-    if (rc != MSVC_OK)
-      return rc;
-  }
+  if (ns->sub->dlq_default)
+    ensure_dlq(ns);
   jsConsumerConfig_Init(&cc);
   cc.Durable = o->durable;
   cc.AckPolicy = js_AckExplicit;
@@ -783,7 +844,8 @@ static void nb_free(nb_t *b) {
   msvc__free(b->conn_name);
   uv_cond_destroy(&b->cv);
   uv_mutex_destroy(&b->mu);
-  uv_mutex_destroy(&b->pmu);
+  for (unsigned i = 0; i < PEND_LOCKS; i++)
+    uv_mutex_destroy(&b->pmu[i]);
   msvc__free(b);
 }
 
@@ -906,18 +968,24 @@ int msvc__ev_nats_new(msvc_events_t *ev, const char *uri, msvc__ev_backend_t **o
   atomic_init(&b->ready, false);
   atomic_init(&b->connected, false);
   atomic_init(&b->stopping, false);
+  atomic_init(&b->dlq_replicas, 0);
   if (uv_mutex_init(&b->mu) != 0) {
     msvc__free(b);
     return MSVC_ENOMEM;
   }
-  if (uv_mutex_init(&b->pmu) != 0) {
-    uv_mutex_destroy(&b->mu);
-    msvc__free(b);
-    return MSVC_ENOMEM;
+  for (unsigned i = 0; i < PEND_LOCKS; i++) {
+    if (uv_mutex_init(&b->pmu[i]) != 0) {
+      while (i-- > 0)
+        uv_mutex_destroy(&b->pmu[i]);
+      uv_mutex_destroy(&b->mu);
+      msvc__free(b);
+      return MSVC_ENOMEM;
+    }
   }
   if (uv_cond_init(&b->cv) != 0) {
     uv_mutex_destroy(&b->mu);
-    uv_mutex_destroy(&b->pmu);
+    for (unsigned i = 0; i < PEND_LOCKS; i++)
+      uv_mutex_destroy(&b->pmu[i]);
     msvc__free(b);
     return MSVC_ENOMEM;
   }

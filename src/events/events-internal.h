@@ -11,7 +11,7 @@
  *
  * Threads. Backend completions (msvc__ev_publish_done(), msvc__ev_deliver(),
  * msvc__ev_set_state(), ...) may be called from ANY thread: they only push
- * an item onto the core's locked inbox and wake the loop. The core runs the
+ * an item onto the core's inbox (lock-free) and wake the loop. The core runs the
  * item on the loop thread. That is what lets a client library call back on
  * its own threads while every user callback still runs on the loop.
  */
@@ -40,6 +40,7 @@ typedef struct msvc__ev_delivery_s msvc__ev_delivery_t;
  * release it). */
 struct msvc__ev_item_s {
   msvc__queue_t node;
+  msvc__ev_item_t *inext; /* link in the inbox (a lock-free stack) */
   void (*run)(msvc_events_t *ev, msvc__ev_item_t *item, bool closing);
 };
 
@@ -70,6 +71,10 @@ struct msvc__ev_pub_s {
   atomic_int completed; /* the backend completed (any thread) */
   bool finished;        /* the caller was told (loop thread) */
   void *bdata;
+  /* The backend's index of publishes in flight, without an allocation:
+   * its key (nats: the natsMsg handed over) and the next of its bucket. */
+  const void *bkey;
+  msvc__ev_pub_t *bnext;
 };
 
 struct msvc__ev_stream_req_s {
@@ -186,8 +191,11 @@ struct msvc_events_s {
   msvc__ev_backend_t *backend;
   uv_async_t async;
   uv_timer_t timer; /* publish timeouts */
-  uv_mutex_t lock;  /* inbox and state */
-  msvc__queue_t inbox;
+  /* Items posted from any thread, newest first: a Treiber stack that a
+   * poster pushes with one compare-and-swap and the loop empties with one
+   * exchange. A mutex here put the loop and the client library's threads
+   * on one futex for every acknowledgement and delivery. */
+  _Atomic(msvc__ev_item_t *) inbox;
   msvc__queue_t pubs;
   msvc__queue_t subs;
   msvc__queue_t msgs; /* messages handed out, not settled */

@@ -179,10 +179,16 @@ static void count(msvc_metrics_family_t *f, const char *subject, const char *res
 /* ---- inbox: anything from any thread reaches the loop here ---------------- */
 
 void msvc__ev_post(msvc_events_t *ev, msvc__ev_item_t *item) {
-  uv_mutex_lock(&ev->lock);
-  msvc__queue_insert_tail(&ev->inbox, &item->node);
-  uv_mutex_unlock(&ev->lock);
-  uv_async_send(&ev->async);
+  msvc__ev_item_t *head = atomic_load_explicit(&ev->inbox, memory_order_relaxed);
+
+  do
+    item->inext = head;
+  while (!atomic_compare_exchange_weak_explicit(&ev->inbox, &head, item, memory_order_release,
+                                                memory_order_relaxed));
+  /* Only the item that finds the stack empty wakes the loop: the others
+   * land in a stack the loop has yet to take, and it takes all at once. */
+  if (head == NULL)
+    uv_async_send(&ev->async);
 }
 
 static void report_state(msvc_events_t *ev);
@@ -190,21 +196,19 @@ static void report_state(msvc_events_t *ev);
 /* Runs every item waiting now (not those posted while running, which wake
  * the async again). */
 static void drain_inbox(msvc_events_t *ev, bool closing) {
-  msvc__queue_t local;
+  msvc__ev_item_t *item = atomic_exchange_explicit(&ev->inbox, NULL, memory_order_acquire);
+  msvc__ev_item_t *fifo = NULL;
 
-  msvc__queue_init(&local);
-  uv_mutex_lock(&ev->lock);
-  if (!msvc__queue_empty(&ev->inbox)) {
-    local = ev->inbox;
-    local.next->prev = &local;
-    local.prev->next = &local;
-    msvc__queue_init(&ev->inbox);
+  while (item != NULL) { /* newest first: reverse into posting order */
+    msvc__ev_item_t *next = item->inext;
+    item->inext = fifo;
+    fifo = item;
+    item = next;
   }
-  uv_mutex_unlock(&ev->lock);
-  while (!msvc__queue_empty(&local)) {
-    msvc__queue_t *q = local.next;
-    msvc__ev_item_t *item = msvc__container_of(q, msvc__ev_item_t, node);
-    msvc__queue_remove(q);
+  while (fifo != NULL) {
+    item = fifo;
+    fifo = item->inext;
+    item->inext = NULL;
     item->run(ev, item, closing);
   }
 }
@@ -291,7 +295,6 @@ const char *msvc_events_backend(const msvc_events_t *ev) {
 /* ---- handle ----------------------------------------------------------------- */
 
 static void ev_free(msvc_events_t *ev) {
-  uv_mutex_destroy(&ev->lock);
   msvc__free(ev->uri);
   msvc__free(ev->source);
   msvc__free(ev->name);
@@ -334,7 +337,7 @@ int msvc_events_new(uv_loop_t *loop, const char *uri, const msvc_events_opts_t *
   ev->refs = 1;
   ev->reported_state = MSVC_EVENTS_CONNECTING;
   atomic_init(&ev->state, MSVC_EVENTS_CONNECTING);
-  msvc__queue_init(&ev->inbox);
+  atomic_init(&ev->inbox, NULL);
   msvc__queue_init(&ev->pubs);
   msvc__queue_init(&ev->subs);
   msvc__queue_init(&ev->msgs);
@@ -350,13 +353,6 @@ int msvc_events_new(uv_loop_t *loop, const char *uri, const msvc_events_opts_t *
   }
   ev->opts.source = ev->source;
   ev->opts.name = ev->name;
-  if ((rc = uv_mutex_init(&ev->lock)) != 0) {
-    msvc__free(ev->uri);
-    msvc__free(ev->source);
-    msvc__free(ev->name);
-    msvc__free(ev);
-    return rc;
-  }
   if (strncmp(uri, "memory://", 9) == 0) {
     rc = msvc__ev_memory_new(ev, uri, &ev->backend, err, errlen);
   } else if (strncmp(uri, "nats://", 7) == 0) {
@@ -863,8 +859,9 @@ static void on_dead_lettered(msvc_events_t *ev, msvc__ev_pub_t *pub, int status)
   if (status == MSVC_OK) {
     count(ev->m_dead, msg->d->subject, NULL);
     msvc_log_write(MSVC_LOG_WARN, MSVC__EV_COMPONENT, NULL, 0,
-                   "event %s on %s dead-lettered to %s after %u deliveries", msg->event.id,
-                   msg->d->subject, msg->sub->dead_letter, (unsigned)msg->d->deliveries);
+                   "event %s on %s dead-lettered to %s after %u deliveries",
+                   msg->event.id != NULL ? msg->event.id : "(not an envelope)", msg->d->subject,
+                   msg->sub->dead_letter, (unsigned)msg->d->deliveries);
     settle(msg, MSVC__EV_TERM, 0);
   } else {
     /* The dead-letter subject did not take it: try again on a later delivery. */
@@ -1040,20 +1037,29 @@ static void on_delivery_item(msvc_events_t *ev, msvc__ev_item_t *item, bool clos
   msg->d = d;
   msvc__queue_insert_tail(&ev->msgs, &msg->node);
   if (d->len > ev->opts.max_event_bytes) {
-    auto_reject(msg, "oversized");
-    return;
+    if (!sub->opts.accept_raw) {
+      auto_reject(msg, "oversized");
+      return;
+    }
+    rc = MSVC_ETOOLARGE; /* not parsed: handed over as it is */
+  } else {
+    rc = msvc_events_envelope_parse(d->body, d->len, &msg->env, &why);
   }
-  rc = msvc_events_envelope_parse(d->body, d->len, &msg->env, &why);
   if (rc == MSVC_ENOMEM) {
     msg_free(msg);
     return;
   }
-  if (rc != MSVC_OK) {
+  if (rc != MSVC_OK && !sub->opts.accept_raw) {
     snprintf(reason, sizeof(reason), "malformed envelope: %s", why ? why : "?");
     auto_reject(msg, reason);
     return;
   }
-  msg->event = *msvc_events_envelope_event(msg->env);
+  if (rc == MSVC_OK)
+    msg->event = *msvc_events_envelope_event(msg->env);
+  else
+    msg->event = (msvc_event_t){.type = "", .id = "", .source = "", .time = "",
+                                .datacontenttype = "application/octet-stream",
+                                .data = d->body, .data_len = d->len};
   msg->event.subject = d->subject;
   if (d->header_count > 0) {
     msg->hdrs = msvc__calloc(d->header_count, sizeof(*msg->hdrs));

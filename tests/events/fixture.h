@@ -1,5 +1,12 @@
 /* Shared helpers of the events tests: a private loop, "run until", and a
- * handler that records what it was given and settles it as told. */
+ * handler that records what it was given and settles it as told.
+ *
+ * Loops live in static storage, never on a test's stack: a failed assertion
+ * leaves the test body at once, while the backend's threads (libnats', the
+ * fetch and management threads) go on and wake the loop through its
+ * uv_async_t, also when the suite's teardown stops the broker. With the loop
+ * on the abandoned stack that write landed in the teardown's frames and the
+ * test "crashed during its setup or teardown" on top of its real failure. */
 #ifndef MSVC_TEST_EVENTS_FIXTURE_H
 #define MSVC_TEST_EVENTS_FIXTURE_H
 

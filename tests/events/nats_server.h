@@ -127,4 +127,38 @@ static inline void natsd_stop(natsd_t *s) {
   nftw(s->dir, natsd_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Publishes body on subject as a plain client would, in NATS' text
+ * protocol (no envelope, no JetStream acknowledgement): what a foreign or
+ * broken producer puts on the wire. Waits for the server's PONG, so the
+ * message has been routed (and stored by a stream that takes the subject). */
+static inline void natsd_raw_publish(const natsd_t *s, const char *subject, const char *body) {
+  struct sockaddr_in a = {0};
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  char out[512], in[4096];
+  size_t got = 0;
+  int n;
+
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)s->port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  n = snprintf(out, sizeof(out),
+               "CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPUB %s %zu\r\n%s\r\nPING\r\n",
+               subject, strlen(body), body);
+  cr_assert(n > 0 && (size_t)n < sizeof(out));
+  cr_assert_eq(write(fd, out, (size_t)n), n);
+  while (got < sizeof(in) - 1) {
+    ssize_t r = read(fd, in + got, sizeof(in) - 1 - got);
+    if (r <= 0)
+      break;
+    got += (size_t)r;
+    in[got] = '\0';
+    if (strstr(in, "PONG") != NULL)
+      break;
+  }
+  close(fd);
+  cr_assert(got > 0 && strstr(in, "PONG") != NULL, "no PONG from nats-server: %.*s", (int)got,
+            in);
+}
+
 #endif /* MSVC_TEST_EVENTS_NATS_SERVER_H */

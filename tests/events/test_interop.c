@@ -9,9 +9,15 @@
 
 static natsd_t S;
 
+static const char *interop_dir(void);
+
+/* Whatever is missing is found here, before the server starts: a test
+ * skipped from its body does not run the teardown, and its server would
+ * outlive it. */
 static void setup(void) {
   if (!natsd_available())
     cr_skip_test("nats-server is not installed");
+  (void)interop_dir();
   natsd_init(&S);
   natsd_start(&S);
 }
@@ -77,7 +83,7 @@ static bool cmd_done(void *arg) {
 
 Test(events_interop, node_reads_what_libmsvc_publishes) {
   const char *dir = interop_dir();
-  uv_loop_t loop;
+  static uv_loop_t loop; /* see fixture.h */
   msvc_events_t *ev;
   names_t n;
   cmd_run_t *c = calloc(1, sizeof(*c));
@@ -111,7 +117,7 @@ Test(events_interop, node_reads_what_libmsvc_publishes) {
 
 Test(events_interop, libmsvc_consumes_what_node_publishes) {
   const char *dir = interop_dir();
-  uv_loop_t loop;
+  static uv_loop_t loop; /* see fixture.h */
   msvc_events_t *ev;
   names_t n;
   got_t *g = calloc(1, sizeof(*g));

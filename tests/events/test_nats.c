@@ -29,6 +29,52 @@ Test(events_nats, unacked_go_to_other) { conf_unacked_go_to_other(S.uri); }
 Test(events_nats, duplicate_id) { conf_duplicate_id(S.uri); }
 Test(events_nats, oversized) { conf_oversized(S.uri); }
 
+/* A body that is not a CloudEvents envelope (a foreign producer, a broken
+ * one) never reaches the handler: it is nacked as malformed up to the
+ * limit, then dead-lettered with the reason, and the consumer goes on. */
+Test(events_nats, malformed_envelope_dead_letters) {
+  static uv_loop_t loop;
+  msvc_events_t *ev;
+  names_t n;
+  got_t *g = calloc(1, sizeof(*g)), *dl = calloc(1, sizeof(*dl));
+  msvc_events_sub_opts_t o, od;
+  msvc_events_sub_t *dsub;
+  char dlq_subject[128], durable[96];
+
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  names_init(&n, "mal");
+  got_init(g, SETTLE_ACK);
+  got_init(dl, SETTLE_ACK);
+  ev = open_events(&loop, S.uri, "/t");
+  ensure_stream(&loop, ev, n.stream, n.filter);
+  msvc_events_sub_opts_init(&o);
+  o.max_deliveries = 2;
+  o.backoff_min_ms = 10;
+  subscribe(ev, &n, g, &o);
+  natsd_raw_publish(&S, n.subject, "{not json");
+  snprintf(dlq_subject, sizeof(dlq_subject), "%s%s", MSVC_EVENTS_DLQ_PREFIX, n.durable);
+  snprintf(durable, sizeof(durable), "dlq-%s", n.durable);
+  msvc_events_sub_opts_init(&od);
+  od.stream = MSVC_EVENTS_DLQ_STREAM;
+  od.subject = dlq_subject;
+  od.durable = durable;
+  od.accept_raw = true; /* what is dead-lettered here is no envelope */
+  cr_assert_eq(msvc_events_subscribe(ev, &od, got_handler, dl, &dsub), MSVC_OK);
+  cr_assert(wait_count(&loop, &dl->n, 1, 8000), "nothing dead-lettered");
+  cr_assert(strncmp(dl->reason_hdr, "malformed envelope", 18) == 0, "reason: %s",
+            dl->reason_hdr);
+  cr_assert_str_eq(dl->data, "{not json", "the body is kept as it came");
+  cr_assert_str_eq(dl->ids[0], "");
+  cr_assert_str_eq(dl->orig_subject, n.subject);
+  cr_assert_eq(g->n, 0, "the handler saw a malformed message");
+  publish_n(&loop, ev, n.subject, 1, NULL, 0);
+  cr_assert(wait_count(&loop, &g->n, 1, 5000), "the consumer stopped after a poison message");
+  close_events(&loop, ev);
+  finish_loop(&loop);
+  free(g);
+  free(dl);
+}
+
 typedef struct kill_run_s {
   uv_loop_t loop;
   msvc_events_t *ev;
@@ -120,7 +166,7 @@ Test(events_nats, broker_killed_mid_run_loses_nothing) {
 /* Nothing listens at first: the handle says so, retries with backoff and
  * works as soon as the broker appears; what was asked meanwhile completes. */
 Test(events_nats, unreachable_at_start_then_appears) {
-  uv_loop_t loop;
+  static uv_loop_t loop;
   msvc_events_t *ev;
   names_t n;
   got_t *g = calloc(1, sizeof(*g));

@@ -51,8 +51,20 @@ static void teardown(void) {
     natsd_stop(&N[i]);
 }
 
-TestSuite(events_nats_cluster, .init = setup, .fini = teardown, .timeout = 60);
+/* Time one step may take while the cluster elects leaders. */
+#define RETRY_BUDGET_MS 30000
 
+TestSuite(events_nats_cluster, .init = setup, .fini = teardown, .timeout = 110);
+
+static uint64_t now_ms(uv_loop_t *loop) {
+  uv_update_time(loop);
+  return uv_now(loop);
+}
+
+/* Publishes each event until the cluster stores it, as an outbox relay
+ * does: the same id each time. While a stream's leader is being elected the
+ * broker answers at once that no stream takes the subject, so the budget is
+ * time (an election on a loaded machine takes seconds), not a count. */
 static void publish_acked(uv_loop_t *loop, msvc_events_t *ev, const char *subject, int from,
                           int to) {
   char id[32], data[32];
@@ -61,26 +73,29 @@ static void publish_acked(uv_loop_t *loop, msvc_events_t *ev, const char *subjec
   pubrec_init(&p);
   for (int i = from; i < to; i++) {
     msvc_event_t e = {.type = "order.created", .subject = subject, .id = id, .data = data};
+    uint64_t deadline = now_ms(loop) + RETRY_BUDGET_MS;
+
     snprintf(id, sizeof(id), "c-%d", i);
     snprintf(data, sizeof(data), "{\"n\":%d}", i);
     e.data_len = strlen(data);
-    for (int attempt = 0;; attempt++) {
+    for (;;) {
       int before = p.calls;
-      cr_assert_lt(attempt, 50, "event %d never stored: %s", i, msvc_strerror(p.last_status));
+      cr_assert_lt(now_ms(loop), deadline, "event %d never stored: %s", i,
+                   msvc_strerror(p.last_status));
       if (msvc_events_publish(ev, &e, on_published, &p) != MSVC_OK) {
-        run_for(loop, 50);
+        run_for(loop, 100);
         continue;
       }
       wait_count(loop, &p.calls, before + 1, 10000);
       if (p.last_status == MSVC_OK)
         break;
-      run_for(loop, 100);
+      run_for(loop, 200);
     }
   }
 }
 
 Test(events_nats_cluster, node_killed_mid_run_loses_nothing) {
-  uv_loop_t loop;
+  static uv_loop_t loop;
   msvc_events_t *ev;
   msvc_events_stream_opts_t so;
   msvc_events_sub_opts_t o;
@@ -103,7 +118,7 @@ Test(events_nats_cluster, node_killed_mid_run_loses_nothing) {
   so.subject_count = 1;
   so.replicas = 3;
   /* The cluster elects its JetStream leader first: retry until it can. */
-  for (int i = 0; i < 40; i++) {
+  for (uint64_t deadline = now_ms(&loop) + RETRY_BUDGET_MS; now_ms(&loop) < deadline;) {
     status = 1;
     cr_assert_eq(msvc_events_stream_ensure(ev, &so, on_done_status, &status), MSVC_OK);
     run_until(&loop, status_set, &status, 10000);
@@ -119,7 +134,8 @@ Test(events_nats_cluster, node_killed_mid_run_loses_nothing) {
   /* the node this handle is connected to first */
   natsd_kill(&N[0], SIGKILL);
   publish_acked(&loop, ev, n.subject, total / 2, total);
-  for (int i = 0; i < 800 && got_distinct(g, NULL) < total; i++)
+  for (uint64_t deadline = now_ms(&loop) + RETRY_BUDGET_MS;
+       got_distinct(g, NULL) < total && now_ms(&loop) < deadline;)
     run_for(&loop, 25);
   cr_assert_eq(got_distinct(g, NULL), total, "consumed %d distinct of %d",
                got_distinct(g, NULL), total);

@@ -18,7 +18,10 @@ import sys
 
 import yaml
 
-SERVICES = ("user-service", "order-service", "bff")
+SERVICES = ("user-service", "order-service", "payment-service", "bff")
+# The services of the order saga, and the broker they share.
+EVENT_SERVICES = ("order-service", "payment-service")
+EVENTS_URI = "nats://nats:4222"
 failures = []
 
 
@@ -103,9 +106,11 @@ def check_deployment(d, by_kind, drain_s):
     if name != "user-service":
         check(env.get("MSVC_JWT_JWKS_URL") == "http://user-service/.well-known/jwks.json",
               f"{name}: verifies tokens with user-service's JWK Set")
+    if name in EVENT_SERVICES:
+        check(env.get("MSVC_EVENTS") == EVENTS_URI, f"{name}: MSVC_EVENTS={EVENTS_URI}")
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
-    for var, vol in (("USER_DB", "data"), ("ORDER_DB", "data")):
+    for var, vol in (("USER_DB", "data"), ("ORDER_DB", "data"), ("PAYMENT_DB", "data")):
         if var in env:
             check(vol in mounts and env[var].startswith(mounts[vol] + "/"),
                   f"{name}: {var} is on a mounted volume")
@@ -139,6 +144,16 @@ def check_services(by_kind):
         check(any("--listen-client-urls=http://0.0.0.0:2379" == a for a in c["command"]),
               "etcd: listens for clients on 2379")
         check(bool(sts["spec"].get("volumeClaimTemplates")), "etcd: data on a volume")
+    nats_svc = by_kind.get("Service", {}).get("nats")
+    check(nats_svc is not None and any(p["port"] == 4222 for p in nats_svc["spec"]["ports"]),
+          "nats: Service on 4222")
+    nats = by_kind.get("StatefulSet", {}).get("nats")
+    check(nats is not None, "nats: StatefulSet")
+    if nats:
+        c = nats["spec"]["template"]["spec"]["containers"][0]
+        args = c.get("args", []) + c.get("command", [])
+        check("-js" in args and "-sd" in args, "nats: JetStream on, its store on a volume")
+        check(bool(nats["spec"].get("volumeClaimTemplates")), "nats: data on a volume")
 
 
 def check_dns_variant(deploy, by_kind):

@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.parse
 
-SERVICES = ("user-service", "order-service", "bff")
+SERVICES = ("user-service", "order-service", "payment-service", "bff")
 
 
 class Resp:

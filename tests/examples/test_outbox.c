@@ -363,6 +363,69 @@ Test(outbox, inbox_applies_an_id_once) {
   unlink(w.path);
 }
 
+/* Sent outbox rows and processed inbox ids go after their retention; a
+ * pending row stays whatever its age, and so does anything younger. */
+Test(outbox, prune_keeps_pending_and_recent_rows) {
+  world_t w = {0};
+  sqlite3 *db;
+  int64_t seq, deleted = -1, now = 1000000;
+  char id[MSVC_EVENTS_ID_MAX + 1];
+
+  world_db(&w, "prune");
+  db = ex_db_set_get(w.dbs);
+  for (int i = 0; i < 3; i++)
+    add_thing(w.dbs, "t", true, id);
+  /* seq 1 sent long ago, seq 2 sent just now, seq 3 never sent */
+  seq = 1;
+  cr_assert_eq(ex_outbox_settle(db, &seq, 1, NULL, 0, now - 5000), SQLITE_OK);
+  seq = 2;
+  cr_assert_eq(ex_outbox_settle(db, &seq, 1, NULL, 0, now - 10), SQLITE_OK);
+  cr_assert_eq(ex_inbox_claim(db, "old", now - 5000), 1);
+  cr_assert_eq(ex_inbox_claim(db, "new", now - 10), 1);
+  cr_assert_eq(ex_outbox_prune(db, now, 1000, 100, &deleted), SQLITE_OK);
+  cr_assert_eq(deleted, 2);
+  cr_assert_eq(count(w.dbs, "SELECT count(*) FROM outbox WHERE seq = 1"), 0);
+  cr_assert_eq(count(w.dbs, "SELECT count(*) FROM outbox"), 2);
+  cr_assert_eq(ex_outbox_pending(db), 1);
+  cr_assert_eq(count(w.dbs, "SELECT count(*) FROM inbox"), 1);
+  cr_assert_eq(ex_inbox_claim(db, "new", now), 0, "a recent id was forgotten");
+  /* the bound per call: one row of each table at a time */
+  cr_assert_eq(ex_outbox_prune(db, now + 1000000, 1000, 1, &deleted), SQLITE_OK);
+  cr_assert_eq(deleted, 2);
+  cr_assert_eq(count(w.dbs, "SELECT count(*) FROM outbox"), 1, "the pending row went");
+  ex_db_set_close(w.dbs);
+  unlink(w.path);
+}
+
+/* The relay prunes by itself: a row sent before the retention is gone
+ * after its next pass. */
+Test(outbox, relay_prunes_sent_rows, .timeout = 20) {
+  world_t w = {0};
+  ex_relay_opts_t o;
+  ex_relay_t *r;
+  ex_relay_stats_t st = {0};
+  char id[MSVC_EVENTS_ID_MAX + 1];
+
+  world_db(&w, "relayprune");
+  world_broker(&w, true);
+  add_thing(w.dbs, "a", true, id);
+  ex_relay_opts_init(&o);
+  o.poll_ms = 20;
+  o.retain_ms = 0; /* anything sent is past it */
+  o.prune_every_ms = 20;
+  cr_assert_eq(ex_relay_new(&w.loop, w.ev, w.dbs, w.pool, &o, &r), 0);
+  for (int i = 0; i < 400 && st.pruned == 0; i++) {
+    uv_run(&w.loop, UV_RUN_NOWAIT);
+    usleep(5000);
+    ex_relay_stats(r, &st);
+  }
+  cr_assert_eq(st.published, 1);
+  cr_assert_eq(st.pruned, 1);
+  cr_assert_eq(count(w.dbs, "SELECT count(*) FROM outbox"), 0);
+  relay_stop(&w, r);
+  world_close(&w);
+}
+
 Test(outbox, refused_event_is_not_stored) {
   world_t w = {0};
   msvc_event_t ev;

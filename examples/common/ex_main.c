@@ -1,10 +1,13 @@
 /*
- * order-service: orders of the user named by the caller's access token,
- * checked against user-service by name (discovery, balancer, circuit
- * breaker, retries). The API is openapi.yaml beside this file;
- * configuration comes only from the environment (ORDER_DB and the MSVC_*
- * variables). With MSVC_EVENTS set, new orders start pending and take
- * part in the order saga (saga.c).
+ * main() of an example service with an event side (order-service,
+ * payment-service). Each of them compiles this file against its own app.h,
+ * which names the service (APP_NAME) and declares app_t with app_open(),
+ * app_routes(), app_events_open(), app_events_close() and app_close().
+ *
+ * The order matters: the database opens before the service exists on the
+ * network; the event side starts once the service is ready (a start that
+ * fails leaves nothing of it on the loop) and closes last, once the service
+ * has stopped, as the loop still runs until its handles are closed.
  */
 #include <stdio.h>
 
@@ -14,20 +17,16 @@
 #include "app.h"
 #include "ex.h"
 
-/* The service has stopped (signal or failed start): the event side goes
- * last, as the loop still runs until its handles are closed. */
 static void on_stopped(msvc_service_t *svc, void *data) {
   (void)svc;
   app_events_close(data);
 }
 
-/* The event side starts once the service is up, so that a start that fails
- * leaves nothing of it on the loop. */
 static void on_ready(msvc_service_t *svc, int status, void *data) {
   char err[512] = "";
 
   if (status == MSVC_OK && app_events_open(data, err, sizeof(err)) != 0) {
-    MSVC_LOG_E("order-service", "%s", err);
+    MSVC_LOG_E(APP_NAME, "%s", err);
     msvc_service_stop(svc, NULL, NULL);
   }
 }
@@ -44,11 +43,11 @@ int main(void) {
   opts.on_ready = on_ready;
   opts.on_stopped = on_stopped;
   opts.data = &app;
-  rc = msvc_service_new(uv_default_loop(), "order-service", &opts, &svc, err, sizeof(err));
+  rc = msvc_service_new(uv_default_loop(), APP_NAME, &opts, &svc, err, sizeof(err));
   if (rc != MSVC_OK)
-    return ex_new_failed("order-service", rc, err);
+    return ex_new_failed(APP_NAME, rc, err);
   if (app_open(&app, err, sizeof(err)) != 0) {
-    fprintf(stderr, "order-service: %s\n", err);
+    fprintf(stderr, "%s: %s\n", APP_NAME, err);
     msvc_service_free(svc);
     return 2;
   }
@@ -58,12 +57,12 @@ int main(void) {
     rc = app_grpc(&app, svc);
 #endif
   if (rc != MSVC_OK) {
-    MSVC_LOG_E("order-service", "cannot add the routes: %s", msvc_strerror(rc));
+    MSVC_LOG_E(APP_NAME, "cannot add the routes: %s", msvc_strerror(rc));
     msvc_service_free(svc);
   } else {
     rc = msvc_service_run(svc); /* until SIGTERM or SIGINT; frees svc */
     if (rc != MSVC_OK)
-      MSVC_LOG_E("order-service", "cannot start: %s", msvc_strerror(rc));
+      MSVC_LOG_E(APP_NAME, "cannot start: %s", msvc_strerror(rc));
   }
 #ifdef EX_HAVE_GRPC
   app_grpc_free(&app);
