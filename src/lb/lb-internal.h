@@ -69,6 +69,17 @@ typedef struct lb_hent_s {
   uint32_t idx; /* index in eps[] */
 } lb_hent_t;
 
+/* Weighted round-robin above LB_SWRR_MAX: endpoints of one weight share a
+ * period and, being first due together, stay due together, so EDF can keep
+ * one heap entry per weight rather than per endpoint (see sched.c). */
+typedef struct lb_grp_s {
+  uint64_t period;
+  uint32_t first; /* members[first, end): eps[] indices, ascending */
+  uint32_t end;
+  uint32_t cur; /* next member due at the group's deadline */
+  bool ramp;    /* a ramping endpoint alone: period recomputed per pick */
+} lb_grp_t;
+
 typedef struct lb_snap_s {
   uint32_t total;    /* endpoints in the set */
   uint32_t n;        /* eligible: the ones picks choose among */
@@ -80,8 +91,11 @@ typedef struct lb_snap_s {
   lb_ep_t **eps;
   lb_ep_t **ramp;  /* least_conn: ramping endpoints, kept out of the heap */
   lb_hent_t *heap; /* scheduler's heap storage */
-  uint32_t *pos;   /* heap position of eps[i], LB_NO_POS if not in it */
-  uint64_t *period; /* EDF: period of eps[i], when nobody ramps */
+  union {
+    uint32_t *pos;     /* least_conn: heap position of eps[i] or LB_NO_POS */
+    uint32_t *members; /* EDF: eps[] indices, grouped by lb_grp_t */
+  };
+  lb_grp_t *grp; /* EDF: the groups, one per weight or ramping endpoint */
 } lb_snap_t;
 
 enum { LB_SCHED_NONE, LB_SCHED_SWRR, LB_SCHED_EDF, LB_SCHED_LC };

@@ -355,7 +355,7 @@ static lb_snap_t *snap_alloc(uint32_t total) {
   /* + LB_CACHELINE: room to align the heap so that each group of four
    * siblings (entries 4i+1..4i+4, 16 bytes each) fills one cache line */
   lb_snap_t *s = msvc__calloc(1, sizeof(*s) + 3 * t * sizeof(lb_ep_t *) +
-                                     t * sizeof(uint64_t) + LB_CACHELINE +
+                                     t * sizeof(lb_grp_t) + LB_CACHELINE +
                                      t * sizeof(lb_hent_t) +
                                      t * sizeof(uint32_t));
   lb_ep_t **arr;
@@ -367,8 +367,8 @@ static lb_snap_t *snap_alloc(uint32_t total) {
   s->all = arr;
   s->eps = arr + t;
   s->ramp = arr + 2 * t;
-  s->period = (uint64_t *)(void *)(arr + 3 * t);
-  h = (uintptr_t)(s->period + t) + sizeof(lb_hent_t);
+  s->grp = (lb_grp_t *)(void *)(arr + 3 * t);
+  h = (uintptr_t)(s->grp + t) + sizeof(lb_hent_t);
   h = (h + LB_CACHELINE - 1) / LB_CACHELINE * LB_CACHELINE - sizeof(lb_hent_t);
   s->heap = (lb_hent_t *)h;
   s->pos = (uint32_t *)(void *)(s->heap + t);

@@ -9,10 +9,17 @@
  *   smooth algorithm itself (every pick adds each weight to its endpoint's
  *   running total, takes the largest and subtracts the sum from it), which
  *   is O(n) but n is small, and gives its exact sequence;
- * - above that, an earliest-deadline-first heap: an endpoint due at d is
- *   next due at d + period, period inversely proportional to its weight,
- *   and first due half a period in so that light endpoints are spread
- *   between heavy ones rather than bunched at the start;
+ * - above that, earliest deadline first: an endpoint due at d is next due
+ *   at d + period, period inversely proportional to its weight, first due
+ *   half a period in so that light endpoints are spread between heavy ones
+ *   rather than bunched at the start, ties to the endpoint listed first.
+ *   Endpoints of one weight start due together and so stay due together:
+ *   in each round of their period they come up in list order. The heap
+ *   therefore holds one entry per distinct weight (at most
+ *   MSVC_LB_MAX_WEIGHT, whatever the number of endpoints), keyed by the
+ *   group's deadline and its next member, and gives exactly the sequence
+ *   of one entry per endpoint. An endpoint in its slow-start ramp, whose
+ *   period changes with time, is a group of its own;
  * - least-connection keeps a heap ordered by in-flight / weight, then by the
  *   sequence number of the last pick, so equal endpoints take turns.
  *   Endpoints in their slow-start ramp change weight with time, which would
@@ -133,6 +140,74 @@ static void heap_append(lb_snap_t *s, uint32_t *n, const lb_hent_t *e) {
   heap_put(s, (*n)++, e);
 }
 
+/* Deadline, then index; bitwise so that the compiler can pick without a
+ * branch (which way a heap comparison goes is not predictable). */
+static inline bool edf_less(const lb_hent_t *a, const lb_hent_t *b) {
+  return (a->key < b->key) | ((a->key == b->key) & (a->idx < b->idx));
+}
+
+/* sift_down() for EDF, which keeps no positions */
+static void edf_sift_down(lb_snap_t *s, uint32_t i, uint32_t n) {
+  lb_hent_t e = s->heap[i];
+
+  for (;;) {
+    uint32_t first = LB_HEAP_ARITY * i + 1, c, best;
+
+    if (first >= n)
+      break;
+    best = first;
+    for (c = first + 1; c < first + LB_HEAP_ARITY && c < n; c++)
+      best = edf_less(&s->heap[c], &s->heap[best]) ? c : best;
+    if (!edf_less(&s->heap[best], &e))
+      break;
+    s->heap[i] = s->heap[best];
+    i = best;
+  }
+  s->heap[i] = e;
+}
+
+/* Sorts eps[] into groups of one weight (a ramping endpoint alone), each
+ * in list order, in O(n) with no allocation, and puts one heap entry per
+ * group: deadline half a period in, the group's first member next. */
+static void edf_group(msvc_lb_t *lb, lb_snap_t *s, uint64_t now_ms) {
+  uint32_t by_weight[MSVC_LB_MAX_WEIGHT + 1];
+  uint32_t ng = 0, i, g;
+
+  memset(by_weight, 0xff, sizeof(by_weight));
+  for (i = 0; i < s->n; i++) {
+    lb_ep_t *ep = s->eps[i];
+    uint32_t w = atomic_load_explicit(&ep->weight, memory_order_relaxed);
+    bool ramp = msvc__lb_ramping(lb, ep, now_ms);
+
+    g = ramp || w > MSVC_LB_MAX_WEIGHT ? UINT32_MAX : by_weight[w];
+    if (g == UINT32_MAX) {
+      g = ng++;
+      s->grp[g] = (lb_grp_t){edf_period(lb, ep, now_ms), 0, 0, 0, ramp};
+      if (!ramp && w <= MSVC_LB_MAX_WEIGHT)
+        by_weight[w] = g;
+    }
+    s->grp[g].end++; /* a count, until the offsets below */
+    s->heap[i].tie = g; /* scratch: the heap is filled last */
+  }
+  for (i = 0, g = 0; g < ng; g++) {
+    uint32_t count = s->grp[g].end;
+
+    s->grp[g].first = s->grp[g].cur = i;
+    i += count;
+    s->grp[g].end = i;
+  }
+  for (i = 0; i < s->n; i++)
+    s->members[s->grp[s->heap[i].tie].cur++] = i;
+  for (g = 0; g < ng; g++) {
+    lb_grp_t *gr = &s->grp[g];
+    lb_hent_t e = {gr->period / 2, g, s->members[gr->first]};
+
+    gr->cur = gr->first;
+    s->heap[g] = e;
+  }
+  lb->sched.nheap = ng;
+}
+
 void msvc__lb_sched_install(msvc_lb_t *lb, lb_snap_t *s, uint64_t now_ms) {
   lb_sched_t *sc = &lb->sched;
   uint32_t i;
@@ -169,14 +244,9 @@ void msvc__lb_sched_install(msvc_lb_t *lb, lb_snap_t *s, uint64_t now_ms) {
     sc->mode = LB_SCHED_SWRR;
   } else {
     sc->mode = LB_SCHED_EDF;
-    for (i = 0; i < s->n; i++) {
-      uint64_t p = edf_period(lb, s->eps[i], now_ms);
-      lb_hent_t e = {p / 2, 0, i};
-
-      s->period[i] = p;
-      heap_append(s, &sc->nheap, &e);
-    }
-    heapify(lb);
+    edf_group(lb, s, now_ms);
+    for (i = sc->nheap / 2; i-- > 0;)
+      edf_sift_down(s, i, sc->nheap);
   }
 }
 
@@ -210,47 +280,26 @@ static void edf_rebase(msvc_lb_t *lb) {
   lb->sched.vt -= base;
 }
 
-/* Deadline, then index; bitwise so that the compiler can pick without a
- * branch (which way a heap comparison goes is not predictable). */
-static inline bool edf_less(const lb_hent_t *a, const lb_hent_t *b) {
-  return (a->key < b->key) | ((a->key == b->key) & (a->idx < b->idx));
-}
-
-/* sift_down(lb, 0) for EDF, which keeps no positions */
-static void edf_sift_root(lb_snap_t *s, uint32_t n) {
-  lb_hent_t e = s->heap[0];
-  uint32_t i = 0;
-
-  for (;;) {
-    uint32_t first = LB_HEAP_ARITY * i + 1, c, best;
-
-    if (first >= n)
-      break;
-    best = first;
-    for (c = first + 1; c < first + LB_HEAP_ARITY && c < n; c++)
-      best = edf_less(&s->heap[c], &s->heap[best]) ? c : best;
-    if (!edf_less(&s->heap[best], &e))
-      break;
-    s->heap[i] = s->heap[best];
-    i = best;
-  }
-  s->heap[i] = e;
-}
-
-/* Without ramping endpoints the periods are fixed for the snapshot's life
- * and were worked out once at install: a pick then touches the heap only,
- * not the endpoint records, and divides nothing. */
+/* The top group's next member is due; the group's deadline moves on by a
+ * period once all its members had their turn. Periods of groups that do not
+ * ramp were worked out at install: a pick reads no endpoint record and
+ * divides nothing. */
 static lb_ep_t *edf_pick(msvc_lb_t *lb, uint64_t now_ms) {
   lb_snap_t *s = lb->sched.snap;
-  uint32_t idx = s->heap[0].idx;
-  lb_ep_t *top = s->eps[idx];
+  lb_hent_t *top = &s->heap[0];
+  lb_grp_t *g = &s->grp[top->tie];
+  lb_ep_t *ep = s->eps[top->idx];
 
-  lb->sched.vt = s->heap[0].key;
-  s->heap[0].key += s->nramp == 0 ? s->period[idx] : edf_period(lb, top, now_ms);
-  edf_sift_root(s, lb->sched.nheap);
+  lb->sched.vt = top->key;
+  if (++g->cur == g->end) {
+    g->cur = g->first;
+    top->key += g->ramp ? edf_period(lb, ep, now_ms) : g->period;
+  }
+  top->idx = s->members[g->cur];
+  edf_sift_down(s, 0, lb->sched.nheap);
   if (MSVC__UNLIKELY(lb->sched.vt > LB_EDF_REBASE))
     edf_rebase(lb);
-  return top;
+  return ep;
 }
 
 static lb_ep_t *lc_pick(msvc_lb_t *lb, uint64_t now_ms) {

@@ -173,6 +173,46 @@ Test(lb_round_robin, edf_sequence_matches_deadline_rule) {
   }
 }
 
+/* The same rule with up to 1,000 distinct weights (one heap entry each)
+ * and with endpoints in their slow-start ramp, whose period is worked out
+ * again at each of their turns from the weight in effect then. */
+static uint64_t ramp_period(uint32_t w, bool ramps, uint64_t now) {
+  uint64_t eff = ramps ? w * 100 + w * 900 * (now - 1000) / 10000 : w * 1000;
+
+  return (UINT64_C(1) << 42) / eff;
+}
+
+Test(lb_round_robin, edf_sequence_with_ramps_and_many_weights) {
+  static uint32_t w[1500];
+  static uint64_t due[1500];
+  const size_t sizes[] = {60, 1500};
+  size_t k, i, pick;
+
+  for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+    size_t n = sizes[k], old = n * 2 / 3;
+    msvc_lb_t *lb = lbt_new(MSVC_LB_ROUND_ROBIN, 10000, false);
+
+    for (i = 0; i < n; i++)
+      w[i] = n < 100 ? 1 + (uint32_t)(i % 4) : 1 + (uint32_t)(i * 7919 % 1000);
+    /* the first set does not ramp; the endpoints added at t=1000 do */
+    lbt_set(lb, w, old, 0);
+    lbt_set(lb, w, n, 1000);
+    for (i = 0; i < n; i++)
+      due[i] = ramp_period(w[i], i >= old, 1000) / 2;
+    for (pick = 0; pick < 20000; pick++) {
+      uint64_t now = 1000 + pick / 4;
+      size_t want = 0;
+
+      for (i = 1; i < n; i++)
+        if (due[i] < due[want])
+          want = i;
+      due[want] += ramp_period(w[want], want >= old, now);
+      cr_assert_eq(lbt_pick_done(lb, now), want, "n %zu, pick %zu", n, pick);
+    }
+    msvc_lb_free(lb);
+  }
+}
+
 /* ---- least_conn ---------------------------------------------------------- */
 Test(lb_least_conn, always_picks_a_minimum) {
   static lbt_stats_t st;
