@@ -17,7 +17,7 @@
  * | #MSVC_LB_ROUND_ROBIN, equal weights | O(1), lock-free | O(1), lock-free |
  * | #MSVC_LB_ROUND_ROBIN, weights, e <= 32 | O(e) under a spin lock (nginx's smooth weighted sequence) | O(1), lock-free |
  * | #MSVC_LB_ROUND_ROBIN, weights, e > 32 | O(log(w + r)) under a spin lock (earliest deadline first) | O(1), lock-free |
- * | #MSVC_LB_LEAST_CONN | O(log e + r) under a spin lock | O(log e) under the same lock |
+ * | #MSVC_LB_LEAST_CONN | O(log w + r) under a spin lock | O(log w) under the same lock |
  * | #MSVC_LB_P2C | O(1), lock-free | O(1), lock-free |
  *
  * Updating the set, excluding an endpoint or an exclusion running out costs

@@ -250,6 +250,54 @@ Test(lb_least_conn, always_picks_a_minimum) {
   msvc_lb_free(lb);
 }
 
+/* The whole order against the rule written out plainly: the lowest
+ * in-flight / weight, ties to the endpoint whose count changed (a pick or
+ * a release) longest ago, at first in list order. */
+Test(lb_least_conn, order_matches_plain_rule) {
+  static uint32_t w[300];
+  static uint64_t in[300], stamp[300];
+  static msvc_lb_ticket_t held[2000];
+  static size_t held_ep[2000];
+  const size_t n = 300;
+  msvc_lb_t *lb = lbt_new(MSVC_LB_LEAST_CONN, 0, false);
+  size_t nheld = 0, i, k;
+  uint64_t seq = n;
+
+  srand(17);
+  for (i = 0; i < n; i++) {
+    w[i] = 1 + (uint32_t)(rand() % 7);
+    in[i] = 0;
+    stamp[i] = i;
+  }
+  lbt_set(lb, w, n, 0);
+  for (k = 0; k < 30000; k++) {
+    size_t want = 0, j;
+
+    if (nheld > 0 && (rand() % 2 == 0 || nheld == 2000)) {
+      j = (size_t)rand() % nheld;
+      cr_assert_eq(msvc_lb_done(lb, &held[j], MSVC_LB_SUCCESS, 5), MSVC_OK);
+      in[held_ep[j]]--;
+      stamp[held_ep[j]] = seq++;
+      held[j] = held[--nheld];
+      held_ep[j] = held_ep[nheld];
+      continue;
+    }
+    for (i = 1; i < n; i++) {
+      uint64_t l = in[i] * w[want], r = in[want] * w[i];
+      if (l < r || (l == r && stamp[i] < stamp[want]))
+        want = i;
+    }
+    cr_assert_eq(msvc_lb_pick(lb, 0, &held[nheld]), MSVC_OK);
+    cr_assert_eq(lbt_index(held[nheld].endpoint), want, "step %zu", k);
+    held_ep[nheld++] = want;
+    in[want]++;
+    stamp[want] = seq++;
+  }
+  for (i = 0; i < nheld; i++)
+    cr_assert_eq(msvc_lb_done(lb, &held[i], MSVC_LB_SUCCESS, 5), MSVC_OK);
+  msvc_lb_free(lb);
+}
+
 Test(lb_least_conn, ties_take_turns) {
   static const uint32_t w[] = {1, 1, 1, 1, 1};
   msvc_lb_t *lb = lbt_new(MSVC_LB_LEAST_CONN, 0, false);
