@@ -161,13 +161,19 @@ int msvc_http_res_send_owned(msvc_http_res_t *res, int status,
 }
 
 int msvc_http_res_json(msvc_http_res_t *res, int status, const struct cJSON *json) {
-  char *text;
+  char small[512], *text;
   int rc;
 
   if (res == NULL || json == NULL)
     return MSVC_EINVAL;
   if (REQ(res)->state != RES_NEW)
     return MSVC_EHTTP_RESPONDED;
+  /* A small document is printed on the stack, with no allocation; cJSON
+   * asks for 5 bytes more than it may write. */
+  if (cJSON_PrintPreallocated((cJSON *)json, small, (int)sizeof(small), 0)) {
+    small[sizeof(small) - 1] = '\0';
+    return msvc_http_res_send(res, status, "application/json", small, strlen(small));
+  }
   text = cJSON_PrintUnformatted(json);
   if (text == NULL) {
     msvc_http_res_error(res, 500, "INTERNAL", "The response could not be built.");
@@ -301,13 +307,38 @@ int msvc__res_error_close(msvc_http_req_t *req, int status, const char *code,
 }
 
 static bool is_tchar(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+    return true;
+  switch (c) {
+  case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
+  case '+': case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* Content-Length, Transfer-Encoding, Connection and Date are the server's
+ * own; compared only when the length matches one of them. */
+static bool reserved_header(const char *name, size_t len) {
+  switch (len) {
+  case 4:
+    return msvc__strcasecmp(name, "Date") == 0;
+  case 10:
+    return msvc__strcasecmp(name, "Connection") == 0;
+  case 14:
+    return msvc__strcasecmp(name, "Content-Length") == 0;
+  case 17:
+    return msvc__strcasecmp(name, "Transfer-Encoding") == 0;
+  default:
+    return false;
+  }
 }
 
 int msvc_http_res_header(msvc_http_res_t *res, const char *name, const char *value) {
   msvc_http_req_t *req;
   const char *p;
+  size_t nlen, vlen;
 
   if (res == NULL || name == NULL || value == NULL || *name == '\0')
     return MSVC_EINVAL;
@@ -317,17 +348,20 @@ int msvc_http_res_header(msvc_http_res_t *res, const char *name, const char *val
   for (p = name; *p != '\0'; p++)
     if (!is_tchar((unsigned char)*p))
       return MSVC_EINVAL;
+  nlen = (size_t)(p - name);
   for (p = value; *p != '\0'; p++)
     if (*p == '\r' || *p == '\n')
       return MSVC_EINVAL;
-  if (msvc__strcasecmp(name, "Content-Length") == 0 ||
-      msvc__strcasecmp(name, "Transfer-Encoding") == 0 ||
-      msvc__strcasecmp(name, "Connection") == 0 || msvc__strcasecmp(name, "Date") == 0)
+  vlen = (size_t)(p - value);
+  if (reserved_header(name, nlen))
     return MSVC_EINVAL;
-  msvc__buf_puts(&req->hdrs, name);
-  msvc__buf_puts(&req->hdrs, ": ");
-  msvc__buf_puts(&req->hdrs, value);
-  msvc__buf_puts(&req->hdrs, "\r\n");
+  /* all or nothing: a line cut by the limit would corrupt the head */
+  if (msvc__buf_reserve(&req->hdrs, nlen + vlen + 4) == MSVC_OK) {
+    msvc__buf_append(&req->hdrs, name, nlen);
+    msvc__buf_append(&req->hdrs, ": ", 2);
+    msvc__buf_append(&req->hdrs, value, vlen);
+    msvc__buf_append(&req->hdrs, "\r\n", 2);
+  }
   return req->hdrs.err == MSVC_ETOOLARGE ? MSVC_ELIMIT : req->hdrs.err;
 }
 
