@@ -47,9 +47,14 @@ void msvc__mw_hex_random(char *out, size_t ndigits) {
   for (i = 0; i < ndigits; i += 16) {
     uint64_t r = msvc__rand64();
 
-    hex8(d, (uint32_t)r);
-    hex8(d + 8, (uint32_t)(r >> 32));
-    memcpy(out + i, d, ndigits - i < 16 ? ndigits - i : 16);
+    if (ndigits - i >= 16) { /* straight into out: no copy to stall on */
+      hex8(out + i, (uint32_t)r);
+      hex8(out + i + 8, (uint32_t)(r >> 32));
+    } else {
+      hex8(d, (uint32_t)r);
+      hex8(d + 8, (uint32_t)(r >> 32));
+      memcpy(out + i, d, ndigits - i);
+    }
   }
   out[ndigits] = '\0';
 }
