@@ -40,7 +40,16 @@ static bool want_close(const msvc_http_req_t *req) {
   return req->srv->draining && req->node.next == &c->pipeline;
 }
 
-static void put_lit(msvc__buf_t *b, const char *s, size_t n) {
+/* msvc__buf_append() with the common case inline: a head is a dozen small
+ * pieces, written after one reservation for all of them. */
+static inline void put_lit(msvc__buf_t *b, const char *s, size_t n) {
+  if (MSVC__LIKELY(b->err == MSVC_OK && n < b->cap - b->len &&
+                   (b->max == 0 || n <= b->max - b->len))) {
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return;
+  }
   msvc__buf_append(b, s, n);
 }
 #define PUT(b, lit) put_lit((b), (lit), sizeof(lit) - 1)
@@ -54,7 +63,7 @@ static void put_u64(msvc__buf_t *b, uint64_t v, int base) {
     tmp[--i] = digits[v % (unsigned)base];
     v /= (unsigned)base;
   } while (v != 0);
-  msvc__buf_append(b, tmp + i, sizeof(tmp) - (size_t)i);
+  put_lit(b, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
 static bool bodyless(int status) {
@@ -72,16 +81,17 @@ static void write_head(msvc_http_req_t *req, int status, const char *ctype,
   PUT(b, "HTTP/1.1 ");
   put_u64(b, (uint64_t)status, 10);
   PUT(b, " ");
-  msvc__buf_puts(b, reason);
+  put_lit(b, reason, strlen(reason));
   PUT(b, "\r\nDate: ");
-  msvc__buf_append(b, msvc__server_date(req->srv), 29);
+  put_lit(b, msvc__server_date(req->srv), 29);
   PUT(b, "\r\n");
   if (ctype != NULL) {
     PUT(b, "Content-Type: ");
-    msvc__buf_puts(b, ctype);
+    put_lit(b, ctype, strlen(ctype));
     PUT(b, "\r\n");
   }
-  msvc__buf_append(b, req->hdrs.data, req->hdrs.len);
+  if (req->hdrs.len > 0)
+    put_lit(b, req->hdrs.data, req->hdrs.len);
   if (stream) {
     req->chunked_out = !http10;
     if (req->chunked_out)
