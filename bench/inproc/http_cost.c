@@ -8,8 +8,11 @@
  * called from the library, counted by wrapping them at link time; the
  * memory transport's one record per write is included).
  *
- *   http_cost [--mw] [--path /hello/bob] [--batch 16] [--requests 200000]
+ *   http_cost [--mw] [--headers] [--path /hello/bob] [--batch 16]
+ *             [--requests 200000]
  *
+ * --headers sends eight headers (Host, and the usual set of curl or a
+ * browser with a token) instead of Host alone.
  * --mw turns on the default middleware of a service (request id, trace
  * context, request metrics), as bench/servers/hello_mw does. The routes are
  * hello's: GET /hello (text) and GET /hello/:name (a cJSON document).
@@ -80,7 +83,11 @@ static double thread_ns(void) {
 }
 
 int main(int argc, char **argv) {
-  const char *path = "/hello";
+  static const char more[] = "User-Agent: curl/8.5.0\r\nAccept: application/json\r\n"
+                              "Accept-Encoding: gzip, deflate\r\nAccept-Language: en-US\r\n"
+                              "Connection: keep-alive\r\nCache-Control: no-cache\r\n"
+                              "Authorization: Bearer abc.def.ghi\r\n";
+  const char *path = "/hello", *extra = "";
   long batch = 1, requests = 200000, rounds, r, k;
   int mw = 0, i;
   uv_loop_t loop;
@@ -95,6 +102,8 @@ int main(int argc, char **argv) {
   for (i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--mw") == 0) {
       mw = 1;
+    } else if (strcmp(argv[i], "--headers") == 0) {
+      extra = more;
     } else if (strcmp(argv[i], "--path") == 0 && i + 1 < argc) {
       path = argv[++i];
     } else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
@@ -102,7 +111,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--requests") == 0 && i + 1 < argc) {
       requests = atol(argv[++i]);
     } else {
-      fprintf(stderr, "usage: http_cost [--mw] [--path P] [--batch N] [--requests N]\n");
+      fprintf(stderr, "usage: http_cost [--mw] [--headers] [--path P] [--batch N] "
+                      "[--requests N]\n");
       return 2;
     }
   }
@@ -112,7 +122,8 @@ int main(int argc, char **argv) {
   }
   for (k = 0; k < batch; k++)
     len += (size_t)snprintf(wire + len, sizeof(wire) - len,
-                            "GET %s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", path);
+                            "GET %s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n%s\r\n", path,
+                            extra);
   uv_loop_init(&loop);
   if (msvc_http_server_new(&loop, NULL, &srv) != MSVC_OK ||
       (mw && (msvc_mw_request_id_use(srv) != MSVC_OK || msvc_mw_trace_use(srv) != MSVC_OK ||
@@ -142,8 +153,9 @@ int main(int argc, char **argv) {
     best = per < best ? per : best;
     allocs = nalloc - a0;
   }
-  printf("%s%s, %ld per write: %.0f ns per request, %.2f allocations per request\n", path,
-         mw ? " with middleware" : "", batch, best, (double)allocs / (double)(rounds * batch));
+  printf("%s%s%s, %ld per write: %.0f ns per request, %.2f allocations per request\n", path,
+         mw ? " with middleware" : "", *extra != '\0' ? ", eight headers" : "", batch, best,
+         (double)allocs / (double)(rounds * batch));
   /* the process ends here: the OS takes the loop, server and metrics back */
   return 0;
 }
