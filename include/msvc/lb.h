@@ -9,14 +9,15 @@
  * endpoint has in flight.
  *
  * Policies and their cost per pick (n endpoints in the set, e of them
- * eligible, r of them in their slow-start ramp):
+ * eligible, r of them in their slow-start ramp, w distinct weights among
+ * the e - r others, at most #MSVC_LB_MAX_WEIGHT):
  *
  * | policy | pick | done |
  * |---|---|---|
  * | #MSVC_LB_ROUND_ROBIN, equal weights | O(1), lock-free | O(1), lock-free |
  * | #MSVC_LB_ROUND_ROBIN, weights, e <= 32 | O(e) under a spin lock (nginx's smooth weighted sequence) | O(1), lock-free |
- * | #MSVC_LB_ROUND_ROBIN, weights, e > 32 | O(log e) under a spin lock (earliest deadline first) | O(1), lock-free |
- * | #MSVC_LB_LEAST_CONN | O(log e + r) under a spin lock | O(log e) under the same lock |
+ * | #MSVC_LB_ROUND_ROBIN, weights, e > 32 | O(log(w + r)) under a spin lock (earliest deadline first) | O(1), lock-free |
+ * | #MSVC_LB_LEAST_CONN | O(log w + r) under a spin lock | O(log w) under the same lock |
  * | #MSVC_LB_P2C | O(1), lock-free | O(1), lock-free |
  *
  * Updating the set, excluding an endpoint or an exclusion running out costs

@@ -1,4 +1,5 @@
 /* Request objects: life cycle, dispatch through middleware, accessors. */
+#include <stddef.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -16,35 +17,63 @@ msvc_http_req_t *msvc__req_new(msvc__conn_t *c) {
   req->srv = c->srv;
   msvc__queue_init(&req->node);
   msvc__buf_init(&req->body, 0);
-  msvc__buf_init(&req->hdrs, 64 * 1024);
   msvc__buf_init(&req->trailers, 64 * 1024);
   msvc__buf_init(&req->out, 0);
+  /* the storage a recycled object kept (empty and NUL-terminated) */
+  req->hdrs.len = 0;
+  req->hdrs.err = MSVC_OK;
+  req->hdrs.max = 64 * 1024;
   return req;
+}
+
+static bool is_inline(const msvc_http_req_t *req, const msvc__alloc_t *a) {
+  return a >= req->inline_allocs &&
+         a < req->inline_allocs + MSVC__REQ_INLINE_ALLOCS;
+}
+
+/* A record for the allocs list: an inline one while there is one left. */
+static msvc__alloc_t *alloc_record(msvc_http_req_t *req) {
+  if (req->ninline < MSVC__REQ_INLINE_ALLOCS)
+    return &req->inline_allocs[req->ninline++];
+  return msvc__malloc(sizeof(msvc__alloc_t));
 }
 
 void msvc__req_reset(msvc_http_req_t *req) {
   msvc__alloc_t *a = req->allocs;
+  char *hdrs = req->hdrs.data;
+  size_t hdrs_cap = req->hdrs.cap;
 
   while (a != NULL) {
     msvc__alloc_t *next = a->next;
     if (a->free_fn != NULL)
       a->free_fn(a->value);
-    msvc__free(a);
+    if (!is_inline(req, a))
+      msvc__free(a);
     a = next;
+  }
+  if (hdrs_cap > MSVC__REQ_KEEP_HDRS) {
+    msvc__free(hdrs);
+    hdrs = NULL;
+    hdrs_cap = 0;
   }
   msvc__http_head_free(req->head);
   msvc__buf_free(&req->body);
-  msvc__buf_free(&req->hdrs);
   msvc__buf_free(&req->trailers);
   msvc__buf_free(&req->out);
   msvc__free(req->allow);
-  memset(req, 0, sizeof(*req));
+  /* the inline records and the arena need no clearing */
+  memset(req, 0, offsetof(msvc_http_req_t, inline_allocs));
+  req->hdrs.data = hdrs;
+  req->hdrs.cap = hdrs_cap;
+  if (hdrs != NULL)
+    hdrs[0] = '\0';
 }
 
 void msvc__req_destroy(msvc_http_req_t *req) {
   if (req == NULL)
     return;
   msvc__req_reset(req);
+  msvc__free(req->hdrs.data);
   msvc__free(req);
 }
 
@@ -278,9 +307,15 @@ static size_t pct_decode(char *out, const char *s, size_t n, bool plus) {
 }
 
 static char *keep_decoded(msvc_http_req_t *req, const char *s, size_t n, bool plus) {
-  msvc__alloc_t *a = msvc__malloc(sizeof(*a) + n + 1);
+  msvc__alloc_t *a;
   char *out;
 
+  if (n < sizeof(req->scratch) - req->scratch_used) {
+    out = req->scratch + req->scratch_used;
+    req->scratch_used += (uint16_t)(pct_decode(out, s, n, plus) + 1);
+    return out;
+  }
+  a = msvc__malloc(sizeof(*a) + n + 1);
   if (a == NULL)
     return NULL;
   out = (char *)(a + 1);
@@ -449,7 +484,7 @@ int msvc_http_req_set(msvc_http_req_t *req, const char *key, void *value,
   if (req == NULL || key == NULL)
     return MSVC_EINVAL;
   for (a = req->allocs; a != NULL; a = a->next) {
-    if (a->key != NULL && strcmp(a->key, key) == 0) {
+    if (a->key != NULL && (a->key == key || strcmp(a->key, key) == 0)) {
       if (a->free_fn != NULL)
         a->free_fn(a->value);
       a->value = value;
@@ -457,7 +492,7 @@ int msvc_http_req_set(msvc_http_req_t *req, const char *key, void *value,
       return MSVC_OK;
     }
   }
-  a = msvc__malloc(sizeof(*a));
+  a = alloc_record(req);
   if (a == NULL) {
     if (free_fn != NULL)
       free_fn(value);
@@ -477,7 +512,7 @@ void *msvc_http_req_get(const msvc_http_req_t *req, const char *key) {
   if (req == NULL || key == NULL)
     return NULL;
   for (a = req->allocs; a != NULL; a = a->next)
-    if (a->key != NULL && strcmp(a->key, key) == 0)
+    if (a->key != NULL && (a->key == key || strcmp(a->key, key) == 0))
       return a->value;
   return NULL;
 }

@@ -42,7 +42,16 @@ static bool want_close(const msvc_http_req_t *req) {
   return req->srv->draining && req->node.next == &c->pipeline;
 }
 
-static void put_lit(msvc__buf_t *b, const char *s, size_t n) {
+/* msvc__buf_append() with the common case inline: a head is a dozen small
+ * pieces, written after one reservation for all of them. */
+static inline void put_lit(msvc__buf_t *b, const char *s, size_t n) {
+  if (MSVC__LIKELY(b->err == MSVC_OK && n < b->cap - b->len &&
+                   (b->max == 0 || n <= b->max - b->len))) {
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return;
+  }
   msvc__buf_append(b, s, n);
 }
 #define PUT(b, lit) put_lit((b), (lit), sizeof(lit) - 1)
@@ -56,7 +65,7 @@ static void put_u64(msvc__buf_t *b, uint64_t v, int base) {
     tmp[--i] = digits[v % (unsigned)base];
     v /= (unsigned)base;
   } while (v != 0);
-  msvc__buf_append(b, tmp + i, sizeof(tmp) - (size_t)i);
+  put_lit(b, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
 static bool bodyless(int status) {
@@ -74,16 +83,17 @@ static void write_head(msvc_http_req_t *req, int status, const char *ctype,
   PUT(b, "HTTP/1.1 ");
   put_u64(b, (uint64_t)status, 10);
   PUT(b, " ");
-  msvc__buf_puts(b, reason);
+  put_lit(b, reason, strlen(reason));
   PUT(b, "\r\nDate: ");
-  msvc__buf_append(b, msvc__server_date(req->srv), 29);
+  put_lit(b, msvc__server_date(req->srv), 29);
   PUT(b, "\r\n");
   if (ctype != NULL) {
     PUT(b, "Content-Type: ");
-    msvc__buf_puts(b, ctype);
+    put_lit(b, ctype, strlen(ctype));
     PUT(b, "\r\n");
   }
-  msvc__buf_append(b, req->hdrs.data, req->hdrs.len);
+  if (req->hdrs.len > 0)
+    put_lit(b, req->hdrs.data, req->hdrs.len);
   if (stream) {
     req->chunked_out = !http10;
     if (req->chunked_out)
@@ -173,13 +183,19 @@ int msvc_http_res_send_owned(msvc_http_res_t *res, int status,
 }
 
 int msvc_http_res_json(msvc_http_res_t *res, int status, const struct cJSON *json) {
-  char *text;
+  char small[512], *text;
   int rc;
 
   if (res == NULL || json == NULL)
     return MSVC_EINVAL;
   if (REQ(res)->state != RES_NEW)
     return MSVC_EHTTP_RESPONDED;
+  /* A small document is printed on the stack, with no allocation; cJSON
+   * asks for 5 bytes more than it may write. */
+  if (cJSON_PrintPreallocated((cJSON *)json, small, (int)sizeof(small), 0)) {
+    small[sizeof(small) - 1] = '\0';
+    return msvc_http_res_send(res, status, "application/json", small, strlen(small));
+  }
   text = cJSON_PrintUnformatted(json);
   if (text == NULL) {
     msvc_http_res_error(res, 500, "INTERNAL", "The response could not be built.");
@@ -315,13 +331,37 @@ int msvc__res_error_close(msvc_http_req_t *req, int status, const char *code,
 }
 
 static bool is_tchar(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+    return true;
+  switch (c) {
+  case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
+  case '+': case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* Content-Length, Transfer-Encoding, Connection and Date are the server's
+ * own; compared only when the length matches one of them. */
+static bool reserved_header(const char *name, size_t len) {
+  switch (len) {
+  case 4:
+    return msvc__strcasecmp(name, "Date") == 0;
+  case 10:
+    return msvc__strcasecmp(name, "Connection") == 0;
+  case 14:
+    return msvc__strcasecmp(name, "Content-Length") == 0;
+  case 17:
+    return msvc__strcasecmp(name, "Transfer-Encoding") == 0;
+  default:
+    return false;
+  }
 }
 
 /* A field the application may set: a token name that the framing does not
- * own, a value without line breaks. */
-static bool field_ok(const char *name, const char *value) {
+ * own, a value without line breaks. Gives both lengths. */
+static bool field_ok(const char *name, const char *value, size_t *nlen, size_t *vlen) {
   const char *p;
 
   if (name == NULL || value == NULL || *name == '\0')
@@ -329,42 +369,48 @@ static bool field_ok(const char *name, const char *value) {
   for (p = name; *p != '\0'; p++)
     if (!is_tchar((unsigned char)*p))
       return false;
+  *nlen = (size_t)(p - name);
   for (p = value; *p != '\0'; p++)
     if (*p == '\r' || *p == '\n')
       return false;
-  return msvc__strcasecmp(name, "Content-Length") != 0 &&
-         msvc__strcasecmp(name, "Transfer-Encoding") != 0 &&
-         msvc__strcasecmp(name, "Connection") != 0 && msvc__strcasecmp(name, "Date") != 0;
+  *vlen = (size_t)(p - value);
+  return !reserved_header(name, *nlen);
 }
 
-static int put_field(msvc__buf_t *b, const char *name, const char *value) {
-  msvc__buf_puts(b, name);
-  msvc__buf_puts(b, ": ");
-  msvc__buf_puts(b, value);
-  msvc__buf_puts(b, "\r\n");
+static int put_field(msvc__buf_t *b, const char *name, size_t nlen, const char *value,
+                     size_t vlen) {
+  /* all or nothing: a line cut by the limit would corrupt the head */
+  if (msvc__buf_reserve(b, nlen + vlen + 4) == MSVC_OK) {
+    msvc__buf_append(b, name, nlen);
+    msvc__buf_append(b, ": ", 2);
+    msvc__buf_append(b, value, vlen);
+    msvc__buf_append(b, "\r\n", 2);
+  }
   return b->err == MSVC_ETOOLARGE ? MSVC_ELIMIT : b->err;
 }
 
 int msvc_http_res_header(msvc_http_res_t *res, const char *name, const char *value) {
   msvc_http_req_t *req;
+  size_t nlen, vlen;
 
-  if (res == NULL || !field_ok(name, value))
+  if (res == NULL || !field_ok(name, value, &nlen, &vlen))
     return MSVC_EINVAL;
   req = REQ(res);
   if (req->state != RES_NEW)
     return MSVC_EHTTP_RESPONDED;
-  return put_field(&req->hdrs, name, value);
+  return put_field(&req->hdrs, name, nlen, value, vlen);
 }
 
 int msvc_http_res_trailer(msvc_http_res_t *res, const char *name, const char *value) {
   msvc_http_req_t *req;
+  size_t nlen, vlen;
 
-  if (res == NULL || !field_ok(name, value))
+  if (res == NULL || !field_ok(name, value, &nlen, &vlen))
     return MSVC_EINVAL;
   req = REQ(res);
   if (req->state == RES_DONE)
     return MSVC_EHTTP_RESPONDED;
-  return put_field(&req->trailers, name, value);
+  return put_field(&req->trailers, name, nlen, value, vlen);
 }
 
 size_t msvc_http_res_pending(const msvc_http_res_t *res) {

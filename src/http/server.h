@@ -69,6 +69,11 @@ typedef struct msvc__alloc_s {
   void (*free_fn)(void *);
 } msvc__alloc_t;
 
+#define MSVC__REQ_INLINE_ALLOCS 4
+#define MSVC__REQ_SCRATCH 192
+/* Storage of hdrs kept for the next request up to this size. */
+#define MSVC__REQ_KEEP_HDRS 1024
+
 struct msvc_http_res_s {
   int status;
 };
@@ -105,6 +110,13 @@ struct msvc_http_req_s {
   bool chunked_out;
   int route_status; /* 200, 404 or 405 */
   char *allow;      /* methods for a 405 */
+  /* So that the common path allocates nothing: the first attribute
+   * records, and an arena for decoded parameters (request.c). With the
+   * storage of hdrs, they survive the recycling of the object. */
+  uint8_t ninline;
+  uint16_t scratch_used;
+  msvc__alloc_t inline_allocs[MSVC__REQ_INLINE_ALLOCS];
+  char scratch[MSVC__REQ_SCRATCH];
 };
 
 /* Spare request objects, parsed heads and write buffers a server keeps for

@@ -544,10 +544,13 @@ void msvc__http_head_free(msvc__http_head_t *h) {
 }
 
 const char *msvc__http_head_get(const msvc__http_head_t *h, const char *name) {
+  size_t n = strlen(name);
   uint32_t i;
 
+  /* the lengths first: most names differ there, without a byte compared */
   for (i = 0; i < h->nfields; i++)
-    if (msvc__strcasecmp(h->raw.data + h->fields[i].name, name) == 0)
+    if (h->fields[i].name_len == n &&
+        msvc__strncasecmp(h->raw.data + h->fields[i].name, name, n) == 0)
       return h->raw.data + h->fields[i].value;
   return NULL;
 }

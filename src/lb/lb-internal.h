@@ -50,7 +50,9 @@ typedef struct lb_ep_s {
   _Atomic uint64_t latency_ewma_us;
   /* guarded by the scheduler lock */
   int64_t swrr_current;
-  uint32_t last_pick; /* sequence number, wrapping: compared as a difference */
+  /* sequence number of its last pick, or under least_conn of its last pick
+   * or release; wrapping: compared as a difference */
+  uint32_t last_pick;
   uint32_t sidx; /* index in the scheduler's snapshot, LB_NO_POS if none */
   /* guarded by the writer mutex */
   uint32_t slot;
@@ -64,10 +66,43 @@ typedef struct lb_ep_s {
 /* A heap entry carries its own keys, so that sifting reads one compact
  * array instead of endpoint records scattered over memory. */
 typedef struct lb_hent_s {
-  uint64_t key; /* EDF: deadline; least_conn: in flight << 32 | weight */
-  uint32_t tie; /* least_conn: last pick's sequence number (wrapping) */
-  uint32_t idx; /* index in eps[] */
+  uint64_t key; /* EDF: deadline; least_conn: see LC_ONE in sched.c */
+  uint32_t tie; /* EDF: group; least_conn: last_pick of idx */
+  uint32_t idx; /* eps[] index of the group's or the class's next */
 } lb_hent_t;
+
+/* Weighted round-robin above LB_SWRR_MAX: endpoints of one weight share a
+ * period and, being first due together, stay due together, so EDF can keep
+ * one heap entry per weight rather than per endpoint (see sched.c). */
+typedef struct lb_grp_s {
+  uint64_t period;
+  uint32_t first; /* members[first, end): eps[] indices, ascending */
+  uint32_t end;
+  uint32_t cur; /* next member due at the group's deadline */
+  bool ramp;    /* a ramping endpoint alone: period recomputed per pick */
+} lb_grp_t;
+
+/* least_conn: the eligible endpoints of one weight (a class) with the same
+ * count in flight form a level, a queue in the order their counts last
+ * changed; a class keeps its levels in a list by count. The heap holds one
+ * entry per class, for its first level's first endpoint (see sched.c). */
+typedef struct lb_lvl_s {
+  uint32_t count;      /* requests in flight of each member */
+  uint32_t cls;        /* its class */
+  uint32_t head, tail; /* eps[] indices, linked through lb_lnk_t */
+  uint32_t prev, next; /* the class's levels by count; next: free list */
+} lb_lvl_t;
+
+typedef struct lb_lnk_s {
+  uint32_t prev, next; /* in its level's queue */
+  uint32_t lvl;        /* LB_NO_POS for an endpoint in its ramp */
+} lb_lnk_t;
+
+typedef struct lb_cls_s {
+  uint32_t weight;
+  uint32_t first; /* the level with the fewest in flight */
+  uint32_t last;  /* the level with the most */
+} lb_cls_t;
 
 typedef struct lb_snap_s {
   uint32_t total;    /* endpoints in the set */
@@ -80,8 +115,17 @@ typedef struct lb_snap_s {
   lb_ep_t **eps;
   lb_ep_t **ramp;  /* least_conn: ramping endpoints, kept out of the heap */
   lb_hent_t *heap; /* scheduler's heap storage */
-  uint32_t *pos;   /* heap position of eps[i], LB_NO_POS if not in it */
-  uint64_t *period; /* EDF: period of eps[i], when nobody ramps */
+  union {
+    uint32_t *pos;     /* least_conn: heap position of class i */
+    uint32_t *members; /* EDF: eps[] indices, grouped by lb_grp_t */
+  };
+  union {
+    lb_grp_t *grp; /* EDF: the groups, one per weight or ramping endpoint */
+    lb_cls_t *cls; /* least_conn: the classes, one per weight */
+  };
+  lb_lvl_t *lvl;     /* least_conn: pool of n + 1 levels */
+  lb_lnk_t *lnk;     /* least_conn: links of eps[i] */
+  uint32_t lvl_free; /* least_conn: first free level */
 } lb_snap_t;
 
 enum { LB_SCHED_NONE, LB_SCHED_SWRR, LB_SCHED_EDF, LB_SCHED_LC };

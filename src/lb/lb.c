@@ -350,14 +350,15 @@ static void index_put(lb_ep_t **idx, uint32_t cap, lb_ep_t *ep) {
 }
 
 /* ---- snapshots ---------------------------------------------------------- */
-static lb_snap_t *snap_alloc(uint32_t total) {
+static lb_snap_t *snap_alloc(const msvc_lb_t *lb, uint32_t total) {
   size_t t = total;
+  bool lc = lb->opts.policy == MSVC_LB_LEAST_CONN;
   /* + LB_CACHELINE: room to align the heap so that each group of four
    * siblings (entries 4i+1..4i+4, 16 bytes each) fills one cache line */
-  lb_snap_t *s = msvc__calloc(1, sizeof(*s) + 3 * t * sizeof(lb_ep_t *) +
-                                     t * sizeof(uint64_t) + LB_CACHELINE +
-                                     t * sizeof(lb_hent_t) +
-                                     t * sizeof(uint32_t));
+  lb_snap_t *s = msvc__calloc(
+      1, sizeof(*s) + 3 * t * sizeof(lb_ep_t *) + t * sizeof(lb_grp_t) +
+             LB_CACHELINE + t * sizeof(lb_hent_t) + t * sizeof(uint32_t) +
+             (lc ? (t + 1) * sizeof(lb_lvl_t) + t * sizeof(lb_lnk_t) : 0));
   lb_ep_t **arr;
   uintptr_t h;
 
@@ -367,11 +368,15 @@ static lb_snap_t *snap_alloc(uint32_t total) {
   s->all = arr;
   s->eps = arr + t;
   s->ramp = arr + 2 * t;
-  s->period = (uint64_t *)(void *)(arr + 3 * t);
-  h = (uintptr_t)(s->period + t) + sizeof(lb_hent_t);
+  s->grp = (lb_grp_t *)(void *)(arr + 3 * t);
+  h = (uintptr_t)(s->grp + t) + sizeof(lb_hent_t);
   h = (h + LB_CACHELINE - 1) / LB_CACHELINE * LB_CACHELINE - sizeof(lb_hent_t);
   s->heap = (lb_hent_t *)h;
   s->pos = (uint32_t *)(void *)(s->heap + t);
+  if (lc) {
+    s->lvl = (lb_lvl_t *)(void *)(s->pos + t);
+    s->lnk = (lb_lnk_t *)(void *)(s->lvl + t + 1);
+  }
   s->total = total;
   return s;
 }
@@ -440,7 +445,7 @@ static void install(msvc_lb_t *lb, lb_snap_t *s, uint64_t now_ms,
 /* Same set, new view: after an exclusion changed or its time ran out. */
 static int rebuild(msvc_lb_t *lb, uint64_t now_ms) {
   lb_snap_t *cur = atomic_load(&lb->snap);
-  lb_snap_t *s = snap_alloc(cur->total);
+  lb_snap_t *s = snap_alloc(lb, cur->total);
   uint64_t until;
 
   if (s == NULL)
@@ -494,7 +499,7 @@ int msvc_lb_new(const msvc_lb_opts_t *opts, msvc_lb_t **out) {
     msvc__free(lb);
     return MSVC_ENOMEM;
   }
-  empty = snap_alloc(0);
+  empty = snap_alloc(lb, 0);
   if (empty == NULL) {
     msvc_lb_free(lb);
     return MSVC_ENOMEM;
@@ -630,7 +635,7 @@ static int update_prepare(msvc_lb_t *lb, const msvc_lb_endpoint_t *src,
   u->meta = msvc__calloc(n ? n : 1, sizeof(*u->meta));
   u->index_cap = index_cap_for(n);
   u->index = msvc__calloc(u->index_cap, sizeof(*u->index));
-  u->snap = snap_alloc((uint32_t)n);
+  u->snap = snap_alloc(lb, (uint32_t)n);
   if (!u->eps || !u->fresh || !u->meta || !u->index || !u->snap)
     return MSVC_ENOMEM;
   if (need > lb->retired_cap) {

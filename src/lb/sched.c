@@ -9,16 +9,29 @@
  *   smooth algorithm itself (every pick adds each weight to its endpoint's
  *   running total, takes the largest and subtracts the sum from it), which
  *   is O(n) but n is small, and gives its exact sequence;
- * - above that, an earliest-deadline-first heap: an endpoint due at d is
- *   next due at d + period, period inversely proportional to its weight,
- *   and first due half a period in so that light endpoints are spread
- *   between heavy ones rather than bunched at the start;
- * - least-connection keeps a heap ordered by in-flight / weight, then by the
- *   sequence number of the last pick, so equal endpoints take turns.
- *   Endpoints in their slow-start ramp change weight with time, which would
- *   break heap order, so they stay in a short side list compared on every
- *   pick and join the heap when their ramp ends (the snapshot is rebuilt
- *   then).
+ * - above that, earliest deadline first: an endpoint due at d is next due
+ *   at d + period, period inversely proportional to its weight, first due
+ *   half a period in so that light endpoints are spread between heavy ones
+ *   rather than bunched at the start, ties to the endpoint listed first.
+ *   Endpoints of one weight start due together and so stay due together:
+ *   in each round of their period they come up in list order. The heap
+ *   therefore holds one entry per distinct weight (at most
+ *   MSVC_LB_MAX_WEIGHT, whatever the number of endpoints), keyed by the
+ *   group's deadline and its next member, and gives exactly the sequence
+ *   of one entry per endpoint. An endpoint in its slow-start ramp, whose
+ *   period changes with time, is a group of its own;
+ * - least-connection picks the lowest in-flight / weight, ties going to the
+ *   endpoint whose count changed longest ago (picked or released), so equal
+ *   endpoints take turns. Endpoints of one weight (a class) with the same
+ *   count form a queue (a level), in that order: a pick takes the head of
+ *   a level and appends it to the level one count up, a release to the
+ *   level one count down, both O(1) since a class keeps its levels in a
+ *   list by count. A heap holds one entry per class, for the head of its
+ *   lowest level, ordered by load then by that endpoint's sequence number:
+ *   O(log w) for w distinct weights, whatever the number of endpoints.
+ *   Endpoints in their slow-start ramp change weight with time, so they
+ *   stay in a short side list compared on every pick and join their class
+ *   when their ramp ends (the snapshot is rebuilt then).
  */
 #include "lb/lb-internal.h"
 
@@ -42,13 +55,18 @@ static void count_pick_locked(lb_ep_t *ep) {
   atomic_store_explicit(&ep->pc, pc + LB_PICK_ONE + 1, memory_order_relaxed);
 }
 
+/* A least_conn heap key: in flight << 32 | class << 12 | weight. */
 #define LC_ONE (UINT64_C(1) << 32) /* one request in flight, in a heap key */
-#define LC_WEIGHT(key) ((key) & UINT32_MAX)
+#define LC_CLASS_SHIFT 12
+#define LC_WEIGHT(key) ((key) & ((1u << LC_CLASS_SHIFT) - 1))
+#define LC_CLASS(key) ((uint32_t)(key) >> LC_CLASS_SHIFT)
 #define LC_INFLIGHT(key) ((key) >> 32)
+_Static_assert(MSVC_LB_MAX_WEIGHT < (1u << LC_CLASS_SHIFT),
+               "a weight fits below the class in a heap key");
 
 /* Load a/ea below load b/eb (in flight over effective weight), ties going
- * to the one picked longest ago. Sequence numbers wrap, so they are
- * compared by difference. */
+ * to the one whose count changed longest ago. Sequence numbers wrap, so
+ * they are compared by difference. */
 static int load_cmp(uint64_t ia, uint64_t ea, uint32_t ta, uint64_t ib,
                     uint64_t eb, uint32_t tb) {
   uint64_t l = ia * eb, r = ib * ea;
@@ -60,30 +78,32 @@ static int load_cmp(uint64_t ia, uint64_t ea, uint32_t ta, uint64_t ib,
   return 0;
 }
 
-static bool heap_less(const msvc_lb_t *lb, const lb_hent_t *a,
-                      const lb_hent_t *b) {
-  if (lb->sched.mode == LB_SCHED_LC) {
-    int c = load_cmp(LC_INFLIGHT(a->key), LC_WEIGHT(a->key), a->tie,
-                     LC_INFLIGHT(b->key), LC_WEIGHT(b->key), b->tie);
-    if (c != 0)
-      return c < 0;
-  } else if (a->key != b->key) {
-    return a->key < b->key;
-  }
-  return a->idx < b->idx;
+/* load_cmp() < 0 on two classes' entries, then the index; bitwise so that
+ * the compiler can choose without a branch (which way a heap comparison
+ * goes is not predictable). EDF has edf_less(). */
+static inline bool heap_less(const msvc_lb_t *lb, const lb_hent_t *a,
+                             const lb_hent_t *b) {
+  uint64_t l = LC_INFLIGHT(a->key) * LC_WEIGHT(b->key);
+  uint64_t r = LC_INFLIGHT(b->key) * LC_WEIGHT(a->key);
+  int32_t d = (int32_t)(a->tie - b->tie);
+
+  (void)lb;
+  return (l < r) | ((l == r) & ((d < 0) | ((d == 0) & (a->idx < b->idx))));
 }
 
 static void heap_put(lb_snap_t *s, uint32_t i, const lb_hent_t *e) {
   s->heap[i] = *e;
-  s->pos[e->idx] = i;
+  s->pos[LC_CLASS(e->key)] = i;
 }
 
 /* A 4-ary heap: half the height of a binary one, and the four children of
  * a node share one cache line. */
 #define LB_HEAP_ARITY 4
-static void sift_up(msvc_lb_t *lb, uint32_t i) {
+/* Puts e, the new key of the entry at i, in its place. e comes by value:
+ * reading back the entry just written would stall on the store. */
+static void heap_fix(msvc_lb_t *lb, uint32_t i, lb_hent_t e) {
   lb_snap_t *s = lb->sched.snap;
-  lb_hent_t e = s->heap[i];
+  uint32_t n = lb->sched.nheap, at = i;
 
   while (i > 0) {
     uint32_t parent = (i - 1) / LB_HEAP_ARITY;
@@ -92,6 +112,20 @@ static void sift_up(msvc_lb_t *lb, uint32_t i) {
       break;
     heap_put(s, i, &s->heap[parent]);
     i = parent;
+  }
+  while (i == at) {
+    uint32_t first = LB_HEAP_ARITY * i + 1, c, best;
+
+    if (first >= n)
+      break;
+    best = first;
+    for (c = first + 1; c < first + LB_HEAP_ARITY && c < n; c++)
+      if (heap_less(lb, &s->heap[c], &s->heap[best]))
+        best = c;
+    if (!heap_less(lb, &s->heap[best], &e))
+      break;
+    heap_put(s, i, &s->heap[best]);
+    i = at = best;
   }
   heap_put(s, i, &e);
 }
@@ -133,6 +167,250 @@ static void heap_append(lb_snap_t *s, uint32_t *n, const lb_hent_t *e) {
   heap_put(s, (*n)++, e);
 }
 
+/* ---- least_conn's levels ------------------------------------------------ */
+
+/* Stable sort of ord[0, n) by key[ord[k]], a byte at a time, skipping the
+ * bytes all keys share; tmp is scratch of n. Returns the array holding the
+ * result: ord or tmp. */
+static uint32_t *radix_sort(uint32_t *ord, uint32_t *tmp, const uint32_t *key,
+                            uint32_t n) {
+  unsigned shift;
+
+  for (shift = 0; n > 0 && shift < 32; shift += 8) {
+    uint32_t count[256] = {0}, k, sum = 0, *t;
+
+    for (k = 0; k < n; k++)
+      count[key[ord[k]] >> shift & 255]++;
+    if (count[key[ord[0]] >> shift & 255] == n)
+      continue;
+    for (k = 0; k < 256; k++) {
+      uint32_t c = count[k];
+
+      count[k] = sum;
+      sum += c;
+    }
+    for (k = 0; k < n; k++)
+      tmp[count[key[ord[k]] >> shift & 255]++] = ord[k];
+    t = ord;
+    ord = tmp;
+    tmp = t;
+  }
+  return ord;
+}
+
+static void lvl_append(lb_snap_t *s, uint32_t m, uint32_t i) {
+  lb_lvl_t *l = &s->lvl[m];
+
+  s->lnk[i] = (lb_lnk_t){l->tail, LB_NO_POS, m};
+  if (l->tail != LB_NO_POS)
+    s->lnk[l->tail].next = i;
+  else
+    l->head = i;
+  l->tail = i;
+}
+
+/* A new, empty level of class c for count, linked between prev and next. */
+static uint32_t lvl_new(lb_snap_t *s, uint32_t c, uint32_t count,
+                        uint32_t prev, uint32_t next) {
+  uint32_t m = s->lvl_free;
+
+  s->lvl_free = s->lvl[m].next;
+  s->lvl[m] = (lb_lvl_t){count, c, LB_NO_POS, LB_NO_POS, prev, next};
+  if (prev != LB_NO_POS)
+    s->lvl[prev].next = m;
+  else
+    s->cls[c].first = m;
+  if (next != LB_NO_POS)
+    s->lvl[next].prev = m;
+  else
+    s->cls[c].last = m;
+  return m;
+}
+
+/* The heap entry of class c after its first level changed. */
+static void cls_rekey(msvc_lb_t *lb, uint32_t c) {
+  lb_snap_t *s = lb->sched.snap;
+  const lb_lvl_t *f = &s->lvl[s->cls[c].first];
+  lb_hent_t e = {f->count * LC_ONE + (c << LC_CLASS_SHIFT) + s->cls[c].weight,
+                 s->eps[f->head]->last_pick, f->head};
+
+  heap_fix(lb, s->pos[c], e);
+}
+
+/* eps[i] went one count up or down: from the head (pick) or anywhere
+ * (release) of its level to the end of the neighbouring one. */
+static void lc_move(msvc_lb_t *lb, uint32_t i, bool up) {
+  lb_snap_t *s = lb->sched.snap;
+  lb_lnk_t k = s->lnk[i];
+  uint32_t m = k.lvl, c = s->lvl[m].cls, to;
+  uint32_t count = up ? s->lvl[m].count + 1 : s->lvl[m].count - 1;
+
+  to = up ? s->lvl[m].next : s->lvl[m].prev;
+  if ((to == LB_NO_POS || s->lvl[to].count != count) && k.prev == LB_NO_POS &&
+      k.next == LB_NO_POS) {
+    /* alone at its level, with no level next to it: the level moves */
+    s->lvl[m].count = count;
+    cls_rekey(lb, c);
+    return;
+  }
+  if (to == LB_NO_POS || s->lvl[to].count != count)
+    to = up ? lvl_new(s, c, count, m, s->lvl[m].next)
+            : lvl_new(s, c, count, s->lvl[m].prev, m);
+  if (k.prev != LB_NO_POS)
+    s->lnk[k.prev].next = k.next;
+  else
+    s->lvl[m].head = k.next;
+  if (k.next != LB_NO_POS)
+    s->lnk[k.next].prev = k.prev;
+  else
+    s->lvl[m].tail = k.prev;
+  lvl_append(s, to, i);
+  if (s->lvl[m].head == LB_NO_POS) {
+    lb_lvl_t *l = &s->lvl[m];
+
+    if (l->prev != LB_NO_POS)
+      s->lvl[l->prev].next = l->next;
+    else
+      s->cls[c].first = l->next;
+    if (l->next != LB_NO_POS)
+      s->lvl[l->next].prev = l->prev;
+    else
+      s->cls[c].last = l->prev;
+    l->next = s->lvl_free;
+    s->lvl_free = m;
+  }
+  cls_rekey(lb, c);
+}
+
+/* Sorts the eligible endpoints into classes and levels. The order of the
+ * last changes is kept: endpoints are sorted by it, given fresh sequence
+ * numbers in that order (so that no two are equal), then sorted by count
+ * (stable), and appended in that order. O(n), scratch in the heap's
+ * storage, which takes the classes' entries last. */
+static void lc_build(msvc_lb_t *lb, lb_snap_t *s, uint64_t now_ms) {
+  lb_sched_t *sc = &lb->sched;
+  uint32_t n = s->n, *ord = (uint32_t *)(void *)s->heap, *tmp = ord + n;
+  uint32_t *age = tmp + n, *cnt = age + n, *o;
+  uint32_t by_weight[MSVC_LB_MAX_WEIGHT + 1];
+  uint32_t ncls = 0, nramp = 0, i, j, c;
+
+  for (i = 0; i < n; i++) {
+    ord[i] = i;
+    /* oldest first: the largest age, the smallest key */
+    age[i] = UINT32_MAX - (sc->seq - s->eps[i]->last_pick);
+    cnt[i] = (uint32_t)inflight_of(s->eps[i]);
+  }
+  o = radix_sort(ord, tmp, age, n);
+  for (j = 0; j < n; j++)
+    s->eps[o[j]]->last_pick = sc->seq - n + 1 + j;
+  o = radix_sort(o, o == ord ? tmp : ord, cnt, n);
+  for (i = 0; i <= n; i++)
+    s->lvl[i].next = i < n ? i + 1 : LB_NO_POS;
+  s->lvl_free = 0;
+  memset(by_weight, 0xff, sizeof(by_weight));
+  for (j = 0; j < n; j++) {
+    lb_ep_t *ep;
+    uint32_t w, m;
+
+    i = o[j];
+    ep = s->eps[i];
+    if (msvc__lb_ramping(lb, ep, now_ms)) {
+      s->lnk[i].lvl = LB_NO_POS;
+      s->ramp[nramp++] = ep;
+      continue;
+    }
+    w = atomic_load_explicit(&ep->weight, memory_order_relaxed);
+    c = by_weight[w];
+    if (c == UINT32_MAX) {
+      c = by_weight[w] = ncls++;
+      s->cls[c] = (lb_cls_t){w, LB_NO_POS, LB_NO_POS};
+    }
+    m = s->cls[c].last;
+    if (m == LB_NO_POS || s->lvl[m].count != cnt[i])
+      m = lvl_new(s, c, cnt[i], m, LB_NO_POS);
+    lvl_append(s, m, i);
+  }
+  s->nramp = nramp;
+  sc->nheap = 0;
+  for (c = 0; c < ncls; c++) {
+    const lb_lvl_t *f = &s->lvl[s->cls[c].first];
+    lb_hent_t e = {f->count * LC_ONE + (c << LC_CLASS_SHIFT) +
+                       s->cls[c].weight,
+                   s->eps[f->head]->last_pick, f->head};
+
+    heap_append(s, &sc->nheap, &e);
+  }
+  heapify(lb);
+}
+
+/* Deadline, then index; bitwise so that the compiler can pick without a
+ * branch (which way a heap comparison goes is not predictable). */
+static inline bool edf_less(const lb_hent_t *a, const lb_hent_t *b) {
+  return (a->key < b->key) | ((a->key == b->key) & (a->idx < b->idx));
+}
+
+/* sift_down() for EDF, which keeps no positions */
+static void edf_sift_down(lb_snap_t *s, uint32_t i, uint32_t n) {
+  lb_hent_t e = s->heap[i];
+
+  for (;;) {
+    uint32_t first = LB_HEAP_ARITY * i + 1, c, best;
+
+    if (first >= n)
+      break;
+    best = first;
+    for (c = first + 1; c < first + LB_HEAP_ARITY && c < n; c++)
+      best = edf_less(&s->heap[c], &s->heap[best]) ? c : best;
+    if (!edf_less(&s->heap[best], &e))
+      break;
+    s->heap[i] = s->heap[best];
+    i = best;
+  }
+  s->heap[i] = e;
+}
+
+/* Sorts eps[] into groups of one weight (a ramping endpoint alone), each
+ * in list order, in O(n) with no allocation, and puts one heap entry per
+ * group: deadline half a period in, the group's first member next. */
+static void edf_group(msvc_lb_t *lb, lb_snap_t *s, uint64_t now_ms) {
+  uint32_t by_weight[MSVC_LB_MAX_WEIGHT + 1];
+  uint32_t ng = 0, i, g;
+
+  memset(by_weight, 0xff, sizeof(by_weight));
+  for (i = 0; i < s->n; i++) {
+    lb_ep_t *ep = s->eps[i];
+    uint32_t w = atomic_load_explicit(&ep->weight, memory_order_relaxed);
+    bool ramp = msvc__lb_ramping(lb, ep, now_ms);
+
+    g = ramp || w > MSVC_LB_MAX_WEIGHT ? UINT32_MAX : by_weight[w];
+    if (g == UINT32_MAX) {
+      g = ng++;
+      s->grp[g] = (lb_grp_t){edf_period(lb, ep, now_ms), 0, 0, 0, ramp};
+      if (!ramp && w <= MSVC_LB_MAX_WEIGHT)
+        by_weight[w] = g;
+    }
+    s->grp[g].end++; /* a count, until the offsets below */
+    s->heap[i].tie = g; /* scratch: the heap is filled last */
+  }
+  for (i = 0, g = 0; g < ng; g++) {
+    uint32_t count = s->grp[g].end;
+
+    s->grp[g].first = s->grp[g].cur = i;
+    i += count;
+    s->grp[g].end = i;
+  }
+  for (i = 0; i < s->n; i++)
+    s->members[s->grp[s->heap[i].tie].cur++] = i;
+  for (g = 0; g < ng; g++) {
+    lb_grp_t *gr = &s->grp[g];
+    lb_hent_t e = {gr->period / 2, g, s->members[gr->first]};
+
+    gr->cur = gr->first;
+    s->heap[g] = e;
+  }
+  lb->sched.nheap = ng;
+}
+
 void msvc__lb_sched_install(msvc_lb_t *lb, lb_snap_t *s, uint64_t now_ms) {
   lb_sched_t *sc = &lb->sched;
   uint32_t i;
@@ -147,36 +425,17 @@ void msvc__lb_sched_install(msvc_lb_t *lb, lb_snap_t *s, uint64_t now_ms) {
     s->pos[i] = LB_NO_POS;
   }
   if (lb->opts.policy == MSVC_LB_LEAST_CONN) {
-    uint32_t nramp = 0;
-
     sc->mode = LB_SCHED_LC;
-    for (i = 0; i < s->n; i++) {
-      lb_ep_t *ep = s->eps[i];
-      lb_hent_t e = {inflight_of(ep) * LC_ONE +
-                         atomic_load_explicit(&ep->weight, memory_order_relaxed),
-                     ep->last_pick, i};
-
-      if (msvc__lb_ramping(lb, ep, now_ms))
-        s->ramp[nramp++] = ep;
-      else
-        heap_append(s, &sc->nheap, &e);
-    }
-    s->nramp = nramp;
-    heapify(lb);
+    lc_build(lb, s, now_ms);
   } else if (lb->opts.policy == MSVC_LB_P2C || s->uniform) {
     sc->mode = LB_SCHED_NONE;
   } else if (s->n <= LB_SWRR_MAX) {
     sc->mode = LB_SCHED_SWRR;
   } else {
     sc->mode = LB_SCHED_EDF;
-    for (i = 0; i < s->n; i++) {
-      uint64_t p = edf_period(lb, s->eps[i], now_ms);
-      lb_hent_t e = {p / 2, 0, i};
-
-      s->period[i] = p;
-      heap_append(s, &sc->nheap, &e);
-    }
-    heapify(lb);
+    edf_group(lb, s, now_ms);
+    for (i = sc->nheap / 2; i-- > 0;)
+      edf_sift_down(s, i, sc->nheap);
   }
 }
 
@@ -210,47 +469,26 @@ static void edf_rebase(msvc_lb_t *lb) {
   lb->sched.vt -= base;
 }
 
-/* Deadline, then index; bitwise so that the compiler can pick without a
- * branch (which way a heap comparison goes is not predictable). */
-static inline bool edf_less(const lb_hent_t *a, const lb_hent_t *b) {
-  return (a->key < b->key) | ((a->key == b->key) & (a->idx < b->idx));
-}
-
-/* sift_down(lb, 0) for EDF, which keeps no positions */
-static void edf_sift_root(lb_snap_t *s, uint32_t n) {
-  lb_hent_t e = s->heap[0];
-  uint32_t i = 0;
-
-  for (;;) {
-    uint32_t first = LB_HEAP_ARITY * i + 1, c, best;
-
-    if (first >= n)
-      break;
-    best = first;
-    for (c = first + 1; c < first + LB_HEAP_ARITY && c < n; c++)
-      best = edf_less(&s->heap[c], &s->heap[best]) ? c : best;
-    if (!edf_less(&s->heap[best], &e))
-      break;
-    s->heap[i] = s->heap[best];
-    i = best;
-  }
-  s->heap[i] = e;
-}
-
-/* Without ramping endpoints the periods are fixed for the snapshot's life
- * and were worked out once at install: a pick then touches the heap only,
- * not the endpoint records, and divides nothing. */
+/* The top group's next member is due; the group's deadline moves on by a
+ * period once all its members had their turn. Periods of groups that do not
+ * ramp were worked out at install: a pick reads no endpoint record and
+ * divides nothing. */
 static lb_ep_t *edf_pick(msvc_lb_t *lb, uint64_t now_ms) {
   lb_snap_t *s = lb->sched.snap;
-  uint32_t idx = s->heap[0].idx;
-  lb_ep_t *top = s->eps[idx];
+  lb_hent_t *top = &s->heap[0];
+  lb_grp_t *g = &s->grp[top->tie];
+  lb_ep_t *ep = s->eps[top->idx];
 
-  lb->sched.vt = s->heap[0].key;
-  s->heap[0].key += s->nramp == 0 ? s->period[idx] : edf_period(lb, top, now_ms);
-  edf_sift_root(s, lb->sched.nheap);
+  lb->sched.vt = top->key;
+  if (++g->cur == g->end) {
+    g->cur = g->first;
+    top->key += g->ramp ? edf_period(lb, ep, now_ms) : g->period;
+  }
+  top->idx = s->members[g->cur];
+  edf_sift_down(s, 0, lb->sched.nheap);
   if (MSVC__UNLIKELY(lb->sched.vt > LB_EDF_REBASE))
     edf_rebase(lb);
-  return top;
+  return ep;
 }
 
 static lb_ep_t *lc_pick(msvc_lb_t *lb, uint64_t now_ms) {
@@ -260,10 +498,12 @@ static lb_ep_t *lc_pick(msvc_lb_t *lb, uint64_t now_ms) {
   uint32_t i, bt = 0;
 
   if (lb->sched.nheap > 0) {
-    best = s->eps[s->heap[0].idx];
-    bi = LC_INFLIGHT(s->heap[0].key);
-    be = LC_WEIGHT(s->heap[0].key) * 1000;
-    bt = s->heap[0].tie;
+    const lb_hent_t *top = &s->heap[0];
+
+    best = s->eps[top->idx];
+    bi = LC_INFLIGHT(top->key);
+    be = LC_WEIGHT(top->key) * 1000;
+    bt = top->tie;
   }
   for (i = 0; i < s->nramp; i++) {
     lb_ep_t *ep = s->ramp[i];
@@ -278,13 +518,8 @@ static lb_ep_t *lc_pick(msvc_lb_t *lb, uint64_t now_ms) {
   }
   count_pick_locked(best);
   best->last_pick = ++lb->sched.seq;
-  if (s->pos[best->sidx] != LB_NO_POS) {
-    uint32_t p = s->pos[best->sidx];
-
-    s->heap[p].key += LC_ONE;
-    s->heap[p].tie = best->last_pick;
-    sift_down(lb, p);
-  }
+  if (s->lnk[best->sidx].lvl != LB_NO_POS)
+    lc_move(lb, best->sidx, true);
   return best;
 }
 
@@ -395,12 +630,10 @@ static bool release(msvc_lb_t *lb, lb_ep_t *ep) {
   ok = (pc & LB_INFL_MASK) != 0;
   if (ok)
     atomic_store_explicit(&ep->pc, pc - 1, memory_order_release);
-  if (ok && lb->sched.mode == LB_SCHED_LC && ep->sidx != LB_NO_POS &&
-      lb->sched.snap->pos[ep->sidx] != LB_NO_POS) {
-    uint32_t p = lb->sched.snap->pos[ep->sidx];
-
-    lb->sched.snap->heap[p].key -= LC_ONE;
-    sift_up(lb, p);
+  if (ok && lb->sched.mode == LB_SCHED_LC && ep->sidx != LB_NO_POS) {
+    ep->last_pick = ++lb->sched.seq;
+    if (lb->sched.snap->lnk[ep->sidx].lvl != LB_NO_POS)
+      lc_move(lb, ep->sidx, false);
   }
   msvc__lb_unlock(lb);
   return ok;

@@ -4,6 +4,7 @@
  * request that runs both costs one allocation for them rather than two.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include <msvc/log.h>
@@ -24,8 +25,71 @@ typedef struct ctx_s {
   const char *tracestate; /* borrowed from the request's headers */
 } ctx_t;
 
+/* Contexts are recycled through a short per-thread list, so that a request
+ * allocates none in the steady state; a thread's list is freed when the
+ * thread ends (the main thread's stays reachable until the process does). */
+#define CTX_CACHE 64
+
+typedef struct ctx_cache_s {
+  ctx_t *items[CTX_CACHE];
+  unsigned n;
+} ctx_cache_t;
+
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static pthread_key_t cache_key;
+static bool cache_key_ok;
+static _Thread_local ctx_cache_t *tls_cache;
+
+static void cache_destroy(void *p) {
+  ctx_cache_t *cc = p;
+
+  while (cc->n > 0)
+    msvc__free(cc->items[--cc->n]);
+  msvc__free(cc);
+  tls_cache = NULL;
+}
+
+static void cache_key_init(void) {
+  cache_key_ok = pthread_key_create(&cache_key, cache_destroy) == 0;
+}
+
+/* This thread's list; NULL when it cannot have one (no memory). */
+static ctx_cache_t *ctx_cache(void) {
+  ctx_cache_t *cc = tls_cache;
+
+  if (MSVC__LIKELY(cc != NULL))
+    return cc;
+  pthread_once(&cache_once, cache_key_init);
+  if (!cache_key_ok || (cc = msvc__calloc(1, sizeof(*cc))) == NULL)
+    return NULL;
+  if (pthread_setspecific(cache_key, cc) != 0) {
+    msvc__free(cc);
+    return NULL;
+  }
+  tls_cache = cc;
+  return cc;
+}
+
 static void ctx_free(void *p) {
-  msvc__free(p);
+  ctx_cache_t *cc = ctx_cache();
+
+  if (cc != NULL && cc->n < CTX_CACHE)
+    cc->items[cc->n++] = p;
+  else
+    msvc__free(p);
+}
+
+static ctx_t *ctx_alloc(void) {
+  ctx_cache_t *cc = tls_cache;
+  ctx_t *c;
+
+  if (cc == NULL || cc->n == 0)
+    return msvc__calloc(1, sizeof(ctx_t));
+  c = cc->items[--cc->n];
+  c->has_id = false;
+  c->has_trace = false;
+  c->tracestate = NULL;
+  return c;
 }
 
 static ctx_t *ctx_of(const msvc_http_req_t *req) {
@@ -37,7 +101,7 @@ static ctx_t *ctx_get_or_add(msvc_http_req_t *req) {
 
   if (c != NULL)
     return c;
-  c = msvc__calloc(1, sizeof(*c));
+  c = ctx_alloc();
   if (c == NULL)
     return NULL;
   /* On failure msvc_http_req_set() has already freed c through ctx_free. */

@@ -24,15 +24,37 @@ bool msvc_mw_request_id_valid(const char *s, size_t len) {
 
 static const char hexdigits[] = "0123456789abcdef";
 
-void msvc__mw_hex_random(char *out, size_t ndigits) {
-  size_t i;
-  uint64_t r = 0;
+/* Eight lower-case hex digits of v at once: each nibble spread into a byte
+ * of its own, then '0' added, and 'a' - '0' - 10 more where it is 10 or
+ * above. The digits come out in byte order, not in the order of v's
+ * nibbles, which for random digits makes no difference. */
+static void hex8(char *out, uint32_t v) {
+  uint64_t x = v;
 
-  for (i = 0; i < ndigits; i++) {
-    if (i % 16 == 0)
-      r = msvc__rand64();
-    out[i] = hexdigits[r & 0xf];
-    r >>= 4;
+  x = (x | x << 16) & UINT64_C(0x0000ffff0000ffff);
+  x = (x | x << 8) & UINT64_C(0x00ff00ff00ff00ff);
+  x = (x | x << 4) & UINT64_C(0x0f0f0f0f0f0f0f0f);
+  x += UINT64_C(0x3030303030303030) +
+       (((x + UINT64_C(0x0606060606060606)) >> 4) & UINT64_C(0x0101010101010101)) *
+           ('a' - '0' - 10);
+  memcpy(out, &x, 8);
+}
+
+void msvc__mw_hex_random(char *out, size_t ndigits) {
+  char d[16];
+  size_t i;
+
+  for (i = 0; i < ndigits; i += 16) {
+    uint64_t r = msvc__rand64();
+
+    if (ndigits - i >= 16) { /* straight into out: no copy to stall on */
+      hex8(out + i, (uint32_t)r);
+      hex8(out + i + 8, (uint32_t)(r >> 32));
+    } else {
+      hex8(d, (uint32_t)r);
+      hex8(d + 8, (uint32_t)(r >> 32));
+      memcpy(out + i, d, ndigits - i);
+    }
   }
   out[ndigits] = '\0';
 }
@@ -97,11 +119,18 @@ int msvc_mw_traceparent_parse(const char *s, size_t len, msvc_mw_trace_t *out) {
 }
 
 /* A random id that is all zeros is invalid by the specification; with 64
- * random bits per draw a second draw is practically never needed. */
+ * random bits per draw a second draw is practically never needed. The
+ * digits are hex by construction: only zero is checked, without a branch
+ * per digit (which way it goes is random, so mostly mispredicted). */
 static void random_nonzero(char *out, size_t ndigits) {
-  do
+  unsigned char any;
+  size_t i;
+
+  do {
     msvc__mw_hex_random(out, ndigits);
-  while (!hex_field(out, ndigits, true));
+    for (i = 0, any = 0; i < ndigits; i++)
+      any |= (unsigned char)(out[i] ^ '0');
+  } while (any == 0);
 }
 
 int msvc_mw_trace_child(const msvc_mw_trace_t *parent, msvc_mw_trace_t *out) {

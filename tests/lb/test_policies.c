@@ -173,6 +173,46 @@ Test(lb_round_robin, edf_sequence_matches_deadline_rule) {
   }
 }
 
+/* The same rule with up to 1,000 distinct weights (one heap entry each)
+ * and with endpoints in their slow-start ramp, whose period is worked out
+ * again at each of their turns from the weight in effect then. */
+static uint64_t ramp_period(uint32_t w, bool ramps, uint64_t now) {
+  uint64_t eff = ramps ? w * 100 + w * 900 * (now - 1000) / 10000 : w * 1000;
+
+  return (UINT64_C(1) << 42) / eff;
+}
+
+Test(lb_round_robin, edf_sequence_with_ramps_and_many_weights) {
+  static uint32_t w[1500];
+  static uint64_t due[1500];
+  const size_t sizes[] = {60, 1500};
+  size_t k, i, pick;
+
+  for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+    size_t n = sizes[k], old = n * 2 / 3;
+    msvc_lb_t *lb = lbt_new(MSVC_LB_ROUND_ROBIN, 10000, false);
+
+    for (i = 0; i < n; i++)
+      w[i] = n < 100 ? 1 + (uint32_t)(i % 4) : 1 + (uint32_t)(i * 7919 % 1000);
+    /* the first set does not ramp; the endpoints added at t=1000 do */
+    lbt_set(lb, w, old, 0);
+    lbt_set(lb, w, n, 1000);
+    for (i = 0; i < n; i++)
+      due[i] = ramp_period(w[i], i >= old, 1000) / 2;
+    for (pick = 0; pick < 20000; pick++) {
+      uint64_t now = 1000 + pick / 4;
+      size_t want = 0;
+
+      for (i = 1; i < n; i++)
+        if (due[i] < due[want])
+          want = i;
+      due[want] += ramp_period(w[want], want >= old, now);
+      cr_assert_eq(lbt_pick_done(lb, now), want, "n %zu, pick %zu", n, pick);
+    }
+    msvc_lb_free(lb);
+  }
+}
+
 /* ---- least_conn ---------------------------------------------------------- */
 Test(lb_least_conn, always_picks_a_minimum) {
   static lbt_stats_t st;
@@ -207,6 +247,54 @@ Test(lb_least_conn, always_picks_a_minimum) {
   lbt_stats(lb, 0, &st);
   for (i = 0; i < st.n; i++)
     cr_assert_eq(st.st[i].inflight, 0);
+  msvc_lb_free(lb);
+}
+
+/* The whole order against the rule written out plainly: the lowest
+ * in-flight / weight, ties to the endpoint whose count changed (a pick or
+ * a release) longest ago, at first in list order. */
+Test(lb_least_conn, order_matches_plain_rule) {
+  static uint32_t w[300];
+  static uint64_t in[300], stamp[300];
+  static msvc_lb_ticket_t held[2000];
+  static size_t held_ep[2000];
+  const size_t n = 300;
+  msvc_lb_t *lb = lbt_new(MSVC_LB_LEAST_CONN, 0, false);
+  size_t nheld = 0, i, k;
+  uint64_t seq = n;
+
+  srand(17);
+  for (i = 0; i < n; i++) {
+    w[i] = 1 + (uint32_t)(rand() % 7);
+    in[i] = 0;
+    stamp[i] = i;
+  }
+  lbt_set(lb, w, n, 0);
+  for (k = 0; k < 30000; k++) {
+    size_t want = 0, j;
+
+    if (nheld > 0 && (rand() % 2 == 0 || nheld == 2000)) {
+      j = (size_t)rand() % nheld;
+      cr_assert_eq(msvc_lb_done(lb, &held[j], MSVC_LB_SUCCESS, 5), MSVC_OK);
+      in[held_ep[j]]--;
+      stamp[held_ep[j]] = seq++;
+      held[j] = held[--nheld];
+      held_ep[j] = held_ep[nheld];
+      continue;
+    }
+    for (i = 1; i < n; i++) {
+      uint64_t l = in[i] * w[want], r = in[want] * w[i];
+      if (l < r || (l == r && stamp[i] < stamp[want]))
+        want = i;
+    }
+    cr_assert_eq(msvc_lb_pick(lb, 0, &held[nheld]), MSVC_OK);
+    cr_assert_eq(lbt_index(held[nheld].endpoint), want, "step %zu", k);
+    held_ep[nheld++] = want;
+    in[want]++;
+    stamp[want] = seq++;
+  }
+  for (i = 0; i < nheld; i++)
+    cr_assert_eq(msvc_lb_done(lb, &held[i], MSVC_LB_SUCCESS, 5), MSVC_OK);
   msvc_lb_free(lb);
 }
 
