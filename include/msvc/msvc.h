@@ -22,5 +22,6 @@
 #include <msvc/tls.h>
 #include <msvc/work.h>
 #include <msvc/events.h>
+#include <msvc/trace.h>
 
 #endif /* MSVC_MSVC_H */
