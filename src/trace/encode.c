@@ -87,15 +87,15 @@ int msvc__trace_encode_resource(msvc_tracer_t *t) {
 
 static void put_span(msvc__buf_t *b, const msvc_span_t *s) {
   uint32_t i;
-  /* Span flags: the trace flags, plus bit 8 "whether the parent is remote
-   * is known" and bit 9 "the parent is remote" (OTLP 1.2). */
-  uint32_t flags = s->ctx.flags | 0x100u | (s->parent_remote ? 0x200u : 0);
 
   msvc__buf_printf(b, "{\"traceId\":\"%s\",\"spanId\":\"%s\"", s->ctx.trace_id,
                    s->ctx.span_id);
   if (s->parent_id[0] != '\0')
     msvc__buf_printf(b, ",\"parentSpanId\":\"%s\"", s->parent_id);
-  msvc__buf_printf(b, ",\"flags\":%" PRIu32 ",\"name\":", flags);
+  /* No "flags" field: it came with OTLP 1.1, and collectors built on older
+   * definitions refuse unknown fields. The sampled bit is implied (only
+   * kept spans are sent). */
+  msvc__buf_puts(b, ",\"name\":");
   put_str(b, s->name);
   msvc__buf_printf(b,
                    ",\"kind\":%d,\"startTimeUnixNano\":\"%" PRIu64
