@@ -64,10 +64,13 @@ is_ci() {
 
 # The JWT interoperability tests check our tokens with node's jose package,
 # pinned by tests/jwt/interop/package-lock.json; the events interoperability
-# tests use the official NATS client, pinned by tests/events/interop's.
+# tests use the official NATS client, pinned by tests/events/interop's; the
+# trace tests decode our spans with the OpenTelemetry definitions, pinned by
+# tests/trace/collector's.
 npm_deps() {
   npm_ci_in tests/jwt/interop jose "$@"
   npm_ci_in tests/events/interop @nats-io/jetstream "$@"
+  npm_ci_in tests/trace/collector @opentelemetry/otlp-transformer "$@"
 }
 
 npm_ci_in() {
