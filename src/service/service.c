@@ -349,6 +349,7 @@ static int create_events(msvc_service_t *svc, char *err, size_t errlen) {
   eo.source = source;
   eo.name = svc->cfg.name;
   eo.metrics = svc->cfg.metrics;
+  eo.tracer = svc->tracer;
   rc = msvc_events_new(svc->loop, svc->cfg.events_uri, &eo, &svc->events, why, sizeof(why));
   if (rc != MSVC_OK) {
     snprintf(err, errlen, "MSVC_EVENTS: %s", why);
@@ -378,9 +379,9 @@ static int create_parts(msvc_service_t *svc, char *err, size_t errlen) {
     snprintf(err, errlen, "registry metrics: %s", msvc_strerror(rc));
     return rc;
   }
-  if ((rc = create_events(svc, err, errlen)) != MSVC_OK)
-    return rc;
   if ((rc = msvc__svc_trace_create(svc, err, errlen)) != MSVC_OK)
+    return rc;
+  if ((rc = create_events(svc, err, errlen)) != MSVC_OK)
     return rc;
   memset(&co, 0, sizeof(co));
   co.loop = svc->loop;
