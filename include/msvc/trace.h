@@ -309,6 +309,19 @@ MSVC_API void msvc_trace_span_set_status(msvc_span_t *s, msvc_span_status_t stat
 MSVC_API bool msvc_trace_span_sampled(const msvc_span_t *s);
 
 /**
+ * @brief Whether the span would be kept if it ended now: sampled, failed
+ *        (status set to error) or already slower than the threshold.
+ *
+ * Set the status first, then ask: attributes that are costly to build can
+ * be skipped for a span that will be dropped anyway (the service's own
+ * spans do so).
+ *
+ * @param s  The span, or NULL (false).
+ * @since 0.2
+ */
+MSVC_API bool msvc_trace_span_wanted(const msvc_span_t *s);
+
+/**
  * @brief End a span now: decide, queue it for export or free it.
  * @param s  The span, or NULL (no-op). Invalid afterwards.
  * @note Never blocks: a full queue drops the span (counted).

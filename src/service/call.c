@@ -146,9 +146,11 @@ static int client_span(msvc_service_call_t *call, msvc_tracer_t *tracer, const c
   if (msvc_trace_span_start(tracer, name, MSVC_SPAN_CLIENT, &parent, &call->span) != 0 ||
       call->span == NULL)
     return MSVC_ENOMEM;
-  msvc_trace_span_set_str(call->span, "http.request.method", call->method);
-  msvc_trace_span_set_str(call->span, "peer.service", service);
-  msvc_trace_span_set_str(call->span, "url.path", call->target);
+  if (msvc_trace_span_sampled(call->span)) {
+    msvc_trace_span_set_str(call->span, "http.request.method", call->method);
+    msvc_trace_span_set_str(call->span, "peer.service", service);
+    msvc_trace_span_set_str(call->span, "url.path", call->target);
+  }
   return msvc_trace_traceparent_format(msvc_trace_span_ctx(call->span), tp,
                                        MSVC_MW_TRACEPARENT_LEN);
 }
@@ -297,20 +299,24 @@ static void arm(msvc_service_call_t *call, uint64_t ms) {
 static void span_outcome(msvc_service_call_t *call, int err, const msvc_http_response_t *res) {
   msvc_span_t *s = call->span;
   int status = res != NULL ? msvc_http_response_status(res) : 0;
+  char code[16];
 
   call->span = NULL;
-  if (call->attempts > 1)
-    msvc_trace_span_set_int(s, "http.request.resend_count", call->attempts - 1);
-  if (status != 0)
-    msvc_trace_span_set_int(s, "http.response.status_code", status);
-  if (err != 0) {
-    msvc_trace_span_set_str(s, "error.type", msvc_err_name(err));
+  if (err != 0)
     msvc_trace_span_set_status(s, MSVC_SPAN_STATUS_ERROR, msvc_strerror(err));
-  } else if (status >= 400) {
-    char code[16];
-    snprintf(code, sizeof(code), "%d", status);
-    msvc_trace_span_set_str(s, "error.type", code);
+  else if (status >= 400)
     msvc_trace_span_set_status(s, MSVC_SPAN_STATUS_ERROR, NULL);
+  if (msvc_trace_span_wanted(s)) {
+    if (call->attempts > 1)
+      msvc_trace_span_set_int(s, "http.request.resend_count", call->attempts - 1);
+    if (status != 0)
+      msvc_trace_span_set_int(s, "http.response.status_code", status);
+    if (err != 0) {
+      msvc_trace_span_set_str(s, "error.type", msvc_err_name(err));
+    } else if (status >= 400) {
+      snprintf(code, sizeof(code), "%d", status);
+      msvc_trace_span_set_str(s, "error.type", code);
+    }
   }
   msvc_trace_span_end(s);
 }

@@ -115,6 +115,10 @@ static void trace_start_span(ctx_t *c, msvc_tracer_t *tracer, const msvc_mw_trac
   sc = msvc_trace_span_ctx(c->span);
   memcpy(c->trace.trace_id, sc->trace_id, sizeof(c->trace.trace_id));
   memcpy(c->trace.span_id, sc->span_id, sizeof(c->trace.span_id));
+  if (in != NULL)
+    memcpy(c->trace.parent_id, in->parent_id, sizeof(c->trace.parent_id));
+  else
+    c->trace.parent_id[0] = '\0';
   c->trace.flags = sc->flags;
 }
 
@@ -130,7 +134,6 @@ static int trace_before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) 
     return answer_oom(res);
   /* Anything much longer than a traceparent is invalid: bound the scan. */
   valid = tp != NULL && msvc_mw_traceparent_parse(tp, strnlen(tp, 512), &in) == MSVC_OK;
-  msvc_mw_trace_child(valid ? &in : NULL, &c->trace);
   /* tracestate only with a valid traceparent, and only when it is valid
    * itself: a malformed list is dropped whole, a long one cut. */
   ts = valid ? msvc_http_req_header(req, "tracestate") : NULL;
@@ -140,8 +143,12 @@ static int trace_before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) 
                  : -1;
   c->tracestate = n > 0 ? c->tracestate_buf : NULL;
   c->has_trace = true;
+  /* With a tracer the span's ids are this hop's; without one (or without
+   * memory for the span) a context of its own. */
   if (data != NULL)
     trace_start_span(c, data, valid ? &in : NULL, msvc_http_req_method(req));
+  if (c->span == NULL)
+    msvc_mw_trace_child(valid ? &in : NULL, &c->trace);
   return MSVC_HTTP_NEXT;
 }
 
@@ -160,6 +167,14 @@ static void trace_after(msvc_http_req_t *req, msvc_http_res_t *res, uint64_t dur
   if (c == NULL || (s = c->span) == NULL)
     return;
   c->span = NULL;
+  if (status >= 500)
+    msvc_trace_span_set_status(s, MSVC_SPAN_STATUS_ERROR, NULL);
+  /* A span that will be dropped (not sampled, fast, fine) is not worth
+   * its attributes. */
+  if (!msvc_trace_span_wanted(s)) {
+    msvc_trace_span_end(s);
+    return;
+  }
   /* Never the raw path in the name: ids in paths would make every request
    * a span name of its own. */
   snprintf(name, sizeof(name), "%s %s", method,
@@ -179,7 +194,6 @@ static void trace_after(msvc_http_req_t *req, msvc_http_res_t *res, uint64_t dur
   if (status >= 500) {
     snprintf(code, sizeof(code), "%d", status);
     msvc_trace_span_set_str(s, "error.type", code);
-    msvc_trace_span_set_status(s, MSVC_SPAN_STATUS_ERROR, NULL);
   }
   msvc_trace_span_end(s);
 }

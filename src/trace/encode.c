@@ -13,6 +13,16 @@
 
 #include "trace/trace-internal.h"
 
+static void put_u64(msvc__buf_t *b, uint64_t v) {
+  char tmp[24];
+  size_t i = sizeof(tmp);
+
+  do
+    tmp[--i] = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  msvc__buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
 static void put_str(msvc__buf_t *b, const char *s) {
   msvc__buf_putc(b, '"');
   msvc__buf_json_escape(b, s, strlen(s));
@@ -40,7 +50,11 @@ static void put_attr(msvc__buf_t *b, bool first, const msvc__trace_attr_t *a) {
   put_str(b, a->key);
   switch (a->type) {
   case MSVC__ATTR_INT:
-    msvc__buf_printf(b, ",\"value\":{\"intValue\":\"%" PRId64 "\"}}", a->v.i);
+    msvc__buf_puts(b, ",\"value\":{\"intValue\":\"");
+    if (a->v.i < 0)
+      msvc__buf_putc(b, '-');
+    put_u64(b, a->v.i < 0 ? (uint64_t)0 - (uint64_t)a->v.i : (uint64_t)a->v.i);
+    msvc__buf_puts(b, "\"}}");
     break;
   case MSVC__ATTR_BOOL:
     msvc__buf_printf(b, ",\"value\":{\"boolValue\":%s}}", a->v.b ? "true" : "false");
@@ -88,19 +102,28 @@ int msvc__trace_encode_resource(msvc_tracer_t *t) {
 static void put_span(msvc__buf_t *b, const msvc_span_t *s) {
   uint32_t i;
 
-  msvc__buf_printf(b, "{\"traceId\":\"%s\",\"spanId\":\"%s\"", s->ctx.trace_id,
-                   s->ctx.span_id);
-  if (s->parent_id[0] != '\0')
-    msvc__buf_printf(b, ",\"parentSpanId\":\"%s\"", s->parent_id);
+  msvc__buf_puts(b, "{\"traceId\":\"");
+  msvc__buf_append(b, s->ctx.trace_id, 32);
+  msvc__buf_puts(b, "\",\"spanId\":\"");
+  msvc__buf_append(b, s->ctx.span_id, 16);
+  msvc__buf_putc(b, '"');
+  if (s->parent_id[0] != '\0') {
+    msvc__buf_puts(b, ",\"parentSpanId\":\"");
+    msvc__buf_append(b, s->parent_id, 16);
+    msvc__buf_putc(b, '"');
+  }
   /* No "flags" field: it came with OTLP 1.1, and collectors built on older
    * definitions refuse unknown fields. The sampled bit is implied (only
    * kept spans are sent). */
   msvc__buf_puts(b, ",\"name\":");
   put_str(b, s->name);
-  msvc__buf_printf(b,
-                   ",\"kind\":%d,\"startTimeUnixNano\":\"%" PRIu64
-                   "\",\"endTimeUnixNano\":\"%" PRIu64 "\",\"attributes\":[",
-                   (int)s->kind, s->start_ns, s->end_ns);
+  msvc__buf_puts(b, ",\"kind\":");
+  msvc__buf_putc(b, (char)('0' + (int)s->kind));
+  msvc__buf_puts(b, ",\"startTimeUnixNano\":\"");
+  put_u64(b, s->start_ns);
+  msvc__buf_puts(b, "\",\"endTimeUnixNano\":\"");
+  put_u64(b, s->end_ns);
+  msvc__buf_puts(b, "\",\"attributes\":[");
   for (i = 0; i < s->nattrs; i++)
     put_attr(b, i == 0, &s->attrs[i]);
   msvc__buf_putc(b, ']');
@@ -122,7 +145,8 @@ static void put_span(msvc__buf_t *b, const msvc_span_t *s) {
   }
   if (s->dropped_events > 0)
     msvc__buf_printf(b, ",\"droppedEventsCount\":%" PRIu32, s->dropped_events);
-  msvc__buf_printf(b, ",\"status\":{\"code\":%d", (int)s->status);
+  msvc__buf_puts(b, ",\"status\":{\"code\":");
+  msvc__buf_putc(b, (char)('0' + (int)s->status));
   if (s->status_msg != NULL) {
     msvc__buf_puts(b, ",\"message\":");
     put_str(b, s->status_msg);

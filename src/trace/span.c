@@ -226,6 +226,24 @@ void msvc_tracer_stats(msvc_tracer_t *t, msvc_tracer_stats_t *out) {
 
 /* ---- spans ------------------------------------------------------------------ */
 
+static char *span_strdup(msvc_span_t *s, const char *str) {
+  size_t n = strlen(str) + 1;
+  char *d;
+
+  if (n <= sizeof(s->arena) - s->arena_used) {
+    d = s->arena + s->arena_used;
+    s->arena_used += n;
+    memcpy(d, str, n);
+    return d;
+  }
+  return msvc__strdup(str);
+}
+
+static void span_strfree(msvc_span_t *s, char *p) {
+  if (p != NULL && (p < s->arena || p >= s->arena + sizeof(s->arena)))
+    msvc__free(p);
+}
+
 static bool ctx_ok(const msvc_trace_ctx_t *c) {
   return msvc__trace_hex_ok(c->trace_id, 32, true) && c->trace_id[32] == '\0' &&
          msvc__trace_hex_ok(c->span_id, 16, true) && c->span_id[16] == '\0';
@@ -244,7 +262,8 @@ int msvc_trace_span_start(msvc_tracer_t *t, const char *name, msvc_span_kind_t k
   s = msvc__malloc(sizeof(*s));
   if (s == NULL)
     return MSVC_ENOMEM;
-  s->name = msvc__strdup(name);
+  s->arena_used = 0;
+  s->name = span_strdup(s, name);
   if (s->name == NULL) {
     msvc__free(s);
     return MSVC_ENOMEM;
@@ -255,6 +274,7 @@ int msvc_trace_span_start(msvc_tracer_t *t, const char *name, msvc_span_kind_t k
   s->status_msg = NULL;
   s->nattrs = s->dropped_attrs = s->nevents = s->dropped_events = 0;
   s->events = NULL;
+  s->attrs = NULL;
   s->end_ns = 0;
   if (parent != NULL && ctx_ok(parent)) {
     memcpy(s->ctx.trace_id, parent->trace_id, sizeof(s->ctx.trace_id));
@@ -291,16 +311,16 @@ int msvc_trace_span_set_name(msvc_span_t *s, const char *name) {
     return MSVC_OK;
   if (name == NULL)
     return MSVC_EINVAL;
-  if ((d = msvc__strdup(name)) == NULL)
+  if ((d = span_strdup(s, name)) == NULL)
     return MSVC_ENOMEM;
-  msvc__free(s->name);
+  span_strfree(s, s->name);
   s->name = d;
   return MSVC_OK;
 }
 
-static void attr_clear(msvc__trace_attr_t *a) {
+static void attr_clear(msvc_span_t *s, msvc__trace_attr_t *a) {
   if (a->type == MSVC__ATTR_STR)
-    msvc__free(a->v.s);
+    span_strfree(s, a->v.s);
   a->type = MSVC__ATTR_INT;
 }
 
@@ -312,7 +332,7 @@ static int attr_slot(msvc_span_t *s, const char *key, msvc__trace_attr_t **out) 
     return MSVC_EINVAL;
   for (i = 0; i < s->nattrs; i++)
     if (strcmp(s->attrs[i].key, key) == 0) {
-      attr_clear(&s->attrs[i]);
+      attr_clear(s, &s->attrs[i]);
       *out = &s->attrs[i];
       return MSVC_OK;
     }
@@ -320,7 +340,10 @@ static int attr_slot(msvc_span_t *s, const char *key, msvc__trace_attr_t **out) 
     s->dropped_attrs++;
     return MSVC_ERANGE;
   }
-  if ((s->attrs[s->nattrs].key = msvc__strdup(key)) == NULL)
+  if (s->attrs == NULL &&
+      (s->attrs = msvc__malloc(MSVC_TRACE_MAX_ATTRS * sizeof(*s->attrs))) == NULL)
+    return MSVC_ENOMEM;
+  if ((s->attrs[s->nattrs].key = span_strdup(s, key)) == NULL)
     return MSVC_ENOMEM;
   s->attrs[s->nattrs].type = MSVC__ATTR_INT;
   *out = &s->attrs[s->nattrs++];
@@ -336,12 +359,10 @@ int msvc_trace_span_set_str(msvc_span_t *s, const char *key, const char *value) 
     return MSVC_OK;
   if (value == NULL)
     return MSVC_EINVAL;
-  if ((d = msvc__strdup(value)) == NULL)
-    return MSVC_ENOMEM;
-  if ((rc = attr_slot(s, key, &a)) != MSVC_OK) {
-    msvc__free(d);
+  if ((rc = attr_slot(s, key, &a)) != MSVC_OK)
     return rc;
-  }
+  if ((d = span_strdup(s, value)) == NULL)
+    return MSVC_ENOMEM; /* the key stays, with the integer 0 */
   a->type = MSVC__ATTR_STR;
   a->v.s = d;
   return MSVC_OK;
@@ -423,25 +444,39 @@ void msvc__trace_span_free(msvc_span_t *s) {
   uint32_t i;
 
   for (i = 0; i < s->nattrs; i++) {
-    attr_clear(&s->attrs[i]);
-    msvc__free(s->attrs[i].key);
+    attr_clear(s, &s->attrs[i]);
+    span_strfree(s, s->attrs[i].key);
   }
+  msvc__free(s->attrs);
   for (i = 0; i < s->nevents; i++) {
     msvc__free(s->events[i].name);
     msvc__free(s->events[i].message);
   }
   msvc__free(s->events);
   msvc__free(s->status_msg);
-  msvc__free(s->name);
+  span_strfree(s, s->name);
   msvc__free(s);
 }
 
 /* Sampled, failed or slow: the three reasons to keep a span. */
-static bool keep(const msvc_span_t *s) {
+static bool keep_at(const msvc_span_t *s, uint64_t end_ns) {
   const msvc_tracer_t *t = s->tracer;
 
   return (s->ctx.flags & MSVC_TRACE_SAMPLED) != 0 || s->status == MSVC_SPAN_STATUS_ERROR ||
-         (t->slow_ns != 0 && s->end_ns - s->start_ns >= t->slow_ns);
+         (t->slow_ns != 0 && end_ns - s->start_ns >= t->slow_ns);
+}
+
+static bool keep(const msvc_span_t *s) {
+  return keep_at(s, s->end_ns);
+}
+
+bool msvc_trace_span_wanted(const msvc_span_t *s) {
+  uint64_t now;
+
+  if (s == NULL)
+    return false;
+  now = msvc__trace_now_ns(s->tracer);
+  return keep_at(s, now > s->start_ns ? now : s->start_ns);
 }
 
 void msvc_trace_span_end(msvc_span_t *s) {

@@ -47,8 +47,13 @@ struct msvc_span_s {
   uint64_t start_ns, end_ns;
   uint32_t nattrs, dropped_attrs;
   uint32_t nevents, dropped_events;
-  msvc__trace_attr_t attrs[MSVC_TRACE_MAX_ATTRS];
+  msvc__trace_attr_t *attrs;   /* MSVC_TRACE_MAX_ATTRS, made on first use */
   msvc__trace_event_t *events; /* MSVC_TRACE_MAX_EVENTS, made on first use */
+  /* Short strings (name, attribute keys and values) are copied here rather
+   * than allocated one by one: a typical server span then costs one
+   * allocation. Longer ones go to the heap. */
+  size_t arena_used;
+  char arena[400];
 };
 
 typedef struct msvc__trace_kv_s {
