@@ -15,7 +15,7 @@ pkgs_build=(gcc make cmake pkg-config libc6-dev ca-certificates
 pkgs_test=(libcriterion-dev clang libclang-rt-14-dev doxygen curl openssl
            procps iproute2 etcd-server prometheus nodejs npm libsqlite3-dev
            python3 python3-yaml dnsmasq-base nats-server nghttp2-client
-           python3-grpcio python3-grpc-tools chromium)
+           python3-grpcio python3-grpc-tools chromium python3-prometheus-client)
 pkgs_demo=(libsqlite3-dev curl openssl procps etcd-server nats-server)
 pkgs_bench=(wrk nginx haproxy libjwt-dev util-linux procps python3 curl
             nats-server nghttp2-client)
