@@ -229,13 +229,16 @@ static uint32_t attempt_timeout(msvc_tracer_t *t) {
   return to;
 }
 
-static void send_batch(msvc_tracer_t *t, msvc_span_t **batch, size_t n) {
-  msvc__buf_t b;
+/* b keeps its memory from batch to batch: a steady stream of spans then
+ * encodes without allocating. */
+static void send_batch(msvc_tracer_t *t, msvc_span_t **batch, size_t n, msvc__buf_t *buf) {
+  msvc__buf_t b = *buf;
   uint32_t attempt;
   int status = MSVC_ENOMEM;
   size_t i;
 
-  msvc__buf_init(&b, 0);
+  b.len = 0;
+  b.err = MSVC_OK;
   msvc__trace_encode(t, batch, n, &b);
   for (i = 0; i < n; i++)
     msvc__trace_span_free(batch[i]);
@@ -250,7 +253,12 @@ static void send_batch(msvc_tracer_t *t, msvc_span_t **batch, size_t n) {
     if (!backoff(t, (100u << (attempt < 6 ? attempt : 6)) + msvc__rand_below(50u << attempt)))
       break;
   }
-  msvc__buf_free(&b);
+  /* A failed encoding may have left the buffer in any state: start over. */
+  if (b.err != MSVC_OK) {
+    msvc__buf_free(&b);
+    msvc__buf_init(&b, 0);
+  }
+  *buf = b;
   if (status >= 200 && status < 300) {
     atomic_fetch_add(&t->exported, n);
     if (t->m_exported != NULL)
@@ -263,7 +271,9 @@ static void send_batch(msvc_tracer_t *t, msvc_span_t **batch, size_t n) {
 static void exporter_main(void *arg) {
   msvc_tracer_t *t = arg;
   msvc_span_t **batch = msvc__calloc(t->batch_max, sizeof(*batch));
+  msvc__buf_t buf;
 
+  msvc__buf_init(&buf, 0);
   for (;;) {
     size_t n = 0;
 
@@ -281,8 +291,9 @@ static void exporter_main(void *arg) {
     }
     uv_mutex_unlock(&t->mu);
     if (n > 0)
-      send_batch(t, batch, n);
+      send_batch(t, batch, n, &buf);
   }
+  msvc__buf_free(&buf);
   msvc__free(batch);
 }
 
