@@ -32,20 +32,23 @@ bool msvc__trace_hex_ok(const char *s, size_t n, bool reject_zero) {
 }
 
 /* A random id that is all zeros is invalid by the specification; with 64
- * random bits per draw a second draw is practically never needed. */
+ * random bits per draw a second draw is practically never needed. The
+ * check looks at the random words, not at the digits. */
 void msvc__trace_random_id(char *out, size_t ndigits) {
-  size_t i;
-  uint64_t r = 0;
+  size_t i, j, n;
+  uint64_t any, r;
 
   do {
-    for (i = 0; i < ndigits; i++) {
-      if (i % 16 == 0)
-        r = msvc__rand64();
-      out[i] = hexdigits[r & 0xf];
-      r >>= 4;
+    any = 0;
+    for (i = 0; i < ndigits; i += n) {
+      r = msvc__rand64();
+      n = ndigits - i < 16 ? ndigits - i : 16;
+      any |= n == 16 ? r : r & ((UINT64_C(1) << (4 * n)) - 1);
+      for (j = 0; j < n; j++, r >>= 4)
+        out[i + j] = hexdigits[r & 0xf];
     }
-    out[ndigits] = '\0';
-  } while (!msvc__trace_hex_ok(out, ndigits, true));
+  } while (any == 0);
+  out[ndigits] = '\0';
 }
 
 static int hexval(char c) {

@@ -274,7 +274,7 @@ int msvc_trace_span_start(msvc_tracer_t *t, const char *name, msvc_span_kind_t k
   s->status_msg = NULL;
   s->nattrs = s->dropped_attrs = s->nevents = s->dropped_events = 0;
   s->events = NULL;
-  s->attrs = NULL;
+  s->attrs = s->inline_attrs;
   s->end_ns = 0;
   if (parent != NULL && ctx_ok(parent)) {
     memcpy(s->ctx.trace_id, parent->trace_id, sizeof(s->ctx.trace_id));
@@ -340,9 +340,13 @@ static int attr_slot(msvc_span_t *s, const char *key, msvc__trace_attr_t **out) 
     s->dropped_attrs++;
     return MSVC_ERANGE;
   }
-  if (s->attrs == NULL &&
-      (s->attrs = msvc__malloc(MSVC_TRACE_MAX_ATTRS * sizeof(*s->attrs))) == NULL)
-    return MSVC_ENOMEM;
+  if (s->attrs == s->inline_attrs && s->nattrs == MSVC__ARRAY_SIZE(s->inline_attrs)) {
+    msvc__trace_attr_t *more = msvc__malloc(MSVC_TRACE_MAX_ATTRS * sizeof(*more));
+    if (more == NULL)
+      return MSVC_ENOMEM;
+    memcpy(more, s->inline_attrs, sizeof(s->inline_attrs));
+    s->attrs = more;
+  }
   if ((s->attrs[s->nattrs].key = span_strdup(s, key)) == NULL)
     return MSVC_ENOMEM;
   s->attrs[s->nattrs].type = MSVC__ATTR_INT;
@@ -447,7 +451,8 @@ void msvc__trace_span_free(msvc_span_t *s) {
     attr_clear(s, &s->attrs[i]);
     span_strfree(s, s->attrs[i].key);
   }
-  msvc__free(s->attrs);
+  if (s->attrs != s->inline_attrs)
+    msvc__free(s->attrs);
   for (i = 0; i < s->nevents; i++) {
     msvc__free(s->events[i].name);
     msvc__free(s->events[i].message);

@@ -47,7 +47,10 @@ struct msvc_span_s {
   uint64_t start_ns, end_ns;
   uint32_t nattrs, dropped_attrs;
   uint32_t nevents, dropped_events;
-  msvc__trace_attr_t *attrs;   /* MSVC_TRACE_MAX_ATTRS, made on first use */
+  /* inline_attrs until a ninth attribute, then MSVC_TRACE_MAX_ATTRS slots
+   * on the heap: a typical span stays one allocation. */
+  msvc__trace_attr_t *attrs;
+  msvc__trace_attr_t inline_attrs[8];
   msvc__trace_event_t *events; /* MSVC_TRACE_MAX_EVENTS, made on first use */
   /* Short strings (name, attribute keys and values) are copied here rather
    * than allocated one by one: a typical server span then costs one
