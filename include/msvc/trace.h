@@ -270,33 +270,65 @@ MSVC_API const msvc_trace_ctx_t *msvc_trace_span_ctx(const msvc_span_t *s);
 MSVC_API int msvc_trace_span_set_name(msvc_span_t *s, const char *name);
 
 /**
- * @brief Set a string attribute (key and value copied); an existing key
- *        is replaced. Beyond #MSVC_TRACE_MAX_ATTRS attributes are dropped
- *        and counted.
+ * @brief Set a string attribute; an existing key is replaced. Beyond
+ *        #MSVC_TRACE_MAX_ATTRS attributes are dropped and counted.
+ * @param s      The span, or NULL (tracing off: nothing happens, #MSVC_OK).
+ * @param key    Attribute key, e.g. "http.route"; copied.
+ * @param value  Its value; copied.
  * @return #MSVC_OK, MSVC_EINVAL, MSVC_ENOMEM, MSVC_ERANGE (limit).
+ * @note Not thread-safe: the span's owner only.
  * @since 0.2
  */
 MSVC_API int msvc_trace_span_set_str(msvc_span_t *s, const char *key,
                                      const char *value);
-/** @brief Set an integer attribute; as msvc_trace_span_set_str(). @since 0.2 */
+/**
+ * @brief Set an integer attribute, as msvc_trace_span_set_str().
+ * @param s      The span, or NULL.
+ * @param key    Attribute key; copied.
+ * @param value  Its value.
+ * @return #MSVC_OK, MSVC_EINVAL, MSVC_ENOMEM, MSVC_ERANGE.
+ * @since 0.2
+ */
 MSVC_API int msvc_trace_span_set_int(msvc_span_t *s, const char *key, int64_t value);
-/** @brief Set a boolean attribute; as msvc_trace_span_set_str(). @since 0.2 */
+/**
+ * @brief Set a boolean attribute, as msvc_trace_span_set_str().
+ * @param s      The span, or NULL.
+ * @param key    Attribute key; copied.
+ * @param value  Its value.
+ * @return #MSVC_OK, MSVC_EINVAL, MSVC_ENOMEM, MSVC_ERANGE.
+ * @since 0.2
+ */
 MSVC_API int msvc_trace_span_set_bool(msvc_span_t *s, const char *key, bool value);
-/** @brief Set a floating-point attribute; as msvc_trace_span_set_str(). @since 0.2 */
+/**
+ * @brief Set a floating-point attribute, as msvc_trace_span_set_str().
+ * @param s      The span, or NULL.
+ * @param key    Attribute key; copied.
+ * @param value  Its value (NaN and infinities are exported as strings).
+ * @return #MSVC_OK, MSVC_EINVAL, MSVC_ENOMEM, MSVC_ERANGE.
+ * @since 0.2
+ */
 MSVC_API int msvc_trace_span_set_double(msvc_span_t *s, const char *key, double value);
 
 /**
- * @brief Add a timestamped event (name copied) with an optional message
- *        attribute (`message`, copied; NULL for none).
- * @return #MSVC_OK, MSVC_EINVAL, MSVC_ENOMEM, MSVC_ERANGE (limit; counted).
+ * @brief Add a timestamped event. Beyond #MSVC_TRACE_MAX_EVENTS events are
+ *        dropped and counted.
+ * @param s        The span, or NULL (nothing happens, #MSVC_OK).
+ * @param name     Event name, e.g. "retry"; copied.
+ * @param message  Value of the event's `message` attribute, or NULL for
+ *                 none; copied.
+ * @return #MSVC_OK, MSVC_EINVAL, MSVC_ENOMEM, MSVC_ERANGE (limit).
  * @since 0.2
  */
 MSVC_API int msvc_trace_span_add_event(msvc_span_t *s, const char *name,
                                        const char *message);
 
 /**
- * @brief Set the span's status; an error status (message copied, may be
- *        NULL) makes the span kept whatever the sampling.
+ * @brief Set the span's status; an error status makes the span kept
+ *        whatever the sampling.
+ * @param s        The span, or NULL (nothing happens).
+ * @param status   Unset, ok or error.
+ * @param message  Description of an error (copied), or NULL; ignored for
+ *                 other statuses, as OTLP asks.
  * @since 0.2
  */
 MSVC_API void msvc_trace_span_set_status(msvc_span_t *s, msvc_span_status_t status,
@@ -304,6 +336,8 @@ MSVC_API void msvc_trace_span_set_status(msvc_span_t *s, msvc_span_status_t stat
 
 /**
  * @brief Whether the span is sampled (will be kept even if it ends well).
+ * @param s  The span, or NULL (false).
+ * @return true when its trace flags say sampled.
  * @since 0.2
  */
 MSVC_API bool msvc_trace_span_sampled(const msvc_span_t *s);
@@ -317,6 +351,7 @@ MSVC_API bool msvc_trace_span_sampled(const msvc_span_t *s);
  * spans do so).
  *
  * @param s  The span, or NULL (false).
+ * @return true when it would be kept.
  * @since 0.2
  */
 MSVC_API bool msvc_trace_span_wanted(const msvc_span_t *s);
