@@ -167,6 +167,27 @@ def main():
                   or re.search(rf'"trace_id":"{trace_id}".*"span_id":"{srv["spanId"]}"', logs)
                   is not None, "bff's access log carries the trace id and its span id")
 
+        # a second user-service dies without deregistering: a call that
+        # picks it is retried on the first, one client span with a retry event
+        extra = system.start("user-service", label="user-service-2", extra_env=env)
+        system.wait_registered("user-service", 2)
+        system.kill(extra)
+        retried = []
+        for _ in range(6):
+            t = uuid.uuid4().hex
+            r = request("GET", f"{bff.url}/web/users/{uid}/dashboard", token=token,
+                        headers={"traceparent": f"00-{t}-{caller}-01"})
+            check(r.status == 200, "dashboard with one user-service instance dead", r)
+            sp = wait_spans(col, t, lambda sp: any(s["name"] == "GET user-service" for s in sp))
+            retried += [s for s in sp if s["name"] == "GET user-service"
+                        and any(e.get("name") == "retry" for e in s.get("events", []))]
+            if retried:
+                break
+        check(bool(retried) and retried[0]["attrs"].get("http.request.resend_count") == "1"
+              and retried[0].get("status", {}).get("code", 0) != 2,
+              "a retried call: one client span, a retry event, resend_count 1, not an error",
+              retried[:1])
+
         # a malformed traceparent starts a new trace
         r = request("GET", f"{bff.url}/web/users/{uid}/dashboard", token=token,
                     headers={"traceparent": f"00-{trace_id.upper()}-{caller}-01"})
