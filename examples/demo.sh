@@ -595,7 +595,7 @@ if [ -n "${trace_port:-}" ]; then
   curl "${tls_curl[@]}" -sS -m 10 -o /dev/null -H "Authorization: Bearer $token" \
     -H "traceparent: 00-$trace_id-00f067aa0ba902b7-01" "$bff/web/users/$user_id/dashboard"
   for ((n = 0; n < 40; n++)); do  # spans go out in batches, about once a second
-    [ "$(grep -c "$trace_id" "$tmp/spans.jsonl" 2>/dev/null)" -ge 5 ] && break
+    [ "$(grep -c "$trace_id" "$tmp/spans.jsonl" 2>/dev/null)" -ge 6 ] && break
     sleep 0.1
   done
   python3 "$here/otlp_collector.py" waterfall "$tmp/spans.jsonl" --trace "$trace_id" |

@@ -134,14 +134,19 @@ static void fresh_request_id(char out[33]) {
 /* A client span for the call, child of the request's server span; its
  * context is what the callee sees as its parent. */
 static int client_span(msvc_service_call_t *call, msvc_tracer_t *tracer, const char *service,
-                       const msvc_mw_trace_t *pt, char tp[MSVC_MW_TRACEPARENT_LEN]) {
+                       const msvc_mw_trace_t *pt, const msvc_trace_ctx_t *within,
+                       char tp[MSVC_MW_TRACEPARENT_LEN]) {
   msvc_trace_ctx_t parent;
   char name[160];
 
-  memcpy(parent.trace_id, pt->trace_id, sizeof(parent.trace_id));
-  memcpy(parent.span_id, pt->span_id, sizeof(parent.span_id));
-  parent.flags = pt->flags;
-  parent.remote = false;
+  if (within != NULL) {
+    parent = *within; /* a span of the caller's own, e.g. a fan-out's */
+  } else {
+    memcpy(parent.trace_id, pt->trace_id, sizeof(parent.trace_id));
+    memcpy(parent.span_id, pt->span_id, sizeof(parent.span_id));
+    parent.flags = pt->flags;
+    parent.remote = false;
+  }
   snprintf(name, sizeof(name), "%s %s", call->method, service);
   if (msvc_trace_span_start(tracer, name, MSVC_SPAN_CLIENT, &parent, &call->span) != 0 ||
       call->span == NULL)
@@ -156,7 +161,8 @@ static int client_span(msvc_service_call_t *call, msvc_tracer_t *tracer, const c
 }
 
 static int context_headers(msvc_service_call_t *call, const msvc_service_request_t *req,
-                           msvc_tracer_t *tracer, const char *service) {
+                           msvc_tracer_t *tracer, const char *service,
+                           const msvc_trace_ctx_t *within) {
   msvc_http_req_t *p = req->parent;
   const msvc_mw_trace_t *pt = p != NULL ? msvc_mw_trace(p) : NULL;
   const char *rid = p != NULL ? msvc_mw_request_id(p) : NULL;
@@ -176,7 +182,7 @@ static int context_headers(msvc_service_call_t *call, const msvc_service_request
   /* A trace is continued, never started here: a call made outside any
    * request has no trace to belong to. */
   if (r == 0 && pt != NULL && !has_header(req, "traceparent") &&
-      (tracer != NULL ? client_span(call, tracer, service, pt, tp) == 0
+      (tracer != NULL ? client_span(call, tracer, service, pt, within, tp) == 0
                       : msvc_mw_trace_child(pt, &child) == 0 &&
                             msvc_mw_traceparent_format(&child, tp, sizeof(tp)) == 0)) {
     r = push_header(call, "traceparent", tp);
@@ -206,7 +212,8 @@ static void call_free(msvc_service_call_t *call) {
 }
 
 static int copy_request(msvc_service_call_t *call, const msvc_service_request_t *req,
-                        msvc_tracer_t *tracer, const char *service) {
+                        msvc_tracer_t *tracer, const char *service,
+                        const msvc_trace_ctx_t *within) {
   size_t i;
   int r;
 
@@ -225,7 +232,7 @@ static int copy_request(msvc_service_call_t *call, const msvc_service_request_t 
     memcpy(call->body, req->body, req->body_len);
     call->body_len = req->body_len;
   }
-  return context_headers(call, req, tracer, service);
+  return context_headers(call, req, tracer, service, within);
 }
 
 /* ---- parent request ------------------------------------------------------------ */
@@ -607,6 +614,12 @@ void msvc_service_request_init(msvc_service_request_t *req) {
 int msvc__caller_call(msvc__caller_t *c, const char *service,
                       const msvc_service_request_t *req, msvc_http_chunk_fn on_chunk,
                       msvc_service_call_t **out) {
+  return msvc__caller_call_within(c, service, req, on_chunk, NULL, out);
+}
+
+int msvc__caller_call_within(msvc__caller_t *c, const char *service,
+                             const msvc_service_request_t *req, msvc_http_chunk_fn on_chunk,
+                             const msvc_trace_ctx_t *within, msvc_service_call_t **out) {
   call_loop_t *lc;
   msvc_service_call_t *call;
   uint32_t timeout;
@@ -624,7 +637,7 @@ int msvc__caller_call(msvc__caller_t *c, const char *service,
   call = msvc__calloc(1, sizeof(*call));
   if (call == NULL)
     return MSVC_ENOMEM;
-  r = copy_request(call, req, c->opts.tracer, service);
+  r = copy_request(call, req, c->opts.tracer, service, within);
   if (r == 0)
     r = msvc__call_target_get(c, lc, service, &call->t);
   if (r == 0 && req->parent != NULL)

@@ -124,7 +124,8 @@ def main():
 
         def complete(sp):
             return (len(by(sp, "bff", 2)) >= 1 and len(by(sp, "user-service", 2)) >= 1
-                    and len(by(sp, "order-service", 2)) >= 1 and len(by(sp, "bff", 3)) >= 2)
+                    and len(by(sp, "order-service", 2)) >= 1 and len(by(sp, "bff", 3)) >= 2
+                    and len(by(sp, "bff", 1)) >= 1)
         spans = wait_spans(col, trace_id, complete)
         check(complete(spans), "spans of all three services arrive under one trace id",
               [(s["resource"].get("service.name"), s["name"]) for s in spans])
@@ -143,8 +144,12 @@ def main():
                       and res.get("service.version"),
                       f"{name}: resource service.name, service.instance.id, service.version", res)
             clients = {s["name"]: s for s in by(spans, "bff", 3)}
-            check(all(c.get("parentSpanId") == srv["spanId"] for c in clients.values()),
-                  "bff client spans are children of its server span",
+            fan = [s for s in by(spans, "bff", 1) if s["name"] == "fanout"]
+            check(len(fan) == 1 and fan[0].get("parentSpanId") == srv["spanId"]
+                  and fan[0]["attrs"].get("msvc.fanout.calls") == "2",
+                  "the dashboard's fan-out is one internal span under the server span", fan)
+            check(fan and all(c.get("parentSpanId") == fan[0]["spanId"] for c in clients.values()),
+                  "bff client spans are children of its fan-out span",
                   [(c["name"], c.get("parentSpanId")) for c in clients.values()])
             us = by(spans, "user-service", 2)[0]
             os_ = by(spans, "order-service", 2)[0]
