@@ -126,6 +126,7 @@ pids=()
 names=()
 etcd_pid=
 nats_pid=
+trace_pid=
 
 stop_all() {
   local i pid n
@@ -149,6 +150,11 @@ stop_all() {
     wait "$pid" 2>/dev/null || true
   done
   pids=()
+  if [ -n "$trace_pid" ]; then
+    kill -TERM "$trace_pid" 2>/dev/null || true
+    wait "$trace_pid" 2>/dev/null || true
+    trace_pid=
+  fi
   if [ -n "$etcd_pid" ]; then
     kill -TERM "$etcd_pid" 2>/dev/null || true
     wait "$etcd_pid" 2>/dev/null || true
@@ -373,6 +379,17 @@ common_env=(MSVC_REGISTRY="$registry_uri" MSVC_HOST=127.0.0.1
             MSVC_JWT_AUDIENCE=msvc-demo MSVC_LOG_LEVEL="${MSVC_LOG_LEVEL:-info}")
 verify_env=(MSVC_JWT_JWKS_URL=http://user-service/.well-known/jwks.json)
 
+# Tracing: every service exports its spans over OTLP to a small collector
+# (examples/otlp_collector.py), which the demo reads back as a waterfall.
+if command -v python3 >/dev/null; then
+  python3 "$here/otlp_collector.py" serve --out "$tmp/spans.jsonl" >"$tmp/collector.out" \
+    2>"$tmp/logs/collector.log" &
+  trace_pid=$!
+  for ((n = 0; n < 50; n++)); do [ -s "$tmp/collector.out" ] && break; sleep 0.1; done
+  trace_port=$(awk '{print $2}' "$tmp/collector.out")
+  [ -n "$trace_port" ] && common_env+=(MSVC_OTLP_ENDPOINT="http://127.0.0.1:$trace_port")
+fi
+
 # start_service LABEL PROGRAM VAR=VALUE...: start it on a free port and wait
 # until its /ready says 200. Sets $port. Each service also gets its admin
 # pages (MSVC_ADMIN) on a loopback port the system picks (so it can never
@@ -581,6 +598,26 @@ call GET "$bff/web/users/$user_id/dashboard" "" "$token"
 expect_status 200
 expect_field total_spent_cents 2699
 expect_match 'nothing degraded' '"degraded"[[:space:]]*:[[:space:]]*\[\]'
+
+if [ -n "${trace_port:-}" ]; then
+  step "Follow one dashboard request across the services (its spans, exported over OTLP)"
+  trace_id=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  curl "${tls_curl[@]}" -sS -m 10 -o /dev/null -H "Authorization: Bearer $token" \
+    -H "traceparent: 00-$trace_id-00f067aa0ba902b7-01" "$bff/web/users/$user_id/dashboard"
+  for ((n = 0; n < 40; n++)); do  # spans go out in batches, about once a second
+    [ "$(grep -c "$trace_id" "$tmp/spans.jsonl" 2>/dev/null)" -ge 6 ] && break
+    sleep 0.1
+  done
+  python3 "$here/otlp_collector.py" waterfall "$tmp/spans.jsonl" --trace "$trace_id" |
+    sed 's/^/   /' | tee "$tmp/waterfall.txt"
+  if grep -q 'bff .*GET /web/users/:id/dashboard' "$tmp/waterfall.txt" &&
+     grep -q 'user-service .*GET /users/:id' "$tmp/waterfall.txt" &&
+     grep -q 'order-service .*GET /orders' "$tmp/waterfall.txt"; then
+    ok "one trace: bff's request and the calls it made to user-service and order-service"
+  else
+    bad "the dashboard's trace is incomplete"
+  fi
+fi
 
 step "Read the mobile dashboard through the bff"
 call GET "$bff/mobile/users/$user_id/dashboard" "" "$token"

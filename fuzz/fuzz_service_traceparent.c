@@ -3,13 +3,17 @@
  * check. Whatever the parser accepts must hold well-formed ids, must agree
  * with a second, deliberately naive reading of the same bytes, and must give
  * a child context that formats and parses back to the same trace. The
- * request id check must agree with its definition byte by byte.
+ * request id check must agree with its definition byte by byte. The same
+ * bytes go through the tracestate normaliser: whatever it keeps must fit the
+ * limits, contain no blank around members, and normalise to itself again.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <msvc/error.h>
 #include <msvc/middleware.h>
+#include <msvc/trace.h>
 
 static void fail(const char *why) {
   fprintf(stderr, "traceparent fuzz: %s\n", why);
@@ -57,6 +61,35 @@ static void check_fields(const uint8_t *d, size_t n, const msvc_mw_trace_t *t) {
     fail("ids do not match the input");
 }
 
+static void check_tracestate(const uint8_t *d, size_t n) {
+  char out[MSVC_TRACE_TRACESTATE_MAX + 1], again[MSVC_TRACE_TRACESTATE_MAX + 1];
+  int len = msvc_trace_tracestate_normalize((const char *)d, n, out, sizeof(out));
+  int members = 1, i;
+
+  if (len < 0) {
+    if (len != MSVC_EINVAL)
+      fail("tracestate: unexpected error with a big enough buffer");
+    return;
+  }
+  if ((size_t)len > MSVC_TRACE_TRACESTATE_MAX || out[len] != '\0' || strlen(out) != (size_t)len)
+    fail("tracestate: kept value over the limit or not terminated");
+  for (i = 0; i < len; i++) {
+    if (out[i] == ',') {
+      members++;
+      if (i == 0 || out[i - 1] == ' ' || out[i + 1] == ' ' || out[i + 1] == ',' ||
+          i + 1 == len)
+        fail("tracestate: blank or empty member kept");
+    }
+    if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e)
+      fail("tracestate: kept a byte outside the grammar");
+  }
+  if (len > 0 && members > MSVC_TRACE_TRACESTATE_MEMBERS)
+    fail("tracestate: more than 32 members kept");
+  if (msvc_trace_tracestate_normalize(out, (size_t)len, again, sizeof(again)) != len ||
+      memcmp(out, again, (size_t)len) != 0)
+    fail("tracestate: normalising twice changes the value");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -64,6 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char out[MSVC_MW_TRACEPARENT_LEN];
 
   check_request_id(data, size);
+  check_tracestate(data, size);
   /* The parser must never read past size: libFuzzer's buffer ends there. */
   if (msvc_mw_traceparent_parse((const char *)data, size, &t) != MSVC_OK)
     return 0;

@@ -15,7 +15,7 @@ pkgs_build=(gcc make cmake pkg-config libc6-dev ca-certificates
 pkgs_test=(libcriterion-dev clang libclang-rt-14-dev doxygen curl openssl
            procps iproute2 etcd-server prometheus nodejs npm libsqlite3-dev
            python3 python3-yaml dnsmasq-base nats-server nghttp2-client
-           python3-grpcio python3-grpc-tools chromium)
+           python3-grpcio python3-grpc-tools chromium python3-prometheus-client)
 pkgs_demo=(libsqlite3-dev curl openssl procps etcd-server nats-server)
 pkgs_bench=(wrk nginx haproxy libjwt-dev util-linux procps python3 curl
             nats-server nghttp2-client)
@@ -64,10 +64,13 @@ is_ci() {
 
 # The JWT interoperability tests check our tokens with node's jose package,
 # pinned by tests/jwt/interop/package-lock.json; the events interoperability
-# tests use the official NATS client, pinned by tests/events/interop's.
+# tests use the official NATS client, pinned by tests/events/interop's; the
+# trace tests decode our spans with the OpenTelemetry definitions, pinned by
+# tests/trace/collector's.
 npm_deps() {
   npm_ci_in tests/jwt/interop jose "$@"
   npm_ci_in tests/events/interop @nats-io/jetstream "$@"
+  npm_ci_in tests/trace/collector @opentelemetry/otlp-transformer "$@"
 }
 
 npm_ci_in() {

@@ -142,6 +142,9 @@ void msvc__format_rfc3339_ms(uint64_t wall_ms, char out[MSVC__RFC3339_LEN]);
 uint64_t msvc__rand64(void);
 /* Uniform in [0, n) for n > 0, without modulo bias. */
 uint64_t msvc__rand_below(uint64_t n);
+/* ndigits random lower-case hex digits and a NUL into out (ndigits + 1
+ * bytes), 16 digits per draw of msvc__rand64(). */
+void msvc__hex_random(char *out, size_t ndigits);
 
 /* ---- options structs ------------------------------------------------------
  * Public options structs start with `size_t size`, filled by their _init().

@@ -164,6 +164,12 @@ typedef struct msvc_events_opts_s {
   /** How long the broker may be unreachable before msvc_events_ready()
    *  reports false; default 15000 ms. A short blip never flips readiness. */
   uint32_t ready_grace_ms;
+  /** Tracer (msvc/trace.h) for a producer span per publish and a consumer
+   *  span per delivery of messages that carry a `traceparent` header; the
+   *  header is rewritten to the new span's context both ways, so a handler
+   *  passing it on continues the trace. NULL (default): no spans. Borrowed:
+   *  must outlive the handle. @since 0.2 */
+  struct msvc_tracer_s *tracer;
 } msvc_events_opts_t;
 
 /** @brief Options of a stream; fill with msvc_events_stream_opts_init(). */

@@ -394,6 +394,29 @@ MSVC_API double msvc_metrics_gauge_value(const msvc_metrics_gauge_t *g);
 MSVC_API void msvc_metrics_histogram_observe(msvc_metrics_histogram_t *h, double v);
 
 /**
+ * @brief Record one observation with an exemplar: the trace it belongs to.
+ *
+ * As msvc_metrics_histogram_observe(), and the observation becomes the
+ * exemplar of its bucket (the latest one wins). Exemplars appear only in
+ * the OpenMetrics exposition, as `# {trace_id="...",span_id="..."} value
+ * timestamp` after the bucket's line; the text format 0.0.4 is unchanged.
+ *
+ * @param h         The histogram; must not be NULL.
+ * @param v         The observed value.
+ * @param trace_id  32 lower-case hex digits; anything else records no
+ *                  exemplar (the observation still counts).
+ * @param span_id   16 lower-case hex digits, or NULL.
+ * @param wall_ms   When it was observed, Unix time in milliseconds.
+ * @note Thread-safe. The first exemplar of a series allocates its slots;
+ *       later ones take a short per-series spin lock.
+ * @since 0.2
+ */
+MSVC_API void msvc_metrics_histogram_observe_exemplar(msvc_metrics_histogram_t *h, double v,
+                                                      const char *trace_id,
+                                                      const char *span_id,
+                                                      uint64_t wall_ms);
+
+/**
  * @brief Number of observations a histogram has recorded.
  * @param h  The histogram; must not be NULL.
  * @return The count. Thread-safe.

@@ -323,6 +323,23 @@ MSVC_API const msvc_mw_trace_t *msvc_mw_trace(const msvc_http_req_t *req);
  */
 MSVC_API const char *msvc_mw_tracestate(const msvc_http_req_t *req);
 
+struct msvc_span_s;
+
+/**
+ * @brief The server span of a request (msvc/trace.h), when the service
+ *        traces (an OTLP endpoint is configured).
+ *
+ * Use its context as the parent of spans around your own work:
+ * `msvc_trace_span_start(msvc_service_tracer(svc), "db.query",
+ * MSVC_SPAN_INTERNAL, msvc_trace_span_ctx(msvc_mw_span(req)), &s)`.
+ *
+ * @param req  The request.
+ * @return The span, or NULL when tracing is off; borrowed until the
+ *         response is finished (the middleware ends it then).
+ * @since 0.2
+ */
+MSVC_API struct msvc_span_s *msvc_mw_span(const msvc_http_req_t *req);
+
 /* ---- access log ---------------------------------------------------------- */
 
 /** @brief Component name of access log lines. */
@@ -337,8 +354,8 @@ MSVC_API const char *msvc_mw_tracestate(const msvc_http_req_t *req);
  * `route` (the pattern, or #MSVC_MW_UNMATCHED_ROUTE), `path` (the raw
  * target without its query string), `status` (499 when the client went
  * away first), `duration_ms`, `bytes_in` (request body bytes),
- * `request_id` and `trace_id` (when those middlewares ran before it, else
- * "-") and `peer` ("ip:port", "-" once the client is gone). Nothing is built
+ * `request_id`, `trace_id` and `span_id` (when those middlewares ran before
+ * it, else "-") and `peer` ("ip:port", "-" once the client is gone). Nothing is built
  * when the logger's level is above info.
  *
  * @param srv  The server.

@@ -24,5 +24,6 @@
 #include <msvc/work.h>
 #include <msvc/events.h>
 #include <msvc/admin.h>
+#include <msvc/trace.h>
 
 #endif /* MSVC_MSVC_H */

@@ -62,6 +62,7 @@
 #include <msvc/limit.h>
 #include <msvc/metrics.h>
 #include <msvc/registry.h>
+#include <msvc/trace.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -392,6 +393,17 @@ MSVC_API int msvc_service_run(msvc_service_t *svc);
  * @since 0.1
  */
 MSVC_API void msvc_service_free(msvc_service_t *svc);
+
+/**
+ * @brief The service's tracer, for spans around your own work (msvc/trace.h).
+ * @param svc  The service.
+ * @return The tracer, or NULL when tracing is off (no `MSVC_OTLP_ENDPOINT`
+ *         or `OTEL_EXPORTER_OTLP_*` endpoint); the span functions accept
+ *         that NULL and then record nothing. Owned by the service; valid
+ *         until msvc_service_free(). Thread-safe.
+ * @since 0.2
+ */
+MSVC_API msvc_tracer_t *msvc_service_tracer(const msvc_service_t *svc);
 
 /** @brief The service's name. @param svc The service. @return Owned by the service. @since 0.1 */
 MSVC_API const char *msvc_service_name(const msvc_service_t *svc);

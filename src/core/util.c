@@ -86,6 +86,41 @@ uint64_t msvc__rand64(void) {
   return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* Eight lower-case hex digits of v at once: each nibble spread into a byte
+ * of its own, then '0' added, and 'a' - '0' - 10 more where it is 10 or
+ * above. The digits come out in byte order, not in the order of v's
+ * nibbles, which for random digits makes no difference. */
+static void hex8(char *out, uint32_t v) {
+  uint64_t x = v;
+
+  x = (x | x << 16) & UINT64_C(0x0000ffff0000ffff);
+  x = (x | x << 8) & UINT64_C(0x00ff00ff00ff00ff);
+  x = (x | x << 4) & UINT64_C(0x0f0f0f0f0f0f0f0f);
+  x += UINT64_C(0x3030303030303030) +
+       (((x + UINT64_C(0x0606060606060606)) >> 4) & UINT64_C(0x0101010101010101)) *
+           ('a' - '0' - 10);
+  memcpy(out, &x, 8);
+}
+
+void msvc__hex_random(char *out, size_t ndigits) {
+  char d[16];
+  size_t i;
+
+  for (i = 0; i < ndigits; i += 16) {
+    uint64_t r = msvc__rand64();
+
+    if (ndigits - i >= 16) { /* straight into out: no copy to stall on */
+      hex8(out + i, (uint32_t)r);
+      hex8(out + i + 8, (uint32_t)(r >> 32));
+    } else {
+      hex8(d, (uint32_t)r);
+      hex8(d + 8, (uint32_t)(r >> 32));
+      memcpy(out + i, d, ndigits - i);
+    }
+  }
+  out[ndigits] = '\0';
+}
+
 uint64_t msvc__rand_below(uint64_t n) {
   uint64_t limit, r;
 

@@ -75,6 +75,7 @@ struct msvc__ev_pub_s {
    * its key (nats: the natsMsg handed over) and the next of its bucket. */
   const void *bkey;
   msvc__ev_pub_t *bnext;
+  struct msvc_span_s *span; /* producer span (trace.c), when tracing */
 };
 
 struct msvc__ev_stream_req_s {
@@ -180,6 +181,7 @@ struct msvc_events_msg_s {
   msvc_events_envelope_t *env;
   msvc_event_t event; /* env's event, with the delivery's headers */
   msvc_events_header_t *hdrs;
+  struct msvc_span_s *span; /* consumer span (trace.c), when tracing */
 };
 
 struct msvc_events_s {
@@ -242,6 +244,12 @@ uint32_t msvc__ev_sub_credits(const msvc_events_sub_t *sub);
 /* A delivery whose run() the core knows; the backend fills the rest. */
 msvc__ev_delivery_t *msvc__ev_delivery_new(msvc_events_sub_t *sub);
 void msvc__ev_delivery_free(msvc__ev_delivery_t *d);
+
+/* Spans (trace.c): a no-op without opts.tracer or a traceparent header. */
+void msvc__ev_trace_publish(msvc_events_t *ev, msvc__ev_pub_t *pub);
+void msvc__ev_trace_published(msvc__ev_pub_t *pub, int status);
+void msvc__ev_trace_consume(msvc_events_t *ev, msvc_events_msg_t *msg);
+void msvc__ev_trace_settled(msvc_events_msg_t *msg, int how, const char *reason);
 void msvc__ev_hdrs_free(msvc__ev_hdr_t *h, size_t n);
 int msvc__ev_hdrs_copy(const msvc__ev_hdr_t *src, size_t n, msvc__ev_hdr_t **out);
 

@@ -391,6 +391,7 @@ int msvc_events_new(uv_loop_t *loop, const char *uri, const msvc_events_opts_t *
 /* ---- publishing ----------------------------------------------------------- */
 
 static void pub_free(msvc__ev_pub_t *pub) {
+  msvc__ev_trace_published(pub, MSVC_ECANCELED);
   msvc__free(pub->subject);
   msvc__free(pub->body);
   msvc__ev_hdrs_free(pub->headers, pub->header_count);
@@ -401,6 +402,7 @@ static void pub_finish(msvc_events_t *ev, msvc__ev_pub_t *pub, int status) {
   if (pub->finished)
     return;
   pub->finished = true;
+  msvc__ev_trace_published(pub, status);
   if (pub->internal_done == NULL) {
     count(ev->m_published, pub->subject,
           status == MSVC_OK ? "ok" : status == MSVC_ETIMEDOUT ? "timeout" : "error");
@@ -515,6 +517,8 @@ static int publish_body(msvc_events_t *ev, const char *subject, char *body, size
     *out = pub;
   if (!uv_is_active((uv_handle_t *)&ev->timer))
     arm_timer(ev);
+  if (!internal)
+    msvc__ev_trace_publish(ev, pub);
   ev->backend->ops->publish(ev->backend, pub);
   return MSVC_OK;
 }
@@ -798,6 +802,7 @@ static void msg_free(msvc_events_msg_t *msg) {
   msvc_events_t *ev = msg->sub->ev;
 
   msvc__queue_remove(&msg->node);
+  msvc__ev_trace_settled(msg, MSVC__EV_TERM, "not settled");
   msvc_events_envelope_free(msg->env);
   msvc__free(msg->hdrs);
   if (msg->d != NULL)
@@ -812,6 +817,7 @@ static void settle(msvc_events_msg_t *msg, msvc__ev_settle_t how, uint32_t delay
 
   bool credit;
 
+  msvc__ev_trace_settled(msg, how, NULL);
   if (d->token != NULL && !ev->backend_closed && ev->closing == 0) {
     /* A message of a closed subscription goes back to the broker as it is:
      * the ack wait hands it to another member. */
@@ -1061,6 +1067,7 @@ static void on_delivery_item(msvc_events_t *ev, msvc__ev_item_t *item, bool clos
                                 .datacontenttype = "application/octet-stream",
                                 .data = d->body, .data_len = d->len};
   msg->event.subject = d->subject;
+  msvc__ev_trace_consume(ev, msg);
   if (d->header_count > 0) {
     msg->hdrs = msvc__calloc(d->header_count, sizeof(*msg->hdrs));
     if (msg->hdrs == NULL) {

@@ -3,7 +3,8 @@ list(APPEND LIBMSVC_SOURCES
   src/events/dedup.c
   src/events/envelope.c
   src/events/events.c
-  src/events/subs.c)
+  src/events/subs.c
+  src/events/trace.c)
 
 
 # nats:// needs libnats; without it the URI is refused with a clear message.

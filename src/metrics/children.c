@@ -40,6 +40,7 @@ static void child_free(msvc__child_t *c) {
   if (c == NULL)
     return;
   msvc__free(c->cells_raw);
+  msvc__free(atomic_load(&c->exemplars));
   msvc__free(c->values);
   msvc__free(c->labels_text);
   msvc__free(c);

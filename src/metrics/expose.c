@@ -209,9 +209,26 @@ static void put_histogram(writer_t *w, const msvc__child_t *c) {
 
   msvc__child_hist_read(c, counts, &sum);
   for (i = 0; i <= f->bound_count; i++) {
+    msvc__exemplar_t ex;
     cum += counts[i];
     n = msvc__metrics_format_u64(cum, num);
     put_sample(w, f->name, "_bucket", c, f->bound_text[i], num, n);
+    /* OpenMetrics only: the bucket's exemplar after its value, on the
+     * same line. */
+    if (w->om && msvc__child_exemplar(c, i, &ex)) {
+      w->b->len--; /* the newline put_sample wrote */
+      msvc__buf_puts(w->b, " # {trace_id=\"");
+      msvc__buf_puts(w->b, ex.trace_id);
+      if (ex.span_id[0] != '\0') {
+        msvc__buf_append(w->b, "\",span_id=\"", 11);
+        msvc__buf_puts(w->b, ex.span_id);
+      }
+      msvc__buf_append(w->b, "\"} ", 3);
+      n = msvc__metrics_format_double(ex.value, num);
+      msvc__buf_append(w->b, num, n);
+      msvc__buf_printf(w->b, " %llu.%03u\n", (unsigned long long)(ex.wall_ms / 1000),
+                       (unsigned)(ex.wall_ms % 1000));
+    }
   }
   n = msvc__metrics_format_double(sum, num);
   put_sample(w, f->name, "_sum", c, NULL, num, n);

@@ -57,6 +57,15 @@ typedef struct msvc__hist_cell_s {
 
 typedef struct msvc__family_s msvc__family_t;
 
+/* The exemplar of one bucket (OpenMetrics), set = 0 until the first. */
+typedef struct msvc__exemplar_s {
+  char trace_id[33];
+  char span_id[17];
+  bool set;
+  double value;
+  uint64_t wall_ms;
+} msvc__exemplar_t;
+
 typedef struct msvc__child_s {
   /* Hot fields first: what an update reads sits in one cache line. */
   char *cells;                 /* ncells cells of stride bytes */
@@ -74,7 +83,14 @@ typedef struct msvc__child_s {
   char *labels_text;
   size_t labels_len;
   _Atomic double gauge;        /* gauges only */
+  /* Histograms with exemplars: bound_count + 1 slots, made on first use,
+   * guarded by ex_lock (writers and the exposition copy a slot). */
+  _Atomic(msvc__exemplar_t *) exemplars;
+  atomic_flag ex_lock;
 } msvc__child_t;
+
+/* Copies bucket b's exemplar of c into out; false when there is none. */
+bool msvc__child_exemplar(const msvc__child_t *c, size_t b, msvc__exemplar_t *out);
 
 struct msvc_metrics_counter_s {
   msvc__child_t c;

@@ -216,6 +216,68 @@ void msvc_metrics_histogram_observe(msvc_metrics_histogram_t *h, double v) {
   }
 }
 
+static bool ex_hex(const char *s, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return false;
+  return s[n] == '\0';
+}
+
+static void ex_lock(msvc__child_t *c) {
+  while (atomic_flag_test_and_set_explicit(&c->ex_lock, memory_order_acquire))
+    ;
+}
+
+static void ex_unlock(msvc__child_t *c) {
+  atomic_flag_clear_explicit(&c->ex_lock, memory_order_release);
+}
+
+void msvc_metrics_histogram_observe_exemplar(msvc_metrics_histogram_t *h, double v,
+                                             const char *trace_id, const char *span_id,
+                                             uint64_t wall_ms) {
+  msvc__child_t *c = &h->c;
+  msvc__exemplar_t *ex, *fresh;
+  size_t b = bucket_index(c->fam, v);
+
+  msvc_metrics_histogram_observe(h, v);
+  if (trace_id == NULL || !ex_hex(trace_id, 32) || (span_id != NULL && !ex_hex(span_id, 16)))
+    return;
+  ex = atomic_load_explicit(&c->exemplars, memory_order_acquire);
+  if (ex == NULL) {
+    fresh = msvc__calloc(c->fam->bound_count + 1, sizeof(*fresh));
+    if (fresh == NULL)
+      return;
+    if (!atomic_compare_exchange_strong(&c->exemplars, &ex, fresh))
+      msvc__free(fresh); /* another thread was first: ex is theirs */
+    else
+      ex = fresh;
+  }
+  ex_lock(c);
+  memcpy(ex[b].trace_id, trace_id, 33);
+  if (span_id != NULL)
+    memcpy(ex[b].span_id, span_id, 17);
+  else
+    ex[b].span_id[0] = '\0';
+  ex[b].value = v;
+  ex[b].wall_ms = wall_ms;
+  ex[b].set = true;
+  ex_unlock(c);
+}
+
+bool msvc__child_exemplar(const msvc__child_t *c, size_t b, msvc__exemplar_t *out) {
+  msvc__child_t *m = (msvc__child_t *)c;
+  msvc__exemplar_t *ex = atomic_load_explicit(&m->exemplars, memory_order_acquire);
+
+  if (ex == NULL)
+    return false;
+  ex_lock(m);
+  *out = ex[b];
+  ex_unlock(m);
+  return out->set;
+}
+
 void msvc__child_hist_read(const msvc__child_t *c, uint64_t *counts, double *sum) {
   const msvc__family_t *f = c->fam;
   unsigned i;

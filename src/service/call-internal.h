@@ -149,6 +149,14 @@ int msvc__caller_call(msvc__caller_t *c, const char *service,
                       const msvc_service_request_t *req, msvc_http_chunk_fn on_chunk,
                       msvc_service_call_t **out);
 
+/* A call whose client span is the child of `within` (a span of the
+ * caller's, e.g. a fan-out's) rather than of the request's server span;
+ * within NULL is msvc__caller_call(). */
+struct msvc_trace_ctx_s;
+int msvc__caller_call_within(msvc__caller_t *c, const char *service,
+                             const msvc_service_request_t *req, msvc_http_chunk_fn on_chunk,
+                             const struct msvc_trace_ctx_s *within, msvc_service_call_t **out);
+
 /* fanout.c, proxy.c: the public helpers on a caller. */
 int msvc__caller_fanout_new(msvc__caller_t *c, uint32_t deadline_ms,
                             msvc_service_fanout_fn done, void *data,

@@ -12,6 +12,8 @@
  */
 #include <stdio.h>
 
+#include <msvc/trace.h>
+
 #include "call-internal.h"
 
 enum { PH_NONE, PH_PARK, PH_BACKOFF, PH_FINISH, PH_FLIGHT, PH_DONE };
@@ -61,6 +63,7 @@ struct msvc_service_call_s {
   bool last_sent;  /* the last attempt's request went out */
   uint32_t attempts;
   char avoid[MSVC_LB_MAX_ID_LEN + 1]; /* endpoint of the last failure */
+  msvc_span_t *span; /* client span, when tracing; retries are its events */
 };
 
 static void start_attempt(msvc_service_call_t *call);
@@ -129,7 +132,38 @@ static void fresh_request_id(char out[33]) {
 }
 
 /* The headers that tie the call to the request being served. */
-static int context_headers(msvc_service_call_t *call, const msvc_service_request_t *req) {
+/* A client span for the call, child of the request's server span; its
+ * context is what the callee sees as its parent. */
+static int client_span(msvc_service_call_t *call, msvc_tracer_t *tracer, const char *service,
+                       const msvc_mw_trace_t *pt, const msvc_trace_ctx_t *within,
+                       char tp[MSVC_MW_TRACEPARENT_LEN]) {
+  msvc_trace_ctx_t parent;
+  char name[160];
+
+  if (within != NULL) {
+    parent = *within; /* a span of the caller's own, e.g. a fan-out's */
+  } else {
+    memcpy(parent.trace_id, pt->trace_id, sizeof(parent.trace_id));
+    memcpy(parent.span_id, pt->span_id, sizeof(parent.span_id));
+    parent.flags = pt->flags;
+    parent.remote = false;
+  }
+  snprintf(name, sizeof(name), "%s %s", call->method, service);
+  if (msvc_trace_span_start(tracer, name, MSVC_SPAN_CLIENT, &parent, &call->span) != 0 ||
+      call->span == NULL)
+    return MSVC_ENOMEM;
+  if (msvc_trace_span_sampled(call->span)) {
+    msvc_trace_span_set_str(call->span, "http.request.method", call->method);
+    msvc_trace_span_set_str(call->span, "peer.service", service);
+    msvc_trace_span_set_str(call->span, "url.path", call->target);
+  }
+  return msvc_trace_traceparent_format(msvc_trace_span_ctx(call->span), tp,
+                                       MSVC_MW_TRACEPARENT_LEN);
+}
+
+static int context_headers(msvc_service_call_t *call, const msvc_service_request_t *req,
+                           msvc_tracer_t *tracer, const char *service,
+                           const msvc_trace_ctx_t *within) {
   msvc_http_req_t *p = req->parent;
   const msvc_mw_trace_t *pt = p != NULL ? msvc_mw_trace(p) : NULL;
   const char *rid = p != NULL ? msvc_mw_request_id(p) : NULL;
@@ -149,8 +183,9 @@ static int context_headers(msvc_service_call_t *call, const msvc_service_request
   /* A trace is continued, never started here: a call made outside any
    * request has no trace to belong to. */
   if (r == 0 && pt != NULL && !has_header(req, "traceparent") &&
-      msvc_mw_trace_child(pt, &child) == 0 &&
-      msvc_mw_traceparent_format(&child, tp, sizeof(tp)) == 0) {
+      (tracer != NULL ? client_span(call, tracer, service, pt, within, tp) == 0
+                      : msvc_mw_trace_child(pt, &child) == 0 &&
+                            msvc_mw_traceparent_format(&child, tp, sizeof(tp)) == 0)) {
     r = push_header(call, "traceparent", tp);
     if (r == 0 && msvc_mw_tracestate(p) != NULL &&
         !has_header(req, "tracestate"))
@@ -173,10 +208,13 @@ static void call_free(msvc_service_call_t *call) {
   msvc__free(call->method);
   msvc__free(call->target);
   msvc__free(call->body);
+  msvc_trace_span_end(call->span);
   msvc__free(call);
 }
 
-static int copy_request(msvc_service_call_t *call, const msvc_service_request_t *req) {
+static int copy_request(msvc_service_call_t *call, const msvc_service_request_t *req,
+                        msvc_tracer_t *tracer, const char *service,
+                        const msvc_trace_ctx_t *within) {
   size_t i;
   int r;
 
@@ -195,7 +233,7 @@ static int copy_request(msvc_service_call_t *call, const msvc_service_request_t 
     memcpy(call->body, req->body, req->body_len);
     call->body_len = req->body_len;
   }
-  return context_headers(call, req);
+  return context_headers(call, req, tracer, service, within);
 }
 
 /* ---- parent request ------------------------------------------------------------ */
@@ -266,8 +304,35 @@ static void arm(msvc_service_call_t *call, uint64_t ms) {
   uv_timer_start(&call->timer, on_timer, ms, 0);
 }
 
+static void span_outcome(msvc_service_call_t *call, int err, const msvc_http_response_t *res) {
+  msvc_span_t *s = call->span;
+  int status = res != NULL ? msvc_http_response_status(res) : 0;
+  char code[16];
+
+  call->span = NULL;
+  if (err != 0)
+    msvc_trace_span_set_status(s, MSVC_SPAN_STATUS_ERROR, msvc_strerror(err));
+  else if (status >= 400)
+    msvc_trace_span_set_status(s, MSVC_SPAN_STATUS_ERROR, NULL);
+  if (msvc_trace_span_wanted(s)) {
+    if (call->attempts > 1)
+      msvc_trace_span_set_int(s, "http.request.resend_count", call->attempts - 1);
+    if (status != 0)
+      msvc_trace_span_set_int(s, "http.response.status_code", status);
+    if (err != 0) {
+      msvc_trace_span_set_str(s, "error.type", msvc_err_name(err));
+    } else if (status >= 400) {
+      snprintf(code, sizeof(code), "%d", status);
+      msvc_trace_span_set_str(s, "error.type", code);
+    }
+  }
+  msvc_trace_span_end(s);
+}
+
 static void finish(msvc_service_call_t *call, int err, const msvc_http_response_t *res) {
   call->phase = PH_DONE;
+  if (call->span != NULL)
+    span_outcome(call, err, res);
   if (call->linked_parent) {
     msvc__queue_remove(&call->parent_node);
     call->linked_parent = false;
@@ -403,6 +468,14 @@ static void on_attempt_done(msvc_http_call_t *hc, int err, const msvc_http_respo
   if (want_retry(call, err, res, sent, &delay)) {
     if (call->t->retries != NULL)
       msvc_metrics_counter_inc(call->t->retries);
+    if (call->span != NULL) {
+      char why[64];
+      if (err != 0)
+        snprintf(why, sizeof(why), "%s", msvc_err_name(err));
+      else
+        snprintf(why, sizeof(why), "status %d", status);
+      msvc_trace_span_add_event(call->span, "retry", why);
+    }
     call->phase = PH_BACKOFF;
     arm(call, delay);
     return;
@@ -560,6 +633,12 @@ void msvc_service_request_init(msvc_service_request_t *req) {
 int msvc__caller_call(msvc__caller_t *c, const char *service,
                       const msvc_service_request_t *req, msvc_http_chunk_fn on_chunk,
                       msvc_service_call_t **out) {
+  return msvc__caller_call_within(c, service, req, on_chunk, NULL, out);
+}
+
+int msvc__caller_call_within(msvc__caller_t *c, const char *service,
+                             const msvc_service_request_t *req, msvc_http_chunk_fn on_chunk,
+                             const msvc_trace_ctx_t *within, msvc_service_call_t **out) {
   call_loop_t *lc;
   msvc_service_call_t *call;
   uint32_t timeout;
@@ -577,7 +656,7 @@ int msvc__caller_call(msvc__caller_t *c, const char *service,
   call = msvc__calloc(1, sizeof(*call));
   if (call == NULL)
     return MSVC_ENOMEM;
-  r = copy_request(call, req);
+  r = copy_request(call, req, c->opts.tracer, service, within);
   if (r == 0)
     r = msvc__call_target_get(c, lc, service, &call->t);
   if (r == 0 && req->parent != NULL)

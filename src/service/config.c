@@ -675,6 +675,7 @@ static int load_all(msvc__svc_config_t *cfg, const char *name,
   if ((rc = load_work(cfg, o, err, errlen)) != MSVC_OK) return rc;
   if ((rc = load_events(cfg, o, err, errlen)) != MSVC_OK) return rc;
   if ((rc = msvc__svc_limit_load(cfg, err, errlen)) != MSVC_OK) return rc;
+  if ((rc = msvc__svc_trace_config(cfg, err, errlen)) != MSVC_OK) return rc;
   if ((rc = load_jwt(cfg, o, err, errlen)) != MSVC_OK) return rc;
   if ((rc = load_tls(cfg, o, err, errlen)) != MSVC_OK) return rc;
   /* Last: it changes the process-wide logger, and only when valid. */
@@ -704,6 +705,7 @@ void msvc__svc_config_free(msvc__svc_config_t *cfg) {
   msvc__free(cfg->advertise_host);
   msvc__free(cfg->registry_uri);
   msvc__free(cfg->events_uri);
+  msvc__svc_trace_config_free(cfg);
   msvc__free(cfg->version);
   for (i = 0; i < cfg->nmetadata; i++) {
     msvc__free((char *)cfg->metadata[i].key);

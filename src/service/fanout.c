@@ -4,6 +4,8 @@
  * the results outlive the individual calls. The overall deadline cancels
  * what is still running; those members report MSVC_ETIMEDOUT.
  */
+#include <msvc/trace.h>
+
 #include "call-internal.h"
 
 typedef struct member_s {
@@ -34,6 +36,7 @@ struct msvc_service_fanout_s {
   bool timed_out;
   bool starting;
   uv_timer_t timer;
+  msvc_span_t *span; /* the fan-out, parent of its calls' spans (tracing) */
 };
 
 static void member_free(member_t *m) {
@@ -60,6 +63,7 @@ static void fanout_free(msvc_service_fanout_t *fo) {
     member_free(fo->m[i]);
   msvc__free(fo->m);
   msvc__free(fo->results);
+  msvc_trace_span_end(fo->span); /* only if it never completed */
   msvc__free(fo);
 }
 
@@ -167,6 +171,12 @@ static void complete(msvc_service_fanout_t *fo) {
   size_t i;
 
   uv_timer_stop(&fo->timer);
+  if (fo->span != NULL) {
+    if (fo->timed_out)
+      msvc_trace_span_set_status(fo->span, MSVC_SPAN_STATUS_ERROR, "deadline reached");
+    msvc_trace_span_end(fo->span);
+    fo->span = NULL;
+  }
   for (i = 0; i < fo->n; i++)
     fo->results[i] = fo->m[i]->res;
   fo->done(fo->results, fo->n, fo->data);
@@ -239,12 +249,22 @@ int msvc_service_fanout_start(msvc_service_fanout_t *fo) {
     return r;
   fo->started = true;
   fo->starting = true;
+  /* With tracing, one span for the whole fan-out groups its calls. */
+  if (fo->n > 0 && fo->m[0]->req.parent != NULL && msvc_mw_span(fo->m[0]->req.parent) != NULL &&
+      msvc_trace_span_start(fo->c->opts.tracer, "fanout", MSVC_SPAN_INTERNAL,
+                            msvc_trace_span_ctx(msvc_mw_span(fo->m[0]->req.parent)),
+                            &fo->span) == MSVC_OK && fo->span != NULL)
+    msvc_trace_span_set_int(fo->span, "msvc.fanout.calls", (int64_t)fo->n);
   for (i = 0; i < fo->n; i++) {
     member_t *m = fo->m[i];
 
     m->req.on_done = on_member_done;
     m->req.data = m;
-    r = msvc__caller_call(fo->c, m->service, &m->req, NULL, &m->call);
+    r = msvc__caller_call_within(fo->c, m->service, &m->req, NULL,
+                                 fo->span != NULL && m->req.parent == fo->m[0]->req.parent
+                                     ? msvc_trace_span_ctx(fo->span)
+                                     : NULL,
+                                 &m->call);
     if (r != 0) {
       m->res.err = r;
       continue;

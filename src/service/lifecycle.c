@@ -49,6 +49,7 @@ static void finish(msvc_service_t *svc) {
   bool free_it = svc->free_when_done;
 
   svc->stage = STAGE_DONE;
+  msvc__svc_trace_flush(svc);
   set_state(svc, MSVC_SERVICE_STOPPED);
   if (svc->started) {
     msvc_log_write(MSVC_LOG_INFO, LOG_COMPONENT, NULL, 0, "%s stopped", svc->cfg.name);

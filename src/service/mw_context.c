@@ -9,6 +9,7 @@
 
 #include <msvc/log.h>
 #include <msvc/middleware.h>
+#include <msvc/trace.h>
 
 #include "msvc-internal.h"
 #include "service/mw-internal.h"
@@ -23,6 +24,8 @@ typedef struct ctx_s {
   char request_id[MSVC_MW_REQUEST_ID_MAX + 1];
   msvc_mw_trace_t trace;
   const char *tracestate; /* borrowed from the request's headers */
+  msvc_span_t *span;      /* the server span, when a tracer is on */
+  char tracestate_buf[MSVC_TRACE_TRACESTATE_MAX + 1];
 } ctx_t;
 
 /* Contexts are recycled through a short per-thread list, so that a request
@@ -71,12 +74,15 @@ static ctx_cache_t *ctx_cache(void) {
 }
 
 static void ctx_free(void *p) {
-  ctx_cache_t *cc = ctx_cache();
+  ctx_t *c = p;
+  ctx_cache_t *cc;
 
+  msvc_trace_span_end(c->span); /* a request released before its end */
+  cc = ctx_cache();
   if (cc != NULL && cc->n < CTX_CACHE)
-    cc->items[cc->n++] = p;
+    cc->items[cc->n++] = c;
   else
-    msvc__free(p);
+    msvc__free(c);
 }
 
 static ctx_t *ctx_alloc(void) {
@@ -89,6 +95,8 @@ static ctx_t *ctx_alloc(void) {
   c->has_id = false;
   c->has_trace = false;
   c->tracestate = NULL;
+  c->span = NULL;
+  c->tracestate_buf[0] = '\0';
   return c;
 }
 
@@ -152,27 +160,125 @@ const char *msvc_mw_request_id(const msvc_http_req_t *req) {
 
 /* ---- trace context ---------------------------------------------------- */
 
+static void trace_start_span(ctx_t *c, msvc_tracer_t *tracer, const msvc_mw_trace_t *in,
+                             const char *method) {
+  msvc_trace_ctx_t parent;
+  const msvc_trace_ctx_t *sc;
+
+  if (in != NULL) {
+    memcpy(parent.trace_id, in->trace_id, sizeof(parent.trace_id));
+    memcpy(parent.span_id, in->parent_id, sizeof(parent.span_id));
+    parent.flags = in->flags;
+    parent.remote = true;
+  }
+  /* Without memory the request is served untraced, with the context that
+   * msvc_mw_trace_child() made. */
+  if (msvc_trace_span_start(tracer, method, MSVC_SPAN_SERVER, in != NULL ? &parent : NULL,
+                            &c->span) != MSVC_OK || c->span == NULL)
+    return;
+  /* The span is this hop: its ids (and, for a new root, the sampling
+   * decision in its flags) are what outgoing calls carry on. */
+  sc = msvc_trace_span_ctx(c->span);
+  memcpy(c->trace.trace_id, sc->trace_id, sizeof(c->trace.trace_id));
+  memcpy(c->trace.span_id, sc->span_id, sizeof(c->trace.span_id));
+  if (in != NULL)
+    memcpy(c->trace.parent_id, in->parent_id, sizeof(c->trace.parent_id));
+  else
+    c->trace.parent_id[0] = '\0';
+  c->trace.flags = sc->flags;
+}
+
 static int trace_before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   const char *tp = msvc_http_req_header(req, "traceparent");
+  const char *ts;
   msvc_mw_trace_t in;
   ctx_t *c = ctx_get_or_add(req);
   bool valid;
+  int n;
 
-  (void)data;
   if (c == NULL)
     return answer_oom(res);
   /* Anything much longer than a traceparent is invalid: bound the scan. */
   valid = tp != NULL && msvc_mw_traceparent_parse(tp, strnlen(tp, 512), &in) == MSVC_OK;
-  msvc_mw_trace_child(valid ? &in : NULL, &c->trace);
-  c->tracestate = valid ? msvc_http_req_header(req, "tracestate") : NULL;
+  /* tracestate only with a valid traceparent, and only when it is valid
+   * itself: a malformed list is dropped whole, a long one cut. */
+  ts = valid ? msvc_http_req_header(req, "tracestate") : NULL;
+  n = ts != NULL ? msvc_trace_tracestate_normalize(ts, strnlen(ts, 32 * 1024),
+                                                    c->tracestate_buf,
+                                                    sizeof(c->tracestate_buf))
+                 : -1;
+  c->tracestate = n > 0 ? c->tracestate_buf : NULL;
   c->has_trace = true;
+  /* With a tracer the span's ids are this hop's; without one (or without
+   * memory for the span) a context of its own. */
+  if (data != NULL)
+    trace_start_span(c, data, valid ? &in : NULL, msvc_http_req_method(req));
+  if (c->span == NULL)
+    msvc_mw_trace_child(valid ? &in : NULL, &c->trace);
   return MSVC_HTTP_NEXT;
 }
 
-int msvc_mw_trace_use(msvc_http_server_t *srv) {
-  msvc_http_middleware_t mw = {"trace_context", trace_before, NULL, NULL};
+static void trace_after(msvc_http_req_t *req, msvc_http_res_t *res, uint64_t duration_ns,
+                        void *data) {
+  ctx_t *c = ctx_of(req);
+  const char *route = msvc_http_req_route(req), *method = msvc_http_req_method(req);
+  char name[256], code[16];
+  size_t plen;
+  const char *path;
+  int status = msvc_http_res_status(res);
+  msvc_span_t *s;
+
+  (void)duration_ns;
+  (void)data;
+  if (c == NULL || (s = c->span) == NULL)
+    return;
+  c->span = NULL;
+  if (status >= 500)
+    msvc_trace_span_set_status(s, MSVC_SPAN_STATUS_ERROR, NULL);
+  /* A span that will be dropped (not sampled, fast, fine) is not worth
+   * its attributes. */
+  if (!msvc_trace_span_wanted(s)) {
+    msvc_trace_span_end(s);
+    return;
+  }
+  /* Never the raw path in the name: ids in paths would make every request
+   * a span name of its own. */
+  snprintf(name, sizeof(name), "%s %s", method,
+           route != NULL ? route : MSVC_MW_UNMATCHED_ROUTE);
+  msvc_trace_span_set_name(s, name);
+  msvc_trace_span_set_str(s, "http.request.method", method);
+  if (route != NULL)
+    msvc_trace_span_set_str(s, "http.route", route);
+  path = msvc_http_req_path(req, &plen);
+  if (path != NULL && plen < 2048) {
+    char p[2048];
+    memcpy(p, path, plen);
+    p[plen] = '\0';
+    msvc_trace_span_set_str(s, "url.path", p);
+  }
+  msvc_trace_span_set_int(s, "http.response.status_code", status);
+  if (status >= 500) {
+    snprintf(code, sizeof(code), "%d", status);
+    msvc_trace_span_set_str(s, "error.type", code);
+  }
+  msvc_trace_span_end(s);
+}
+
+int msvc__mw_trace_use_tracer(msvc_http_server_t *srv, msvc_tracer_t *tracer) {
+  msvc_http_middleware_t mw = {"trace_context", trace_before,
+                               tracer != NULL ? trace_after : NULL, tracer};
 
   return msvc_http_server_use(srv, &mw);
+}
+
+int msvc_mw_trace_use(msvc_http_server_t *srv) {
+  return msvc__mw_trace_use_tracer(srv, NULL);
+}
+
+msvc_span_t *msvc_mw_span(const msvc_http_req_t *req) {
+  const ctx_t *c = ctx_of(req);
+
+  return c != NULL ? c->span : NULL;
 }
 
 const msvc_mw_trace_t *msvc_mw_trace(const msvc_http_req_t *req) {
@@ -223,6 +329,7 @@ static void access_after(msvc_http_req_t *req, msvc_http_res_t *res,
         {"bytes_in", bytes},
         {"request_id", id != NULL ? id : "-"},
         {"trace_id", t != NULL ? t->trace_id : "-"},
+        {"span_id", t != NULL ? t->span_id : "-"},
         {"peer", peer},
     };
     msvc_log_write(MSVC_LOG_INFO, MSVC_MW_ACCESS_LOG_COMPONENT, f,

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include <msvc/middleware.h>
+#include <msvc/trace.h>
 
 #include "msvc-internal.h"
 
@@ -200,6 +201,23 @@ static int metrics_before(msvc_http_req_t *req, msvc_http_res_t *res, void *data
   return MSVC_HTTP_NEXT;
 }
 
+/* A request of a sampled trace (one whose spans are exported) lends its
+ * ids to the bucket it lands in: an exemplar, shown to OpenMetrics
+ * scrapers. The trace middleware's after hook runs after this one, so its
+ * span is still open here. */
+static void observe(msvc_metrics_histogram_t *h, msvc_http_req_t *req, double seconds) {
+  msvc_span_t *span = msvc_mw_span(req);
+  const msvc_trace_ctx_t *ctx;
+
+  if (span == NULL || !msvc_trace_span_sampled(span)) {
+    msvc_metrics_histogram_observe(h, seconds);
+    return;
+  }
+  ctx = msvc_trace_span_ctx(span);
+  msvc_metrics_histogram_observe_exemplar(h, seconds, ctx->trace_id, ctx->span_id,
+                                          msvc_wall_ms());
+}
+
 static void metrics_after(msvc_http_req_t *req, msvc_http_res_t *res,
                           uint64_t duration_ns, void *data) {
   msvc_mw_metrics_t *m = data;
@@ -209,7 +227,7 @@ static void metrics_after(msvc_http_req_t *req, msvc_http_res_t *res,
     msvc_metrics_counter_t *c = counter_for(m, e, msvc_http_res_status(res));
     if (c != NULL)
       msvc_metrics_counter_inc(c);
-    msvc_metrics_histogram_observe(e->hist, (double)duration_ns / 1e9);
+    observe(e->hist, req, (double)duration_ns / 1e9);
   }
   msvc_mw_metrics_refresh(m);
 }

@@ -67,6 +67,12 @@ typedef struct msvc__svc_config_s {
   /* Adaptive concurrency limit (MSVC_CONCURRENCY*), limit.c. */
   bool concurrency_on;
   msvc_limit_adaptive_opts_t concurrency;
+  /* Tracing (trace.c): endpoint NULL = no tracer. */
+  char *trace_endpoint;
+  char *trace_resource;
+  char *trace_service_name;
+  double trace_sample;
+  uint32_t trace_slow_ms;
 } msvc__svc_config_t;
 
 /* Reads options and environment into cfg. On failure cfg holds nothing and
@@ -74,6 +80,12 @@ typedef struct msvc__svc_config_s {
 int msvc__svc_config_load(msvc__svc_config_t *cfg, const char *name,
                           const msvc_service_opts_t *opts, char *err, size_t errlen);
 void msvc__svc_config_free(msvc__svc_config_t *cfg);
+
+/* Tracing (trace.c): the variables, the tracer, its flush at the stop. */
+int msvc__svc_trace_config(msvc__svc_config_t *cfg, char *err, size_t errlen);
+void msvc__svc_trace_config_free(msvc__svc_config_t *cfg);
+int msvc__svc_trace_create(msvc_service_t *svc, char *err, size_t errlen);
+void msvc__svc_trace_flush(msvc_service_t *svc);
 
 /* A route or a middleware added by the user, replayed on every worker. */
 typedef struct msvc__svc_route_s {
@@ -126,6 +138,7 @@ struct msvc_service_s {
   msvc_registry_t *registry;
   struct msvc_events_s *events; /* NULL without MSVC_EVENTS */
   struct msvc__admin_s *admin;  /* NULL without MSVC_ADMIN (src/admin) */
+  struct msvc_tracer_s *tracer; /* NULL without an OTLP endpoint */
   msvc_registry_lease_t *lease;
   char *instance_id;
   _Atomic int lease_status; /* 1: not yet told; else the last status */

@@ -27,6 +27,8 @@ typedef struct msvc__caller_opts_s {
   /* Client side of TLS for every attached loop's client; NULL for plain
    * HTTP only. Borrowed: the clients take references of their own. */
   struct msvc_tls_config_s *tls;
+  /* Client spans of outgoing calls; NULL: tracing off. Borrowed. */
+  struct msvc_tracer_s *tracer;
 } msvc__caller_opts_t;
 
 /* Creates handles on the main loop at once (an async handle, the main

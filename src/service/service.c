@@ -10,9 +10,11 @@
 
 #include <msvc/error.h>
 #include <msvc/log.h>
+#include <msvc/trace.h>
 
 #include "service-core.h"
 #include "../admin/admin-internal.h"
+#include "mw-internal.h"
 
 #define LOG_COMPONENT "service"
 
@@ -107,7 +109,7 @@ static int default_middleware(msvc_service_t *svc, msvc_http_server_t *srv,
   int rc;
 
   if ((rc = msvc_mw_request_id_use(srv)) != MSVC_OK) return rc;
-  if ((rc = msvc_mw_trace_use(srv)) != MSVC_OK) return rc;
+  if ((rc = msvc__mw_trace_use_tracer(srv, svc->tracer)) != MSVC_OK) return rc;
   if (svc->cfg.access_log && (rc = msvc_mw_access_log_use(srv)) != MSVC_OK) return rc;
   msvc_mw_metrics_opts_init(&mo);
   mo.registry = svc->cfg.metrics;
@@ -353,6 +355,7 @@ static int create_events(msvc_service_t *svc, char *err, size_t errlen) {
   eo.source = source;
   eo.name = svc->cfg.name;
   eo.metrics = svc->cfg.metrics;
+  eo.tracer = svc->tracer;
   rc = msvc_events_new(svc->loop, svc->cfg.events_uri, &eo, &svc->events, why, sizeof(why));
   if (rc != MSVC_OK) {
     snprintf(err, errlen, "MSVC_EVENTS: %s", why);
@@ -382,6 +385,8 @@ static int create_parts(msvc_service_t *svc, char *err, size_t errlen) {
     snprintf(err, errlen, "registry metrics: %s", msvc_strerror(rc));
     return rc;
   }
+  if ((rc = msvc__svc_trace_create(svc, err, errlen)) != MSVC_OK)
+    return rc;
   if ((rc = create_events(svc, err, errlen)) != MSVC_OK)
     return rc;
   memset(&co, 0, sizeof(co));
@@ -394,6 +399,7 @@ static int create_parts(msvc_service_t *svc, char *err, size_t errlen) {
   co.call_timeout_ms = svc->cfg.call_timeout_ms;
   co.self_name = svc->cfg.name;
   co.tls = svc->cfg.tls_client;
+  co.tracer = svc->tracer;
   if ((rc = msvc__caller_new(&co, &svc->caller)) != MSVC_OK) {
     snprintf(err, errlen, "service calls: %s", msvc_strerror(rc));
     return rc;
@@ -562,6 +568,7 @@ void msvc__svc_free_memory(msvc_service_t *svc) {
   msvc_mw_concurrency_free(svc->concurrency);
   msvc__free(svc->instance_id);
   msvc__admin_free(svc->admin);
+  msvc_tracer_free(svc->tracer);
   msvc__svc_config_free(&svc->cfg);
   msvc__free(svc);
 }

@@ -1,0 +1,307 @@
+/*
+ * The exporter: a thread of its own takes batches off the tracer's queue,
+ * encodes them and POSTs them to the collector with blocking sockets bounded
+ * by timeouts. It never touches a loop, so a slow or dead collector costs
+ * the service nothing but the spans that overflow the queue.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <msvc/error.h>
+#include <msvc/version.h>
+
+#include "trace/trace-internal.h"
+
+/* http://host[:port][/path]; IPv6 literals in brackets. */
+int msvc__trace_split_url(const char *url, char **host, char **port, char **path) {
+  const char *h, *end, *colon = NULL, *slash;
+  size_t hl;
+
+  if (url == NULL || strncmp(url, "http://", 7) != 0)
+    return MSVC_EINVAL;
+  h = url + 7;
+  slash = strchr(h, '/');
+  end = slash != NULL ? slash : h + strlen(h);
+  if (*h == '[') {
+    const char *rb = memchr(h, ']', (size_t)(end - h));
+    if (rb == NULL)
+      return MSVC_EINVAL;
+    if (rb + 1 < end) {
+      if (rb[1] != ':')
+        return MSVC_EINVAL;
+      colon = rb + 1;
+    }
+    h++;
+    hl = (size_t)(rb - h);
+  } else {
+    colon = memchr(h, ':', (size_t)(end - h));
+    hl = (size_t)((colon != NULL ? colon : end) - h);
+  }
+  if (hl == 0 || hl > 253)
+    return MSVC_EINVAL;
+  if (colon != NULL) {
+    const char *p;
+    long v;
+    if (colon + 1 == end || end - colon > 6)
+      return MSVC_EINVAL;
+    for (p = colon + 1; p < end; p++)
+      if (*p < '0' || *p > '9')
+        return MSVC_EINVAL;
+    v = strtol(colon + 1, NULL, 10);
+    if (v < 1 || v > 65535)
+      return MSVC_EINVAL;
+  }
+  for (const char *p = end; *p != '\0'; p++)
+    if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+      return MSVC_EINVAL;
+  *host = msvc__strndup(h, hl);
+  *port = colon != NULL ? msvc__strndup(colon + 1, (size_t)(end - colon - 1))
+                        : msvc__strdup("80");
+  *path = msvc__strdup(slash != NULL ? slash : "/");
+  if (*host == NULL || *port == NULL || *path == NULL) {
+    msvc__free(*host);
+    msvc__free(*port);
+    msvc__free(*path);
+    *host = *port = *path = NULL;
+    return MSVC_ENOMEM;
+  }
+  return MSVC_OK;
+}
+
+static int wait_fd(int fd, short events, uint64_t deadline_ms) {
+  struct pollfd p = {fd, events, 0};
+  uint64_t now = msvc_now_ms();
+  int r;
+
+  if (now >= deadline_ms)
+    return MSVC_ETIMEDOUT;
+  do
+    r = poll(&p, 1, (int)(deadline_ms - now));
+  while (r < 0 && errno == EINTR);
+  if (r == 0)
+    return MSVC_ETIMEDOUT;
+  return r < 0 ? -errno : MSVC_OK;
+}
+
+static int dial(const msvc_tracer_t *t, uint64_t deadline_ms) {
+  struct addrinfo hints, *res = NULL, *ai;
+  int fd = -1, rc = MSVC_ECONNREFUSED;
+
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(t->host, t->port, &hints, &res) != 0)
+    return MSVC_EHTTP_DNS;
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    int err = 0;
+    socklen_t el = sizeof(err);
+
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                ai->ai_protocol);
+    if (fd < 0)
+      continue;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+        (errno == EINPROGRESS && (rc = wait_fd(fd, POLLOUT, deadline_ms)) == MSVC_OK &&
+         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0)) {
+      rc = MSVC_OK;
+      break;
+    }
+    if (err != 0)
+      rc = -err;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  return fd >= 0 ? fd : rc;
+}
+
+static int send_all(int fd, const char *p, size_t n, uint64_t deadline_ms) {
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    int rc;
+    if (w > 0) {
+      p += w;
+      n -= (size_t)w;
+    } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+      return -errno;
+    } else if ((rc = wait_fd(fd, POLLOUT, deadline_ms)) != MSVC_OK) {
+      return rc;
+    }
+  }
+  return MSVC_OK;
+}
+
+/* Reads until the status line is complete; the rest of the answer is not
+ * needed (the connection is closed). */
+static int read_status(int fd, uint64_t deadline_ms) {
+  char buf[512];
+  size_t len = 0;
+  int rc;
+
+  for (;;) {
+    ssize_t r = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+    if (r > 0) {
+      len += (size_t)r;
+      buf[len] = '\0';
+      if (strstr(buf, "\r\n") != NULL || len == sizeof(buf) - 1)
+        break;
+    } else if (r == 0) {
+      break;
+    } else if (errno != EAGAIN && errno != EINTR) {
+      return -errno;
+    } else if ((rc = wait_fd(fd, POLLIN, deadline_ms)) != MSVC_OK) {
+      return rc;
+    }
+  }
+  buf[len] = '\0';
+  if (len < 12 || strncmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ')
+    return MSVC_EHTTP_BAD_RESPONSE;
+  rc = atoi(buf + 9);
+  return rc >= 100 && rc <= 599 ? rc : MSVC_EHTTP_BAD_RESPONSE;
+}
+
+int msvc__trace_http_post(const msvc_tracer_t *t, const char *body, size_t len,
+                          uint32_t timeout_ms) {
+  uint64_t deadline = msvc_now_ms() + timeout_ms;
+  char head[1024];
+  int fd, rc, hl;
+
+  hl = snprintf(head, sizeof(head),
+                "POST %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: libmsvc/%s\r\n"
+                "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                "Connection: close\r\n\r\n",
+                t->path, t->host, t->port, MSVC_VERSION_STRING, len);
+  if (hl < 0 || (size_t)hl >= sizeof(head))
+    return MSVC_ERANGE;
+  if ((fd = dial(t, deadline)) < 0)
+    return fd;
+  rc = send_all(fd, head, (size_t)hl, deadline);
+  if (rc == MSVC_OK)
+    rc = send_all(fd, body, len, deadline);
+  if (rc == MSVC_OK)
+    rc = read_status(fd, deadline);
+  close(fd);
+  return rc;
+}
+
+/* ---- the thread ------------------------------------------------------------- */
+
+static bool retryable(int status) {
+  return status == 429 || status == 502 || status == 503 || status == 504 || status < 0;
+}
+
+/* Sleeps up to ms, cut short by a shutdown whose deadline is nearer.
+ * Returns false when the flush deadline has passed. */
+static bool backoff(msvc_tracer_t *t, uint64_t ms) {
+  uint64_t until = msvc_now_ms() + ms;
+  bool ok;
+
+  uv_mutex_lock(&t->mu);
+  for (;;) {
+    uint64_t now = msvc_now_ms(), end = until;
+    if (t->stopping && t->deadline_ms < end)
+      end = t->deadline_ms;
+    if (now >= end)
+      break;
+    uv_cond_timedwait(&t->cond, &t->mu, (end - now) * 1000000u);
+  }
+  ok = !t->stopping || msvc_now_ms() < t->deadline_ms;
+  uv_mutex_unlock(&t->mu);
+  return ok;
+}
+
+static uint32_t attempt_timeout(msvc_tracer_t *t) {
+  uint32_t to = t->timeout_ms;
+  uint64_t now = msvc_now_ms();
+
+  uv_mutex_lock(&t->mu);
+  if (t->stopping)
+    to = t->deadline_ms > now ? (uint32_t)(t->deadline_ms - now < to ? t->deadline_ms - now
+                                                                     : to)
+                              : 0;
+  uv_mutex_unlock(&t->mu);
+  return to;
+}
+
+/* b keeps its memory from batch to batch: a steady stream of spans then
+ * encodes without allocating. */
+static void send_batch(msvc_tracer_t *t, msvc_span_t **batch, size_t n, msvc__buf_t *buf) {
+  msvc__buf_t b = *buf;
+  uint32_t attempt;
+  int status = MSVC_ENOMEM;
+  size_t i;
+
+  b.len = 0;
+  b.err = MSVC_OK;
+  msvc__trace_encode(t, batch, n, &b);
+  for (i = 0; i < n; i++)
+    msvc__trace_span_free(batch[i]);
+  for (attempt = 0; b.err == MSVC_OK; attempt++) {
+    uint32_t to = attempt_timeout(t);
+    if (to == 0)
+      break;
+    status = msvc__trace_http_post(t, b.data, b.len, to);
+    if (!retryable(status) || attempt >= t->retries)
+      break;
+    /* 100 ms, 200, 400, ... with up to 50 % jitter */
+    if (!backoff(t, (100u << (attempt < 6 ? attempt : 6)) + msvc__rand_below(50u << attempt)))
+      break;
+  }
+  /* A failed encoding may have left the buffer in any state: start over. */
+  if (b.err != MSVC_OK) {
+    msvc__buf_free(&b);
+    msvc__buf_init(&b, 0);
+  }
+  *buf = b;
+  if (status >= 200 && status < 300) {
+    atomic_fetch_add(&t->exported, n);
+    if (t->m_exported != NULL)
+      msvc_metrics_counter_add(t->m_exported, (double)n);
+  } else {
+    msvc__trace_count_dropped(t, t->m_dropped_failed, n);
+  }
+}
+
+static void exporter_main(void *arg) {
+  msvc_tracer_t *t = arg;
+  msvc_span_t **batch = msvc__calloc(t->batch_max, sizeof(*batch));
+  msvc__buf_t buf;
+
+  msvc__buf_init(&buf, 0);
+  for (;;) {
+    size_t n = 0;
+
+    uv_mutex_lock(&t->mu);
+    if (t->count < t->batch_max && !t->stopping)
+      uv_cond_timedwait(&t->cond, &t->mu, (uint64_t)t->delay_ms * 1000000u);
+    if (t->stopping && (t->count == 0 || msvc_now_ms() >= t->deadline_ms || batch == NULL)) {
+      uv_mutex_unlock(&t->mu);
+      break;
+    }
+    while (batch != NULL && n < t->batch_max && t->count > 0) {
+      batch[n++] = t->ring[t->head];
+      t->head = (t->head + 1) % t->queue_max;
+      t->count--;
+    }
+    uv_mutex_unlock(&t->mu);
+    if (n > 0)
+      send_batch(t, batch, n, &buf);
+  }
+  msvc__buf_free(&buf);
+  msvc__free(batch);
+}
+
+int msvc__trace_export_start(msvc_tracer_t *t) {
+  int rc = uv_thread_create(&t->thread, exporter_main, t);
+
+  if (rc != 0)
+    return rc;
+  t->thread_on = true;
+  return MSVC_OK;
+}

@@ -1,0 +1,131 @@
+/*
+ * Inside the trace block: the span and tracer layouts shared by span.c
+ * (recording and sampling), encode.c (OTLP JSON) and export.c (the thread
+ * that posts batches).
+ */
+#ifndef MSVC_TRACE_INTERNAL_H
+#define MSVC_TRACE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include <msvc/trace.h>
+
+#include "msvc-internal.h"
+
+enum { MSVC__ATTR_STR, MSVC__ATTR_INT, MSVC__ATTR_BOOL, MSVC__ATTR_DOUBLE };
+
+typedef struct msvc__trace_attr_s {
+  char *key;
+  int type;
+  union {
+    char *s;
+    int64_t i;
+    bool b;
+    double d;
+  } v;
+} msvc__trace_attr_t;
+
+typedef struct msvc__trace_event_s {
+  char *name;
+  char *message; /* NULL: no attribute */
+  uint64_t time_ns;
+} msvc__trace_event_t;
+
+struct msvc_span_s {
+  msvc_tracer_t *tracer;
+  msvc_trace_ctx_t ctx;
+  char parent_id[17]; /* "" for a root */
+  bool parent_remote;
+  char *name;
+  msvc_span_kind_t kind;
+  msvc_span_status_t status;
+  char *status_msg;
+  uint64_t start_ns, end_ns;
+  uint32_t nattrs, dropped_attrs;
+  uint32_t nevents, dropped_events;
+  /* inline_attrs until a ninth attribute, then MSVC_TRACE_MAX_ATTRS slots
+   * on the heap: a typical span stays one allocation. */
+  msvc__trace_attr_t *attrs;
+  msvc__trace_attr_t inline_attrs[8];
+  msvc__trace_event_t *events; /* MSVC_TRACE_MAX_EVENTS, made on first use */
+  /* Short strings (name, attribute keys and values) are copied here rather
+   * than allocated one by one: a typical server span then costs one
+   * allocation. Longer ones go to the heap. */
+  size_t arena_used;
+  char arena[400];
+};
+
+typedef struct msvc__trace_kv_s {
+  char *key;
+  char *value;
+} msvc__trace_kv_t;
+
+struct msvc_tracer_s {
+  char *service_name;
+  char *service_version;
+  char *instance_id;
+  msvc__trace_kv_t *resource; /* extra resource attributes */
+  size_t nresource;
+  char *resource_json; /* the encoded "resource" object, made once */
+
+  /* endpoint, split; host NULL: no exporter */
+  char *host;
+  char *port;
+  char *path;
+
+  uint64_t sample_threshold; /* a root is sampled when rand64 < this */
+  bool sample_all;
+  uint64_t slow_ns;
+  uint32_t queue_max, batch_max, delay_ms, timeout_ms, retries;
+  msvc_trace_clock_fn clock;
+  void *clock_data;
+
+  msvc_metrics_counter_t *m_exported;
+  msvc_metrics_counter_t *m_dropped_full;
+  msvc_metrics_counter_t *m_dropped_failed;
+  msvc_metrics_counter_t *m_dropped_shutdown;
+
+  _Atomic uint64_t started, kept, exported, dropped;
+
+  /* The queue between span ends and the exporter thread. */
+  uv_mutex_t mu;
+  uv_cond_t cond;
+  msvc_span_t **ring;
+  size_t head, count;
+  bool stopping;    /* under mu: shutdown asked, flush until deadline */
+  bool stopped;     /* under mu: no more spans accepted */
+  uint64_t deadline_ms; /* monotonic, for the flush */
+  bool thread_on;
+  uv_thread_t thread;
+};
+
+bool msvc__trace_hex_ok(const char *s, size_t n, bool reject_zero);
+void msvc__trace_random_id(char *out, size_t ndigits);
+uint64_t msvc__trace_now_ns(const msvc_tracer_t *t);
+
+/* Frees a span that ended (or was never queued). */
+void msvc__trace_span_free(msvc_span_t *s);
+
+/* Encodes the resource object once (at msvc_tracer_new()). */
+int msvc__trace_encode_resource(msvc_tracer_t *t);
+/* Appends one ExportTraceServiceRequest in OTLP JSON. The buffer's err says
+ * whether it worked. */
+void msvc__trace_encode(const msvc_tracer_t *t, msvc_span_t *const *spans, size_t n,
+                        msvc__buf_t *out);
+
+/* Parses "k=v,k2=v2" (percent-encoded values) into kv pairs. */
+int msvc__trace_parse_resource_attrs(const char *s, msvc__trace_kv_t **out, size_t *n);
+
+/* export.c */
+int msvc__trace_split_url(const char *url, char **host, char **port, char **path);
+int msvc__trace_export_start(msvc_tracer_t *t);
+/* Sends one body; returns the HTTP status, or a negative error. */
+int msvc__trace_http_post(const msvc_tracer_t *t, const char *body, size_t len,
+                          uint32_t timeout_ms);
+void msvc__trace_count_dropped(msvc_tracer_t *t, msvc_metrics_counter_t *c, uint64_t n);
+
+#endif

@@ -1,0 +1,281 @@
+/* The exporter over real sockets on 127.0.0.1: batches reach a small
+ * collector run by the test, 503s are retried, a dead or stuck collector
+ * costs dropped spans (counted) and nothing else. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include <msvc/error.h>
+#include <msvc/metrics.h>
+#include <msvc/trace.h>
+
+typedef struct collector_s {
+  int fd;
+  int port;
+  pthread_t th;
+  _Atomic int posts;
+  _Atomic int spans;
+  _Atomic int fail_first; /* answer 503 to this many posts */
+  int status;             /* then this */
+  bool stuck;             /* read, never answer */
+  _Atomic bool stop;
+  bool bad_request;
+} collector_t;
+
+static int count(const char *hay, size_t n, const char *needle) {
+  int c = 0;
+  const char *p = hay;
+
+  while ((p = memmem(p, n - (size_t)(p - hay), needle, strlen(needle))) != NULL) {
+    c++;
+    p++;
+  }
+  return c;
+}
+
+static void serve_one(collector_t *c, int cfd) {
+  static char buf[1 << 22];
+  size_t len = 0, need = 0;
+  char *body = NULL, resp[128];
+  int st;
+
+  while (len < sizeof(buf) - 1) {
+    ssize_t r = read(cfd, buf + len, sizeof(buf) - 1 - len);
+    if (r <= 0)
+      return;
+    len += (size_t)r;
+    buf[len] = '\0';
+    if (body == NULL && (body = strstr(buf, "\r\n\r\n")) != NULL) {
+      const char *cl = strcasestr(buf, "Content-Length:");
+      body += 4;
+      need = cl != NULL ? strtoul(cl + 15, NULL, 10) : 0;
+      if (strncmp(buf, "POST /v1/traces HTTP/1.1\r\n", 26) != 0 ||
+          strcasestr(buf, "Content-Type: application/json") == NULL)
+        c->bad_request = true;
+    }
+    if (body != NULL && len - (size_t)(body - buf) >= need)
+      break;
+  }
+  atomic_fetch_add(&c->posts, 1);
+  if (c->stuck) {
+    while (!atomic_load(&c->stop) && read(cfd, buf, 1) > 0)
+      ;
+    return;
+  }
+  if (atomic_load(&c->fail_first) > 0) {
+    atomic_fetch_sub(&c->fail_first, 1);
+    st = 503;
+  } else {
+    st = c->status;
+  }
+  if (st == 200 && body != NULL)
+    atomic_fetch_add(&c->spans, count(body, need, "{\"traceId\""));
+  snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\n{}", st);
+  (void)!write(cfd, resp, strlen(resp));
+}
+
+static void *collector_main(void *arg) {
+  collector_t *c = arg;
+
+  while (!atomic_load(&c->stop)) {
+    int cfd = accept(c->fd, NULL, NULL);
+    if (cfd < 0)
+      break;
+    serve_one(c, cfd);
+    close(cfd);
+  }
+  return NULL;
+}
+
+static void collector_start(collector_t *c, int status) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof(a);
+
+  c->status = status;
+  c->fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_geq(c->fd, 0);
+  cr_assert_eq(bind(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  cr_assert_eq(listen(c->fd, 16), 0);
+  getsockname(c->fd, (struct sockaddr *)&a, &al);
+  c->port = ntohs(a.sin_port);
+  cr_assert_eq(pthread_create(&c->th, NULL, collector_main, c), 0);
+}
+
+static void collector_stop(collector_t *c) {
+  atomic_store(&c->stop, true);
+  shutdown(c->fd, SHUT_RDWR);
+  close(c->fd);
+  pthread_join(c->th, NULL);
+}
+
+static msvc_tracer_t *tracer_to(int port, uint32_t queue_max, msvc_metrics_registry_t *reg) {
+  msvc_tracer_opts_t o;
+  msvc_tracer_t *t;
+  char url[64];
+
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/traces", port);
+  msvc_tracer_opts_init(&o);
+  o.service_name = "export-test";
+  o.endpoint = url;
+  o.queue_max = queue_max;
+  o.batch_max = 256;
+  o.delay_ms = 20;
+  o.timeout_ms = 2000;
+  o.metrics = reg;
+  cr_assert_eq(msvc_tracer_new(&o, &t), MSVC_OK);
+  return t;
+}
+
+static void spans(msvc_tracer_t *t, int n) {
+  int i;
+
+  for (i = 0; i < n; i++) {
+    msvc_span_t *s;
+    cr_assert_eq(msvc_trace_span_start(t, "op", MSVC_SPAN_INTERNAL, NULL, &s), MSVC_OK);
+    msvc_trace_span_set_int(s, "i", i);
+    msvc_trace_span_end(s);
+  }
+}
+
+static char *exposition(msvc_metrics_registry_t *reg) {
+  char *out;
+  cr_assert_eq(msvc_metrics_expose(reg, MSVC_METRICS_FORMAT_TEXT, &out, NULL), MSVC_OK);
+  return out;
+}
+
+Test(trace_export, batches_reach_the_collector, .timeout = 30) {
+  collector_t c = {0};
+  msvc_metrics_registry_t *reg;
+  msvc_tracer_t *t;
+  msvc_tracer_stats_t st;
+  char *text;
+
+  cr_assert_eq(msvc_metrics_registry_new(NULL, &reg), MSVC_OK);
+  collector_start(&c, 200);
+  t = tracer_to(c.port, 4096, reg);
+  spans(t, 1000);
+  cr_assert_eq(msvc_tracer_shutdown(t, 10000), MSVC_OK);
+  msvc_tracer_stats(t, &st);
+  cr_assert_eq(st.exported, 1000);
+  cr_assert_eq(st.dropped, 0);
+  cr_assert_eq(atomic_load(&c.spans), 1000);
+  cr_assert_not(c.bad_request);
+  text = exposition(reg);
+  cr_assert_not_null(strstr(text, "msvc_trace_spans_exported_total 1000\n"), "%s", text);
+  cr_assert_not_null(strstr(text, "msvc_trace_spans_dropped_total{reason=\"queue_full\"} 0\n"));
+  msvc_free(text);
+  msvc_tracer_free(t);
+  collector_stop(&c);
+  msvc_metrics_registry_free(reg);
+}
+
+Test(trace_export, retries_after_503, .timeout = 30) {
+  collector_t c = {0};
+  msvc_tracer_t *t;
+  msvc_tracer_stats_t st;
+
+  c.fail_first = 2;
+  collector_start(&c, 200);
+  t = tracer_to(c.port, 4096, NULL);
+  spans(t, 10);
+  cr_assert_eq(msvc_tracer_shutdown(t, 10000), MSVC_OK);
+  msvc_tracer_stats(t, &st);
+  cr_assert_eq(st.exported, 10);
+  cr_assert_eq(atomic_load(&c.posts), 3);
+  msvc_tracer_free(t);
+  collector_stop(&c);
+}
+
+Test(trace_export, always_503_drops_and_counts, .timeout = 30) {
+  collector_t c = {0};
+  msvc_metrics_registry_t *reg;
+  msvc_tracer_t *t;
+  msvc_tracer_stats_t st;
+  char *text;
+
+  cr_assert_eq(msvc_metrics_registry_new(NULL, &reg), MSVC_OK);
+  collector_start(&c, 503);
+  t = tracer_to(c.port, 4096, reg);
+  spans(t, 10);
+  msvc_tracer_shutdown(t, 10000);
+  msvc_tracer_stats(t, &st);
+  cr_assert_eq(st.exported, 0);
+  cr_assert_eq(st.dropped, 10);
+  cr_assert_eq(atomic_load(&c.posts), 4, "one try and three retries");
+  text = exposition(reg);
+  cr_assert_not_null(strstr(text, "msvc_trace_spans_dropped_total{reason=\"export_failed\"} 10\n"),
+                     "%s", text);
+  msvc_free(text);
+  msvc_tracer_free(t);
+  collector_stop(&c);
+  msvc_metrics_registry_free(reg);
+}
+
+/* 100k spans against a port nobody listens on: the queue stays bounded and
+ * every span is accounted for (LeakSanitizer checks that none is lost). */
+Test(trace_export, collector_down_bounded_and_counted, .timeout = 60) {
+  collector_t c = {0};
+  msvc_tracer_t *t;
+  msvc_tracer_stats_t st;
+  int port, i;
+
+  collector_start(&c, 200);
+  port = c.port;
+  collector_stop(&c); /* the port is now closed */
+  t = tracer_to(port, 1024, NULL);
+  for (i = 0; i < 100; i++) {
+    spans(t, 1000);
+    msvc_tracer_stats(t, &st);
+    cr_assert_leq(st.queued, 1024);
+  }
+  msvc_tracer_shutdown(t, 1000);
+  msvc_tracer_stats(t, &st);
+  cr_assert_eq(st.started, 100000);
+  cr_assert_eq(st.kept, 100000);
+  cr_assert_eq(st.exported, 0);
+  cr_assert_eq(st.dropped, 100000);
+  cr_assert_eq(st.queued, 0);
+  msvc_tracer_free(t);
+}
+
+Test(trace_export, stuck_collector_does_not_hold_the_shutdown, .timeout = 30) {
+  collector_t c = {0};
+  msvc_tracer_t *t;
+  msvc_tracer_stats_t st;
+  uint64_t t0;
+
+  c.stuck = true;
+  collector_start(&c, 200);
+  t = tracer_to(c.port, 4096, NULL);
+  spans(t, 10);
+  usleep(100 * 1000); /* the batch is in flight */
+  t0 = msvc_now_ms();
+  msvc_tracer_shutdown(t, 300);
+  cr_assert_lt(msvc_now_ms() - t0, 5000);
+  msvc_tracer_stats(t, &st);
+  cr_assert_eq(st.exported + st.dropped, 10);
+  msvc_tracer_free(t);
+  collector_stop(&c);
+}
+
+Test(trace_export, spans_after_shutdown_are_dropped, .timeout = 30) {
+  collector_t c = {0};
+  msvc_tracer_t *t;
+  msvc_tracer_stats_t st;
+
+  collector_start(&c, 200);
+  t = tracer_to(c.port, 4096, NULL);
+  msvc_tracer_shutdown(t, 1000);
+  spans(t, 5);
+  msvc_tracer_stats(t, &st);
+  cr_assert_eq(st.dropped, 5);
+  msvc_tracer_free(t);
+  collector_stop(&c);
+}
