@@ -357,7 +357,8 @@ static int submit_fields(msvc__h2s_t *s, msvc__h2stream_t *st, nghttp2_nv *pre,
     }
     memcpy(copy, lines->data, lines->len);
   }
-  for (p = copy, end = copy + lines->len; p != NULL && p < end;) {
+  /* no pointer arithmetic on copy when there are no lines (it is NULL) */
+  for (p = copy, end = copy != NULL ? copy + lines->len : NULL; p != NULL && p < end;) {
     char *colon = memchr(p, ':', (size_t)(end - p));
     char *eol = memchr(p, '\r', (size_t)(end - p));
     char *q;
