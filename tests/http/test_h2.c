@@ -741,3 +741,96 @@ Test(h2_client, a_second_connection_opens_at_the_stream_limit) {
   cr_expect_eq(uv_loop_close(&loop), 0, "a handle leaked");
   tsrv_stop(&t);
 }
+
+/* A streamed request body: pieces go out as DATA frames as the server's
+ * window opens (more than the initial 64 KiB window, so it must open). */
+typedef struct source_s {
+  char piece[40000];
+  int sent, pieces, fail_at;
+} source_t;
+
+static int stream_source(msvc_http_call_t *call, const char **buf, size_t *len, void *data) {
+  source_t *src = *(source_t **)data;
+
+  (void)call;
+  if (src->sent == src->fail_at)
+    return MSVC_EIO;
+  if (src->sent == src->pieces) {
+    *len = 0;
+    return 0;
+  }
+  src->sent++;
+  *buf = src->piece;
+  *len = sizeof(src->piece);
+  return 0;
+}
+
+typedef struct sstate_s {
+  source_t *src; /* first: the source finds itself through data */
+  cstate_t s;
+  int err;
+} sstate_t;
+
+static void on_stream_done(msvc_http_call_t *call, int err, const msvc_http_response_t *res,
+                           void *data) {
+  sstate_t *st = data;
+
+  st->err = err;
+  on_done(call, err, res, &st->s);
+}
+
+Test(h2_client, streamed_body_source) {
+  tsrv_t t;
+  uv_loop_t loop;
+  msvc_http_client_t *c;
+  msvc_http_request_t r;
+  static source_t src;
+  sstate_t st;
+  char url[128];
+  int closed = 0;
+
+  start(&t);
+  memset(&src, 'q', sizeof(src));
+  src.sent = 0;
+  src.pieces = 50;
+  src.fail_at = -1;
+  memset(&st, 0, sizeof(st));
+  st.src = &src;
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(msvc_http_client_new(&loop, NULL, &c), MSVC_OK);
+  msvc_http_request_init(&r);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/echo", t.port);
+  r.url = url;
+  r.method = "POST";
+  r.body_source = stream_source;
+  r.http2 = true;
+  r.on_done = on_stream_done;
+  r.data = &st;
+  cr_assert_eq(msvc_http_client_request(c, &r, NULL), MSVC_OK);
+  run_until(&loop, &st.s.done, 1);
+  cr_expect_eq(st.err, MSVC_OK, "%s", msvc_strerror(st.err));
+  cr_expect_eq(st.s.last_status, 200);
+  cr_expect_eq(st.s.version, 20);
+  cr_expect_eq(st.s.body_len, 50 * sizeof(src.piece));
+  /* A source that fails resets the stream and ends the call with its error;
+   * the connection goes on serving. */
+  src.sent = 0;
+  src.fail_at = 3;
+  memset(&st.s, 0, sizeof(st.s));
+  cr_assert_eq(msvc_http_client_request(c, &r, NULL), MSVC_OK);
+  run_until(&loop, &st.s.done, 1);
+  cr_expect_eq(st.err, MSVC_EIO, "%s", msvc_strerror(st.err));
+  src.sent = 0;
+  src.pieces = 2;
+  src.fail_at = -1;
+  memset(&st.s, 0, sizeof(st.s));
+  cr_assert_eq(msvc_http_client_request(c, &r, NULL), MSVC_OK);
+  run_until(&loop, &st.s.done, 1);
+  cr_expect_eq(st.err, MSVC_OK, "%s", msvc_strerror(st.err));
+  cr_expect_eq(st.s.body_len, 2 * sizeof(src.piece));
+  cr_expect_eq(msvc_http_client_connections(c, "127.0.0.1", t.port), 1);
+  msvc_http_client_close(c, client_closed, &closed);
+  run_until(&loop, &closed, 1);
+  cr_expect_eq(uv_loop_close(&loop), 0, "a handle leaked");
+  tsrv_stop(&t);
+}
