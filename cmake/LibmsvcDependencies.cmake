@@ -98,18 +98,9 @@ message(STATUS "libmsvc: grpc (protobuf-c, protoc-c, zlib, nghttp2): ${LIBMSVC_H
 # msvc_protoc_c(<var> <proto>...): compiles .proto files under proto/ with
 # protoc-c at build time; <var> receives the generated .c files, whose
 # headers land in ${PROJECT_BINARY_DIR}/proto.
+include(${CMAKE_CURRENT_LIST_DIR}/libmsvcProtoc.cmake)
 function(msvc_protoc_c var)
-  set(out "")
-  foreach(p IN LISTS ARGN)
-    string(REGEX REPLACE "\\.proto$" "" base ${p})
-    set(c ${PROJECT_BINARY_DIR}/proto/${base}.pb-c.c)
-    add_custom_command(OUTPUT ${c} ${PROJECT_BINARY_DIR}/proto/${base}.pb-c.h
-      COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/proto
-      COMMAND ${PROTOC_C_EXECUTABLE} --c_out=${PROJECT_BINARY_DIR}/proto
-              -I${PROJECT_SOURCE_DIR}/proto ${PROJECT_SOURCE_DIR}/proto/${p}
-      DEPENDS ${PROJECT_SOURCE_DIR}/proto/${p}
-      COMMENT "protoc-c ${p}" VERBATIM)
-    list(APPEND out ${c})
-  endforeach()
+  set(LIBMSVC_PROTOC_C ${PROTOC_C_EXECUTABLE})
+  libmsvc_protoc_c(out ${PROJECT_SOURCE_DIR}/proto ${PROJECT_BINARY_DIR}/proto ${ARGN})
   set(${var} ${out} PARENT_SCOPE)
 endfunction()

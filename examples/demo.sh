@@ -29,6 +29,11 @@
 #   --quiet            print only the steps and the checks, not the bodies
 #   --help             print this and exit
 #
+# With gRPC built (order-service and the bff then carry orders.v1.Orders),
+# a second bff reads the dashboards' orders over gRPC, and a small grpcio
+# client (examples/grpc_orders.py; Debian python3-grpcio, python3-grpc-tools)
+# calls order-service's gRPC API on its HTTP port.
+#
 # Every curl command is printed exactly as it runs, so it can be pasted
 # into a shell: set TOKEN as printed after the log-in first. Every port is
 # a free one chosen at start, and every file lives in a fresh temporary
@@ -233,6 +238,21 @@ if [ "$events" != off ]; then
     payment_bin=$(find_bin payment-service 2>/dev/null) || payment_bin=
   fi
   [ -n "$payment_bin" ] && events=on || events=off
+fi
+
+# gRPC: the programs were built with it, and a Python 3 with grpcio and
+# grpc_tools is there for the client (the first one found).
+grpc=0
+grpc_py=
+if grep -q 'orders\.v1\.Orders' "$order_bin" 2>/dev/null &&
+   grep -q 'orders\.v1\.Orders' "$bff_bin" 2>/dev/null; then
+  grpc=1
+  for py in /usr/bin/python3 python3; do
+    if command -v "$py" >/dev/null && "$py" -c 'import grpc, grpc_tools.protoc' 2>/dev/null; then
+      grpc_py=$py
+      break
+    fi
+  done
 fi
 
 mkdir -p "$tmp/logs" "$tmp/registry"
@@ -449,6 +469,12 @@ if [ "$events" = on ]; then
 fi
 start_service bff "$bff_bin" "${verify_env[@]}"
 bff=$scheme://127.0.0.1:$port
+bff_grpc=
+if [ "$grpc" = 1 ]; then
+  start_service bff-2 "$bff_bin" "${verify_env[@]}" BFF_ORDERS_GRPC=1
+  bff_grpc=$scheme://127.0.0.1:$port
+  note "bff-2 reads the dashboards' orders from order-service over gRPC (BFF_ORDERS_GRPC=1)"
+fi
 
 # ---- a tiny HTTP and JSON toolkit ----------------------------------------
 
@@ -626,6 +652,53 @@ expect_field name "Ada Lovelace"
 expect_field order_count 1
 expect_match 'nothing degraded' '"degraded"[[:space:]]*:[[:space:]]*\[\]'
 
+if [ "$grpc" = 1 ]; then
+  step "gRPC: order-service serves orders.v1.Orders on the same port (HTTP/2)"
+  grpc_tls=()
+  [ "$tls" = 1 ] && grpc_tls=(--cacert "$tmp/tls/ca.crt" --cert "$tmp/tls/demo-client.crt"
+                               --key "$tmp/tls/demo-client.key")
+  # grpc_call [--no-token] ARGS...: like call, for examples/grpc_orders.py
+  # (the token as "$TOKEN"); sets $body (one JSON line per message, or the
+  # error) and $status (0, or 1 for an error status).
+  grpc_call() {
+    local shown arg tok=$token pre='TOKEN=$TOKEN '
+    if [ "$1" = --no-token ]; then tok= pre=; shift; fi
+    shown="$pre$(shell_word "$grpc_py") $(shell_word "$here/grpc_orders.py")"
+    for arg in "${grpc_tls[@]}" "$@"; do shown="$shown $(shell_word "$arg")"; done
+    printf '   %s$ %s%s\n' "$dim" "$shown" "$off"
+    status=0
+    body=$(TOKEN=$tok "$grpc_py" "$here/grpc_orders.py" "${grpc_tls[@]}" "$@" 2>&1) || status=1
+    [ "$quiet" = 1 ] || printf '%s\n' "$body" | head -n 5 | sed 's/^/   -> /'
+  }
+  grpc_addr=127.0.0.1:${orders##*:}
+  if [ -n "$grpc_py" ]; then
+    grpc_call "$grpc_addr" get "$order_id"
+    if [ "$status" = 0 ]; then ok "GetOrder answered"; else bad "GetOrder failed: $body"; fi
+    expect_field id "$order_id"
+    expect_field total_cents 2699
+    grpc_call "$grpc_addr" list "$user_id"
+    if [ "$status" = 0 ] && [ "$(printf '%s\n' "$body" | grep -c '"id"')" = 1 ]; then
+      ok "ListOrders streamed the user's one order"
+    else
+      bad "ListOrders: $body"
+    fi
+    grpc_call --no-token "$grpc_addr" get "$order_id"
+    expect_match 'without a token: UNAUTHENTICATED' '^UNAUTHENTICATED'
+    grpc_call "$grpc_addr" health
+    expect_field status SERVING
+  else
+    note "no Python 3 with grpcio and grpc_tools (python3-grpcio, python3-grpc-tools): the client calls are skipped"
+  fi
+  note "bff-2 builds the same dashboard with a ListOrders stream instead of GET /orders"
+  call GET "$bff_grpc/web/users/$user_id/dashboard" "" "$token"
+  expect_status 200
+  expect_field total_spent_cents 2699
+  expect_match 'nothing degraded' '"degraded"[[:space:]]*:[[:space:]]*\[\]'
+  grpc_ok=$(metric_sum "$bff_grpc" msvc_grpc_client_handled_total 'method="ListOrders".*code="OK"')
+  if [ "$grpc_ok" -ge 1 ]; then ok "bff-2 counted $grpc_ok ListOrders calls ending OK"
+  else bad "bff-2 counted no ListOrders call"; fi
+fi
+
 step "A token is required, and it must be the caller's own dashboard"
 call GET "$bff/web/users/$user_id/dashboard"
 expect_status 401
@@ -779,6 +852,7 @@ fi
 
 step "Scrape /metrics of every service (Prometheus text format)"
 metric_targets=("user-service-1 $user1" "user-service-2 $user2" "order-service $orders" "bff $bff")
+[ -n "$bff_grpc" ] && metric_targets+=("bff-2 $bff_grpc")
 [ "$events" = on ] && metric_targets+=("payment-service $payments")
 for pair in "${metric_targets[@]}"; do
   label=${pair%% *}
@@ -828,7 +902,8 @@ The system stays up until Ctrl-C. Try, for example (the token is valid for 15 mi
 
   user-service   $user1  $user2
   order-service  $orders
-  bff            $bff${payments:+
+  bff            $bff${bff_grpc:+
+  bff-2 (gRPC)   $bff_grpc}${payments:+
   payment-service $payments
   broker         $events_uri}
   logs           $tmp/logs/  ($logs_note)

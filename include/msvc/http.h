@@ -530,6 +530,10 @@ MSVC_API int msvc_http_res_header(msvc_http_res_t *res, const char *name,
 
 /**
  * @brief Ask for the connection to be closed after this response.
+ *
+ * Over HTTP/2 the other streams of the connection are not cut: once this
+ * request's stream has ended, the server sends GOAWAY(NO_ERROR), finishes
+ * the streams already open and then closes the connection.
  * @param res  The response.
  * @since 0.1
  */

@@ -272,9 +272,11 @@ typedef void (*msvc_http_chunk_fn)(msvc_http_call_t *call,
                                    const char *buf, size_t len, void *data);
 
 /**
- * @brief Supplies a streamed request body, sent with chunked encoding.
+ * @brief Supplies a streamed request body, sent with chunked encoding
+ *        (over HTTP/2: as DATA frames).
  *
- * Called each time the previous piece has been handed to the socket.
+ * Called each time the previous piece has been handed to the socket (over
+ * HTTP/2: framed, as the stream's flow-control window allows).
  * @param call  The call.
  * @param buf   Receives the next piece; it must stay valid until the
  *              source is called again or the call completes.

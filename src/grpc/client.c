@@ -238,6 +238,28 @@ static void deliver(msvc_grpc_client_call_t *c, int code, const char *message, i
 
 static int start_attempt(msvc_grpc_client_call_t *c);
 
+/* A gRPC retry is a retry of a call to the service, counted where the
+ * service block counts its own: msvc_http_client_retries_total{service}. */
+static void count_retry(msvc_grpc_client_call_t *c) {
+  static const char *const labels[] = {"service"};
+  msvc_metrics_family_opts_t o;
+  msvc_metrics_family_t *fam;
+  msvc_metrics_counter_t *ctr;
+  const char *values[1] = {c->service};
+
+  if (c->svc == NULL)
+    return;
+  msvc_metrics_family_opts_init(&o);
+  o.name = "msvc_http_client_retries_total";
+  o.help = "Retries of calls to other services.";
+  o.label_names = labels;
+  o.label_count = 1;
+  if (msvc_metrics_family_new(msvc_service_metrics(c->svc), MSVC_METRICS_COUNTER, &o, &fam) ==
+          MSVC_OK &&
+      msvc_metrics_counter_get(fam, values, 1, &ctr) == MSVC_OK)
+    msvc_metrics_counter_inc(ctr);
+}
+
 static void on_backoff(uv_timer_t *t) {
   msvc_grpc_client_call_t *c = t->data;
   int r;
@@ -274,6 +296,7 @@ static bool retry_later(msvc_grpc_client_call_t *c, int code) {
     c->timer->data = c;
   }
   uv_timer_start(c->timer, on_backoff, delay, 0);
+  count_retry(c);
   return true;
 }
 

@@ -738,7 +738,7 @@ int msvc_http_client_request(msvc_http_client_t *c, const msvc_http_request_t *r
     return rc;
   if (r->http2 || c->o.http2) {
 #ifdef MSVC_HAVE_NGHTTP2
-    rc = r->body_source != NULL ? MSVC_ENOTSUP : msvc__h2c_prepare(call, r, t.path, t.path_len);
+    rc = msvc__h2c_prepare(call, r, t.path, t.path_len);
 #else
     rc = MSVC_ENOTSUP;
 #endif

@@ -110,6 +110,12 @@ struct msvc_http_call_s {
   msvc__buf_t h2body; /* request body copy (HTTP/2 sends it as DATA) */
   size_t h2off;
   uint8_t h2refused; /* streams of this attempt the server refused */
+  /* A streamed body (body_source) over HTTP/2: the source's current piece,
+   * what of it went into DATA frames, and the source's error, if any. */
+  const char *h2piece;
+  size_t h2piece_len, h2piece_off;
+  int h2src_err;
+  bool h2src_used; /* the source was called: the body cannot be sent again */
   msvc__http_head_t *h2req; /* request method, target and fields */
 };
 

@@ -20,6 +20,9 @@
 #include "http/server.h"
 
 #define LINGER_MS 1000
+/* How long a cleartext connection over the limit may take to show whether
+ * it speaks HTTP/2 before it gets the HTTP/1.1 503. */
+#define OVERFLOW_SNIFF_MS 250
 #define OUT_HIGH_WATER (256 * 1024)
 #define WBUF_KEEP 16384
 
@@ -37,6 +40,7 @@ static int p_on_done(void *ud);
 static const msvc__http_parser_cbs_t conn_cbs = {p_on_head, p_on_body, p_on_done};
 
 static void on_timer(uv_timer_t *t);
+static int answer_overflow(msvc__conn_t *c, bool h2);
 
 /* The idle list holds the connections that can be closed at no cost to
  * anyone when room is needed: those lingering after their last answer at
@@ -200,7 +204,9 @@ static void arm(msvc__conn_t *c) {
     return;
   if (c->lingering) {
     dl = c->linger_until;
-    idle = true;
+    /* One refused over the limit never held a place: closing it would let
+     * a newcomer in beyond the limit. */
+    idle = !c->overflow;
 #ifdef MSVC_HAVE_NGHTTP2
   } else if (c->h2 != NULL) {
     /* Streams being answered have no connection deadline (a long server
@@ -258,6 +264,11 @@ static void on_timer(uv_timer_t *t) {
     uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
     return;
   }
+  if (c->overflow && !c->sniffed) {
+    c->sniffed = true; /* silent: HTTP/1.1 it is */
+    answer_overflow(c, false);
+    return;
+  }
 #ifdef MSVC_HAVE_NGHTTP2
   if (c->h2 != NULL && !c->lingering && !c->writing && !c->close_after) {
     /* Idle: say goodbye properly, so the client does not use it again. */
@@ -304,13 +315,19 @@ int msvc__conn_accept(msvc_http_server_t *srv) {
   return msvc__conn_attach(srv, tr);
 }
 
-static int answer_overflow(msvc__conn_t *c) {
+/* Answers a connection over max_connections in the protocol it speaks:
+ * h2 is an HTTP/2 client (by ALPN, or the cleartext preface). */
+static int answer_overflow(msvc__conn_t *c, bool h2) {
   msvc_http_req_t *req;
+
+  if (c->overflow_answered)
+    return MSVC_OK;
+  c->overflow_answered = true;
 
 #ifdef MSVC_HAVE_NGHTTP2
   const char *alpn = msvc__transport_alpn(c->tr);
 
-  if (alpn != NULL && strcmp(alpn, "h2") == 0) {
+  if (h2 || (alpn != NULL && strcmp(alpn, "h2") == 0)) {
     /* Empty SETTINGS, then GOAWAY(NO_ERROR) naming stream 0: nothing was
      * processed, the client may go elsewhere. */
     static const char bye[] = "\0\0\0\4\0\0\0\0\0"
@@ -321,6 +338,8 @@ static int answer_overflow(msvc__conn_t *c) {
     msvc__conn_flush(c);
     return MSVC_OK;
   }
+#else
+  (void)h2;
 #endif
   req = msvc__req_new(c);
   if (req == NULL) {
@@ -376,8 +395,20 @@ int msvc__conn_attach(msvc_http_server_t *srv, msvc__transport_t *tr) {
       arm(c);
       return MSVC_OK;
     }
+    /* In clear, an h2c client (prior knowledge) cannot read an HTTP/1.1
+     * 503: its first bytes say which answer it can read. Clients send them
+     * at once, so the wait is short; silence gets the 503. */
+    if (srv->opts.http2) {
+      if ((rc = msvc__transport_read_start(c->tr)) != 0) {
+        msvc__conn_close(c);
+        return rc;
+      }
+      c->deadline = uv_now(srv->loop) + OVERFLOW_SNIFF_MS;
+      uv_timer_start(&c->timer, on_timer, OVERFLOW_SNIFF_MS, 0);
+      return MSVC_OK;
+    }
 #endif
-    return answer_overflow(c);
+    return answer_overflow(c, false);
   }
   rc = msvc__transport_read_start(c->tr);
   if (rc != 0) {
@@ -691,14 +722,40 @@ static bool sniff(msvc__conn_t *c, const char *data, size_t len) {
 }
 #endif
 
+#ifdef MSVC_HAVE_NGHTTP2
+/* A cleartext connection over the limit: answers once its first bytes are
+ * the HTTP/2 preface or cannot be. */
+static void overflow_sniff(msvc__conn_t *c, const char *data, size_t len) {
+  size_t take = MSVC__H2_PREFACE_LEN - c->npreface;
+  int r;
+
+  if (take > len)
+    take = len;
+  memcpy(c->preface + c->npreface, data, take);
+  c->npreface = (uint8_t)(c->npreface + take);
+  r = msvc__h2_preface_check(c->preface, c->npreface);
+  if (r == 0)
+    return;
+  c->sniffed = true;
+  c->npreface = 0;
+  answer_overflow(c, r == 1);
+}
+#endif
+
 static void on_tr_read(void *owner, const char *data, size_t len) {
   msvc__conn_t *c = owner;
 
   if (c->closing || c->lingering)
     return;
   if (c->overflow) {
-    if (c->sniffed && !c->close_after)
-      answer_overflow(c); /* over TLS, now that ALPN is known */
+#ifdef MSVC_HAVE_NGHTTP2
+    if (!c->sniffed) {
+      overflow_sniff(c, data, len);
+      return;
+    }
+#endif
+    if (c->sniffed)
+      answer_overflow(c, false); /* over TLS, now that ALPN is known */
     return;
   }
 #ifdef MSVC_HAVE_NGHTTP2

@@ -22,6 +22,7 @@ enum {
   G_UNIMPLEMENTED = 12,
   G_INTERNAL = 13,
   G_UNAVAILABLE = 14,
+  G_DATA_LOSS = 15,
   G_UNAUTHENTICATED = 16
 };
 
@@ -103,4 +104,34 @@ int msvc__res_grpc_error(msvc_http_res_t *res, int status, const char *code,
   if (rc == MSVC_EINVAL || rc == MSVC_EHTTP_RESPONDED)
     return rc;
   return msvc_http_res_end(res);
+}
+
+msvc__grpc_peer_t msvc__grpc_peer_outcome(const msvc_http_response_t *res) {
+  const char *s;
+  int code = 0;
+
+  if (res == NULL || msvc_http_response_status(res) != 200)
+    return MSVC__GRPC_PEER_FINE;
+  s = msvc_http_response_trailer(res, "grpc-status");
+  if (s == NULL)
+    s = msvc_http_response_header(res, "grpc-status");
+  if (s == NULL || s[0] == '\0' || strlen(s) > 2)
+    return MSVC__GRPC_PEER_FINE;
+  for (; *s != '\0'; s++) {
+    if (*s < '0' || *s > '9')
+      return MSVC__GRPC_PEER_FINE;
+    code = code * 10 + (*s - '0');
+  }
+  /* gRPC's own split: these say the server could not do its part, the
+   * others (INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED...) are the
+   * answer to this request and say nothing about the server's health. */
+  switch (code) {
+  case G_UNKNOWN: case G_DEADLINE_EXCEEDED: case G_INTERNAL: case G_UNAVAILABLE:
+  case G_DATA_LOSS:
+    return MSVC__GRPC_PEER_FAILED;
+  case G_RESOURCE_EXHAUSTED:
+    return MSVC__GRPC_PEER_OVERLOADED;
+  default:
+    return MSVC__GRPC_PEER_FINE;
+  }
 }

@@ -31,10 +31,13 @@
  * and the header list size; nghttp2 enforces frame sizes, flow control,
  * the HPACK table and the stream limit (protocol errors end the connection
  * with GOAWAY and the matching code). On top of it: header bytes and count
- * per request (431), body size (413), and a budget of streams reset or
- * refused per connection (rapid reset): beyond it the connection ends with
- * GOAWAY(ENHANCE_YOUR_CALM). A drain sends GOAWAY with the last stream id
- * processed, lets open streams finish and then closes.
+ * per request (431), body size (413), and a budget of streams the client
+ * resets before their answer went out, per connection (rapid reset):
+ * beyond it the connection ends with GOAWAY(ENHANCE_YOUR_CALM). A drain, or
+ * msvc_http_res_close_connection() once its stream ended, sends GOAWAY
+ * with the last stream id processed, lets open streams finish and then
+ * closes. A cleartext connection over max_connections is answered by its
+ * first bytes: the preface gets SETTINGS and GOAWAY, anything else a 503.
  *
  * Client: msvc__h2c_*() give an endpoint of the HTTP client one (or
  * opts.h2_conns_per_endpoint) multiplexed connection(s); each call is a

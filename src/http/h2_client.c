@@ -148,6 +148,41 @@ int msvc__h2c_prepare(msvc_http_call_t *call, const msvc_http_request_t *r,
   return MSVC_OK;
 }
 
+/* A streamed body: DATA frames are filled from the source's pieces as the
+ * stream's flow-control window opens; a piece larger than a frame is sent
+ * over several. The source's error resets the stream and ends the call
+ * with that error. */
+static ssize_t read_source(msvc_http_call_t *call, uint8_t *buf, size_t length,
+                           uint32_t *flags) {
+  size_t n;
+
+  while (call->h2piece_off == call->h2piece_len) {
+    const char *piece = NULL;
+    size_t len = 0;
+    int rc;
+
+    call->h2src_used = true;
+    rc = call->body_source(call, &piece, &len, call->data);
+    if (rc < 0) {
+      call->h2src_err = rc;
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    if (len == 0 || piece == NULL) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return 0;
+    }
+    call->h2piece = piece;
+    call->h2piece_len = len;
+    call->h2piece_off = 0;
+  }
+  n = call->h2piece_len - call->h2piece_off;
+  if (n > length)
+    n = length;
+  memcpy(buf, call->h2piece + call->h2piece_off, n);
+  call->h2piece_off += n;
+  return (ssize_t)n;
+}
+
 static ssize_t on_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf,
                             size_t length, uint32_t *flags,
                             nghttp2_data_source *src, void *ud) {
@@ -157,6 +192,8 @@ static ssize_t on_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf,
   (void)ng;
   (void)id;
   (void)ud;
+  if (call->body_source != NULL)
+    return read_source(call, buf, length, flags);
   if (n > length)
     n = length;
   if (n > 0)
@@ -187,7 +224,9 @@ static void submit(msvc__h2cc_t *cc, msvc_http_call_t *call) {
     nv[i].flags = NGHTTP2_NV_FLAG_NONE;
   }
   call->h2off = 0;
-  body = call->h2body.len > 0;
+  call->h2piece = NULL;
+  call->h2piece_len = call->h2piece_off = 0;
+  body = call->h2body.len > 0 || call->body_source != NULL;
   prd.source.ptr = call;
   prd.read_callback = on_read_body;
   id = nghttp2_submit_request(cc->ng, NULL, nv, h->nfields, body ? &prd : NULL, call);
@@ -316,8 +355,10 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
   cc->ncalls--;
   call->h2c = NULL;
   ok = code == NGHTTP2_NO_ERROR && call->res.head != NULL && call->res.head->status >= 200;
-  if (!ok && code == NGHTTP2_REFUSED_STREAM && !call->got_bytes &&
-      ++call->h2refused <= 3) {
+  if (!ok && call->h2src_err != 0) {
+    msvc__call_attempt_end(call, call->h2src_err, false);
+  } else if (!ok && code == NGHTTP2_REFUSED_STREAM && !call->got_bytes &&
+             !call->h2src_used && ++call->h2refused <= 3) {
     /* Refused (GOAWAY, stream limit): never processed, safe to send again
      * (a few times: a server refusing everything fails the attempt). */
     msvc__http_head_free(call->res.head);

@@ -39,6 +39,7 @@ struct msvc__h2stream_s {
   bool dispatched;
   bool head_held; /* a gRPC head waiting for its first message */
   bool failed;    /* the answer could not be built: the stream is reset */
+  bool head_sent; /* the answer's HEADERS frame went out */
   char *ctype_held;
 };
 
@@ -283,7 +284,12 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
       request_done(st);
     break;
   case NGHTTP2_RST_STREAM:
-    if (reset_budget_spent(s))
+    /* Only resets that spare the client the wait for an answer spend the
+     * budget: a stream whose answer had begun to go out was served (a
+     * client giving up on a long stream, say), and one already closed cost
+     * nothing. */
+    st = stream_of(s, frame->hd.stream_id);
+    if (st != NULL && !st->head_sent && reset_budget_spent(s))
       nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
     break;
   default:
@@ -312,6 +318,15 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id,
   return req->body.err == MSVC_OK ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud) {
+  msvc__h2stream_t *st;
+
+  (void)ng;
+  if (frame->hd.type == NGHTTP2_HEADERS && (st = stream_of(ud, frame->hd.stream_id)) != NULL)
+    st->head_sent = true;
+  return 0;
+}
+
 static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud) {
   msvc__h2s_t *s = ud;
   msvc__h2stream_t *st = stream_of(s, id);
@@ -319,6 +334,10 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
   (void)code;
   if (st == NULL)
     return 0;
+  /* msvc_http_res_close_connection(): the connection ends after this
+   * stream, the HTTP/2 way: GOAWAY, streams already open are finished. */
+  if (st->req != NULL && st->req->close_asked)
+    msvc__h2s_goaway(s);
   nghttp2_session_set_stream_user_data(ng, id, NULL);
   stream_unbind(st);
   stream_free(st);
@@ -584,6 +603,7 @@ int msvc__h2s_new(msvc__conn_t *c, msvc__h2s_t **out) {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
   if (nghttp2_option_new(&opt) != 0) {
     nghttp2_session_callbacks_del(cbs);
     msvc__free(s);
@@ -594,8 +614,10 @@ int msvc__h2s_new(msvc__conn_t *c, msvc__h2s_t **out) {
    * and CONTINUATION frames of one header block. */
   nghttp2_option_set_max_settings(opt, 32);
   /* nghttp2's guard is the looser one: ours fires first and says why
-   * (ENHANCE_YOUR_CALM, where nghttp2 says INTERNAL_ERROR). */
-  nghttp2_option_set_stream_reset_rate_limit(opt, 2 * RESET_BURST, 2 * RESET_PER_SEC);
+   * (ENHANCE_YOUR_CALM, where nghttp2 says INTERNAL_ERROR). nghttp2 counts
+   * every reset, ours not those of streams already answered, so its limit
+   * is a net well above ordinary cancelling. */
+  nghttp2_option_set_stream_reset_rate_limit(opt, 10 * RESET_BURST, 10 * RESET_PER_SEC);
   nghttp2_option_set_max_continuations(opt, 8);
   rc = nghttp2_session_server_new2(&s->ng, cbs, s, opt);
   nghttp2_option_del(opt);

@@ -143,6 +143,7 @@ struct msvc__conn_s {
   bool closing;
   bool close_after; /* close once everything queued is written */
   bool overflow;
+  bool overflow_answered;
   bool lingering;
   uint64_t linger_until;
   uint64_t nserved;

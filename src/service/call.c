@@ -14,6 +14,7 @@
 
 #include <msvc/trace.h>
 
+#include "../http/grpc_error.h"
 #include "call-internal.h"
 
 enum { PH_NONE, PH_PARK, PH_BACKOFF, PH_FINISH, PH_FLIGHT, PH_DONE };
@@ -409,12 +410,15 @@ static void end_attempt(msvc_service_call_t *call, int err, int status, bool sen
   call_endpoint_t *ep = call->ep;
   uint64_t dur_us = now_us() - call->attempt_t0_us;
   msvc_breaker_outcome_t bo;
-  bool shed = err == 0 && peer_shed(status, res);
+  /* A gRPC answer is a 200 whatever its status: the status decides. */
+  msvc__grpc_peer_t g = err == 0 ? msvc__grpc_peer_outcome(res) : MSVC__GRPC_PEER_FINE;
+  bool shed = err == 0 && (peer_shed(status, res) || g == MSVC__GRPC_PEER_OVERLOADED);
 
   if (err == MSVC_ECANCELED || shed)
     bo = MSVC_BREAKER_IGNORED;
   else
-    bo = attempt_failed(err, status) ? MSVC_BREAKER_FAILURE : MSVC_BREAKER_SUCCESS;
+    bo = attempt_failed(err, status) || g == MSVC__GRPC_PEER_FAILED ? MSVC_BREAKER_FAILURE
+                                                                    : MSVC_BREAKER_SUCCESS;
   msvc_breaker_record(ep->breaker, &call->permit, bo, dur_us / 1000, msvc_now_ms());
   msvc_lb_done(call->t->lb, &call->ticket,
                bo == MSVC_BREAKER_FAILURE || shed ? MSVC_LB_FAILURE : MSVC_LB_SUCCESS,

@@ -65,6 +65,7 @@ def cmd_build(args):
     subprocess.run([cmake, "--install", build, "--prefix", prefix], check=True,
                    stdout=subprocess.DEVNULL)
     has_events = os.path.exists(os.path.join(prefix, "include", "msvc", "events.h"))
+    has_grpc = os.path.exists(os.path.join(prefix, "include", "msvc", "grpc.h"))
     for svc in SERVICES:
         if svc == "payment-service" and not has_events:
             print(f"== {svc} skipped: the installed libmsvc has no events block", flush=True)
@@ -79,6 +80,13 @@ def cmd_build(args):
         if not os.access(binary, os.X_OK):
             print(f"{svc}: no program {binary}", file=sys.stderr)
             return 1
+        if has_grpc and svc in ("order-service", "bff"):
+            # Built against an installed libmsvc with gRPC, order-service
+            # serves orders.v1.Orders and the bff can call it.
+            with open(binary, "rb") as f:
+                if b"orders.v1.Orders" not in f.read():
+                    print(f"{svc}: built without its gRPC part", file=sys.stderr)
+                    return 1
         dest = os.path.join(work, "bin", svc)
         os.makedirs(dest)
         shutil.copy2(binary, dest)

@@ -261,6 +261,9 @@ def run_tls_tests(cert_dir):
         stop(p)
 
 
+STATUS_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
+
+
 class Orders(orders_pb2_grpc.OrdersServicer):
     def GetOrder(self, request, context):
         md = dict(context.invocation_metadata())
@@ -268,6 +271,9 @@ class Orders(orders_pb2_grpc.OrdersServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, "no order 404 (caf\u00e9)")
         if request.id == 503:
             context.abort(grpc.StatusCode.UNAVAILABLE, "try elsewhere")
+        if 5000 < request.id < 5017:
+            # A status chosen by the caller: 5000 + the code's number.
+            context.abort(grpc.StatusCode[STATUS_NAMES[request.id - 5000]], "as asked")
         if request.id == 999:
             time.sleep(2)
         context.set_trailing_metadata((("x-echo", md.get("x-echo", "")),

@@ -16,6 +16,7 @@
 
 #include <msvc/grpc.h>
 #include <msvc/http_client.h>
+#include <msvc/metrics.h>
 #include <msvc/service.h>
 
 #include "orders/v1/orders.pb-c.h"
@@ -200,6 +201,91 @@ static void on_dead(msvc_grpc_client_call_t *call, const msvc_grpc_status_t *st,
   get(&dead_named, 1, &o, on_dead);
 }
 
+/* Endpoint health as gRPC sees it: the named services below all reach the
+ * grpcio server, which answers each call with the status 5000 + code asks
+ * for. Server-side failures open the endpoint's breaker; the caller's own
+ * faults and overload (RESOURCE_EXHAUSTED) do not. */
+static const struct {
+  const char *service;
+  int code;
+  int opens;
+} probes[] = {
+    {"s-unavailable", MSVC_GRPC_UNAVAILABLE, 1},
+    {"s-deadline", MSVC_GRPC_DEADLINE_EXCEEDED, 1},
+    {"s-internal", MSVC_GRPC_INTERNAL, 1},
+    {"s-unknown", MSVC_GRPC_UNKNOWN, 1},
+    {"s-data-loss", MSVC_GRPC_DATA_LOSS, 1},
+    {"s-invalid", MSVC_GRPC_INVALID_ARGUMENT, 0},
+    {"s-not-found", MSVC_GRPC_NOT_FOUND, 0},
+    {"s-exhausted", MSVC_GRPC_RESOURCE_EXHAUSTED, 0},
+};
+static size_t probe;
+static int probe_calls;
+
+static void probe_call(void);
+
+static void on_probe(msvc_grpc_client_call_t *call, const msvc_grpc_status_t *st,
+                     const ProtobufCMessage *reply, void *data) {
+  char name[96];
+  int opened = st->err == MSVC_EBREAKER_OPEN;
+
+  (void)call;
+  (void)reply;
+  (void)data;
+  if (!opened && st->code != probes[probe].code) {
+    snprintf(name, sizeof(name), "%s answers its code", probes[probe].service);
+    check(name, 0, st);
+  } else if (opened || ++probe_calls >= 30) {
+    snprintf(name, sizeof(name), "%s %s the breaker", probes[probe].service,
+             probes[probe].opens ? "opens" : "leaves closed");
+    check(name, opened == probes[probe].opens, st);
+  } else {
+    probe_call();
+    return;
+  }
+  probe_calls = 0;
+  if (++probe < sizeof(probes) / sizeof(probes[0]))
+    probe_call();
+  else
+    next_step();
+}
+
+static void probe_call(void) {
+  msvc_grpc_target_t t = {.svc = svc, .service = probes[probe].service};
+  msvc_grpc_call_opts_t o;
+
+  msvc_grpc_call_opts_init(&o);
+  o.max_attempts = 1;
+  get(&t, 5000 + probes[probe].code, &o, on_probe);
+}
+
+/* UNAVAILABLE retried by gRPC's policy shows in the service's retry
+ * counter. */
+static void on_counted_retry(msvc_grpc_client_call_t *call, const msvc_grpc_status_t *st,
+                             const ProtobufCMessage *reply, void *data) {
+  static const char *const labels[] = {"service"};
+  const char *values[] = {"orders-retry"};
+  msvc_metrics_family_opts_t fo;
+  msvc_metrics_family_t *fam;
+  msvc_metrics_counter_t *ctr = NULL;
+
+  (void)call;
+  (void)reply;
+  (void)data;
+  msvc_metrics_family_opts_init(&fo);
+  fo.name = "msvc_http_client_retries_total";
+  fo.help = "Retries of calls to other services.";
+  fo.label_names = labels;
+  fo.label_count = 1;
+  if (msvc_metrics_family_new(msvc_service_metrics(svc), MSVC_METRICS_COUNTER, &fo, &fam) !=
+          MSVC_OK ||
+      msvc_metrics_counter_get(fam, values, 1, &ctr) != MSVC_OK)
+    ctr = NULL;
+  check("gRPC retries in msvc_http_client_retries_total",
+        st->attempts == 3 && ctr != NULL && msvc_metrics_counter_value(ctr) == 2.0, st);
+  next_step();
+}
+
 static void finish(void) {
   msvc_http_client_close(client, NULL, NULL);
   msvc_service_stop(svc, NULL, NULL);
@@ -258,6 +344,14 @@ static void next_step(void) {
     o.max_attempts = 1;
     get(&dead_named, 1, &o, on_dead);
     break;
+  case 12: {
+    msvc_grpc_target_t t = {.svc = svc, .service = "orders-retry"};
+    get(&t, 5014, NULL, on_counted_retry);
+    break;
+  }
+  case 13:
+    probe_call();
+    break;
   default:
     finish();
   }
@@ -275,7 +369,8 @@ static void on_ready(msvc_service_t *s, int status, void *data) {
 
 int main(int argc, char **argv) {
   msvc_service_opts_t opts;
-  char registry[256], err[MSVC_ERRMSG_MAX];
+  char registry[1024], err[MSVC_ERRMSG_MAX];
+  size_t i, n;
   uv_tcp_t dead;
   struct sockaddr_in sa;
   int namelen = sizeof(sa), dead_port, rc;
@@ -293,6 +388,12 @@ int main(int argc, char **argv) {
   dead_port = ntohs(sa.sin_port);
   snprintf(registry, sizeof(registry), "static://orders=127.0.0.1:%d,%s:%d;dead=127.0.0.1:%d",
            dead_port, host, port, dead_port);
+  n = strlen(registry);
+  snprintf(registry + n, sizeof(registry) - n, ";orders-retry=%s:%d", host, port);
+  for (i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+    n = strlen(registry);
+    snprintf(registry + n, sizeof(registry) - n, ";%s=%s:%d", probes[i].service, host, port);
+  }
   if (msvc_http_client_new(&loop, NULL, &client) != MSVC_OK)
     return 1;
   msvc_service_opts_init(&opts);
@@ -314,7 +415,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "a handle leaked\n");
     failures++;
   }
-  if (step < 13) {
+  if (step < 15) {
     fprintf(stderr, "stopped at step %d\n", step);
     failures++;
   }

@@ -84,7 +84,15 @@ static void on_slow(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   msvc_http_req_on_cancel(req, on_cancel, NULL);
 }
 
+static void on_close_conn(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  (void)req;
+  (void)data;
+  msvc_http_res_close_connection(res);
+  msvc_http_res_send(res, 200, "text/plain", "bye", 3);
+}
+
 static void routes(msvc_http_server_t *srv) {
+  msvc_http_server_route(srv, "GET", "/close", on_close_conn, NULL, NULL);
   msvc_http_server_route(srv, "GET", "/hello", on_hello, NULL, NULL);
   msvc_http_server_route(srv, "GET", "/count", on_count, NULL, NULL);
   msvc_http_server_route(srv, "GET", "/big", on_big, NULL, NULL);
@@ -529,6 +537,101 @@ Test(h2_frames, drain_sends_goaway_and_closes) {
   tsrv_stop(&t);
 }
 
+Test(h2_frames, close_connection_sends_goaway_after_the_stream) {
+  tsrv_t t;
+  static rframe_t f;
+  static const uint8_t get_close[] = {0x82, 0x86, 0x04, 0x06, '/', 'c', 'l', 'o', 's', 'e',
+                                      0x41, 0x01, 'x'};
+  int fd, i;
+  bool got_answer = false, got_end = false, got_goaway = false;
+
+  start(&t);
+  fd = h2_open(t.port);
+  frame(fd, F_HEADERS, 0x5, 1, get_close, sizeof(get_close));
+  for (i = 0; i < 20 && !got_goaway && read_frame(fd, &f); i++) {
+    got_answer |= f.type == F_HEADERS && f.sid == 1;
+    got_end |= f.sid == 1 && (f.flags & 0x1) != 0;
+    if (f.type == F_GOAWAY && f.len >= 8) {
+      got_goaway = true;
+      cr_expect(got_end, "GOAWAY before the stream ended");
+      cr_expect_eq(u32(f.p + 4), 0 /* NO_ERROR */);
+      cr_expect_eq(u32(f.p) & 0x7fffffffu, 1, "last stream id");
+    }
+  }
+  cr_expect(got_answer);
+  cr_expect(got_goaway);
+  cr_expect(!read_frame(fd, &f), "the connection should be closed");
+  close(fd);
+  tsrv_stop(&t);
+}
+
+/* Cancelling streams whose answers have begun is what clients do all the
+ * time (a user leaves, a deadline passes): it does not spend the
+ * rapid-reset budget, however many there are. */
+Test(h2_frames, cancelling_answered_streams_is_not_a_flood) {
+  tsrv_t t;
+  static rframe_t f;
+  static const uint8_t cancel[4] = {0, 0, 0, 8};
+  static const uint8_t get_big[] = {0x82, 0x86, 0x04, 0x0d, '/', 'b', 'i', 'g', '?', 'n', '=',
+                                    '1', '0', '0', '0', '0', '0', 0x41, 0x01, 'x'};
+  static const uint8_t ping[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  uint32_t i, sid;
+  int k;
+  bool pong = false;
+
+  struct timeval tv = {5, 0};
+  int fd;
+
+  start(&t);
+  fd = h2_open(t.port);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  for (i = 0; i < 600; i++) {
+    bool head = false;
+
+    sid = 2 * i + 1;
+    frame(fd, F_HEADERS, 0x5, sid, get_big, sizeof(get_big));
+    for (k = 0; k < 100 && !head; k++) {
+      cr_assert(read_frame(fd, &f), "connection ended at stream %u", sid);
+      cr_assert_neq(f.type, F_GOAWAY, "GOAWAY at stream %u (error %u)", sid, u32(f.p + 4));
+      head = f.type == F_HEADERS && f.sid == sid;
+    }
+    cr_assert(head, "no answer on stream %u", sid);
+    frame(fd, F_RST, 0, sid, cancel, 4);
+  }
+  frame(fd, F_PING, 0, 0, ping, 8);
+  for (k = 0; k < 10000 && !pong && read_frame(fd, &f); k++) {
+    cr_assert_neq(f.type, F_GOAWAY, "GOAWAY (error %u)", u32(f.p + 4));
+    pong = f.type == F_PING && (f.flags & 0x1) != 0;
+  }
+  cr_expect(pong, "the connection did not answer a PING");
+  close(fd);
+  tsrv_stop(&t);
+}
+
+/* A cleartext HTTP/2 client over max_connections cannot read an HTTP/1.1
+ * 503: it gets SETTINGS and GOAWAY naming no stream. */
+Test(h2_frames, h2c_client_over_the_connection_limit_gets_goaway) {
+  tsrv_t t;
+  msvc_http_server_opts_t o;
+  int a, b, type = 0;
+  long err;
+
+  msvc_http_server_opts_init(&o);
+  o.max_connections = 1;
+  tsrv_start(&t, &o, routes);
+  /* The first connection has a request open (not idle: it stays). */
+  a = h2_open(t.port);
+  frame(a, F_HEADERS, 0x4, 1, post_echo, sizeof(post_echo));
+  sleep_ms(50);
+  b = h2_open(t.port);
+  err = wait_error(b, &type);
+  cr_expect_eq(type, F_GOAWAY);
+  cr_expect_eq(err, 0 /* NO_ERROR */);
+  close(b);
+  close(a);
+  tsrv_stop(&t);
+}
+
 Test(h2_frames, silent_unfinished_requests_time_out) {
   tsrv_t t;
   msvc_http_server_opts_t o;
@@ -736,6 +839,99 @@ Test(h2_client, a_second_connection_opens_at_the_stream_limit) {
   run_until(&loop, &s.done, 21);
   cr_expect_eq(s.ok, 21);
   cr_expect_eq(s.version, 20);
+  msvc_http_client_close(c, client_closed, &closed);
+  run_until(&loop, &closed, 1);
+  cr_expect_eq(uv_loop_close(&loop), 0, "a handle leaked");
+  tsrv_stop(&t);
+}
+
+/* A streamed request body: pieces go out as DATA frames as the server's
+ * window opens (more than the initial 64 KiB window, so it must open). */
+typedef struct source_s {
+  char piece[40000];
+  int sent, pieces, fail_at;
+} source_t;
+
+static int stream_source(msvc_http_call_t *call, const char **buf, size_t *len, void *data) {
+  source_t *src = *(source_t **)data;
+
+  (void)call;
+  if (src->sent == src->fail_at)
+    return MSVC_EIO;
+  if (src->sent == src->pieces) {
+    *len = 0;
+    return 0;
+  }
+  src->sent++;
+  *buf = src->piece;
+  *len = sizeof(src->piece);
+  return 0;
+}
+
+typedef struct sstate_s {
+  source_t *src; /* first: the source finds itself through data */
+  cstate_t s;
+  int err;
+} sstate_t;
+
+static void on_stream_done(msvc_http_call_t *call, int err, const msvc_http_response_t *res,
+                           void *data) {
+  sstate_t *st = data;
+
+  st->err = err;
+  on_done(call, err, res, &st->s);
+}
+
+Test(h2_client, streamed_body_source) {
+  tsrv_t t;
+  uv_loop_t loop;
+  msvc_http_client_t *c;
+  msvc_http_request_t r;
+  static source_t src;
+  sstate_t st;
+  char url[128];
+  int closed = 0;
+
+  start(&t);
+  memset(&src, 'q', sizeof(src));
+  src.sent = 0;
+  src.pieces = 50;
+  src.fail_at = -1;
+  memset(&st, 0, sizeof(st));
+  st.src = &src;
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(msvc_http_client_new(&loop, NULL, &c), MSVC_OK);
+  msvc_http_request_init(&r);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/echo", t.port);
+  r.url = url;
+  r.method = "POST";
+  r.body_source = stream_source;
+  r.http2 = true;
+  r.on_done = on_stream_done;
+  r.data = &st;
+  cr_assert_eq(msvc_http_client_request(c, &r, NULL), MSVC_OK);
+  run_until(&loop, &st.s.done, 1);
+  cr_expect_eq(st.err, MSVC_OK, "%s", msvc_strerror(st.err));
+  cr_expect_eq(st.s.last_status, 200);
+  cr_expect_eq(st.s.version, 20);
+  cr_expect_eq(st.s.body_len, 50 * sizeof(src.piece));
+  /* A source that fails resets the stream and ends the call with its error;
+   * the connection goes on serving. */
+  src.sent = 0;
+  src.fail_at = 3;
+  memset(&st.s, 0, sizeof(st.s));
+  cr_assert_eq(msvc_http_client_request(c, &r, NULL), MSVC_OK);
+  run_until(&loop, &st.s.done, 1);
+  cr_expect_eq(st.err, MSVC_EIO, "%s", msvc_strerror(st.err));
+  src.sent = 0;
+  src.pieces = 2;
+  src.fail_at = -1;
+  memset(&st.s, 0, sizeof(st.s));
+  cr_assert_eq(msvc_http_client_request(c, &r, NULL), MSVC_OK);
+  run_until(&loop, &st.s.done, 1);
+  cr_expect_eq(st.err, MSVC_OK, "%s", msvc_strerror(st.err));
+  cr_expect_eq(st.s.body_len, 2 * sizeof(src.piece));
+  cr_expect_eq(msvc_http_client_connections(c, "127.0.0.1", t.port), 1);
   msvc_http_client_close(c, client_closed, &closed);
   run_until(&loop, &closed, 1);
   cr_expect_eq(uv_loop_close(&loop), 0, "a handle leaked");
