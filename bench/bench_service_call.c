@@ -4,8 +4,10 @@
  *
  * Two hello instances run on one loop in a thread of their own (pinned to
  * one core); the load runs on the main thread (pinned to the other) as a
- * closed loop of 32 concurrent requests, alternating between the two
- * implementations in the same run:
+ * closed loop of 32 concurrent requests. Every run interleaves the two
+ * implementations in short slices (ABBA order, the same pooled connections
+ * kept across slices, both warmed first), and the figures are medians over
+ * the runs:
  *
  *   libmsvc  msvc_service_call()'s path (msvc__caller_call) through a static
  *            registry naming both instances;
@@ -30,6 +32,7 @@
 
 #define CONCURRENCY 32
 #define MAX_SAMPLES 2000000
+#define SLICES 8 /* slices of each path per run */
 
 typedef struct servers_s {
   uv_loop_t loop;
@@ -92,14 +95,14 @@ typedef struct load_s {
   msvc__caller_t *caller;
   msvc_http_client_t *client;
   const int *ports;
-  bool use_caller;
+  int cur; /* the path loaded: 0 libmsvc (the caller), 1 direct */
   uint64_t end_ns;
   int in_flight;
   uint64_t done;
   uint64_t errors;
   unsigned next_port;
-  double *lat_ms;
-  size_t nlat;
+  double *lat_ms[2];
+  size_t nlat[2];
 } load_t;
 
 typedef struct one_s {
@@ -116,8 +119,8 @@ static void finish_one(one_t *o, bool ok) {
   l->in_flight--;
   if (ok) {
     l->done++;
-    if (l->nlat < MAX_SAMPLES)
-      l->lat_ms[l->nlat++] = (now - o->t0) / 1e6;
+    if (l->nlat[l->cur] < MAX_SAMPLES)
+      l->lat_ms[l->cur][l->nlat[l->cur]++] = (now - o->t0) / 1e6;
   } else {
     l->errors++;
   }
@@ -144,7 +147,7 @@ static void start_one(load_t *l) {
     return;
   o->l = l;
   o->t0 = bench_now_ns();
-  if (l->use_caller) {
+  if (l->cur == 0) {
     msvc_service_request_t req;
 
     msvc_service_request_init(&req);
@@ -171,28 +174,55 @@ static void start_one(load_t *l) {
   l->in_flight++;
 }
 
-/* One timed run; returns requests per second and sets *p99. */
-static double run_once(load_t *l, double seconds, double *p99) {
-  double t0 = bench_now_ns(), el;
-  bench_stat_t st;
-  int i;
+/* One slice of load on the current path, added to the counters; returns
+ * its length in seconds (the drain of the last requests included). */
+static double slice(load_t *l, double seconds) {
+  double t0 = bench_now_ns();
 
-  l->done = 0;
-  l->errors = 0;
-  l->nlat = 0;
   l->end_ns = (uint64_t)(t0 + seconds * 1e9);
-  for (i = 0; i < CONCURRENCY; i++)
+  for (int i = 0; i < CONCURRENCY; i++)
     start_one(l);
   while (l->in_flight > 0)
     uv_run(l->loop, UV_RUN_ONCE);
-  el = (bench_now_ns() - t0) / 1e9;
-  st = bench_stats(l->lat_ms, (int)l->nlat);
-  (void)st;
-  *p99 = l->nlat > 0 ? l->lat_ms[(size_t)((double)(l->nlat - 1) * 0.99)] : 0;
-  if (l->errors > 0)
-    fprintf(stderr, "bench_call: %llu failed requests (%s)\n",
-            (unsigned long long)l->errors, l->use_caller ? "libmsvc" : "direct");
-  return (double)l->done / el;
+  return (bench_now_ns() - t0) / 1e9;
+}
+
+/* One measured run of both paths: SLICES slices of each, taking turns and
+ * swapping which one goes first in every pair, so that a change of the
+ * machine's load during the run hits both alike. rps[k] is the requests
+ * of path k over its time (0: libmsvc, 1: direct), p99[k] over all its
+ * samples of the run. ratios[j] (SLICES of them, unless NULL) is libmsvc's
+ * rate over direct's in the j-th pair of adjacent slices. */
+static void run_pair(load_t *l, double seconds, double rps[2], double p99[2], double *ratios) {
+  double el[2] = {0, 0}, slen = seconds / SLICES, srps[2] = {0, 0};
+  uint64_t done[2] = {0, 0};
+
+  for (int k = 0; k < 2; k++)
+    l->nlat[k] = 0;
+  for (int i = 0; i < 2 * SLICES; i++) {
+    int k = (i % 2) ^ ((i / 2) % 2); /* 0 1 1 0 0 1 1 0 ... */
+
+    l->cur = k;
+    l->done = 0;
+    l->errors = 0;
+    double e = slice(l, slen);
+
+    el[k] += e;
+    done[k] += l->done;
+    srps[k] = e > 0 ? (double)l->done / e : 0;
+    if (i % 2 == 1 && ratios != NULL)
+      ratios[i / 2] = srps[1] > 0 ? srps[0] / srps[1] : 0;
+    if (l->errors > 0)
+      fprintf(stderr, "bench_call: %llu failed requests (%s)\n",
+              (unsigned long long)l->errors, k == 0 ? "libmsvc" : "direct");
+  }
+  for (int k = 0; k < 2; k++) {
+    size_t n = l->nlat[k];
+
+    (void)bench_stats(l->lat_ms[k], (int)n); /* sorts */
+    p99[k] = n > 0 ? l->lat_ms[k][(size_t)((double)(n - 1) * 0.99)] : 0;
+    rps[k] = el[k] > 0 ? (double)done[k] / el[k] : 0;
+  }
 }
 
 static int make_caller(uv_loop_t *loop, const int *ports, msvc_registry_t **reg,
@@ -225,8 +255,8 @@ int main(void) {
   msvc_registry_t *reg = NULL;
   msvc_metrics_registry_t *metrics = NULL;
   load_t l;
-  double secs = bench_quick() ? 0.4 : 2.0, p99;
-  double rps[2][8], lat[2][8];
+  double secs = bench_quick() ? 0.4 : 2.0, pr[2], pl[2];
+  double rps[2][8], lat[2][8], pair[8 * SLICES];
   bench_stat_t r_lib, r_dir, p_lib, p_dir;
   int runs = bench_runs(), i, closed = 0;
 
@@ -240,29 +270,31 @@ int main(void) {
   pin(0);
   l.loop = &loop;
   l.ports = s.port;
-  l.lat_ms = malloc(sizeof(double) * MAX_SAMPLES);
-  if (l.lat_ms == NULL || make_caller(&loop, s.port, &reg, &metrics, &l.caller) != 0 ||
+  l.lat_ms[0] = malloc(sizeof(double) * MAX_SAMPLES);
+  l.lat_ms[1] = malloc(sizeof(double) * MAX_SAMPLES);
+  if (l.lat_ms[0] == NULL || l.lat_ms[1] == NULL || make_caller(&loop, s.port, &reg, &metrics, &l.caller) != 0 ||
       msvc_http_client_new(&loop, NULL, &l.client) != 0) {
     fprintf(stderr, "bench_call: setup failed\n");
     return 1;
   }
   /* warm both paths: connections pooled, the endpoint set delivered */
-  l.use_caller = true;
-  run_once(&l, 0.2, &p99);
-  l.use_caller = false;
-  run_once(&l, 0.2, &p99);
+  run_pair(&l, 0.4, pr, pl, NULL);
   for (i = 0; i < runs; i++) {
-    l.use_caller = false;
-    rps[1][i] = run_once(&l, secs, &lat[1][i]);
-    l.use_caller = true;
-    rps[0][i] = run_once(&l, secs, &lat[0][i]);
+    run_pair(&l, secs, pr, pl, &pair[i * SLICES]);
+    rps[0][i] = pr[0];
+    rps[1][i] = pr[1];
+    lat[0][i] = pl[0];
+    lat[1][i] = pl[1];
   }
   r_lib = bench_stats(rps[0], runs);
   r_dir = bench_stats(rps[1], runs);
   p_lib = bench_stats(lat[0], runs);
   p_dir = bench_stats(lat[1], runs);
+  /* The ratio is the median of the ratios of adjacent slices, each pair
+   * measured under the same load; the medians of the rates, above, follow
+   * the load of the whole run. */
   bench_emit("call_overhead", "libmsvc", "rps", "req/s", r_lib, "direct",
-             r_lib.median / r_dir.median);
+             bench_stats(pair, runs * SLICES).median);
   bench_emit("call_overhead", "direct", "rps", "req/s", r_dir, NULL, 0);
   bench_emit("call_overhead", "libmsvc", "p99_ms", "ms", p_lib, "direct",
              p_dir.median > 0 ? p_lib.median / p_dir.median : 0);
@@ -280,6 +312,7 @@ int main(void) {
   uv_async_send(&s.stop);
   uv_thread_join(&th);
   uv_loop_close(&s.loop);
-  free(l.lat_ms);
+  free(l.lat_ms[0]);
+  free(l.lat_ms[1]);
   return 0;
 }
