@@ -35,7 +35,7 @@
  * while fewer than `limit` are in flight; msvc_limit_adaptive_release()
  * reports its latency. Once per window the limit is recomputed: when the
  * window's mean latency exceeds `tolerance` times the no-load latency (a
- * slowly rising low mark of past windows) two windows in a row, or in a
+ * slowly rising low mark of past windows) three windows in a row, or in a
  * window that shed requests, the limit becomes the most requests that were
  * in flight in the window (or the limit, if lower) times that gradient (at
  * most halved); when latency is fine and the limit was actually used, it
@@ -222,7 +222,10 @@ typedef struct msvc_limit_adaptive_s msvc_limit_adaptive_t;
 typedef struct msvc_limit_adaptive_opts_s {
   size_t size;           /**< sizeof(msvc_limit_adaptive_opts_t). */
   uint32_t initial;      /**< Starting limit; default 1000. */
-  uint32_t min_limit;    /**< Lowest limit, at least 1; default 20. */
+  /** Lowest limit, at least 1; default 512, above the connection counts
+   *  of a healthy service, so that the default never sheds one. Lower it
+   *  for a service whose capacity is known to be small. */
+  uint32_t min_limit;
   uint32_t max_limit;    /**< Highest limit; default 5000. */
   /** Latency, as a multiple of the no-load latency, that the limit
    *  tolerates before it shrinks; 1.0..100. Default 2.0. */

@@ -61,6 +61,9 @@ int msvc__svc_limit_load(msvc__svc_config_t *cfg, char *err, size_t errlen) {
     return bad(err, errlen, "MSVC_CONCURRENCY_MIN", v, "an integer 1..1000000");
   if ((v = env("MSVC_CONCURRENCY_MAX")) != NULL && !parse_count(v, &o->max_limit))
     return bad(err, errlen, "MSVC_CONCURRENCY_MAX", v, "an integer 1..1000000");
+  /* A maximum below the default floor, with no floor given, lowers it. */
+  if (env("MSVC_CONCURRENCY_MIN") == NULL && o->min_limit > o->max_limit)
+    o->min_limit = o->max_limit;
   if (o->min_limit > o->max_limit) {
     snprintf(err, errlen, "MSVC_CONCURRENCY_MIN (%u) is above MSVC_CONCURRENCY_MAX (%u)",
              o->min_limit, o->max_limit);
