@@ -148,7 +148,9 @@ MSVC_API void msvc_limit_rate_free(msvc_limit_rate_t *rl);
  * @param res     Receives the answer; may be NULL.
  * @return #MSVC_OK when allowed, MSVC_ELIMIT when refused, MSVC_EINVAL for
  *         a NULL @p rl, a NULL @p key with a nonzero @p len, or a zero cost.
- * @note Thread-safe; lock-striped by key, never allocates.
+ * @note Thread-safe; a key already held is checked under a lock of its
+ *       own entry only (threads on different keys do not contend); never
+ *       allocates.
  * @since 0.2
  */
 MSVC_API int msvc_limit_rate_check(msvc_limit_rate_t *rl, const void *key, size_t len,
