@@ -41,6 +41,7 @@ int msvc__svc_limit_load(msvc__svc_config_t *cfg, char *err, size_t errlen) {
   const char *v;
   uint32_t n;
 
+  msvc__svc_limit_admin();
   msvc_limit_adaptive_opts_init(o);
   cfg->concurrency_on = true;
   if ((v = env("MSVC_CONCURRENCY")) != NULL) {
