@@ -176,7 +176,9 @@ static void update(msvc_limit_adaptive_t *cl, uint64_t now_ms) {
   if (lim < cl->o.min_limit) lim = cl->o.min_limit;
   if (lim > cl->o.max_limit) lim = cl->o.max_limit;
   cl->limit_f = lim;
-  atomic_store_explicit(&cl->limit, (uint32_t)lim, memory_order_relaxed);
+  /* Rounded, not truncated: a small limit backing off from 2 by a mild
+   * gradient stays at 2 instead of halving the service's throughput. */
+  atomic_store_explicit(&cl->limit, (uint32_t)(lim + 0.5), memory_order_relaxed);
   cl->baseline_us *= shed > 0 ? DRIFT_SHEDDING : DRIFT;
   atomic_store_explicit(&cl->baseline_pub, (uint64_t)cl->baseline_us, memory_order_relaxed);
   cl->window_start_ms = now_ms;
