@@ -35,7 +35,7 @@
  * while fewer than `limit` are in flight; msvc_limit_adaptive_release()
  * reports its latency. Once per window the limit is recomputed: when the
  * window's mean latency exceeds `tolerance` times the no-load latency (a
- * slowly rising low mark of past windows) two windows in a row, or in a
+ * slowly rising low mark of past windows) three windows in a row, or in a
  * window that shed requests, the limit becomes the most requests that were
  * in flight in the window (or the limit, if lower) times that gradient (at
  * most halved); when latency is fine and the limit was actually used, it
@@ -148,7 +148,9 @@ MSVC_API void msvc_limit_rate_free(msvc_limit_rate_t *rl);
  * @param res     Receives the answer; may be NULL.
  * @return #MSVC_OK when allowed, MSVC_ELIMIT when refused, MSVC_EINVAL for
  *         a NULL @p rl, a NULL @p key with a nonzero @p len, or a zero cost.
- * @note Thread-safe; lock-striped by key, never allocates.
+ * @note Thread-safe; a key already held is checked under a lock of its
+ *       own entry only (threads on different keys do not contend); never
+ *       allocates.
  * @since 0.2
  */
 MSVC_API int msvc_limit_rate_check(msvc_limit_rate_t *rl, const void *key, size_t len,
@@ -222,7 +224,10 @@ typedef struct msvc_limit_adaptive_s msvc_limit_adaptive_t;
 typedef struct msvc_limit_adaptive_opts_s {
   size_t size;           /**< sizeof(msvc_limit_adaptive_opts_t). */
   uint32_t initial;      /**< Starting limit; default 1000. */
-  uint32_t min_limit;    /**< Lowest limit, at least 1; default 20. */
+  /** Lowest limit, at least 1; default 512, above the connection counts
+   *  of a healthy service, so that the default never sheds one. Lower it
+   *  for a service whose capacity is known to be small. */
+  uint32_t min_limit;
   uint32_t max_limit;    /**< Highest limit; default 5000. */
   /** Latency, as a multiple of the no-load latency, that the limit
    *  tolerates before it shrinks; 1.0..100. Default 2.0. */

@@ -16,9 +16,12 @@
  * The baseline is the no-load latency: it moves halfway down to any lower
  * window mean and rises by 1% per window (0.1% while requests are being
  * shed), so it follows a service that became slower for good without
- * following the queue that overload builds. A single slow window is not
- * acted on (a burst of slow requests in a mixed workload); two in a row,
- * or one that shed or dropped requests, are. Like any latency-based limit it cannot tell
+ * following the queue that overload builds. Slow windows are not acted on
+ * until three come in a row (a burst of slow requests in a mixed workload
+ * is not congestion), unless a window shed or dropped requests. The
+ * default floor (512) is above the connection counts a healthy service
+ * meets, so a default limit never sheds one: only a real overload, whose
+ * queue grows past the floor, reaches it. Like any latency-based limit it cannot tell
  * a service that started overloaded from a slow one: the first windows set
  * the baseline.
  */
@@ -34,6 +37,7 @@
 #define DRIFT 1.01
 #define DRIFT_SHEDDING 1.001
 #define MIN_GRADIENT 0.5
+#define SUSTAINED 3
 
 struct msvc_limit_adaptive_s {
   _Atomic uint32_t inflight;
@@ -61,7 +65,7 @@ void msvc_limit_adaptive_opts_init(msvc_limit_adaptive_opts_t *opts) {
   memset(opts, 0, sizeof(*opts));
   opts->size = sizeof(*opts);
   opts->initial = 1000;
-  opts->min_limit = 20;
+  opts->min_limit = 512;
   opts->max_limit = 5000;
   opts->tolerance = 2.0;
   opts->window_ms = 100;
@@ -153,9 +157,10 @@ static void update(msvc_limit_adaptive_t *cl, uint64_t now_ms) {
     cl->baseline_us = (cl->baseline_us + mean) / 2.0;
   gradient = cl->o.tolerance * cl->baseline_us / mean;
   if (cl->drops > 0 && gradient > 0.9) gradient = 0.9;
-  /* One slow window alone (a burst of slow requests) is not congestion;
-   * two in a row, or one that shed or dropped requests, is. */
-  if (gradient < 1.0 && ++cl->congested < 2 && shed == 0 && cl->drops == 0)
+  /* Slow windows alone (a burst of slow requests of a mixed workload)
+   * are not congestion; SUSTAINED in a row, or one that shed or dropped
+   * requests, are. */
+  if (gradient < 1.0 && ++cl->congested < SUSTAINED && shed == 0 && cl->drops == 0)
     gradient = 1.0;
   if (gradient >= 1.0 && cl->o.tolerance * cl->baseline_us >= mean)
     cl->congested = 0;
@@ -171,7 +176,9 @@ static void update(msvc_limit_adaptive_t *cl, uint64_t now_ms) {
   if (lim < cl->o.min_limit) lim = cl->o.min_limit;
   if (lim > cl->o.max_limit) lim = cl->o.max_limit;
   cl->limit_f = lim;
-  atomic_store_explicit(&cl->limit, (uint32_t)lim, memory_order_relaxed);
+  /* Rounded, not truncated: a small limit backing off from 2 by a mild
+   * gradient stays at 2 instead of halving the service's throughput. */
+  atomic_store_explicit(&cl->limit, (uint32_t)(lim + 0.5), memory_order_relaxed);
   cl->baseline_us *= shed > 0 ? DRIFT_SHEDDING : DRIFT;
   atomic_store_explicit(&cl->baseline_pub, (uint64_t)cl->baseline_us, memory_order_relaxed);
   cl->window_start_ms = now_ms;

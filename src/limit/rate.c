@@ -18,6 +18,17 @@
  * clear, so the steady state writes nothing but the bucket itself. Keys
  * hash with a per-limiter random seed, so a client cannot aim its keys at
  * one chain.
+ *
+ * Concurrency: a check of a key already held takes no shard-wide lock and
+ * writes nothing shared but its own entry. It looks the key up without a
+ * lock, locks the entry (a byte in the entry's own cache line), and checks
+ * that the shard's sequence number has not moved since before the lookup;
+ * the writers that change a shard's chains or reuse its entries (a new key,
+ * an eviction) hold the shard lock and keep the sequence odd while they
+ * work, locking every entry they touch. Threads checking different keys
+ * therefore share no written cache line; the counters of allowed and
+ * refused checks are kept per thread slot. A lookup that raced with a
+ * writer, or a key not held, takes the locked path.
  */
 #include <sched.h>
 #include <stdatomic.h>
@@ -39,7 +50,7 @@ typedef struct entry_s {
   uint8_t klen;
   uint8_t digest; /* key holds a digest of a longer key */
   uint8_t ref;    /* used since the clock hand last passed */
-  uint8_t pad;
+  _Atomic uint8_t lk; /* the entry's lock */
   char key[MSVC_LIMIT_KEY_MAX];
 } entry_t;
 
@@ -47,16 +58,26 @@ typedef char entry_is_one_line[sizeof(entry_t) == 64 ? 1 : -1];
 
 typedef struct shard_s {
   atomic_flag lock;
+  _Atomic uint32_t seq; /* odd while the chains or entries change */
   uint32_t used;
   uint32_t hand; /* the clock hand */
   entry_t *e;
   uint32_t *heads;
-  uint64_t allowed;
-  uint64_t refused;
   uint64_t evicted;
   uint64_t lossy;
   char pad[64];
 } shard_t;
+
+/* Counters of the checks a thread made, one cache line per slot. */
+#define SLOTS 16
+typedef struct slot_s {
+  _Atomic uint64_t allowed;
+  _Atomic uint64_t refused;
+  char pad[48];
+} slot_t;
+
+static _Atomic uint32_t next_slot;
+static _Thread_local uint32_t my_slot = UINT32_MAX;
 
 struct msvc_limit_rate_s {
   uint64_t seed[2];
@@ -72,6 +93,8 @@ struct msvc_limit_rate_s {
   void *entries_mem;
   entry_t *entries; /* entries_mem aligned to a cache line */
   uint32_t *heads;
+  void *slots_mem;
+  slot_t *slots; /* slots_mem aligned to a cache line */
 };
 
 static inline void cpu_relax(void) {
@@ -94,6 +117,40 @@ static inline void lock(shard_t *s) {
 
 static inline void unlock(shard_t *s) {
   atomic_flag_clear_explicit(&s->lock, memory_order_release);
+}
+
+static inline void elock(entry_t *e) {
+  unsigned spins = 0;
+
+  while (atomic_exchange_explicit(&e->lk, 1, memory_order_acquire) != 0) {
+    cpu_relax();
+    if (++spins > 64) {
+      spins = 0;
+      sched_yield();
+    }
+  }
+}
+
+static inline void eunlock(entry_t *e) {
+  atomic_store_explicit(&e->lk, 0, memory_order_release);
+}
+
+/* A writer of a shard's structure: shard lock held, sequence odd. */
+static inline void write_begin(shard_t *s) {
+  lock(s);
+  atomic_fetch_add_explicit(&s->seq, 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+}
+
+static inline void write_end(shard_t *s) {
+  atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
+  unlock(s);
+}
+
+static inline slot_t *slot_of(msvc_limit_rate_t *rl) {
+  if (my_slot == UINT32_MAX)
+    my_slot = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) % SLOTS;
+  return &rl->slots[my_slot];
 }
 
 static inline uint64_t mix(uint64_t x) {
@@ -175,7 +232,10 @@ int msvc_limit_rate_new(const msvc_limit_rate_opts_t *opts, msvc_limit_rate_t **
   rl->entries_mem = msvc__calloc((size_t)o.shards * rl->per_shard + 1, sizeof(entry_t));
   rl->entries = (entry_t *)(((uintptr_t)rl->entries_mem + 63) & ~(uintptr_t)63);
   rl->heads = msvc__malloc((size_t)o.shards * nb * sizeof(uint32_t));
-  if (rl->shards == NULL || rl->entries_mem == NULL || rl->heads == NULL) {
+  rl->slots_mem = msvc__calloc(SLOTS + 1, sizeof(slot_t));
+  rl->slots = (slot_t *)(((uintptr_t)rl->slots_mem + 63) & ~(uintptr_t)63);
+  if (rl->shards == NULL || rl->entries_mem == NULL || rl->heads == NULL ||
+      rl->slots_mem == NULL) {
     msvc_limit_rate_free(rl);
     return MSVC_ENOMEM;
   }
@@ -196,6 +256,7 @@ void msvc_limit_rate_free(msvc_limit_rate_t *rl) {
   msvc__free(rl->shards);
   msvc__free(rl->entries_mem);
   msvc__free(rl->heads);
+  msvc__free(rl->slots_mem);
   msvc__free(rl);
 }
 
@@ -256,13 +317,16 @@ static uint32_t take_entry(msvc_limit_rate_t *rl, shard_t *s, uint64_t cap,
     i = s->hand;
     s->hand = s->hand + 1 == s->used ? 0 : s->hand + 1;
     e = &s->e[i];
+    elock(e);
     refill(rl, e, cap, now_ms);
     if (e->units >= cap) {
+      eunlock(e);
       victim = i;
       break;
     }
     if (!e->ref && fallback == NIL) fallback = i;
     e->ref = 0;
+    eunlock(e);
   }
   if (victim != NIL) {
     s->evicted++;
@@ -321,6 +385,51 @@ static uint32_t find(const msvc_limit_rate_t *rl, shard_t *s, const skey_t *k) {
   return NIL;
 }
 
+/* Takes the tokens from a held, locked entry and fills the answer. */
+static int take(msvc_limit_rate_t *rl, entry_t *e, uint64_t token, uint64_t cap,
+                uint64_t need, msvc_limit_result_t *res) {
+  int rc;
+
+  if (e->units >= need) {
+    e->units -= need;
+    rc = MSVC_OK;
+  } else {
+    rc = MSVC_ELIMIT;
+  }
+  if (res != NULL) {
+    uint64_t lim = cap / token, rem = e->units / token;
+
+    res->allowed = rc == MSVC_OK;
+    res->limit = lim > UINT32_MAX ? UINT32_MAX : (uint32_t)lim;
+    res->remaining = rem > UINT32_MAX ? UINT32_MAX : (uint32_t)rem;
+    res->reset_ms = div_ceil(cap - e->units, rl->rate);
+    if (rc == MSVC_OK)
+      res->retry_after_ms = 0;
+    else if (need > cap)
+      res->retry_after_ms = UINT64_MAX;
+    else
+      res->retry_after_ms = div_ceil(need - e->units, rl->rate);
+  }
+  return rc;
+}
+
+/* The entry of a key, locked, found without the shard lock; NULL when the
+ * key is not held or a writer got in the way. */
+static entry_t *find_fast(const msvc_limit_rate_t *rl, shard_t *s, const skey_t *k) {
+  uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire), i;
+  entry_t *e;
+
+  if (seq & 1) return NULL;
+  i = find(rl, s, k);
+  if (i == NIL) return NULL;
+  e = &s->e[i];
+  elock(e);
+  atomic_thread_fence(memory_order_acquire);
+  if (atomic_load_explicit(&s->seq, memory_order_relaxed) == seq) return e;
+  eunlock(e);
+  return NULL;
+}
+
 int msvc_limit_rate_check(msvc_limit_rate_t *rl, const void *key, size_t len, uint32_t cost,
                           uint64_t now_ms, msvc_limit_result_t *res) {
   uint64_t token, cap, need;
@@ -340,48 +449,39 @@ int msvc_limit_rate_check(msvc_limit_rate_t *rl, const void *key, size_t len, ui
   need = cost == 1 ? token : cost > cap / token ? cap + 1 : token * cost;
   s = shard_of(rl, k.h);
 
-  lock(s);
-  i = find(rl, s, &k);
-  if (i == NIL) {
-    i = take_entry(rl, s, cap, now_ms);
-    e = &s->e[i];
-    e->hash = k.h;
-    e->klen = k.len;
-    e->digest = k.digest;
-    memcpy(e->key, k.p, k.len);
-    e->units = cap;
-    e->last_ms = now_ms;
-    e->ref = 1;
-    e->chain = s->heads[k.h & rl->bucket_mask];
-    s->heads[k.h & rl->bucket_mask] = i;
-  } else {
-    e = &s->e[i];
+  if ((e = find_fast(rl, s, &k)) != NULL) {
     refill(rl, e, cap, now_ms);
     if (!e->ref) e->ref = 1;
-  }
-  if (e->units >= need) {
-    e->units -= need;
-    s->allowed++;
-    rc = MSVC_OK;
+    rc = take(rl, e, token, cap, need, res);
+    eunlock(e);
   } else {
-    s->refused++;
-    rc = MSVC_ELIMIT;
+    write_begin(s);
+    i = find(rl, s, &k);
+    if (i == NIL) {
+      i = take_entry(rl, s, cap, now_ms);
+      e = &s->e[i];
+      elock(e);
+      e->hash = k.h;
+      e->klen = k.len;
+      e->digest = k.digest;
+      memcpy(e->key, k.p, k.len);
+      e->units = cap;
+      e->last_ms = now_ms;
+      e->ref = 1;
+      e->chain = s->heads[k.h & rl->bucket_mask];
+      s->heads[k.h & rl->bucket_mask] = i;
+    } else {
+      e = &s->e[i];
+      elock(e);
+      refill(rl, e, cap, now_ms);
+      if (!e->ref) e->ref = 1;
+    }
+    rc = take(rl, e, token, cap, need, res);
+    eunlock(e);
+    write_end(s);
   }
-  if (res != NULL) {
-    uint64_t lim = cap / token, rem = e->units / token;
-
-    res->allowed = rc == MSVC_OK;
-    res->limit = lim > UINT32_MAX ? UINT32_MAX : (uint32_t)lim;
-    res->remaining = rem > UINT32_MAX ? UINT32_MAX : (uint32_t)rem;
-    res->reset_ms = div_ceil(cap - e->units, rl->rate);
-    if (rc == MSVC_OK)
-      res->retry_after_ms = 0;
-    else if (need > cap)
-      res->retry_after_ms = UINT64_MAX;
-    else
-      res->retry_after_ms = div_ceil(need - e->units, rl->rate);
-  }
-  unlock(s);
+  atomic_fetch_add_explicit(rc == MSVC_OK ? &slot_of(rl)->allowed : &slot_of(rl)->refused, 1,
+                            memory_order_relaxed);
   return rc;
 }
 
@@ -389,7 +489,7 @@ int msvc_limit_rate_refund(msvc_limit_rate_t *rl, const void *key, size_t len, u
                            uint64_t now_ms) {
   uint64_t token, cap, give;
   shard_t *s;
-  uint32_t i;
+  entry_t *e;
   skey_t k;
 
   if (rl == NULL || (key == NULL && len > 0) || cost == 0) return MSVC_EINVAL;
@@ -398,13 +498,17 @@ int msvc_limit_rate_refund(msvc_limit_rate_t *rl, const void *key, size_t len, u
   cap = capacity(rl, token);
   give = cost > cap / token ? cap : token * cost;
   s = shard_of(rl, k.h);
-  lock(s);
-  i = find(rl, s, &k);
-  if (i != NIL) {
-    entry_t *e = &s->e[i];
+  lock(s); /* no writer changes the chains meanwhile */
+  {
+    uint32_t i = find(rl, s, &k);
 
+    e = i != NIL ? &s->e[i] : NULL;
+  }
+  if (e != NULL) {
+    elock(e);
     refill(rl, e, cap, now_ms);
     e->units = give >= cap - e->units ? cap : e->units + give;
+    eunlock(e);
   }
   unlock(s);
   return MSVC_OK;
@@ -431,12 +535,14 @@ int msvc_limit_rate_stats(msvc_limit_rate_t *rl, msvc_limit_rate_stats_t *out) {
     shard_t *s = &rl->shards[i];
 
     lock(s);
-    out->allowed += s->allowed;
-    out->refused += s->refused;
     out->keys += s->used;
     out->evicted += s->evicted;
     out->evicted_lossy += s->lossy;
     unlock(s);
+  }
+  for (i = 0; i < SLOTS; i++) {
+    out->allowed += atomic_load_explicit(&rl->slots[i].allowed, memory_order_relaxed);
+    out->refused += atomic_load_explicit(&rl->slots[i].refused, memory_order_relaxed);
   }
   return MSVC_OK;
 }

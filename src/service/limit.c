@@ -41,6 +41,7 @@ int msvc__svc_limit_load(msvc__svc_config_t *cfg, char *err, size_t errlen) {
   const char *v;
   uint32_t n;
 
+  msvc__svc_limit_admin();
   msvc_limit_adaptive_opts_init(o);
   cfg->concurrency_on = true;
   if ((v = env("MSVC_CONCURRENCY")) != NULL) {
@@ -61,6 +62,9 @@ int msvc__svc_limit_load(msvc__svc_config_t *cfg, char *err, size_t errlen) {
     return bad(err, errlen, "MSVC_CONCURRENCY_MIN", v, "an integer 1..1000000");
   if ((v = env("MSVC_CONCURRENCY_MAX")) != NULL && !parse_count(v, &o->max_limit))
     return bad(err, errlen, "MSVC_CONCURRENCY_MAX", v, "an integer 1..1000000");
+  /* A maximum below the default floor, with no floor given, lowers it. */
+  if (env("MSVC_CONCURRENCY_MIN") == NULL && o->min_limit > o->max_limit)
+    o->min_limit = o->max_limit;
   if (o->min_limit > o->max_limit) {
     snprintf(err, errlen, "MSVC_CONCURRENCY_MIN (%u) is above MSVC_CONCURRENCY_MAX (%u)",
              o->min_limit, o->max_limit);

@@ -5,11 +5,13 @@
  * small canned answer, so a service past its capacity spends its time on
  * the requests it admitted rather than on a queue that only grows.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include <msvc/middleware.h>
 
 #include "msvc-internal.h"
+#include "mw-internal.h"
 
 /* The request attachment that marks an admitted request. */
 static const char ADMITTED[] = "msvc.concurrency";
@@ -20,7 +22,16 @@ struct msvc_mw_concurrency_s {
   msvc_metrics_gauge_t *limit_g;
   msvc_metrics_gauge_t *inflight_g;
   msvc_metrics_counter_t *shed;
+  msvc_limit_adaptive_opts_t opts;
+  _Atomic uint64_t shed_total;
 };
+
+void msvc__mw_concurrency_info(const msvc_mw_concurrency_t *m,
+                               msvc__mw_concurrency_info_t *out) {
+  out->opts = m->opts;
+  out->shed = atomic_load_explicit(&((msvc_mw_concurrency_t *)m)->shed_total,
+                                   memory_order_relaxed);
+}
 
 void msvc_mw_concurrency_opts_init(msvc_mw_concurrency_opts_t *opts) {
   if (opts == NULL) return;
@@ -48,6 +59,7 @@ static int before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   now = msvc_now_ms();
   if (msvc_limit_adaptive_acquire(m->cl, now, &p) != MSVC_OK) {
     msvc_metrics_counter_inc(m->shed);
+    atomic_fetch_add_explicit(&m->shed_total, 1, memory_order_relaxed);
     msvc_http_res_header(res, "Retry-After", "1");
     msvc_http_res_error(res, 503, "OVERLOADED",
                         "The service is overloaded; retry later.");
@@ -123,6 +135,7 @@ int msvc_mw_concurrency_new(const msvc_mw_concurrency_opts_t *opts,
     o = *opts;
   m = msvc__calloc(1, sizeof(*m));
   if (m == NULL) return MSVC_ENOMEM;
+  m->opts = o.limit;
   rc = msvc_limit_adaptive_new(&o.limit, &m->cl);
   if (rc == MSVC_OK) rc = metrics(m, o.registry);
   if (rc != MSVC_OK) {

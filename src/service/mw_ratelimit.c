@@ -10,9 +10,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include <msvc/middleware.h>
 
 #include "msvc-internal.h"
+#include "mw-internal.h"
 
 #define KEY_CAP 512
 
@@ -26,8 +29,53 @@ struct msvc_mw_ratelimit_s {
   char *route;
   unsigned hops;
   bool headers_on_success;
+  msvc_limit_rate_opts_t rate;
   msvc_metrics_counter_t *rejected;
+  struct msvc_mw_ratelimit_s *next; /* every live limit, for the admin page */
 };
+
+/* The live rate limit middlewares of the process, for the admin page. */
+static uv_once_t live_once = UV_ONCE_INIT;
+static uv_mutex_t live_mu;
+static msvc_mw_ratelimit_t *live;
+
+static void live_init(void) { (void)uv_mutex_init(&live_mu); }
+
+static const char *key_kind(msvc_mw_ratelimit_key_t k) {
+  switch (k) {
+  case MSVC_MW_RATELIMIT_BY_ADDRESS: return "address";
+  case MSVC_MW_RATELIMIT_BY_ROUTE: return "route";
+  case MSVC_MW_RATELIMIT_BY_HEADER: return "header";
+  case MSVC_MW_RATELIMIT_BY_SUBJECT: return "subject";
+  }
+  return "?";
+}
+
+void msvc__mw_ratelimit_foreach(void (*fn)(const msvc__mw_ratelimit_info_t *info, void *arg),
+                                void *arg) {
+  msvc_mw_ratelimit_t *m;
+
+  uv_once(&live_once, live_init);
+  uv_mutex_lock(&live_mu);
+  for (m = live; m != NULL; m = m->next) {
+    msvc__mw_ratelimit_info_t in;
+
+    memset(&in, 0, sizeof(in));
+    in.name = m->name;
+    in.key = key_kind(m->key);
+    in.header = m->header;
+    in.method = m->method;
+    in.route = m->route;
+    in.rate = m->rate.rate;
+    in.period_ms = m->rate.period_ms;
+    in.burst = m->rate.burst;
+    in.max_keys = m->rate.max_keys;
+    in.share = msvc_limit_rate_share(m->rl);
+    (void)msvc_limit_rate_stats(m->rl, &in.stats);
+    fn(&in, arg);
+  }
+  uv_mutex_unlock(&live_mu);
+}
 
 void msvc_mw_ratelimit_opts_init(msvc_mw_ratelimit_opts_t *opts) {
   if (opts == NULL) return;
@@ -194,6 +242,7 @@ int msvc_mw_ratelimit_new(const msvc_mw_ratelimit_opts_t *opts, msvc_mw_ratelimi
   m->key = o.key;
   m->hops = o.forwarded_hops;
   m->headers_on_success = o.headers_on_success;
+  m->rate = o.rate;
   m->name = dup_or_null(o.name != NULL ? o.name : "default", &oom);
   m->header = dup_or_null(o.header, &oom);
   m->method = dup_or_null(o.method, &oom);
@@ -207,6 +256,11 @@ int msvc_mw_ratelimit_new(const msvc_mw_ratelimit_opts_t *opts, msvc_mw_ratelimi
   m->mw.name = "ratelimit";
   m->mw.before = before;
   m->mw.data = m;
+  uv_once(&live_once, live_init);
+  uv_mutex_lock(&live_mu);
+  m->next = live;
+  live = m;
+  uv_mutex_unlock(&live_mu);
   *out = m;
   return MSVC_OK;
 }
@@ -220,7 +274,17 @@ msvc_limit_rate_t *msvc_mw_ratelimit_limiter(const msvc_mw_ratelimit_t *m) {
 }
 
 void msvc_mw_ratelimit_free(msvc_mw_ratelimit_t *m) {
+  msvc_mw_ratelimit_t **p;
+
   if (m == NULL) return;
+  uv_once(&live_once, live_init);
+  uv_mutex_lock(&live_mu);
+  for (p = &live; *p != NULL; p = &(*p)->next)
+    if (*p == m) {
+      *p = m->next;
+      break;
+    }
+  uv_mutex_unlock(&live_mu);
   msvc_limit_rate_free(m->rl);
   msvc__free(m->name);
   msvc__free(m->header);

@@ -207,6 +207,8 @@ void msvc__svc_work_close(msvc__svc_loop_t *l);
  * (made on first use, shared by every loop) on a server (limit.c). */
 int msvc__svc_limit_load(msvc__svc_config_t *cfg, char *err, size_t errlen);
 int msvc__svc_limit_use(msvc_service_t *svc, msvc_http_server_t *srv);
+/* Adds the admin page of the limits, once per process (limit_admin.c). */
+void msvc__svc_limit_admin(void);
 /* Frees the memory of a service whose handles are all released. */
 void msvc__svc_free_memory(msvc_service_t *svc);
 

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 const [server, outDir] = process.argv.slice(2);
 const PAGES = ['', 'registry', 'balancers', 'breakers', 'pools', 'work', 'requests',
-               'config', 'loglevel', 'limits'];
+               'config', 'loglevel', 'limits', 'example'];
 const STEP_MS = 30000;
 const children = [];
 let profile;

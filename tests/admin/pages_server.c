@@ -1,8 +1,9 @@
 /*
  * A service with its admin pages on, for the browser test: it calls a
  * service whose instances refuse connections (so breakers, balancers and
- * the registry page have something to show), adds a page of its own
- * through msvc_admin_section_add(), prints "admin=PORT public=PORT" once
+ * the registry page have something to show), limits /hello by client
+ * address (the limits page), adds a page of its own through
+ * msvc_admin_section_add(), prints "admin=PORT public=PORT" once
  * ready, and runs until SIGTERM or SIGINT.
  */
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <msvc/admin.h>
 #include <msvc/error.h>
 #include <msvc/log.h>
+#include <msvc/middleware.h>
 #include <msvc/service.h>
 
 static void on_back(int err, const msvc_http_response_t *res, void *data) {
@@ -81,6 +83,8 @@ static void on_ready(msvc_service_t *svc, int status, void *data) {
 int main(void) {
   msvc_service_opts_t o;
   msvc_breaker_opts_t bo;
+  msvc_mw_ratelimit_opts_t ro;
+  msvc_mw_ratelimit_t *rl = NULL;
   msvc_service_t *svc;
   uv_loop_t loop;
   char err[256];
@@ -96,16 +100,22 @@ int main(void) {
   o.access_log = false;
   o.admin = "127.0.0.1:0";
   o.on_ready = on_ready;
-  if (msvc_admin_section_add("limits", "Rate limits (example)", demo_section, NULL) != MSVC_OK ||
+  msvc_mw_ratelimit_opts_init(&ro);
+  ro.name = "hello-per-client";
+  ro.route = "/hello";
+  if (msvc_admin_section_add("example", "Example section", demo_section, NULL) != MSVC_OK ||
+      msvc_mw_ratelimit_new(&ro, &rl) != MSVC_OK ||
       msvc_service_new(&loop, "pages-demo", &o, &svc, err, sizeof(err)) != MSVC_OK) {
     fprintf(stderr, "%s\n", err);
     return 2;
   }
+  msvc_service_use(svc, msvc_mw_ratelimit_middleware(rl));
   msvc_service_route(svc, "GET", "/go", on_go, svc, 0);
   msvc_service_route(svc, "GET", "/hello", on_hello, NULL, 0);
   rc = msvc_service_run(svc);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
-  msvc_admin_section_remove("limits");
+  msvc_admin_section_remove("example");
+  msvc_mw_ratelimit_free(rl);
   return rc == MSVC_OK ? 0 : 1;
 }

@@ -127,6 +127,15 @@ static void on_go(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   if (rc != MSVC_OK) msvc_http_res_error(res, 500, "INTERNAL", msvc_strerror(rc));
 }
 
+/* A rate limit the service installs when set (the limits page test). */
+static msvc_mw_ratelimit_t *RL;
+
+static void on_ping(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  (void)req;
+  (void)data;
+  msvc_http_res_send(res, 200, "text/plain", "pong", 4);
+}
+
 /* The service is made on its loop's thread: calls by name run on the
  * thread that created the service (or a worker's). */
 static void loop_thread(void *arg) {
@@ -136,6 +145,10 @@ static void loop_thread(void *arg) {
                                sizeof(h->err));
   if (h->new_rc == MSVC_OK)
     h->new_rc = msvc_service_route(h->svc, "GET", "/go", on_go, h->svc, 0);
+  if (h->new_rc == MSVC_OK)
+    h->new_rc = msvc_service_route(h->svc, "GET", "/ping", on_ping, NULL, 0);
+  if (h->new_rc == MSVC_OK && RL != NULL)
+    h->new_rc = msvc_service_use(h->svc, msvc_mw_ratelimit_middleware(RL));
   if (h->new_rc == MSVC_OK) h->early_port = msvc_admin_port(h->svc);
   if (h->new_rc == MSVC_OK) h->new_rc = msvc_service_start(h->svc);
   if (h->new_rc == MSVC_OK) h->port = msvc_service_port(h->svc);
@@ -516,4 +529,88 @@ Test(admin_service, worker_loops_share_the_charts) {
   cr_assert_eq(cJSON_GetObjectItem(row, "requests")->valuedouble, 20);
   cJSON_Delete(j);
   stop();
+}
+
+static cJSON *rate_row(cJSON *page, const char *name) {
+  cJSON *row;
+
+  cJSON_ArrayForEach(row, cJSON_GetObjectItem(page, "rate_limits")) {
+    cJSON *n = cJSON_GetObjectItem(row, "name");
+
+    if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0) return row;
+  }
+  return NULL;
+}
+
+static double num(cJSON *o, const char *k) {
+  cJSON *v = cJSON_GetObjectItem(o, k);
+
+  cr_assert(cJSON_IsNumber(v), "%s is a number", k);
+  return v->valuedouble;
+}
+
+/* The limits page follows the live state: a tripped rate limit shows its
+ * rejections, the concurrency limit its current value and range. */
+Test(admin_service, limits_page_follows_live_state) {
+  msvc_mw_ratelimit_opts_t ro;
+  cJSON *j, *row, *c;
+  resp_t r;
+  int i, ok = 0, limited = 0;
+
+  msvc_mw_ratelimit_opts_init(&ro);
+  ro.name = "ping-<route>";
+  ro.key = MSVC_MW_RATELIMIT_BY_ROUTE;
+  ro.route = "/ping";
+  ro.rate.rate = 1;
+  ro.rate.period_ms = 600000;
+  ro.rate.burst = 2;
+  ro.rate.max_keys = 64;
+  cr_assert_eq(msvc_mw_ratelimit_new(&ro, &RL), MSVC_OK);
+  start(NULL);
+
+  j = get_json(H.admin_port, "/debug/limits?format=json", "");
+  row = rate_row(j, "ping-<route>");
+  cr_assert_not_null(row, "the rate limit is listed");
+  cr_assert_eq(num(row, "rejected"), 0);
+  cJSON_Delete(j);
+  for (i = 0; i < 5; i++) {
+    int st = cl_get(H.port, "/ping", "", &r);
+
+    ok += st == 200;
+    limited += st == 429;
+    resp_free(&r);
+  }
+  cr_assert_eq(ok, 2);
+  cr_assert_eq(limited, 3);
+
+  j = get_json(H.admin_port, "/debug/limits?format=json", "");
+  row = rate_row(j, "ping-<route>");
+  cr_assert_not_null(row);
+  cr_assert_str_eq(cJSON_GetObjectItem(row, "key")->valuestring, "route");
+  cr_assert_str_eq(cJSON_GetObjectItem(row, "scope")->valuestring, "/ping");
+  cr_assert_eq(num(row, "rejected"), 3);
+  cr_assert_eq(num(row, "allowed"), 2);
+  cr_assert_eq(num(row, "keys"), 1);
+  cr_assert_eq(num(row, "max_keys"), 64);
+  cr_assert_eq(num(row, "rate"), 1);
+  cr_assert_eq(num(row, "burst"), 2);
+  cr_assert_eq(num(row, "instances"), 1);
+  cr_assert_eq(num(row, "instance_burst"), 2);
+  c = cJSON_GetObjectItem(j, "concurrency");
+  cr_assert_not_null(c);
+  cr_assert_str_eq(cJSON_GetObjectItem(c, "mode")->valuestring, "adaptive");
+  cr_assert_eq(num(c, "limit"), msvc_limit_adaptive_limit(msvc_service_concurrency(H.svc)));
+  cr_assert_eq(num(c, "min_limit"), 512);
+  cr_assert_eq(num(c, "max_limit"), 5000);
+  cr_assert_eq(num(c, "in_flight"), 0);
+  cr_assert_eq(num(c, "shed"), 0);
+  cJSON_Delete(j);
+
+  cr_assert_eq(cl_get(H.admin_port, "/debug/limits", "", &r), 200);
+  cr_assert_not_null(strstr(r.body, "ping-&lt;route&gt;"), "%s", r.body);
+  cr_assert_null(strstr(r.body, "ping-<route>"));
+  resp_free(&r);
+  stop();
+  msvc_mw_ratelimit_free(RL);
+  RL = NULL;
 }

@@ -143,8 +143,8 @@ Test(limit_adaptive, stays_within_bounds) {
   msvc_limit_adaptive_free(cl);
 }
 
-/* A mixed workload: one window full of slow requests is not congestion,
- * two in a row are. */
+/* A mixed workload: slow windows are not congestion until three come in
+ * a row. */
 Test(limit_adaptive, one_slow_window_is_not_congestion) {
   msvc_limit_adaptive_t *cl = make(100, 2, 400, false);
   uint64_t t = 0;
@@ -154,6 +154,34 @@ Test(limit_adaptive, one_slow_window_is_not_congestion) {
   cr_assert_eq(window(cl, &t, 3, 20000), 100, "one slow window: hold");
   cr_assert_eq(window(cl, &t, 3, 1000), 100);
   cr_assert_eq(window(cl, &t, 3, 20000), 100);
-  cr_assert_lt(window(cl, &t, 3, 20000), 100, "two in a row: back off");
+  cr_assert_eq(window(cl, &t, 3, 20000), 100, "two in a row: still hold");
+  cr_assert_lt(window(cl, &t, 3, 20000), 100, "three in a row: back off");
+  msvc_limit_adaptive_free(cl);
+}
+
+/* The defaults: however slow a mixed workload gets, 256 requests in flight
+ * (a load test's keep-alive connections) are never refused. */
+Test(limit_adaptive, default_floor_keeps_c256) {
+  msvc_limit_adaptive_t *cl;
+  msvc_limit_permit_t p[256];
+  uint64_t t = 1;
+  int w, i;
+
+  cr_assert_eq(msvc_limit_adaptive_new(NULL, &cl), MSVC_OK);
+  for (w = 0; w < 10; w++, t += 100) /* quiet: a 100 us baseline */
+    for (i = 0; i < 30; i++) {
+      cr_assert_eq(msvc_limit_adaptive_acquire(cl, t, &p[0]), MSVC_OK);
+      msvc_limit_adaptive_release(cl, &p[0], MSVC_LIMIT_SUCCESS, 100, t);
+    }
+  for (w = 0; w < 200; w++, t += 100) {
+    for (i = 0; i < 256; i++)
+      cr_assert_eq(msvc_limit_adaptive_acquire(cl, t, &p[i]), MSVC_OK,
+                   "window %d: request %d refused (limit %u)", w, i,
+                   msvc_limit_adaptive_limit(cl));
+    for (i = 0; i < 256; i++)
+      msvc_limit_adaptive_release(cl, &p[i], i % 7 == 0 ? MSVC_LIMIT_DROPPED : MSVC_LIMIT_SUCCESS,
+                                  100u * (uint64_t)(1 + (i + w) % 200), t + 99);
+  }
+  cr_assert_geq(msvc_limit_adaptive_limit(cl), 256);
   msvc_limit_adaptive_free(cl);
 }

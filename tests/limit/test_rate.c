@@ -294,3 +294,37 @@ Test(limit_rate, two_threads_exact_burst, .timeout = 30) {
   cr_assert_eq(w[0].allowed + w[1].allowed, 3000, "1000 shared + 1000 a + 1000 b");
   msvc_limit_rate_free(rl);
 }
+
+/* Two threads churning a small table (new keys evicting old ones while
+ * the other thread checks held keys without the shard lock): every check
+ * is counted once, and the table never holds more than its cap. */
+static void *churn(void *arg) {
+  worker_t *w = arg;
+  char key[16];
+  int i;
+
+  for (i = 0; i < 100000; i++) {
+    snprintf(key, sizeof(key), "k%d", (i * 7 + w->id * 13) % 64);
+    if (msvc_limit_rate_check(w->rl, key, strlen(key), 1, (uint64_t)i / 64, NULL) == MSVC_OK)
+      w->allowed++;
+  }
+  return NULL;
+}
+
+Test(limit_rate, two_threads_churn_counted_once, .timeout = 30) {
+  msvc_limit_rate_t *rl = make(1, 10, 3, 16);
+  worker_t w[2] = {{rl, 0, 0}, {rl, 1, 0}};
+  msvc_limit_rate_stats_t st;
+  pthread_t t[2];
+
+  cr_assert_eq(pthread_create(&t[0], NULL, churn, &w[0]), 0);
+  cr_assert_eq(pthread_create(&t[1], NULL, churn, &w[1]), 0);
+  pthread_join(t[0], NULL);
+  pthread_join(t[1], NULL);
+  cr_assert_eq(msvc_limit_rate_stats(rl, &st), MSVC_OK);
+  cr_assert_eq(st.allowed + st.refused, 200000);
+  cr_assert_eq(st.allowed, (uint64_t)(w[0].allowed + w[1].allowed));
+  cr_assert_leq(st.keys, 16);
+  cr_assert_gt(st.evicted + st.evicted_lossy, 0);
+  msvc_limit_rate_free(rl);
+}
