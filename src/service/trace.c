@@ -133,8 +133,10 @@ int msvc__svc_trace_create(msvc_service_t *svc, char *err, size_t errlen) {
   char uuid[37], hex[33];
   int rc;
 
-  if (svc->cfg.trace_endpoint == NULL)
-    return MSVC_OK; /* tracing off: context is still propagated */
+  /* Tracing off: context is still propagated. The admin page turns local
+   * recording on (its tracez page) even without a collector. */
+  if (svc->cfg.trace_endpoint == NULL && svc->admin == NULL)
+    return MSVC_OK;
   msvc_tracer_opts_init(&to);
   to.service_name = svc->cfg.trace_service_name != NULL ? svc->cfg.trace_service_name
                                                         : svc->cfg.name;
@@ -151,6 +153,8 @@ int msvc__svc_trace_create(msvc_service_t *svc, char *err, size_t errlen) {
   to.slow_ms = svc->cfg.trace_slow_ms;
   to.metrics = svc->cfg.metrics;
   rc = msvc_tracer_new(&to, &svc->tracer);
+  if (rc == MSVC_OK && svc->admin != NULL)
+    rc = msvc__tracez_enable(svc->tracer);
   if (rc != MSVC_OK)
     snprintf(err, errlen, "tracing: %s", msvc_strerror(rc));
   return rc;

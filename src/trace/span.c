@@ -94,6 +94,7 @@ static void tracer_release(msvc_tracer_t *t) {
   msvc__free(t->port);
   msvc__free(t->path);
   msvc__free(t->ring);
+  msvc__tracez_free(t->tracez);
   msvc__free(t);
 }
 
@@ -480,6 +481,9 @@ bool msvc_trace_span_wanted(const msvc_span_t *s) {
 
   if (s == NULL)
     return false;
+  /* The admin page shows every span with its attributes. */
+  if (s->tracer->tracez != NULL)
+    return true;
   now = msvc__trace_now_ns(s->tracer);
   return keep_at(s, now > s->start_ns ? now : s->start_ns);
 }
@@ -494,6 +498,8 @@ void msvc_trace_span_end(msvc_span_t *s) {
   s->end_ns = msvc__trace_now_ns(t);
   if (s->end_ns < s->start_ns)
     s->end_ns = s->start_ns;
+  if (t->tracez != NULL)
+    msvc__tracez_record(t->tracez, s);
   if (!keep(s)) {
     msvc__trace_span_free(s);
     return;
