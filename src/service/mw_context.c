@@ -13,6 +13,7 @@
 
 #include "msvc-internal.h"
 #include "service/mw-internal.h"
+#include "trace/trace-internal.h"
 
 /* Attribute key: a string with static storage, as msvc_http_req_set()
  * borrows it. */
@@ -242,10 +243,11 @@ static void trace_after(msvc_http_req_t *req, msvc_http_res_t *res, uint64_t dur
     return;
   }
   /* Never the raw path in the name: ids in paths would make every request
-   * a span name of its own. */
+   * a span name of its own. A gRPC method has named its span already. */
   snprintf(name, sizeof(name), "%s %s", method,
            route != NULL ? route : MSVC_MW_UNMATCHED_ROUTE);
-  msvc_trace_span_set_name(s, name);
+  if (!msvc__trace_span_has_attr(s, "rpc.system"))
+    msvc_trace_span_set_name(s, name);
   msvc_trace_span_set_str(s, "http.request.method", method);
   if (route != NULL)
     msvc_trace_span_set_str(s, "http.route", route);

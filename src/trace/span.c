@@ -445,6 +445,19 @@ void msvc_trace_span_set_status(msvc_span_t *s, msvc_span_status_t status,
     s->status_msg = msvc__strdup(message);
 }
 
+bool msvc__trace_span_has_attr(const msvc_span_t *s, const char *key) {
+  uint32_t i;
+
+  for (i = 0; s != NULL && i < s->nattrs; i++)
+    if (strcmp(s->attrs[i].key, key) == 0)
+      return true;
+  return false;
+}
+
+msvc_tracer_t *msvc__trace_span_tracer(const msvc_span_t *s) {
+  return s != NULL ? s->tracer : NULL;
+}
+
 void msvc__trace_span_free(msvc_span_t *s) {
   uint32_t i;
 

@@ -111,6 +111,11 @@ bool msvc__trace_hex_ok(const char *s, size_t n, bool reject_zero);
 void msvc__trace_random_id(char *out, size_t ndigits);
 uint64_t msvc__trace_now_ns(const msvc_tracer_t *t);
 
+/* Whether the span has an attribute of that key. */
+bool msvc__trace_span_has_attr(const msvc_span_t *s, const char *key);
+/* The tracer that made the span. */
+msvc_tracer_t *msvc__trace_span_tracer(const msvc_span_t *s);
+
 /* Frees a span that ended (or was never queued). */
 void msvc__trace_span_free(msvc_span_t *s);
 
