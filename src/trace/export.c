@@ -235,13 +235,11 @@ static void send_batch(msvc_tracer_t *t, msvc_span_t **batch, size_t n, msvc__bu
   msvc__buf_t b = *buf;
   uint32_t attempt;
   int status = MSVC_ENOMEM;
-  size_t i;
 
   b.len = 0;
   b.err = MSVC_OK;
   msvc__trace_encode(t, batch, n, &b);
-  for (i = 0; i < n; i++)
-    msvc__trace_span_free(batch[i]);
+  msvc__trace_span_recycle(t, batch, n);
   for (attempt = 0; b.err == MSVC_OK; attempt++) {
     uint32_t to = attempt_timeout(t);
     if (to == 0)

@@ -37,6 +37,7 @@ typedef struct msvc__trace_event_s {
 
 struct msvc_span_s {
   msvc_tracer_t *tracer;
+  msvc_span_t *pool_next; /* in the tracer's pool of spent spans */
   msvc_trace_ctx_t ctx;
   char parent_id[17]; /* "" for a root */
   bool parent_remote;
@@ -102,6 +103,12 @@ struct msvc_tracer_s {
   bool thread_on;
   uv_thread_t thread;
 
+  /* Spans the exporter has sent, cleared and kept for reuse (under mu):
+   * a span is then allocated and freed by no one at a high sampling
+   * ratio, and never freed on a thread other than the one that made it. */
+  msvc_span_t *pool;
+  _Atomic uint32_t npool;
+
   /* Local recording for the admin page (tracez.c); NULL when off. Set
    * once before the first span. */
   struct msvc__tracez_s *tracez;
@@ -118,6 +125,9 @@ msvc_tracer_t *msvc__trace_span_tracer(const msvc_span_t *s);
 
 /* Frees a span that ended (or was never queued). */
 void msvc__trace_span_free(msvc_span_t *s);
+/* Clears n exported spans and keeps them for reuse (the pool is bounded;
+ * the rest are freed). Any thread. */
+void msvc__trace_span_recycle(msvc_tracer_t *t, msvc_span_t *const *spans, size_t n);
 
 /* Encodes the resource object once (at msvc_tracer_new()). */
 int msvc__trace_encode_resource(msvc_tracer_t *t);
