@@ -81,12 +81,40 @@ static char *w_raw(char *p, const char *s, size_t n) {
 
 #define W_LIT(p, lit) w_raw((p), (lit), sizeof(lit) - 1)
 
-/* A JSON string with its quotes. Same escapes as msvc__buf_json_escape(). */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* Whether any byte of x is below 0x20, '"', '\\' or 0x7f: the classic
+ * "has a zero byte" and "has a byte less than n" tests, eight at a time. */
+static bool word_needs_escape(uint64_t x) {
+  uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\'), d = x ^ (ONES * 0x7f);
+
+  return (((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b) |
+          ((d - ONES) & ~d)) & HIGHS;
+}
+
+/* A JSON string with its quotes. Same escapes as msvc__buf_json_escape().
+ * Most strings (route patterns, attribute keys) need none: they are
+ * copied whole after a check of eight bytes at a time. */
 static char *w_str(char *p, const char *s) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *u = (const unsigned char *)s, *run = u;
+  size_t n = strlen(s), i;
+  uint64_t w;
 
   *p++ = '"';
+  for (i = 0; i + 8 <= n; i += 8) {
+    memcpy(&w, s + i, 8);
+    if (word_needs_escape(w))
+      break;
+  }
+  for (; i < n && !needs_escape[(unsigned char)s[i]]; i++)
+    ;
+  if (i == n) {
+    p = w_raw(p, s, n);
+    *p++ = '"';
+    return p;
+  }
   for (;; u++) {
     unsigned char c = *u;
     if (c != 0 && !needs_escape[c])

@@ -551,8 +551,10 @@ bool msvc_trace_span_wanted(const msvc_span_t *s) {
 
   if (s == NULL)
     return false;
-  /* The admin page shows every span with its attributes. */
-  if (s->tracer->tracez != NULL)
+  /* The admin page shows every span with its attributes. Sampled or
+   * failed is known without reading the clock. */
+  if (s->tracer->tracez != NULL || (s->ctx.flags & MSVC_TRACE_SAMPLED) != 0 ||
+      s->status == MSVC_SPAN_STATUS_ERROR)
     return true;
   now = msvc__trace_now_ns(s->tracer);
   return keep_at(s, now > s->start_ns ? now : s->start_ns);
