@@ -143,13 +143,27 @@ static char *w_str(char *p, const char *s) {
   return p;
 }
 
+/* Two digits per division: timestamps have nineteen. */
 static char *w_u64(char *p, uint64_t v) {
+  static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                              "25262728293031323334353637383940414243444546474849"
+                              "50515253545556575859606162636465666768697071727374"
+                              "75767778798081828384858687888990919293949596979899";
   char tmp[24];
   size_t i = sizeof(tmp);
 
-  do
-    tmp[--i] = (char)('0' + v % 10);
-  while ((v /= 10) != 0);
+  while (v >= 100) {
+    unsigned r = (unsigned)(v % 100);
+    v /= 100;
+    tmp[--i] = pairs[2 * r + 1];
+    tmp[--i] = pairs[2 * r];
+  }
+  if (v >= 10) {
+    tmp[--i] = pairs[2 * v + 1];
+    tmp[--i] = pairs[2 * v];
+  } else {
+    tmp[--i] = (char)('0' + v);
+  }
   return w_raw(p, tmp + i, sizeof(tmp) - i);
 }
 
