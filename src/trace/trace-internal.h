@@ -165,7 +165,7 @@ typedef struct msvc__tracez_span_s {
   uint8_t kind, status;
   uint64_t start_ns, end_ns;
   char name[64];
-  char detail[96]; /* a few attributes, "k=v k=v" */
+  char detail[128]; /* a few attributes, "k=v k=v" */
 } msvc__tracez_span_t;
 
 typedef struct msvc__tracez_trace_s {
