@@ -398,7 +398,8 @@ MSVC_API void msvc_service_free(msvc_service_t *svc);
  * @brief The service's tracer, for spans around your own work (msvc/trace.h).
  * @param svc  The service.
  * @return The tracer, or NULL when tracing is off (no `MSVC_OTLP_ENDPOINT`
- *         or `OTEL_EXPORTER_OTLP_*` endpoint); the span functions accept
+ *         or `OTEL_EXPORTER_OTLP_*` endpoint, and no admin listener, whose
+ *         traces page records spans locally); the span functions accept
  *         that NULL and then record nothing. Owned by the service; valid
  *         until msvc_service_free(). Thread-safe.
  * @since 0.2

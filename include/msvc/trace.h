@@ -351,7 +351,9 @@ MSVC_API bool msvc_trace_span_sampled(const msvc_span_t *s);
  * spans do so).
  *
  * @param s  The span, or NULL (false).
- * @return true when it would be kept.
+ * @return true when it would be kept, and always while the tracer records
+ *         spans locally for a service's admin page (its tracez view shows
+ *         every span with its attributes).
  * @since 0.2
  */
 MSVC_API bool msvc_trace_span_wanted(const msvc_span_t *s);

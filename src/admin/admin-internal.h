@@ -112,6 +112,14 @@ typedef struct msvc__admin_page_s {
 extern const msvc__admin_page_t msvc__admin_pages[];
 extern const size_t msvc__admin_npages;
 
+/* ---- tracez.c: recent and slowest traces per route ----------------------- */
+int msvc__admin_page_tracez(msvc__admin_t *a, cJSON *out);
+void msvc__admin_html_tracez(msvc__buf_t *b, const cJSON *page);
+/* A page whose HTML is more than its JSON drawn as tables has an html
+ * function that draws the page's JSON itself; NULL for the others. */
+typedef void (*msvc__admin_html_fn)(msvc__buf_t *b, const cJSON *page);
+msvc__admin_html_fn msvc__admin_page_html(const char *name);
+
 /* ---- the admin of one service (admin.c) ---------------------------------- */
 struct msvc__admin_s {
   struct msvc_service_s *svc;

@@ -186,10 +186,23 @@ static int wants_json(msvc_http_req_t *req, msvc_http_res_t *res, bool *json) {
   return -1;
 }
 
-static void send_page(msvc__admin_t *a, msvc_http_res_t *res, bool json,
-                      nav_build_t *nb, const char *current, const char *title) {
+/* A page that draws itself: its HTML goes where the extra HTML goes, and
+ * the generic part gets an empty object. */
+static char *drawn_by(msvc__admin_html_fn html, const cJSON *page, cJSON **empty) {
   msvc__buf_t b;
-  char *body, form[512];
+
+  *empty = cJSON_CreateObject();
+  msvc__buf_init(&b, 0);
+  html(&b, page);
+  return msvc__buf_detach(&b, NULL);
+}
+
+static void send_page(msvc__admin_t *a, msvc_http_res_t *res, bool json,
+                      nav_build_t *nb, const char *current, const char *title,
+                      msvc__admin_html_fn html) {
+  msvc__buf_t b;
+  char *body, form[512], *custom;
+  cJSON *empty = NULL;
   size_t len;
 
   security_headers(res);
@@ -198,9 +211,18 @@ static void send_page(msvc__admin_t *a, msvc_http_res_t *res, bool json,
     return;
   }
   msvc__buf_init(&b, 0);
-  loglevel_form(form, sizeof(form));
-  msvc__admin_html_page(&b, a->svc->cfg.name, title, nb->nav, nb->n, current, nb->page,
-                        strcmp(current, "loglevel") == 0 ? form : NULL);
+  if (html != NULL) {
+    custom = drawn_by(html, nb->page, &empty);
+    msvc__admin_html_page(&b, a->svc->cfg.name, title, nb->nav, nb->n, current,
+                          empty != NULL ? empty : nb->page, custom);
+    if (custom == NULL || empty == NULL) b.err = MSVC_ENOMEM;
+    msvc__free(custom);
+    cJSON_Delete(empty);
+  } else {
+    loglevel_form(form, sizeof(form));
+    msvc__admin_html_page(&b, a->svc->cfg.name, title, nb->nav, nb->n, current, nb->page,
+                          strcmp(current, "loglevel") == 0 ? form : NULL);
+  }
   body = msvc__buf_detach(&b, &len);
   if (body == NULL) {
     msvc_http_res_error(res, 500, "INTERNAL", "out of memory while rendering the page");
@@ -244,7 +266,7 @@ static void on_page(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   else if (nb->rc != MSVC_OK)
     msvc_http_res_error(res, 500, "INTERNAL", msvc_strerror(nb->rc));
   else
-    send_page(a, res, json, nb, name, title);
+    send_page(a, res, json, nb, name, title, page != NULL ? msvc__admin_page_html(page->name) : NULL);
   cJSON_Delete(nb->page);
   msvc__free(nb);
 }

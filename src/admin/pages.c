@@ -270,6 +270,7 @@ const msvc__admin_page_t msvc__admin_pages[] = {
     {"pools", "Pools", page_pools},
     {"work", "Work & events", page_work},
     {"requests", "Requests", page_charts},
+    {"tracez", "Traces", msvc__admin_page_tracez},
     {"config", "Configuration", page_config},
     {"loglevel", "Log level", page_loglevel},
 };

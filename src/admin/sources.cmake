@@ -4,6 +4,7 @@ list(APPEND LIBMSVC_SOURCES
   src/admin/pages.c
   src/admin/render.c
   src/admin/ring.c
+  src/admin/tracez.c
   src/admin/util.c)
 
 if(NOT "service" IN_LIST LIBMSVC_BLOCKS)

@@ -16,7 +16,11 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include <msvc/middleware.h>
+#include <msvc/trace.h>
+
 #include "../http/server.h"
+#include "../trace/trace-internal.h"
 #include "grpc-internal.h"
 
 #define BACKOFF_FIRST_MS 50
@@ -55,6 +59,10 @@ struct msvc_grpc_client_call_s {
   bool cancelled;
   bool in_message;        /* inside on_message */
   bool done;
+  /* The call's client span (NULL: not traced) and the context every
+   * attempt carries in its metadata. */
+  msvc_span_t *span;
+  char traceparent[MSVC_TRACE_TRACEPARENT_LEN]; /* "" for none */
 };
 
 void msvc_grpc_call_opts_init(msvc_grpc_call_opts_t *opts) {
@@ -70,6 +78,7 @@ void msvc_grpc_call_opts_init(msvc_grpc_call_opts_t *opts) {
 static void on_timer_closed(uv_handle_t *h) { msvc__free(h); }
 
 static void call_free(msvc_grpc_client_call_t *c) {
+  msvc_trace_span_end(c->span); /* a call that never started */
   if (c->timer != NULL)
     uv_close((uv_handle_t *)c->timer, on_timer_closed);
   if (c->reader_on)
@@ -228,6 +237,13 @@ static void deliver(msvc_grpc_client_call_t *c, int code, const char *message, i
   st.attempts = c->attempts;
   c->done = true;
   count_call(c, code);
+  if (c->span != NULL) {
+    msvc__grpc_span_finish(c->span, c->path, code, st.message, false);
+    if (c->attempts > 1)
+      msvc_trace_span_set_int(c->span, "msvc.grpc.attempts", c->attempts);
+    msvc_trace_span_end(c->span);
+    c->span = NULL;
+  }
   c->on_done(c, &st, code == MSVC_GRPC_OK && c->on_message == NULL ? c->reply : NULL,
              c->data);
   msvc_grpc_metadata_free(hdr);
@@ -404,6 +420,15 @@ static int start_attempt(msvc_grpc_client_call_t *c) {
   if (c->gzip)
     h.v[h.n++] = (msvc_http_header_t){"grpc-encoding", "gzip"};
   r = msvc__grpc_metadata_wire(c->md, add_hdr, &h);
+  /* The call's span is the parent of the callee's, whatever the attempt;
+   * the service's call then adds no span of its own. */
+  if (r == MSVC_OK && c->traceparent[0] != '\0' && h.n + 2 <= sizeof(h.v) / sizeof(h.v[0])) {
+    const char *ts = c->parent != NULL ? msvc_mw_tracestate(c->parent) : NULL;
+
+    h.v[h.n++] = (msvc_http_header_t){"traceparent", c->traceparent};
+    if (ts != NULL)
+      h.v[h.n++] = (msvc_http_header_t){"tracestate", ts};
+  }
   c->attempts++;
   c->delivered = 0;
   if (r == MSVC_OK && c->svc != NULL) {
@@ -446,6 +471,43 @@ static int start_attempt(msvc_grpc_client_call_t *c) {
   for (i = 0; i < h.nown; i++)
     msvc__free(h.own[i]);
   return r;
+}
+
+/* A client span when the call is made while serving a traced request: a
+ * trace is continued, never started here (as for HTTP calls). Without a
+ * tracer, a call to one address still carries a child context. */
+static void trace_call(msvc_grpc_client_call_t *c) {
+  const msvc_mw_trace_t *pt = c->parent != NULL ? msvc_mw_trace(c->parent) : NULL;
+  msvc_span_t *server = c->parent != NULL ? msvc_mw_span(c->parent) : NULL;
+  msvc_tracer_t *tracer = c->svc != NULL ? msvc_service_tracer(c->svc)
+                                         : msvc__trace_span_tracer(server);
+  msvc_trace_ctx_t parent;
+  msvc_mw_trace_t child;
+
+  if (pt == NULL ||
+      (c->md != NULL && msvc_grpc_metadata_get(c->md, "traceparent", NULL) != NULL))
+    return; /* the caller's own context wins */
+  if (server != NULL) {
+    parent = *msvc_trace_span_ctx(server);
+  } else {
+    memcpy(parent.trace_id, pt->trace_id, sizeof(parent.trace_id));
+    memcpy(parent.span_id, pt->span_id, sizeof(parent.span_id));
+    parent.flags = pt->flags;
+    parent.remote = false;
+  }
+  if (tracer != NULL &&
+      msvc_trace_span_start(tracer, c->path + 1, MSVC_SPAN_CLIENT, &parent, &c->span) ==
+          MSVC_OK &&
+      c->span != NULL) {
+    msvc_trace_traceparent_format(msvc_trace_span_ctx(c->span), c->traceparent,
+                                  sizeof(c->traceparent));
+    if (c->svc == NULL && msvc_trace_span_wanted(c->span)) {
+      msvc_trace_span_set_str(c->span, "server.address", c->host);
+      msvc_trace_span_set_int(c->span, "server.port", c->port);
+    }
+  } else if (c->svc == NULL && msvc_mw_trace_child(pt, &child) == MSVC_OK) {
+    msvc_mw_traceparent_format(&child, c->traceparent, sizeof(c->traceparent));
+  }
 }
 
 static const ProtobufCMethodDescriptor *find_method(const ProtobufCServiceDescriptor *svc,
@@ -558,6 +620,8 @@ int msvc_grpc_invoke(const msvc_grpc_target_t *target,
     return MSVC_ENOMEM;
   }
   r = copy_md(c, o.metadata);
+  if (r == MSVC_OK)
+    trace_call(c);
   if (r == MSVC_OK)
     r = pack_request(c, req, o.max_send != 0 ? o.max_send : MSVC_GRPC_DEFAULT_MAX_SEND);
   if (r == MSVC_OK)

@@ -132,4 +132,12 @@ bool msvc__grpc_server_has_service(const msvc_grpc_server_t *srv, const char *na
 msvc__grpc_mount_t *msvc__grpc_server_mount_slot(msvc_grpc_server_t *srv);
 int msvc__grpc_server_routes(msvc_grpc_server_t *srv, msvc_service_t *svc);
 
+/* ---- trace.c ---------------------------------------------------------------
+ * Names the span of a call (path "/package.Service/Method") and sets its
+ * rpc.* attributes and status for the final code (conventions of the
+ * server or the client side). NULL span: nothing. Does not end it. */
+struct msvc_span_s;
+void msvc__grpc_span_finish(struct msvc_span_s *s, const char *path, int code,
+                            const char *message, bool server);
+
 #endif /* MSVC_GRPC_INTERNAL_H */

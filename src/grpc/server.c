@@ -15,6 +15,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include <msvc/http.h>
+#include <msvc/middleware.h>
 
 #include "../http/server.h"
 #include "grpc-internal.h"
@@ -218,6 +219,9 @@ static void end_response(msvc_grpc_call_t *call, int code, const char *message) 
   if (call->res == NULL)
     return;
   msvc_http_req_on_cancel(call->req, NULL, NULL);
+  /* The service's trace middleware opened a server span for the request:
+   * it becomes the method's span. */
+  msvc__grpc_span_finish(msvc_mw_span(call->req), call->m->path, code, message, true);
   if (call->timer != NULL)
     msvc_http_req_set(call->req, MSVC__GRPC_DEADLINE_KEY, NULL, NULL);
   if (!msvc_http_req_cancelled(call->req)) {

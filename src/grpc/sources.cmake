@@ -8,6 +8,7 @@ if(LIBMSVC_HAVE_GRPC)
     src/grpc/health.c
     src/grpc/mount_service.c
     src/grpc/server.c
+    src/grpc/trace.c
     src/grpc/metadata.c
     src/grpc/wire.c
     ${LIBMSVC_GRPC_PROTO_SOURCES})

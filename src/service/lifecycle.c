@@ -49,7 +49,6 @@ static void finish(msvc_service_t *svc) {
   bool free_it = svc->free_when_done;
 
   svc->stage = STAGE_DONE;
-  msvc__svc_trace_flush(svc);
   set_state(svc, MSVC_SERVICE_STOPPED);
   if (svc->started) {
     msvc_log_write(MSVC_LOG_INFO, LOG_COMPONENT, NULL, 0, "%s stopped", svc->cfg.name);
@@ -64,8 +63,14 @@ static void on_handle_closed(uv_handle_t *h) {
   if (--svc->pending == 0) finish(svc);
 }
 
+static void on_trace_flushed(msvc_service_t *svc) {
+  if (--svc->pending == 0) finish(svc);
+}
+
 static void close_handles(msvc_service_t *svc) {
   svc->pending = 1; /* held until every close below is issued */
+  /* The spans of the drained requests go out meanwhile, off the loop. */
+  if (msvc__svc_trace_flush(svc, on_trace_flushed)) svc->pending++;
   if (svc->signals_on) {
     svc->pending += 3;
     uv_close((uv_handle_t *)&svc->sigterm, on_handle_closed);
@@ -193,6 +198,7 @@ static void workers_stopped(uv_work_t *w, int status) {
 
 static void begin_drain(msvc_service_t *svc) {
   svc->draining = true;
+  svc->drain_deadline_ms = msvc_now_ms() + (svc->cut ? 0 : svc->cfg.drain_timeout_ms);
   if (svc->workers != NULL) {
     svc->workers_stop.data = svc;
     svc->workers_drain_ms = svc->cut ? 0 : svc->cfg.drain_timeout_ms;

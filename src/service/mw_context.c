@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <msvc/log.h>
 #include <msvc/middleware.h>
@@ -13,6 +14,7 @@
 
 #include "msvc-internal.h"
 #include "service/mw-internal.h"
+#include "trace/trace-internal.h"
 
 /* Attribute key: a string with static storage, as msvc_http_req_set()
  * borrows it. */
@@ -242,10 +244,19 @@ static void trace_after(msvc_http_req_t *req, msvc_http_res_t *res, uint64_t dur
     return;
   }
   /* Never the raw path in the name: ids in paths would make every request
-   * a span name of its own. */
-  snprintf(name, sizeof(name), "%s %s", method,
-           route != NULL ? route : MSVC_MW_UNMATCHED_ROUTE);
-  msvc_trace_span_set_name(s, name);
+   * a span name of its own. A gRPC method has named its span already. */
+  if (!msvc__trace_span_has_attr(s, "rpc.system")) {
+    const char *r = route != NULL ? route : MSVC_MW_UNMATCHED_ROUTE;
+    size_t ml = strlen(method), rl = strlen(r);
+
+    /* Concatenated by hand: this runs for every kept request. */
+    if (ml + 1 + rl < sizeof(name)) {
+      memcpy(name, method, ml);
+      name[ml] = ' ';
+      memcpy(name + ml + 1, r, rl + 1);
+      msvc_trace_span_set_name(s, name);
+    }
+  }
   msvc_trace_span_set_str(s, "http.request.method", method);
   if (route != NULL)
     msvc_trace_span_set_str(s, "http.route", route);

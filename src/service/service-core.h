@@ -85,7 +85,11 @@ void msvc__svc_config_free(msvc__svc_config_t *cfg);
 int msvc__svc_trace_config(msvc__svc_config_t *cfg, char *err, size_t errlen);
 void msvc__svc_trace_config_free(msvc__svc_config_t *cfg);
 int msvc__svc_trace_create(msvc_service_t *svc, char *err, size_t errlen);
-void msvc__svc_trace_flush(msvc_service_t *svc);
+/* Starts the tracer's flush on the thread pool, bounded by what is left of
+ * the drain deadline; done runs on the loop once it is over. Returns false
+ * (and never calls done) when there was nothing to wait for or it ran at
+ * once. */
+bool msvc__svc_trace_flush(msvc_service_t *svc, void (*done)(msvc_service_t *svc));
 
 /* A route or a middleware added by the user, replayed on every worker. */
 typedef struct msvc__svc_route_s {
@@ -170,6 +174,9 @@ struct msvc_service_s {
   uv_timer_t timer; /* deferred start outcome; bounds the deregistration */
   uv_work_t workers_stop;
   uint32_t workers_drain_ms; /* read by the thread that stops the workers */
+  uv_work_t trace_flush;     /* the tracer's flush, off the loop */
+  uint64_t drain_deadline_ms; /* msvc_now_ms() by which the drain must end */
+  void (*trace_flushed)(msvc_service_t *svc);
 
   /* stop */
   int stage;            /* lifecycle.c's teardown stage */

@@ -133,8 +133,10 @@ int msvc__svc_trace_create(msvc_service_t *svc, char *err, size_t errlen) {
   char uuid[37], hex[33];
   int rc;
 
-  if (svc->cfg.trace_endpoint == NULL)
-    return MSVC_OK; /* tracing off: context is still propagated */
+  /* Tracing off: context is still propagated. The admin page turns local
+   * recording on (its tracez page) even without a collector. */
+  if (svc->cfg.trace_endpoint == NULL && svc->admin == NULL)
+    return MSVC_OK;
   msvc_tracer_opts_init(&to);
   to.service_name = svc->cfg.trace_service_name != NULL ? svc->cfg.trace_service_name
                                                         : svc->cfg.name;
@@ -151,20 +153,64 @@ int msvc__svc_trace_create(msvc_service_t *svc, char *err, size_t errlen) {
   to.slow_ms = svc->cfg.trace_slow_ms;
   to.metrics = svc->cfg.metrics;
   rc = msvc_tracer_new(&to, &svc->tracer);
+  if (rc == MSVC_OK && svc->admin != NULL)
+    rc = msvc__tracez_enable(svc->tracer);
   if (rc != MSVC_OK)
     snprintf(err, errlen, "tracing: %s", msvc_strerror(rc));
   return rc;
 }
 
-void msvc__svc_trace_flush(msvc_service_t *svc) {
-  uint32_t ms = svc->cfg.drain_timeout_ms;
+/* The flush gets what is left of the drain deadline, but never less than
+ * a short floor (a drain that used all of its time would otherwise lose
+ * every span of its last requests) and never more than 5 s. */
+#define FLUSH_FLOOR_MS 250u
+#define FLUSH_MAX_MS 5000u
 
-  if (svc->tracer == NULL)
-    return;
-  /* The drain had its deadline; the spans get what is left of a short one. */
-  if (msvc_tracer_shutdown(svc->tracer, ms < 5000 ? ms : 5000) != MSVC_OK)
+static uint32_t flush_budget(const msvc_service_t *svc) {
+  uint32_t drain = svc->cfg.drain_timeout_ms;
+  uint64_t now = msvc_now_ms(), left;
+  uint32_t floor = drain < FLUSH_FLOOR_MS ? drain : FLUSH_FLOOR_MS;
+
+  /* A service stopped before it drained: its whole drain time. */
+  left = svc->drain_deadline_ms == 0 ? drain
+         : svc->drain_deadline_ms > now ? svc->drain_deadline_ms - now : 0;
+  if (left < floor) left = floor;
+  return left < FLUSH_MAX_MS ? (uint32_t)left : FLUSH_MAX_MS;
+}
+
+static void flush_now(msvc_service_t *svc, uint32_t ms) {
+  if (msvc_tracer_shutdown(svc->tracer, ms) != MSVC_OK)
     msvc_log_write(MSVC_LOG_WARN, "trace", NULL, 0,
                    "collector did not take every span before the deadline");
+}
+
+static void flush_work(uv_work_t *w) {
+  msvc_service_t *svc = w->data;
+
+  flush_now(svc, flush_budget(svc));
+}
+
+static void flush_done(uv_work_t *w, int status) {
+  msvc_service_t *svc = w->data;
+
+  (void)status;
+  svc->trace_flushed(svc);
+}
+
+bool msvc__svc_trace_flush(msvc_service_t *svc, void (*done)(msvc_service_t *svc)) {
+  if (svc->tracer == NULL)
+    return false;
+  /* Without an exporter thread there is nothing to wait for. */
+  if (svc->tracer->thread_on) {
+    svc->trace_flush.data = svc;
+    svc->trace_flushed = done;
+    if (uv_queue_work(svc->loop, &svc->trace_flush, flush_work, flush_done) == 0)
+      return true;
+  }
+  /* No thread pool: blocking the loop, bounded as above, beats losing the
+   * spans. */
+  flush_now(svc, flush_budget(svc));
+  return false;
 }
 
 msvc_tracer_t *msvc_service_tracer(const msvc_service_t *svc) {

@@ -35,17 +35,14 @@ bool msvc__trace_hex_ok(const char *s, size_t n, bool reject_zero) {
  * random bits per draw a second draw is practically never needed. The
  * check looks at the random words, not at the digits. */
 void msvc__trace_random_id(char *out, size_t ndigits) {
-  unsigned char any;
-  size_t i;
-
   /* The digits are hex by construction: only all-zero (invalid by the
-   * specification, and practically never drawn) is checked, without a
-   * branch per digit. */
-  do {
+   * specification, and practically never drawn) is checked, with one
+   * comparison rather than a loop over the digits. */
+  static const char zeros[33] = "00000000000000000000000000000000";
+
+  do
     msvc__hex_random(out, ndigits);
-    for (i = 0, any = 0; i < ndigits; i++)
-      any |= (unsigned char)(out[i] ^ '0');
-  } while (any == 0);
+  while (ndigits < sizeof(zeros) && memcmp(out, zeros, ndigits) == 0);
 }
 
 static int hexval(char c) {

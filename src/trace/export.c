@@ -75,19 +75,38 @@ int msvc__trace_split_url(const char *url, char **host, char **port, char **path
   return MSVC_OK;
 }
 
-static int wait_fd(int fd, short events, uint64_t deadline_ms) {
+/* The flush deadline once a shutdown has begun, else none. */
+static uint64_t stop_deadline(const msvc_tracer_t *t) {
+  uv_mutex_t *mu = (uv_mutex_t *)&t->mu;
+  uint64_t d;
+
+  uv_mutex_lock(mu);
+  d = t->stopping ? t->deadline_ms : UINT64_MAX;
+  uv_mutex_unlock(mu);
+  return d;
+}
+
+/* Waits in slices so that a shutdown begun meanwhile cuts a request short
+ * at its flush deadline rather than at the request's own timeout. */
+#define WAIT_SLICE_MS 50u
+
+static int wait_fd(const msvc_tracer_t *t, int fd, short events, uint64_t deadline_ms) {
   struct pollfd p = {fd, events, 0};
-  uint64_t now = msvc_now_ms();
   int r;
 
-  if (now >= deadline_ms)
-    return MSVC_ETIMEDOUT;
-  do
-    r = poll(&p, 1, (int)(deadline_ms - now));
-  while (r < 0 && errno == EINTR);
-  if (r == 0)
-    return MSVC_ETIMEDOUT;
-  return r < 0 ? -errno : MSVC_OK;
+  for (;;) {
+    uint64_t now = msvc_now_ms(), stop = stop_deadline(t), end, wait;
+
+    end = stop < deadline_ms ? stop : deadline_ms;
+    if (now >= end)
+      return MSVC_ETIMEDOUT;
+    wait = end - now < WAIT_SLICE_MS ? end - now : WAIT_SLICE_MS;
+    do
+      r = poll(&p, 1, (int)wait);
+    while (r < 0 && errno == EINTR);
+    if (r != 0)
+      return r < 0 ? -errno : MSVC_OK;
+  }
 }
 
 static int dial(const msvc_tracer_t *t, uint64_t deadline_ms) {
@@ -107,7 +126,7 @@ static int dial(const msvc_tracer_t *t, uint64_t deadline_ms) {
     if (fd < 0)
       continue;
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-        (errno == EINPROGRESS && (rc = wait_fd(fd, POLLOUT, deadline_ms)) == MSVC_OK &&
+        (errno == EINPROGRESS && (rc = wait_fd(t, fd, POLLOUT, deadline_ms)) == MSVC_OK &&
          getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0)) {
       rc = MSVC_OK;
       break;
@@ -121,7 +140,8 @@ static int dial(const msvc_tracer_t *t, uint64_t deadline_ms) {
   return fd >= 0 ? fd : rc;
 }
 
-static int send_all(int fd, const char *p, size_t n, uint64_t deadline_ms) {
+static int send_all(const msvc_tracer_t *t, int fd, const char *p, size_t n,
+                    uint64_t deadline_ms) {
   while (n > 0) {
     ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
     int rc;
@@ -130,7 +150,7 @@ static int send_all(int fd, const char *p, size_t n, uint64_t deadline_ms) {
       n -= (size_t)w;
     } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
       return -errno;
-    } else if ((rc = wait_fd(fd, POLLOUT, deadline_ms)) != MSVC_OK) {
+    } else if ((rc = wait_fd(t, fd, POLLOUT, deadline_ms)) != MSVC_OK) {
       return rc;
     }
   }
@@ -139,7 +159,7 @@ static int send_all(int fd, const char *p, size_t n, uint64_t deadline_ms) {
 
 /* Reads until the status line is complete; the rest of the answer is not
  * needed (the connection is closed). */
-static int read_status(int fd, uint64_t deadline_ms) {
+static int read_status(const msvc_tracer_t *t, int fd, uint64_t deadline_ms) {
   char buf[512];
   size_t len = 0;
   int rc;
@@ -155,7 +175,7 @@ static int read_status(int fd, uint64_t deadline_ms) {
       break;
     } else if (errno != EAGAIN && errno != EINTR) {
       return -errno;
-    } else if ((rc = wait_fd(fd, POLLIN, deadline_ms)) != MSVC_OK) {
+    } else if ((rc = wait_fd(t, fd, POLLIN, deadline_ms)) != MSVC_OK) {
       return rc;
     }
   }
@@ -181,11 +201,11 @@ int msvc__trace_http_post(const msvc_tracer_t *t, const char *body, size_t len,
     return MSVC_ERANGE;
   if ((fd = dial(t, deadline)) < 0)
     return fd;
-  rc = send_all(fd, head, (size_t)hl, deadline);
+  rc = send_all(t, fd, head, (size_t)hl, deadline);
   if (rc == MSVC_OK)
-    rc = send_all(fd, body, len, deadline);
+    rc = send_all(t, fd, body, len, deadline);
   if (rc == MSVC_OK)
-    rc = read_status(fd, deadline);
+    rc = read_status(t, fd, deadline);
   close(fd);
   return rc;
 }
@@ -235,13 +255,11 @@ static void send_batch(msvc_tracer_t *t, msvc_span_t **batch, size_t n, msvc__bu
   msvc__buf_t b = *buf;
   uint32_t attempt;
   int status = MSVC_ENOMEM;
-  size_t i;
 
   b.len = 0;
   b.err = MSVC_OK;
   msvc__trace_encode(t, batch, n, &b);
-  for (i = 0; i < n; i++)
-    msvc__trace_span_free(batch[i]);
+  msvc__trace_span_recycle(t, batch, n);
   for (attempt = 0; b.err == MSVC_OK; attempt++) {
     uint32_t to = attempt_timeout(t);
     if (to == 0)

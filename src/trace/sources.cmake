@@ -4,4 +4,5 @@ list(APPEND LIBMSVC_SOURCES
   src/trace/context.c
   src/trace/encode.c
   src/trace/export.c
-  src/trace/span.c)
+  src/trace/span.c
+  src/trace/tracez.c)

@@ -94,6 +94,12 @@ static void tracer_release(msvc_tracer_t *t) {
   msvc__free(t->port);
   msvc__free(t->path);
   msvc__free(t->ring);
+  while (t->pool != NULL) {
+    msvc_span_t *next = t->pool->pool_next;
+    msvc__free(t->pool);
+    t->pool = next;
+  }
+  msvc__tracez_free(t->tracez);
   msvc__free(t);
 }
 
@@ -244,6 +250,24 @@ static void span_strfree(msvc_span_t *s, char *p) {
     msvc__free(p);
 }
 
+/* A spent span from the pool, else a new one. The pool's count is read
+ * first so that an empty pool (tracing without export, or a low ratio)
+ * costs no lock. */
+static msvc_span_t *span_alloc(msvc_tracer_t *t) {
+  msvc_span_t *s = NULL;
+
+  if (atomic_load_explicit(&t->npool, memory_order_relaxed) > 0) {
+    uv_mutex_lock(&t->mu);
+    if ((s = t->pool) != NULL) {
+      t->pool = s->pool_next;
+      atomic_store_explicit(&t->npool, atomic_load_explicit(&t->npool, memory_order_relaxed) - 1,
+                            memory_order_relaxed);
+    }
+    uv_mutex_unlock(&t->mu);
+  }
+  return s != NULL ? s : msvc__malloc(sizeof(*s));
+}
+
 static bool ctx_ok(const msvc_trace_ctx_t *c) {
   return msvc__trace_hex_ok(c->trace_id, 32, true) && c->trace_id[32] == '\0' &&
          msvc__trace_hex_ok(c->span_id, 16, true) && c->span_id[16] == '\0';
@@ -259,7 +283,7 @@ int msvc_trace_span_start(msvc_tracer_t *t, const char *name, msvc_span_kind_t k
     return out != NULL ? MSVC_OK : MSVC_EINVAL; /* tracing off: no span */
   if (name == NULL || out == NULL || kind < MSVC_SPAN_INTERNAL || kind > MSVC_SPAN_CONSUMER)
     return MSVC_EINVAL;
-  s = msvc__malloc(sizeof(*s));
+  s = span_alloc(t);
   if (s == NULL)
     return MSVC_ENOMEM;
   s->arena_used = 0;
@@ -444,7 +468,21 @@ void msvc_trace_span_set_status(msvc_span_t *s, msvc_span_status_t status,
     s->status_msg = msvc__strdup(message);
 }
 
-void msvc__trace_span_free(msvc_span_t *s) {
+bool msvc__trace_span_has_attr(const msvc_span_t *s, const char *key) {
+  uint32_t i;
+
+  for (i = 0; s != NULL && i < s->nattrs; i++)
+    if (strcmp(s->attrs[i].key, key) == 0)
+      return true;
+  return false;
+}
+
+msvc_tracer_t *msvc__trace_span_tracer(const msvc_span_t *s) {
+  return s != NULL ? s->tracer : NULL;
+}
+
+/* Releases what a span holds besides itself. */
+static void span_clear(msvc_span_t *s) {
   uint32_t i;
 
   for (i = 0; i < s->nattrs; i++) {
@@ -460,7 +498,40 @@ void msvc__trace_span_free(msvc_span_t *s) {
   msvc__free(s->events);
   msvc__free(s->status_msg);
   span_strfree(s, s->name);
+}
+
+void msvc__trace_span_free(msvc_span_t *s) {
+  span_clear(s);
   msvc__free(s);
+}
+
+void msvc__trace_span_recycle(msvc_tracer_t *t, msvc_span_t *const *spans, size_t n) {
+  msvc_span_t *head = NULL, *tail = NULL;
+  size_t i, room, kept = 0;
+
+  room = atomic_load_explicit(&t->npool, memory_order_relaxed);
+  room = room < t->batch_max ? t->batch_max - room : 0;
+  for (i = 0; i < n; i++) {
+    span_clear(spans[i]);
+    if (kept == room) {
+      msvc__free(spans[i]);
+      continue;
+    }
+    spans[i]->pool_next = head;
+    head = spans[i];
+    if (tail == NULL)
+      tail = head;
+    kept++;
+  }
+  if (head == NULL)
+    return;
+  uv_mutex_lock(&t->mu);
+  tail->pool_next = t->pool;
+  t->pool = head;
+  atomic_store_explicit(&t->npool,
+                        atomic_load_explicit(&t->npool, memory_order_relaxed) + (uint32_t)kept,
+                        memory_order_relaxed);
+  uv_mutex_unlock(&t->mu);
 }
 
 /* Sampled, failed or slow: the three reasons to keep a span. */
@@ -480,6 +551,11 @@ bool msvc_trace_span_wanted(const msvc_span_t *s) {
 
   if (s == NULL)
     return false;
+  /* The admin page shows every span with its attributes. Sampled or
+   * failed is known without reading the clock. */
+  if (s->tracer->tracez != NULL || (s->ctx.flags & MSVC_TRACE_SAMPLED) != 0 ||
+      s->status == MSVC_SPAN_STATUS_ERROR)
+    return true;
   now = msvc__trace_now_ns(s->tracer);
   return keep_at(s, now > s->start_ns ? now : s->start_ns);
 }
@@ -494,6 +570,8 @@ void msvc_trace_span_end(msvc_span_t *s) {
   s->end_ns = msvc__trace_now_ns(t);
   if (s->end_ns < s->start_ns)
     s->end_ns = s->start_ns;
+  if (t->tracez != NULL)
+    msvc__tracez_record(t->tracez, s);
   if (!keep(s)) {
     msvc__trace_span_free(s);
     return;

@@ -37,6 +37,7 @@ typedef struct msvc__trace_event_s {
 
 struct msvc_span_s {
   msvc_tracer_t *tracer;
+  msvc_span_t *pool_next; /* in the tracer's pool of spent spans */
   msvc_trace_ctx_t ctx;
   char parent_id[17]; /* "" for a root */
   bool parent_remote;
@@ -101,14 +102,32 @@ struct msvc_tracer_s {
   uint64_t deadline_ms; /* monotonic, for the flush */
   bool thread_on;
   uv_thread_t thread;
+
+  /* Spans the exporter has sent, cleared and kept for reuse (under mu):
+   * a span is then allocated and freed by no one at a high sampling
+   * ratio, and never freed on a thread other than the one that made it. */
+  msvc_span_t *pool;
+  _Atomic uint32_t npool;
+
+  /* Local recording for the admin page (tracez.c); NULL when off. Set
+   * once before the first span. */
+  struct msvc__tracez_s *tracez;
 };
 
 bool msvc__trace_hex_ok(const char *s, size_t n, bool reject_zero);
 void msvc__trace_random_id(char *out, size_t ndigits);
 uint64_t msvc__trace_now_ns(const msvc_tracer_t *t);
 
+/* Whether the span has an attribute of that key. */
+bool msvc__trace_span_has_attr(const msvc_span_t *s, const char *key);
+/* The tracer that made the span. */
+msvc_tracer_t *msvc__trace_span_tracer(const msvc_span_t *s);
+
 /* Frees a span that ended (or was never queued). */
 void msvc__trace_span_free(msvc_span_t *s);
+/* Clears n exported spans and keeps them for reuse (the pool is bounded;
+ * the rest are freed). Any thread. */
+void msvc__trace_span_recycle(msvc_tracer_t *t, msvc_span_t *const *spans, size_t n);
 
 /* Encodes the resource object once (at msvc_tracer_new()). */
 int msvc__trace_encode_resource(msvc_tracer_t *t);
@@ -127,5 +146,55 @@ int msvc__trace_export_start(msvc_tracer_t *t);
 int msvc__trace_http_post(const msvc_tracer_t *t, const char *body, size_t len,
                           uint32_t timeout_ms);
 void msvc__trace_count_dropped(msvc_tracer_t *t, msvc_metrics_counter_t *c, uint64_t n);
+
+/* ---- tracez.c: recent and slowest local traces, in memory --------------
+ * Every span that ends is offered, sampled or not. A span with a local
+ * parent waits in a small window of pending spans; when a local root (no
+ * parent, or a remote one) ends, the pending spans of its trace are taken
+ * with it as one trace, kept among the recent and the slowest traces of
+ * its name. Children that end after their root are not seen. Bounded:
+ * MSVC__TRACEZ_ROUTES names, MSVC__TRACEZ_KEEP traces of each kind per
+ * name, MSVC__TRACEZ_SPANS spans per trace (about 1 MiB at most). */
+#define MSVC__TRACEZ_ROUTES 32u
+#define MSVC__TRACEZ_KEEP 5u
+#define MSVC__TRACEZ_SPANS 12u
+#define MSVC__TRACEZ_PENDING 256u
+
+typedef struct msvc__tracez_span_s {
+  char trace_id[33], span_id[17], parent_id[17];
+  uint8_t kind, status;
+  uint64_t start_ns, end_ns;
+  char name[64];
+  char detail[128]; /* a few attributes, "k=v k=v" */
+} msvc__tracez_span_t;
+
+typedef struct msvc__tracez_trace_s {
+  uint32_t nspans;  /* spans[0] is the local root */
+  uint32_t dropped; /* children beyond MSVC__TRACEZ_SPANS */
+  msvc__tracez_span_t spans[MSVC__TRACEZ_SPANS];
+} msvc__tracez_trace_t;
+
+typedef struct msvc__tracez_route_s {
+  char name[64];
+  uint64_t count, errors;
+  uint32_t nrecent, recent_next, nslow;
+  msvc__tracez_trace_t recent[MSVC__TRACEZ_KEEP]; /* a ring */
+  msvc__tracez_trace_t slow[MSVC__TRACEZ_KEEP];   /* slowest first */
+} msvc__tracez_route_t;
+
+typedef struct msvc__tracez_stats_s {
+  uint64_t spans;      /* offered */
+  uint64_t traces;     /* local roots recorded */
+  uint64_t untracked;  /* roots of names beyond MSVC__TRACEZ_ROUTES */
+} msvc__tracez_stats_t;
+
+/* Turns local recording on; call before any span starts. */
+int msvc__tracez_enable(msvc_tracer_t *t);
+void msvc__tracez_free(struct msvc__tracez_s *z);
+void msvc__tracez_record(struct msvc__tracez_s *z, const msvc_span_t *s);
+/* A copy of every route (msvc__free() it), most requested first.
+ * MSVC_ENOENT when recording is off. Thread-safe. */
+int msvc__tracez_snapshot(msvc_tracer_t *t, msvc__tracez_route_t **out, size_t *n,
+                          msvc__tracez_stats_t *stats);
 
 #endif

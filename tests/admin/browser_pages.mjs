@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const [server, outDir] = process.argv.slice(2);
-const PAGES = ['', 'registry', 'balancers', 'breakers', 'pools', 'work', 'requests',
+const PAGES = ['', 'registry', 'balancers', 'breakers', 'pools', 'work', 'requests', 'tracez',
                'config', 'loglevel', 'limits', 'example'];
 const STEP_MS = 30000;
 const children = [];

@@ -28,7 +28,7 @@ typedef struct harness_s {
   msvc_service_t *svc;
   int port, admin_port;
   atomic_int ready, stopped, loop_done;
-  atomic_int todo; /* 1 register two peers, 2 drop the first, 3 stop */
+  atomic_int todo; /* 1 register two peers, 2 drop the first, 3 stop, 4 self as back */
   atomic_int done;
   msvc_registry_lease_t *leases[2];
   int close_rc;
@@ -83,6 +83,19 @@ static void register_peers(harness_t *h) {
   }
 }
 
+/* "back" is this service itself: GET /go then calls its own slow /x. */
+static void register_self(harness_t *h) {
+  msvc_registry_instance_t in;
+
+  msvc_registry_instance_init(&in);
+  in.service = "back";
+  in.address = "127.0.0.1";
+  in.port = (uint16_t)h->port;
+  cr_assert_eq(msvc_registry_register(msvc_service_registry(h->svc), &in, 60000, NULL,
+                                      NULL, &h->leases[0]),
+               MSVC_OK);
+}
+
 static void on_wake(uv_async_t *a) {
   harness_t *h = a->data;
 
@@ -93,6 +106,7 @@ static void on_wake(uv_async_t *a) {
     h->leases[0] = NULL;
     break;
   case 3: msvc_service_stop(h->svc, on_stopped_cb, h); break;
+  case 4: register_self(h); break;
   default: return;
   }
   atomic_store(&h->done, 1);
@@ -136,6 +150,39 @@ static void on_ping(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   msvc_http_res_send(res, 200, "text/plain", "pong", 4);
 }
 
+/* GET /x answers after SLOW_MS; GET /fast at once. */
+#define SLOW_MS 120
+typedef struct slow_s {
+  uv_timer_t timer;
+  msvc_http_res_t *res;
+} slow_t;
+
+static void on_slow_closed(uv_handle_t *t) { free(t->data); }
+
+static void on_slow_due(uv_timer_t *t) {
+  slow_t *s = t->data;
+
+  msvc_http_res_send(s->res, 200, "text/plain", "slow", 4);
+  t->data = s;
+  uv_close((uv_handle_t *)t, on_slow_closed);
+}
+
+static void on_slow_x(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  slow_t *s = calloc(1, sizeof(*s));
+
+  (void)req;
+  s->res = res;
+  uv_timer_init(data, &s->timer);
+  s->timer.data = s;
+  uv_timer_start(&s->timer, on_slow_due, SLOW_MS, 0);
+}
+
+static void on_fast(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  (void)req;
+  (void)data;
+  msvc_http_res_send(res, 200, "text/plain", "fast", 4);
+}
+
 /* The service is made on its loop's thread: calls by name run on the
  * thread that created the service (or a worker's). */
 static void loop_thread(void *arg) {
@@ -149,6 +196,10 @@ static void loop_thread(void *arg) {
     h->new_rc = msvc_service_route(h->svc, "GET", "/ping", on_ping, NULL, 0);
   if (h->new_rc == MSVC_OK && RL != NULL)
     h->new_rc = msvc_service_use(h->svc, msvc_mw_ratelimit_middleware(RL));
+  if (h->new_rc == MSVC_OK)
+    h->new_rc = msvc_service_route(h->svc, "GET", "/x", on_slow_x, &h->loop, 0);
+  if (h->new_rc == MSVC_OK)
+    h->new_rc = msvc_service_route(h->svc, "GET", "/fast", on_fast, NULL, 0);
   if (h->new_rc == MSVC_OK) h->early_port = msvc_admin_port(h->svc);
   if (h->new_rc == MSVC_OK) h->new_rc = msvc_service_start(h->svc);
   if (h->new_rc == MSVC_OK) h->port = msvc_service_port(h->svc);
@@ -613,4 +664,58 @@ Test(admin_service, limits_page_follows_live_state) {
   stop();
   msvc_mw_ratelimit_free(RL);
   RL = NULL;
+}
+
+/* The tracez page: the slow route is among the slowest with its client
+ * span; the counts follow the requests made. */
+Test(admin_service, tracez_shows_slow_requests_with_their_spans) {
+  const cJSON *go, *fast, *slowest, *t, *spans, *sp, *root;
+  bool client = false;
+  cJSON *j;
+  resp_t r;
+  int i;
+
+  start(NULL);
+  do_on_loop(&H, 4);
+  for (i = 0; i < 6; i++) {
+    cr_assert_eq(cl_get(H.port, "/fast", "", &r), 200);
+    resp_free(&r);
+  }
+  cr_assert_eq(cl_get(H.port, "/go", "", &r), 200, "GET /go: %s", r.body);
+  resp_free(&r);
+  j = get_json(H.admin_port, "/debug/tracez?format=json", "");
+  cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "recording"), "state")
+                       ->valuestring, "on");
+  fast = find(cJSON_GetObjectItem(j, "routes"), "route", "GET /fast");
+  go = find(cJSON_GetObjectItem(j, "routes"), "route", "GET /go");
+  cr_assert_not_null(fast);
+  cr_assert_not_null(go);
+  cr_assert_eq(cJSON_GetObjectItem(fast, "requests")->valuedouble, 6);
+  cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(fast, "recent")), 5);
+  cr_assert_eq(cJSON_GetObjectItem(go, "requests")->valuedouble, 1);
+  cr_assert_geq(cJSON_GetObjectItem(go, "slowest_ms")->valuedouble, SLOW_MS);
+  slowest = cJSON_GetObjectItem(go, "slowest");
+  cr_assert_eq(cJSON_GetArraySize(slowest), 1);
+  t = cJSON_GetArrayItem(slowest, 0);
+  cr_assert_geq(cJSON_GetObjectItem(t, "duration_ms")->valuedouble, SLOW_MS);
+  spans = cJSON_GetObjectItem(t, "spans");
+  cr_assert_geq(cJSON_GetArraySize(spans), 2);
+  root = cJSON_GetArrayItem(spans, 0);
+  cr_assert_str_eq(cJSON_GetObjectItem(root, "kind")->valuestring, "server");
+  cr_assert_str_eq(cJSON_GetObjectItem(root, "name")->valuestring, "GET /go");
+  cJSON_ArrayForEach(sp, spans) {
+    if (strcmp(cJSON_GetObjectItem(sp, "kind")->valuestring, "client") != 0) continue;
+    client = true;
+    cr_assert_str_eq(cJSON_GetObjectItem(sp, "parent_span_id")->valuestring,
+                     cJSON_GetObjectItem(root, "span_id")->valuestring);
+    cr_assert_geq(cJSON_GetObjectItem(sp, "duration_ms")->valuedouble, SLOW_MS);
+  }
+  cr_assert(client, "no client span under GET /go");
+  /* The callee's own server span is a trace root of its route. */
+  cr_assert_not_null(find(cJSON_GetObjectItem(j, "routes"), "route", "GET /x"));
+  cJSON_Delete(j);
+  cr_assert_eq(cl_get(H.admin_port, "/debug/tracez", "", &r), 200);
+  cr_assert_not_null(strstr(r.body, "<svg class=\"wf\""));
+  resp_free(&r);
+  stop();
 }

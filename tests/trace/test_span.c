@@ -176,6 +176,10 @@ Test(trace_span, json_encoding) {
   msvc_trace_span_set_int(s, "http.response.status_code", -5);
   msvc_trace_span_set_bool(s, "b", true);
   msvc_trace_span_set_double(s, "d", 0.5);
+  msvc_trace_span_set_str(s, "ctl\t", "a\x01\x7f\"\\b\xc3\xa9");
+  /* Longer than a word: the escapes sit past the first eight bytes. */
+  msvc_trace_span_set_str(s, "long.key.name", "0123456789abcdef\"ghij\x1f\xc3\xa9\xc3\xa9");
+  msvc_trace_span_set_str(s, "long.clean", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 ~ spaces and more");
   fake_now += 1000;
   msvc_trace_span_add_event(s, "retry", "status 503");
   fake_now += 1000;
@@ -201,6 +205,9 @@ Test(trace_span, json_encoding) {
   HAS("{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"-5\"}}");
   HAS("{\"key\":\"b\",\"value\":{\"boolValue\":true}}");
   HAS("{\"key\":\"d\",\"value\":{\"doubleValue\":0.5}}");
+  HAS("{\"key\":\"long.key.name\",\"value\":{\"stringValue\":\"0123456789abcdef\\\"ghij\\u001f\xc3\xa9\xc3\xa9\"}}");
+  HAS("{\"key\":\"long.clean\",\"value\":{\"stringValue\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 ~ spaces and more\"}}");
+  HAS("{\"key\":\"ctl\\t\",\"value\":{\"stringValue\":\"a\\u0001\\u007f\\\"\\\\b\xc3\xa9\"}}");
   HAS("\"events\":[{\"timeUnixNano\":\"1700000000123457789\",\"name\":\"retry\"");
   HAS("\"status\":{\"code\":2,\"message\":\"bad\\nthing\"}");
   cr_assert_null(strstr(b.data, "ignored"));
