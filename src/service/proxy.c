@@ -112,6 +112,12 @@ static char *forwarded_for(const msvc_http_req_t *req) {
   return msvc__buf_detach(&b, NULL);
 }
 
+bool msvc__proxy_skip_response_header(const char *name, const char *conn) {
+  return is_hop(name, conn) || msvc__strcasecmp(name, "Content-Length") == 0 ||
+         msvc__strcasecmp(name, "Content-Type") == 0 || msvc__strcasecmp(name, "Date") == 0 ||
+         msvc__strcasecmp(name, MSVC_MW_REQUEST_ID_HEADER) == 0;
+}
+
 static void copy_response_headers(msvc_http_res_t *out, const msvc_http_response_t *res) {
   const char *conn = msvc_http_response_header(res, "Connection");
   size_t i, n = msvc_http_response_header_count(res);
@@ -250,7 +256,12 @@ int msvc__caller_proxy(msvc__caller_t *c, msvc_http_req_t *req,
   sr.timeout_ms = opts->timeout_ms;
   sr.on_done = on_proxy_done;
   sr.data = p;
-  r = msvc__caller_call(c, opts->service, &sr, on_proxy_chunk, NULL);
+  if (opts->cache != NULL && strcmp(sr.method, "GET") == 0)
+    r = msvc__proxy_cached(c, opts->cache, opts->service, req, &sr);
+  else
+    r = msvc__caller_call(c, opts->service, &sr, on_proxy_chunk, NULL);
+  if (r == 0 && opts->cache != NULL && strcmp(sr.method, "GET") == 0)
+    goto out; /* p is not used by the cached path */
   if (r == MSVC_ESTATE || r == MSVC_ENOMEM) {
     /* Could not even start: answer now, as a failed call would be. */
     msvc_service_res_upstream_error(p->res, p->service, MSVC_ENO_ENDPOINTS);
