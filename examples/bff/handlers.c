@@ -92,7 +92,8 @@ static void on_fanout_done(const msvc_service_result_t *results, size_t n, void 
   view_t *v = data;
 
   if (n >= 1 && user_of(&results[0], v, &v->user)) {
-    /* the orders come on their own (on_orders_cached) */
+    if (n == 2) /* no cache (BFF_CACHE=off): the orders came in the fan-out */
+      v->orders = orders_of(&results[1]);
   } else {
     if (n == 0)
       ex_res_internal(v->res);
@@ -142,13 +143,17 @@ static int fan_out(app_t *app, msvc_http_req_t *req, view_t *v) {
   call.forward_auth = true; /* order-service checks the token itself */
   call.target = users;
   rc = msvc_service_fanout_add(fo, USERS, &call);
+  if (rc >= 0 && !app->orders_grpc && app->dashboard_cache == NULL) {
+    call.target = orders;
+    rc = msvc_service_fanout_add(fo, ORDERS, &call);
+  }
   if (rc < 0) {
     msvc_service_fanout_free(fo);
     return rc;
   }
-  v->waiting = 2;
+  v->waiting = app->orders_grpc || app->dashboard_cache != NULL ? 2 : 1;
   rc = msvc_service_fanout_start(fo);
-  if (rc == MSVC_OK && !app->orders_grpc) {
+  if (rc == MSVC_OK && !app->orders_grpc && app->dashboard_cache != NULL) {
     /* Beside the fan-out, within the same deadline. A failure to start it
      * leaves the dashboard degraded. */
     call.target = orders;
@@ -264,8 +269,18 @@ void app_close(app_t *app) {
  * are counted (and sized) apart: the label cache="gateway" or "dashboard"
  * of msvc_cache_requests_total. */
 static int caches(app_t *app, msvc_service_t *svc) {
+  const char *on = ex_env("BFF_CACHE", "on");
   msvc_cache_opts_t o;
   int rc;
+
+  if (strcmp(on, "off") == 0) {
+    MSVC_LOG_I(LOG, "no response cache (BFF_CACHE=off)");
+    return MSVC_OK;
+  }
+  if (strcmp(on, "on") != 0) {
+    MSVC_LOG_E(LOG, "BFF_CACHE: bad value \"%.32s\" (accepted: on, off)", on);
+    return MSVC_ECONFIG;
+  }
 
   msvc_cache_opts_init(&o);
   o.registry = msvc_service_metrics(svc);
