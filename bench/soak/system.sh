@@ -82,8 +82,11 @@ sys_start() {
   # The load generators send as one or two users: no per-user limit here.
   # Nor the gateway's response cache, unless a benchmark of it asks
   # (SYS_BFF_CACHE=on): the others measure the path behind it.
+  # SYS_BFF_CONCURRENCY sets the bff's MSVC_CONCURRENCY when a benchmark
+  # compares it with a proxy that never sheds.
   sys_service bff "$sys_bff_bin" "$jwks" BFF_USER_RATE=100000 \
-    BFF_CACHE="${SYS_BFF_CACHE:-off}" || return 1
+    BFF_CACHE="${SYS_BFF_CACHE:-off}" \
+    ${SYS_BFF_CONCURRENCY:+MSVC_CONCURRENCY="$SYS_BFF_CONCURRENCY"} || return 1
   sys_bff_url=${sys_urls[3]}
 }
 
