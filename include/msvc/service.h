@@ -714,7 +714,9 @@ typedef struct msvc_service_proxy_opts_s {
   uint32_t timeout_ms;      /**< 0 for the service's default call timeout. */
   /** Response cache for GET requests (see msvc_service_get_cached()), or
    *  NULL (the default) for none. Borrowed: must outlive the service.
-   *  Answers then carry `X-Cache` and `Age`, stale ones a `Warning`.
+   *  Answers then carry `X-Cache` and `Age`, stale ones a `Warning`; a
+   *  successful unsafe request (POST, PUT, ...) drops the entries of its
+   *  URI.
    *  @since 0.3 */
   msvc_cache_t *cache;
 } msvc_service_proxy_opts_t;

@@ -2,7 +2,8 @@
  * The cache in front of a real upstream, over sockets: a gateway server
  * proxies GET requests through msvc_service_proxy()'s cache path to an
  * upstream started here. Fresh answers come from the cache, private ones
- * per user, expired ones are revalidated with a 304; with the upstream
+ * per user, a POST drops what it changed, expired ones are revalidated
+ * with a 304; with the upstream
  * gone the last good answer is served stale within stale-if-error, and
  * beyond it the gateway answers 503.
  */
@@ -33,6 +34,12 @@ static void up_doc(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   }
   n = snprintf(body, sizeof(body), "n=%d", up_hits);
   msvc_http_res_send(res, 200, "text/plain", body, (size_t)n);
+}
+
+static void up_post(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
+  (void)req;
+  (void)data;
+  msvc_http_res_send(res, 204, NULL, NULL, 0);
 }
 
 static void api(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
@@ -78,12 +85,14 @@ static void got_done(msvc_http_call_t *call, int err, const msvc_http_response_t
 
 static bool got_finished(void *arg) { return ((got_t *)arg)->calls > 0; }
 
-static void fetch(harness_t *h, msvc_http_client_t *cl, int port, const char *auth, got_t *g) {
+static void fetch_m(harness_t *h, msvc_http_client_t *cl, int port, const char *method,
+                    const char *auth, got_t *g) {
   msvc_http_header_t hd = {"Authorization", auth};
   msvc_http_request_t r;
 
   memset(g, 0, sizeof(*g));
   msvc_http_request_init(&r);
+  r.method = method;
   r.host = "127.0.0.1";
   r.port = port;
   r.target = "/api/doc";
@@ -95,6 +104,10 @@ static void fetch(harness_t *h, msvc_http_client_t *cl, int port, const char *au
   cr_assert_eq(msvc_http_client_request(cl, &r, NULL), MSVC_OK);
   cr_assert(h_run_until(h, got_finished, g, 6000));
   cr_assert_eq(g->err, MSVC_OK, "%s", msvc_err_name(g->err));
+}
+
+static void fetch(harness_t *h, msvc_http_client_t *cl, int port, const char *auth, got_t *g) {
+  fetch_m(h, cl, port, "GET", auth, g);
 }
 
 static bool never(void *arg) {
@@ -120,6 +133,7 @@ Test(cache_proxy, hit_private_revalidate_stale_then_503) {
   cr_assert_eq(msvc_cache_new(&co, &gw_cache), MSVC_OK);
   cr_assert_eq(msvc_http_server_new(&h.loop, NULL, &up), MSVC_OK);
   cr_assert_eq(msvc_http_server_route(up, "GET", "/doc", up_doc, NULL, NULL), MSVC_OK);
+  cr_assert_eq(msvc_http_server_route(up, "POST", "/doc", up_post, NULL, NULL), MSVC_OK);
   cr_assert_eq(msvc_http_server_listen(up, "127.0.0.1", 0), MSVC_OK);
   h_register_port(&h, msvc_http_server_port(up), &lease);
   cr_assert_eq(msvc_http_server_new(&h.loop, NULL, &gw), MSVC_OK);
@@ -136,6 +150,13 @@ Test(cache_proxy, hit_private_revalidate_stale_then_503) {
   cr_assert_str_eq(g.xcache, "HIT");
   cr_assert_str_eq(g.body, "n=1");
   cr_assert_eq(up_hits, 1, "a fresh answer came from the cache");
+  /* a successful POST to the URI drops Alice's copy */
+  fetch_m(&h, cl, port, "POST", "Bearer alice", &g);
+  cr_assert_eq(g.status, 204);
+  fetch(&h, cl, port, "Bearer alice", &g);
+  cr_assert_str_eq(g.xcache, "MISS");
+  cr_assert_str_eq(g.body, "n=2");
+  up_hits = 1; /* the story below counts from one fetch */
   /* Bob never sees Alice's private answer */
   fetch(&h, cl, port, "Bearer bob", &g);
   cr_assert_str_eq(g.xcache, "MISS");
@@ -145,7 +166,7 @@ Test(cache_proxy, hit_private_revalidate_stale_then_503) {
   h_run_until(&h, never, NULL, 1100);
   fetch(&h, cl, port, "Bearer alice", &g);
   cr_assert_str_eq(g.xcache, "REVALIDATED");
-  cr_assert_str_eq(g.body, "n=1");
+  cr_assert_str_eq(g.body, "n=2");
   cr_assert_eq(up_304, 1);
 
   /* the upstream goes away: stale within stale-if-error */
@@ -154,7 +175,7 @@ Test(cache_proxy, hit_private_revalidate_stale_then_503) {
   fetch(&h, cl, port, "Bearer alice", &g);
   cr_assert_eq(g.status, 200);
   cr_assert_str_eq(g.xcache, "STALE");
-  cr_assert_str_eq(g.body, "n=1");
+  cr_assert_str_eq(g.body, "n=2");
   cr_assert_str_eq(g.warning, "110 - \"Response is Stale\"");
   cr_assert_str_eq(g.age, "1");
   /* beyond it: the upstream's failure */
@@ -165,7 +186,7 @@ Test(cache_proxy, hit_private_revalidate_stale_then_503) {
 
   cr_assert_eq(msvc_cache_stats(gw_cache, &st), MSVC_OK);
   cr_assert_eq(st.hits, 1);
-  cr_assert_eq(st.misses, 3); /* the 503 too */
+  cr_assert_eq(st.misses, 4); /* after the POST, and the 503 too */
   cr_assert_eq(st.revalidated, 1);
   cr_assert_eq(st.stale, 1);
   msvc_http_client_close(cl, NULL, NULL);
