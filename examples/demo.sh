@@ -762,13 +762,14 @@ before1=$(metric_sum "$user1" msvc_http_server_requests_total 'route="/users')
 before2=$(metric_sum "$user2" msvc_http_server_requests_total 'route="/users')
 pbefore1=$(picks "$port1")
 pbefore2=$(picks "$port2")
-note "the same request 20 times (printed once; -o /dev/null drops the body):"
+note "the same request 20 times (printed once; -o /dev/null drops the body; no-cache"
+note "makes the bff's cache ask user-service each time instead of answering itself):"
 printf '   %s$ for i in $(seq 20); do %s; done%s\n' "$dim" \
-  "curl ${tls_curl[*]:+${tls_curl[*]} }-sS -o /dev/null -m 5 -w '%{http_code}\\n' -H \"Authorization: Bearer \$TOKEN\" $bff/api/users/$user_id" "$off"
+  "curl ${tls_curl[*]:+${tls_curl[*]} }-sS -o /dev/null -m 5 -w '%{http_code}\\n' -H 'Cache-Control: no-cache' -H \"Authorization: Bearer \$TOKEN\" $bff/api/users/$user_id" "$off"
 gw_fail=0
 for ((i = 0; i < 20; i++)); do
   code=$(command curl "${tls_curl[@]}" -sS -o /dev/null -m 5 -w '%{http_code}\n' \
-    -H "Authorization: Bearer $token" "$bff/api/users/$user_id" || true)
+    -H 'Cache-Control: no-cache' -H "Authorization: Bearer $token" "$bff/api/users/$user_id" || true)
   [ "$code" = 200 ] || gw_fail=$((gw_fail + 1))
 done
 after1=$(metric_sum "$user1" msvc_http_server_requests_total 'route="/users')
@@ -789,6 +790,49 @@ if [ $((after1 - before1)) -gt 0 ] && [ $((after2 - before2)) -gt 0 ]; then
 else
   bad "the load did not reach both instances"
 fi
+
+step "order-service stops: the bff serves its last good answers, marked stale"
+note "order-service answers orders with Cache-Control: private, max-age=0, stale-if-error=60"
+note "and an ETag; the bff keeps them per user and revalidates them on every read."
+for ((i = 0; i < ${#pids[@]}; i++)); do
+  if [ "${names[$i]}" = order-service ]; then
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+    unset 'pids[i]' 'names[i]'
+  fi
+done
+pids=("${pids[@]}")
+names=("${names[@]}")
+note "order-service stopped"
+call GET "$bff/web/users/$user_id/dashboard" "" "$token"
+expect_status 200
+expect_match 'the orders are the last good ones' '"total_spent_cents"[[:space:]]*:[[:space:]]*2699'
+expect_match 'degraded still names order-service' '"degraded"[[:space:]]*:[[:space:]]*\[[[:space:]]*"order-service"'
+stale_headers=$(command curl "${tls_curl[@]}" -sS -m 10 -o /dev/null -D - \
+  -H "Authorization: Bearer $token" "$bff/api/orders?user_id=$user_id" |
+  tr -d '\r' | grep -i -E '^(HTTP/|x-cache|age|warning):' || true)
+note "the gateway's GET /api/orders?user_id=$user_id:"
+[ "$quiet" = 1 ] || printf '%s\n' "$stale_headers" | sed 's/^/   -> /'
+if printf '%s' "$stale_headers" | grep -qi '^x-cache: STALE' &&
+   printf '%s' "$stale_headers" | grep -qi '^warning: 110'; then
+  ok "served stale with Age and Warning: 110"
+else
+  bad "the gateway did not serve a stale answer"
+fi
+stale_count=$(metric_sum "$bff" msvc_cache_requests_total 'result="stale"')
+if [ "${stale_count%.*}" -ge 2 ]; then ok "bff counted $stale_count stale answers (msvc_cache_requests_total)"
+else bad "bff counted ${stale_count:-no} stale answers"; fi
+start_service order-service "$order_bin" ORDER_DB="$tmp/orders.db" "${verify_env[@]}" \
+  "${events_env[@]}"
+orders=$scheme://127.0.0.1:$port
+for ((n = 0; n < 50; n++)); do
+  body=$(command curl "${tls_curl[@]}" -sS -m 5 -H "Authorization: Bearer $token" \
+    "$bff/web/users/$user_id/dashboard" || true)
+  printf '%s' "$body" | grep -q '"degraded":\[\]' && break
+  sleep 0.2
+done
+if printf '%s' "$body" | grep -q '"degraded":\[\]'; then ok "order-service is back: nothing degraded"
+else bad "the dashboard is still degraded after order-service came back"; fi
 
 if [ "$tls" = 1 ]; then
   step "Mutual TLS: no client certificate, or plain HTTP, and nothing is served"

@@ -80,7 +80,13 @@ sys_start() {
   sys_service order-service "$sys_order_bin" ORDER_DB="$sys_tmp/orders.db" "$jwks" || return 1
   sys_order_url=${sys_urls[2]}
   # The load generators send as one or two users: no per-user limit here.
-  sys_service bff "$sys_bff_bin" "$jwks" BFF_USER_RATE=100000 || return 1
+  # Nor the gateway's response cache, unless a benchmark of it asks
+  # (SYS_BFF_CACHE=on): the others measure the path behind it.
+  # SYS_BFF_CONCURRENCY sets the bff's MSVC_CONCURRENCY when a benchmark
+  # compares it with a proxy that never sheds.
+  sys_service bff "$sys_bff_bin" "$jwks" BFF_USER_RATE=100000 \
+    BFF_CACHE="${SYS_BFF_CACHE:-off}" \
+    ${SYS_BFF_CONCURRENCY:+MSVC_CONCURRENCY="$SYS_BFF_CONCURRENCY"} || return 1
   sys_bff_url=${sys_urls[3]}
 }
 

@@ -19,6 +19,8 @@ struct app_s {
   gateway_t orders; /* /api/orders... */
   msvc_mw_ratelimit_t *per_user; /* requests per signed-in user */
   bool orders_grpc; /* BFF_ORDERS_GRPC=1: dashboards read orders over gRPC */
+  msvc_cache_t *gateway_cache;   /* GET answers of the gateway routes */
+  msvc_cache_t *dashboard_cache; /* the dashboards' order reads */
 };
 
 /* Reads BFF_USER_RATE (requests per second each signed-in user may make,

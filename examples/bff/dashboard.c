@@ -113,13 +113,18 @@ static bool build_mobile(cJSON *doc, const cJSON *user, const cJSON *orders) {
 }
 
 cJSON *dashboard_build(dashboard_kind_t kind, const cJSON *user, const cJSON *orders) {
+  return dashboard_build_stale(kind, user, orders, false);
+}
+
+cJSON *dashboard_build_stale(dashboard_kind_t kind, const cJSON *user, const cJSON *orders,
+                             bool orders_stale) {
   cJSON *doc = cJSON_CreateObject();
   bool ok;
 
   if (doc == NULL)
     return NULL;
   ok = kind == DASHBOARD_WEB ? build_web(doc, user, orders) : build_mobile(doc, user, orders);
-  if (!ok || !add_degraded(doc, orders == NULL)) {
+  if (!ok || !add_degraded(doc, orders == NULL || orders_stale)) {
     cJSON_Delete(doc);
     return NULL;
   }

@@ -3,6 +3,8 @@
 #ifndef BFF_DASHBOARD_H
 #define BFF_DASHBOARD_H
 
+#include <stdbool.h>
+
 #include <cjson/cJSON.h>
 
 /* How many orders the mobile dashboard lists. */
@@ -27,5 +29,13 @@ const cJSON *dashboard_orders(const cJSON *doc);
  * or NULL when out of memory.
  */
 cJSON *dashboard_build(dashboard_kind_t kind, const cJSON *user, const cJSON *orders);
+
+/*
+ * As dashboard_build(); orders_stale says the orders are the last good
+ * answer kept by the cache while order-service fails: they are shown, and
+ * "degraded" still names order-service.
+ */
+cJSON *dashboard_build_stale(dashboard_kind_t kind, const cJSON *user, const cJSON *orders,
+                             bool orders_stale);
 
 #endif /* BFF_DASHBOARD_H */

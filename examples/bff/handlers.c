@@ -29,6 +29,7 @@ typedef struct view_s {
   bool answered;    /* the response went out already (user-service failed) */
   cJSON *user;
   cJSON *orders;    /* order-service's answer, or NULL: degraded */
+  bool orders_stale; /* orders is the cache's last good answer */
 } view_t;
 
 /* One of the dashboard's answers is in: the last one builds it. */
@@ -36,7 +37,8 @@ static void view_settle(view_t *v) {
   if (--v->waiting > 0)
     return;
   if (!v->answered)
-    ex_res_json(v->res, 200, dashboard_build(v->kind, v->user, dashboard_orders(v->orders)));
+    ex_res_json(v->res, 200, dashboard_build_stale(v->kind, v->user,
+                                                   dashboard_orders(v->orders), v->orders_stale));
   cJSON_Delete(v->user);
   cJSON_Delete(v->orders);
   free(v);
@@ -90,13 +92,28 @@ static void on_fanout_done(const msvc_service_result_t *results, size_t n, void 
   view_t *v = data;
 
   if (n >= 1 && user_of(&results[0], v, &v->user)) {
-    if (n == 2)
+    if (n == 2) /* no cache (BFF_CACHE=off): the orders came in the fan-out */
       v->orders = orders_of(&results[1]);
   } else {
     if (n == 0)
       ex_res_internal(v->res);
     v->answered = true;
   }
+  view_settle(v);
+}
+
+/* The orders, through the dashboards' cache: within their
+ * stale-if-error, order-service failing still shows the last good ones. */
+static void on_orders_cached(const msvc_service_cached_t *r, void *data) {
+  view_t *v = data;
+  msvc_service_result_t res = {ORDERS, r->err, r->status, r->content_type, r->body,
+                               r->body_len};
+
+  v->orders = orders_of(&res);
+  v->orders_stale = v->orders != NULL && r->result == MSVC_CACHE_STALE;
+  if (v->orders_stale)
+    MSVC_LOG_W(LOG, "order-service unavailable: serving its last good answer (%llu s old)",
+               (unsigned long long)r->age_s);
   view_settle(v);
 }
 
@@ -126,7 +143,7 @@ static int fan_out(app_t *app, msvc_http_req_t *req, view_t *v) {
   call.forward_auth = true; /* order-service checks the token itself */
   call.target = users;
   rc = msvc_service_fanout_add(fo, USERS, &call);
-  if (rc >= 0 && !app->orders_grpc) {
+  if (rc >= 0 && !app->orders_grpc && app->dashboard_cache == NULL) {
     call.target = orders;
     rc = msvc_service_fanout_add(fo, ORDERS, &call);
   }
@@ -134,8 +151,17 @@ static int fan_out(app_t *app, msvc_http_req_t *req, view_t *v) {
     msvc_service_fanout_free(fo);
     return rc;
   }
-  v->waiting = app->orders_grpc ? 2 : 1;
+  v->waiting = app->orders_grpc || app->dashboard_cache != NULL ? 2 : 1;
   rc = msvc_service_fanout_start(fo);
+  if (rc == MSVC_OK && !app->orders_grpc && app->dashboard_cache != NULL) {
+    /* Beside the fan-out, within the same deadline. A failure to start it
+     * leaves the dashboard degraded. */
+    call.target = orders;
+    call.timeout_ms = DASHBOARD_DEADLINE_MS;
+    if (msvc_service_get_cached(app->svc, app->dashboard_cache, ORDERS, &call,
+                                on_orders_cached, v) != MSVC_OK)
+      v->waiting = 1;
+  }
 #ifdef EX_HAVE_GRPC
   /* After the fan-out started (its answer never comes before this returns):
    * a failure to start the lookup leaves the dashboard degraded. */
@@ -191,6 +217,7 @@ static void on_gateway(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   opts.service = gw->service;
   opts.strip_prefix = "/api";
   opts.forward_auth = true;
+  opts.cache = gw->app->gateway_cache;
   if (msvc_service_proxy(gw->app->svc, req, &opts) != MSVC_OK)
     ex_res_internal(res);
 }
@@ -233,6 +260,37 @@ static int per_user_limit(app_t *app, msvc_service_t *svc, unsigned rate) {
 void app_close(app_t *app) {
   msvc_mw_ratelimit_free(app->per_user);
   app->per_user = NULL;
+  msvc_cache_free(app->gateway_cache);
+  msvc_cache_free(app->dashboard_cache);
+  app->gateway_cache = app->dashboard_cache = NULL;
+}
+
+/* Two caches, so that what the gateway serves and what the dashboards show
+ * are counted (and sized) apart: the label cache="gateway" or "dashboard"
+ * of msvc_cache_requests_total. */
+static int caches(app_t *app, msvc_service_t *svc) {
+  const char *on = ex_env("BFF_CACHE", "on");
+  msvc_cache_opts_t o;
+  int rc;
+
+  if (strcmp(on, "off") == 0) {
+    MSVC_LOG_I(LOG, "no response cache (BFF_CACHE=off)");
+    return MSVC_OK;
+  }
+  if (strcmp(on, "on") != 0) {
+    MSVC_LOG_E(LOG, "BFF_CACHE: bad value \"%.32s\" (accepted: on, off)", on);
+    return MSVC_ECONFIG;
+  }
+
+  msvc_cache_opts_init(&o);
+  o.registry = msvc_service_metrics(svc);
+  o.max_bytes = 32u << 20;
+  o.name = "gateway";
+  if ((rc = msvc_cache_new(&o, &app->gateway_cache)) != MSVC_OK)
+    return rc;
+  o.max_bytes = 16u << 20;
+  o.name = "dashboard";
+  return msvc_cache_new(&o, &app->dashboard_cache);
 }
 
 int app_routes(app_t *app, msvc_service_t *svc, unsigned user_rate) {
@@ -256,6 +314,7 @@ int app_routes(app_t *app, msvc_service_t *svc, unsigned user_rate) {
   app->users = (gateway_t){app, USERS};
   app->orders = (gateway_t){app, ORDERS};
   if ((rc = per_user_limit(app, svc, user_rate)) != MSVC_OK) return rc;
+  if ((rc = caches(app, svc)) != MSVC_OK) return rc;
   rc = msvc_service_route(svc, "GET", "/web/users/:id/dashboard", on_web, app,
                           MSVC_HTTP_ROUTE_AUTH);
   if (rc == MSVC_OK)

@@ -202,6 +202,34 @@ void ex_res_internal(msvc_http_res_t *res) {
   msvc_http_res_error(res, 500, "INTERNAL", "the request could not be completed");
 }
 
+void ex_res_json_cacheable(msvc_http_req_t *req, msvc_http_res_t *res, cJSON *doc,
+                           const char *cache_control) {
+  char *text = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
+  const char *inm = msvc_http_req_header(req, "If-None-Match");
+  uint64_t h = 0xcbf29ce484222325ull;
+  char etag[24];
+  size_t i, len;
+
+  cJSON_Delete(doc);
+  if (text == NULL) {
+    ex_res_internal(res);
+    return;
+  }
+  len = strlen(text);
+  for (i = 0; i < len; i++) {
+    h ^= (unsigned char)text[i];
+    h *= 0x100000001b3ull;
+  }
+  snprintf(etag, sizeof(etag), "\"%016llx\"", (unsigned long long)h);
+  msvc_http_res_header(res, "Cache-Control", cache_control);
+  msvc_http_res_header(res, "ETag", etag);
+  if (inm != NULL && strstr(inm, etag) != NULL)
+    msvc_http_res_send(res, 304, NULL, NULL, 0);
+  else
+    msvc_http_res_send(res, 200, "application/json", text, len);
+  cJSON_free(text);
+}
+
 void ex_res_json(msvc_http_res_t *res, int status, cJSON *doc) {
   if (doc == NULL)
     ex_res_internal(res);

@@ -91,4 +91,10 @@ void ex_res_internal(msvc_http_res_t *res);
  * doc either way. */
 void ex_res_json(msvc_http_res_t *res, int status, cJSON *doc);
 
+/* Answers 200 with doc (taking it), Cache-Control: cache_control and an
+ * ETag derived from the body; 304 without a body when req's If-None-Match
+ * names that ETag. */
+void ex_res_json_cacheable(msvc_http_req_t *req, msvc_http_res_t *res, cJSON *doc,
+                           const char *cache_control);
+
 #endif /* EX_H */

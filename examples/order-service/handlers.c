@@ -266,6 +266,11 @@ static void on_create_order(msvc_http_req_t *req, msvc_http_res_t *res, void *da
   check_user(p, req);
 }
 
+/* A user's orders are theirs alone (private), change with every order
+ * and saga step (revalidated on every use, max-age=0), and may stand in
+ * for a minute when this service cannot answer (stale-if-error). */
+#define ORDERS_CACHE_CONTROL "private, max-age=0, stale-if-error=60"
+
 static void order_not_found(msvc_http_res_t *res, const char *id) {
   char msg[EX_MSG_MAX];
 
@@ -292,7 +297,7 @@ static void on_get_order(msvc_http_req_t *req, msvc_http_res_t *res, void *data)
   else if (rc != EX_STORE_OK)
     ex_res_internal(res);
   else
-    ex_res_json(res, 200, doc);
+    ex_res_json_cacheable(req, res, doc, ORDERS_CACHE_CONTROL);
 }
 
 static void on_list_orders(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
@@ -322,7 +327,7 @@ static void on_list_orders(msvc_http_req_t *req, msvc_http_res_t *res, void *dat
     ex_res_internal(res);
     return;
   }
-  ex_res_json(res, 200, doc);
+  ex_res_json_cacheable(req, res, doc, ORDERS_CACHE_CONTROL);
 }
 
 int app_routes(app_t *app, msvc_service_t *svc) {

@@ -203,7 +203,9 @@ static void on_get_user(msvc_http_req_t *req, msvc_http_res_t *res, void *data) 
   else if (rc != EX_STORE_OK)
     ex_res_internal(res);
   else
-    ex_res_json(res, 200, id == caller ? user_json(&user) : user_public_json(&user));
+    /* What a user sees depends on who asks: never a shared copy. */
+    ex_res_json_cacheable(req, res, id == caller ? user_json(&user) : user_public_json(&user),
+                          "private, max-age=5");
 }
 
 /* Reads an optional integer query parameter; false when it was answered. */

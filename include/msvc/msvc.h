@@ -25,5 +25,6 @@
 #include <msvc/events.h>
 #include <msvc/admin.h>
 #include <msvc/trace.h>
+#include <msvc/cache.h>
 
 #endif /* MSVC_MSVC_H */

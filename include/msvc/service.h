@@ -56,6 +56,7 @@
 
 #include <msvc/common.h>
 #include <msvc/breaker.h>
+#include <msvc/cache.h>
 #include <msvc/http.h>
 #include <msvc/http_client.h>
 #include <msvc/lb.h>
@@ -712,6 +713,13 @@ typedef struct msvc_service_proxy_opts_s {
   const char *add_prefix;   /**< Put in front of the (stripped) path, or NULL. */
   bool forward_auth;        /**< Forward `Authorization`; default true. */
   uint32_t timeout_ms;      /**< 0 for the service's default call timeout. */
+  /** Response cache for GET requests (see msvc_service_get_cached()), or
+   *  NULL (the default) for none. Borrowed: must outlive the service.
+   *  Answers then carry `X-Cache` and `Age`, stale ones a `Warning`; a
+   *  successful unsafe request (POST, PUT, ...) drops the entries of its
+   *  URI.
+   *  @since 0.3 */
+  msvc_cache_t *cache;
 } msvc_service_proxy_opts_t;
 
 /**
@@ -741,6 +749,64 @@ MSVC_API void msvc_service_proxy_opts_init(msvc_service_proxy_opts_t *opts);
  */
 MSVC_API int msvc_service_proxy(msvc_service_t *svc, msvc_http_req_t *req,
                                 const msvc_service_proxy_opts_t *opts);
+
+/* ---- cached GET ------------------------------------------------------------ */
+
+/** @brief The answer of msvc_service_get_cached(). Everything is borrowed
+ *         for the callback. */
+typedef struct msvc_service_cached_s {
+  /** #MSVC_OK when there is an answer (from the upstream or the cache),
+   *  else the call's error (as msvc_service_response_fn). */
+  int err;
+  int status;               /**< The answer's status. */
+  const char *content_type; /**< Its Content-Type, or NULL. */
+  const char *body;         /**< Its body (NUL-terminated), or NULL. */
+  size_t body_len;          /**< Body length. */
+  msvc_cache_result_t result; /**< How it was answered. */
+  uint64_t age_s;           /**< Age of a cached answer, 0 for a new one. */
+  /** The entry that answered (hit, stale, revalidated, or a miss that was
+   *  stored); NULL when the upstream's answer was not stored. */
+  const msvc_cache_entry_t *entry;
+  /** The upstream's response when entry is NULL and one arrived, else NULL. */
+  const msvc_http_response_t *res;
+} msvc_service_cached_t;
+
+/**
+ * @brief Told once with the answer of msvc_service_get_cached().
+ * @param r     The answer; valid during the call.
+ * @param data  The pointer given to msvc_service_get_cached().
+ */
+typedef void (*msvc_service_cached_fn)(const msvc_service_cached_t *r, void *data);
+
+/**
+ * @brief A GET to another service through a response cache.
+ *
+ * The key is the service name and the target; the identity is the call's
+ * `Authorization` (from @p req's headers, or the parent's when
+ * forward_auth is set). A fresh entry answers without a call; an expired
+ * one is revalidated with `If-None-Match` when it has an `ETag`; an
+ * answer is offered to the cache (msvc_cache_store()). When the call fails
+ * (an error, or a 5xx) and an entry may still serve within its
+ * `stale-if-error`, that entry answers with #MSVC_CACHE_STALE. A request
+ * `Cache-Control: no-store` goes around the cache, `no-cache` revalidates.
+ * Each answer is counted with msvc_cache_note().
+ *
+ * @param svc      The service (started).
+ * @param cache    The cache; borrowed.
+ * @param service  Service to call; copied.
+ * @param req      The request; its method must be GET (or NULL); its
+ *                 on_done, data and on_chunk are ignored. Copied.
+ * @param done     The completion; required. Never called from inside this
+ *                 function.
+ * @param data     Passed to @p done.
+ * @return #MSVC_OK (@p done will be called once); MSVC_EINVAL (bad
+ *         arguments, another method); MSVC_ESTATE; MSVC_ENOMEM.
+ * @note Loop thread, or a worker loop's thread from its handlers.
+ * @since 0.3
+ */
+MSVC_API int msvc_service_get_cached(msvc_service_t *svc, msvc_cache_t *cache,
+                                     const char *service, const msvc_service_request_t *req,
+                                     msvc_service_cached_fn done, void *data);
 
 #ifdef __cplusplus
 }

@@ -164,4 +164,13 @@ int msvc__caller_fanout_new(msvc__caller_t *c, uint32_t deadline_ms,
 int msvc__caller_proxy(msvc__caller_t *c, msvc_http_req_t *req,
                        const msvc_service_proxy_opts_t *opts);
 
+/* cache_get.c: GET through a response cache, for calls and the proxy. */
+int msvc__caller_get_cached(msvc__caller_t *c, msvc_cache_t *cache, const char *service,
+                            const msvc_service_request_t *req, msvc_service_cached_fn done,
+                            void *data);
+int msvc__proxy_cached(msvc__caller_t *c, msvc_cache_t *cache, const char *service,
+                       msvc_http_req_t *req, const msvc_service_request_t *sr);
+/* proxy.c: whether an upstream response header stays off the client's answer. */
+bool msvc__proxy_skip_response_header(const char *name, const char *conn);
+
 #endif /* MSVC_CALL_INTERNAL_H */

@@ -12,6 +12,11 @@
 typedef struct proxy_s {
   msvc_http_res_t *res;
   char *service;
+  /* An unsafe method through a cached proxy: what it changed is dropped
+   * from the cache once it succeeds (RFC 9111 4.4). */
+  msvc_cache_t *cache;
+  char *cache_uri;
+  char *cache_identity;
   bool started;
   bool head; /* a HEAD request: the answer has a length but no body */
 } proxy_t;
@@ -112,6 +117,12 @@ static char *forwarded_for(const msvc_http_req_t *req) {
   return msvc__buf_detach(&b, NULL);
 }
 
+bool msvc__proxy_skip_response_header(const char *name, const char *conn) {
+  return is_hop(name, conn) || msvc__strcasecmp(name, "Content-Length") == 0 ||
+         msvc__strcasecmp(name, "Content-Type") == 0 || msvc__strcasecmp(name, "Date") == 0 ||
+         msvc__strcasecmp(name, MSVC_MW_REQUEST_ID_HEADER) == 0;
+}
+
 static void copy_response_headers(msvc_http_res_t *out, const msvc_http_response_t *res) {
   const char *conn = msvc_http_response_header(res, "Connection");
   size_t i, n = msvc_http_response_header_count(res);
@@ -174,6 +185,35 @@ static void send_head_answer(msvc_http_res_t *out, const msvc_http_response_t *r
     msvc_http_res_end(out);
 }
 
+static void proxy_free(proxy_t *p) {
+  if (p == NULL)
+    return;
+  msvc__free(p->service);
+  msvc__free(p->cache_uri);
+  msvc__free(p->cache_identity);
+  msvc__free(p);
+}
+
+/* Remembers what an unsafe request through a cached proxy may change. */
+static int note_unsafe(proxy_t *p, const msvc_service_proxy_opts_t *o, msvc_http_req_t *req,
+                       const char *target) {
+  const char *m = msvc_http_req_method(req);
+  const char *auth = o->forward_auth ? msvc_http_req_header(req, "Authorization") : NULL;
+  msvc__buf_t b;
+
+  /* the safe methods change nothing */
+  if (o->cache == NULL || strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 ||
+      strcmp(m, "OPTIONS") == 0 || strcmp(m, "TRACE") == 0)
+    return MSVC_OK;
+  msvc__buf_init(&b, 0);
+  msvc__buf_printf(&b, "%s %s", o->service, target);
+  p->cache_uri = msvc__buf_detach(&b, NULL);
+  if (p->cache_uri == NULL || (auth != NULL && (p->cache_identity = msvc__strdup(auth)) == NULL))
+    return MSVC_ENOMEM;
+  p->cache = o->cache;
+  return MSVC_OK;
+}
+
 static void on_proxy_done(int err, const msvc_http_response_t *res, void *data) {
   proxy_t *p = data;
 
@@ -193,8 +233,9 @@ static void on_proxy_done(int err, const msvc_http_response_t *res, void *data) 
   } else {
     msvc_service_res_upstream_error(p->res, p->service, err);
   }
-  msvc__free(p->service);
-  msvc__free(p);
+  if (p->cache != NULL && err == 0 && msvc_http_response_status(res) < 400)
+    msvc_cache_invalidate(p->cache, p->cache_uri, p->cache_identity);
+  proxy_free(p);
 }
 
 static int build_headers(msvc_http_req_t *req, msvc_http_header_t *h, size_t *n,
@@ -234,7 +275,8 @@ int msvc__caller_proxy(msvc__caller_t *c, msvc_http_req_t *req,
   xff = forwarded_for(req);
   h = msvc__calloc(msvc_http_req_header_count(req) + 1, sizeof(*h));
   if (p == NULL || target == NULL || xff == NULL || h == NULL ||
-      (p->service = msvc__strdup(opts->service)) == NULL)
+      (p->service = msvc__strdup(opts->service)) == NULL ||
+      note_unsafe(p, opts, req, target) != MSVC_OK)
     goto out;
   p->res = msvc_http_req_res(req);
   p->head = strcmp(msvc_http_req_method(req), "HEAD") == 0;
@@ -250,7 +292,12 @@ int msvc__caller_proxy(msvc__caller_t *c, msvc_http_req_t *req,
   sr.timeout_ms = opts->timeout_ms;
   sr.on_done = on_proxy_done;
   sr.data = p;
-  r = msvc__caller_call(c, opts->service, &sr, on_proxy_chunk, NULL);
+  if (opts->cache != NULL && strcmp(sr.method, "GET") == 0)
+    r = msvc__proxy_cached(c, opts->cache, opts->service, req, &sr);
+  else
+    r = msvc__caller_call(c, opts->service, &sr, on_proxy_chunk, NULL);
+  if (r == 0 && opts->cache != NULL && strcmp(sr.method, "GET") == 0)
+    goto out; /* p is not used by the cached path */
   if (r == MSVC_ESTATE || r == MSVC_ENOMEM) {
     /* Could not even start: answer now, as a failed call would be. */
     msvc_service_res_upstream_error(p->res, p->service, MSVC_ENO_ENDPOINTS);
@@ -260,9 +307,7 @@ int msvc__caller_proxy(msvc__caller_t *c, msvc_http_req_t *req,
   if (r == 0)
     p = NULL; /* owned by the call now */
 out:
-  if (p != NULL)
-    msvc__free(p->service);
-  msvc__free(p);
+  proxy_free(p);
   msvc__free(target);
   msvc__free(xff);
   msvc__free(h);

@@ -6,7 +6,7 @@ file(GLOB _msvc_service_sources CONFIGURE_DEPENDS
 list(SORT _msvc_service_sources)
 list(APPEND LIBMSVC_SOURCES ${_msvc_service_sources})
 
-foreach(_dep http metrics jwt lb breaker registry tls work events trace limit admin)
+foreach(_dep http metrics jwt lb breaker registry tls work events trace limit admin cache)
   if(NOT _dep IN_LIST LIBMSVC_BLOCKS)
     message(FATAL_ERROR "LIBMSVC_BLOCKS: the service block needs the ${_dep} block")
   endif()
