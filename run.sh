@@ -159,7 +159,7 @@ cmd_ci() {
   cmd_test
   cmd_sanitize
   cmd_docs
-  cmd_fuzz "${FUZZ_SECONDS:-30}"
+  cmd_fuzz "${FUZZ_SECONDS:-20}"
   QUICK=1 cmd_bench
   say "CI finished in $((SECONDS - t0)) s"
 }

@@ -50,7 +50,7 @@ trap cleanup EXIT
 prog=gateway_cache_vs_nginx
 . "$here/lib.sh"
 
-SYS_BFF_CACHE=on SYS_BFF_CONCURRENCY=off MSVC_LOG_LEVEL=${MSVC_LOG_LEVEL:-error} sys_start "$tmp/sys" || exit 1
+SYS_BFF_CACHE=on MSVC_LOG_LEVEL=${MSVC_LOG_LEVEL:-error} sys_start "$tmp/sys" || exit 1
 sys_user
 sys_login "$sys_email" || exit 1
 printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$sys_token" >"$tmp/auth.lua"
