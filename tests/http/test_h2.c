@@ -246,22 +246,30 @@ Test(h2_tools, h2c_can_be_turned_off) {
 enum { F_DATA, F_HEADERS, F_PRIORITY, F_RST, F_SETTINGS, F_PUSH, F_PING, F_GOAWAY,
        F_WINDOW, F_CONT };
 
+/* Writes one frame at out (9 + n bytes), returns the bytes written. */
+static size_t frame_at(uint8_t *out, uint8_t type, uint8_t flags, uint32_t sid,
+                       const void *p, size_t n) {
+  out[0] = (uint8_t)(n >> 16);
+  out[1] = (uint8_t)(n >> 8);
+  out[2] = (uint8_t)n;
+  out[3] = type;
+  out[4] = flags;
+  out[5] = (uint8_t)(sid >> 24);
+  out[6] = (uint8_t)(sid >> 16);
+  out[7] = (uint8_t)(sid >> 8);
+  out[8] = (uint8_t)sid;
+  if (n > 0)
+    memcpy(out + 9, p, n);
+  return 9 + n;
+}
+
 static void frame(int fd, uint8_t type, uint8_t flags, uint32_t sid, const void *p,
                   size_t n) {
-  uint8_t h[9];
+  uint8_t *b = malloc(9 + n);
 
-  h[0] = (uint8_t)(n >> 16);
-  h[1] = (uint8_t)(n >> 8);
-  h[2] = (uint8_t)n;
-  h[3] = type;
-  h[4] = flags;
-  h[5] = (uint8_t)(sid >> 24);
-  h[6] = (uint8_t)(sid >> 16);
-  h[7] = (uint8_t)(sid >> 8);
-  h[8] = (uint8_t)sid;
-  tc_send(fd, (const char *)h, 9);
-  if (n > 0)
-    tc_send(fd, p, n);
+  cr_assert_not_null(b);
+  tc_send(fd, (const char *)b, frame_at(b, type, flags, sid, p, n));
+  free(b);
 }
 
 static bool read_full(int fd, uint8_t *p, size_t n) {
@@ -443,13 +451,24 @@ Test(h2_frames, rapid_reset_flood_ends_the_connection) {
   static const uint8_t cancel[4] = {0, 0, 0, 8};
   static const uint8_t get_count[] = {0x82, 0x86, 0x44, 0x06, '/', 'c', 'o', 'u', 'n', 't',
                                       0x41, 0x01, 'x'};
+  uint8_t *flood;
+  size_t len = 0;
 
+  /* Each request and its cancel leave in one write, the whole flood at
+   * once, as an attacker sends it: the server reads them together and the
+   * cancel finds the request unanswered. Written frame by frame, a server
+   * that keeps pace answers each request before its cancel arrives, and a
+   * cancel of an answered request is no attack. */
+  flood = malloc(5000 * (2 * 9 + sizeof(get_count) + 4));
+  cr_assert_not_null(flood);
+  for (i = 0; i < 5000; i++) {
+    len += frame_at(flood + len, F_HEADERS, 0x5, 2 * i + 1, get_count, sizeof(get_count));
+    len += frame_at(flood + len, F_RST, 0, 2 * i + 1, cancel, 4);
+  }
   start(&t);
   fd = h2_open(t.port);
-  for (i = 0; i < 5000; i++) {
-    frame(fd, F_HEADERS, 0x5, 2 * i + 1, get_count, sizeof(get_count));
-    frame(fd, F_RST, 0, 2 * i + 1, cancel, 4);
-  }
+  tc_send(fd, (const char *)flood, len);
+  free(flood);
   do
     err = wait_error(fd, &type);
   while (err >= 0 && type != F_GOAWAY);
