@@ -8,7 +8,10 @@
  *
  *   bench_tls                          run the benchmark
  *   bench_tls --serve PORT CERT KEY    serve GET /hello over HTTPS until
- *                                      SIGTERM (for bench/bench_tls.sh)
+ *                                      SIGTERM (for bench/bench_tls.sh),
+ *                                      handshakes on a worker pool as the
+ *                                      service object runs them
+ *                                      (MSVC_BENCH_TLS_LOOP=1: on the loop)
  *
  * Certificates are made in a temporary directory with the openssl CLI.
  */
@@ -21,6 +24,7 @@
 #include <msvc/http.h>
 #include <msvc/http_client.h>
 #include <msvc/tls.h>
+#include <msvc/work.h>
 
 #include "bench.h"
 
@@ -61,12 +65,20 @@ static int serve(int port, const char *crt, const char *key) {
   uv_loop_t loop;
   uv_signal_t sig;
   msvc_http_server_t *srv;
+  msvc_work_t *work = NULL;
   msvc_tls_config_t *cfg = make_cfg(MSVC_TLS_SERVER, crt, key, NULL, 86400);
+  const char *on_loop = getenv("MSVC_BENCH_TLS_LOOP");
 
   uv_loop_init(&loop);
+  if ((on_loop == NULL || strcmp(on_loop, "1") != 0) &&
+      msvc_work_new(&loop, NULL, &work) != MSVC_OK) {
+    fprintf(stderr, "bench_tls: cannot make the worker pool\n");
+    return 2;
+  }
   if (msvc_http_server_new(&loop, NULL, &srv) != MSVC_OK ||
       msvc_http_server_route(srv, "GET", "/hello", h_hello, NULL, NULL) != MSVC_OK ||
       msvc_http_server_set_tls(srv, cfg) != MSVC_OK ||
+      msvc_http_server_set_work(srv, work) != MSVC_OK ||
       msvc_http_server_listen(srv, "127.0.0.1", port) != MSVC_OK) {
     fprintf(stderr, "bench_tls: cannot serve on port %d\n", port);
     return 2;
@@ -78,6 +90,9 @@ static int serve(int port, const char *crt, const char *key) {
   uv_run(&loop, UV_RUN_DEFAULT);
   msvc_http_server_close(srv, NULL, NULL);
   uv_close((uv_handle_t *)&sig, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT); /* the server first: it borrows the pool */
+  if (work != NULL)
+    msvc_work_close(work, NULL, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   return 0;

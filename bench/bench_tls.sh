@@ -7,7 +7,9 @@
 #   tls_handshake_full_<k>   new TLS sessions per second (openssl s_time -new)
 #   tls_handshake_resumed_<k> resumed sessions per second (s_time -reuse)
 # for k in ecdsa (P-256) and rsa (2048). Each figure carries the ratio to
-# nginx's. libmsvc's server is `bench_tls --serve` (bench/bench_tls.c).
+# nginx's. libmsvc's server is `bench_tls --serve` (bench/bench_tls.c),
+# its handshakes on a worker pool pinned to the same core as its loop
+# (MSVC_BENCH_TLS_LOOP=1 runs them on the loop instead).
 #
 #   bench/bench_tls.sh [path/to/bench_tls]
 #

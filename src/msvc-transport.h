@@ -135,6 +135,10 @@ int msvc__tls_wrap_client(struct msvc_tls_config_s *cfg, uv_loop_t *loop,
 int msvc__tls_wrap_client_h2(struct msvc_tls_config_s *cfg, uv_loop_t *loop,
                              msvc__transport_t *inner, const char *host, int port,
                              msvc__transport_t **out);
+/* Runs the handshake's steps on pool w (NULL: on the loop); call before
+ * the transport starts reading. */
+struct msvc_work_s;
+void msvc__tls_set_work(msvc__transport_t *tls, struct msvc_work_s *w);
 /* A client configuration trusting the system CA bundle. */
 int msvc__tls_default_client(struct msvc_tls_config_s **out);
 /* The role (msvc_tls_role_t) a configuration was made for. */

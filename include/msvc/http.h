@@ -197,6 +197,34 @@ struct msvc_tls_config_s;
  */
 MSVC_API int msvc_http_server_set_tls(msvc_http_server_t *srv, struct msvc_tls_config_s *cfg);
 
+struct msvc_work_s;
+
+/**
+ * @brief Runs the TLS handshakes of the server's connections on a worker
+ *        pool instead of its loop.
+ *
+ * A full handshake costs the server a private-key signature and a key
+ * exchange, milliseconds of CPU with Mbed TLS; on the loop they delay every
+ * request of every connection already open. With a pool, each step of a
+ * handshake that has input to work on runs on a pool thread (one at a time
+ * per connection), and the loop goes on serving meanwhile. A step waits in
+ * the pool's queue at most until the handshake's deadline
+ * (msvc_tls_opts_t::handshake_timeout_ms); when the queue is full, or the
+ * pool is draining, the step runs on the loop as it would without a pool.
+ * The service object sets its own pool (msvc_service_work()) on its
+ * servers.
+ *
+ * @param srv  The server.
+ * @param w    A pool bound to the server's loop (msvc/work.h), borrowed: it
+ *             must stay open until the server has closed (close the server
+ *             first). NULL: handshakes run on the loop (the default).
+ * @return #MSVC_OK, MSVC_EINVAL (NULL server, a pool of another loop).
+ * @note Not thread-safe: call it on the server's loop thread. Connections
+ *       already open keep the pool they started with.
+ * @since 0.3
+ */
+MSVC_API int msvc_http_server_set_work(msvc_http_server_t *srv, struct msvc_work_s *w);
+
 /**
  * @brief Create a server on a loop.
  * @param loop  The caller's loop; must outlive the server.

@@ -311,6 +311,8 @@ int msvc__conn_accept(msvc_http_server_t *srv) {
   if (srv->tls != NULL &&
       (rc = msvc__tls_wrap_server_alpn(srv->tls, srv->loop, tr, srv->opts.http2, &tr)) != 0)
     return rc;
+  if (srv->tls != NULL)
+    msvc__tls_set_work(tr, srv->work);
 #endif
   return msvc__conn_attach(srv, tr);
 }

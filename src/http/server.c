@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <msvc/work.h>
+
 #include "http/server.h"
 
 #define ACCEPT_BACKOFF_MIN_MS 10
@@ -144,6 +146,13 @@ int msvc_http_server_set_tls(msvc_http_server_t *srv, struct msvc_tls_config_s *
   (void)cfg;
   return MSVC_ENOTSUP;
 #endif
+}
+
+int msvc_http_server_set_work(msvc_http_server_t *srv, msvc_work_t *w) {
+  if (srv == NULL || (w != NULL && msvc_work_loop(w) != srv->loop))
+    return MSVC_EINVAL;
+  srv->work = w;
+  return MSVC_OK;
 }
 
 int msvc_http_server_route(msvc_http_server_t *srv, const char *method,

@@ -192,6 +192,7 @@ struct msvc_http_server_s {
   int64_t date_secs;
   char date[32];
   struct msvc_tls_config_s *tls; /* NULL: plain HTTP */
+  struct msvc_work_s *work;      /* TLS handshakes run here; NULL: on the loop */
   /* Told when a drain begins (the service drains its worker pool). */
   void (*drain_hook)(void *data, uint32_t timeout_ms);
   void *drain_hook_data;

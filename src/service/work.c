@@ -33,6 +33,9 @@ int msvc__svc_work_setup(msvc_service_t *svc, msvc_http_server_t *srv,
   rc = msvc_work_new(msvc_http_server_loop(srv), &o, &l->work);
   if (rc != MSVC_OK)
     return rc;
+  /* TLS handshakes too: a full one is milliseconds of the loop otherwise.
+   * The server closes before its loop's pool (msvc__svc_loop_free()). */
+  (void)msvc_http_server_set_work(srv, l->work);
   msvc__http_server_on_drain(srv, on_server_drain, l);
   return MSVC_OK;
 }

@@ -88,6 +88,63 @@ static int check_readable(const char *what, const char *path, char *err, size_t 
   return MSVC_ETLS_FILE;
 }
 
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
+/* Mbed TLS 2.x computes a curve's table of multiples of its generator the
+ * first time a key's group multiplies it, and keeps the table in that
+ * group. The handshakes of one configuration may run on several threads
+ * at once (worker loops, a server's worker pool), so the groups they share
+ * (the own key's, and on a server the CA certificates a client certificate
+ * is checked against) get their tables here, before any handshake: from
+ * then on they are only read. Mbed TLS 3.x has static tables. */
+static int warm_ec(msvc_tls_config_t *cfg, mbedtls_pk_context *pk) {
+  mbedtls_ecp_keypair *kp;
+  mbedtls_ecp_point r;
+  mbedtls_mpi two;
+  int rc;
+
+  if (!mbedtls_pk_can_do(pk, MBEDTLS_PK_ECKEY))
+    return 0;
+  kp = mbedtls_pk_ec(*pk);
+  mbedtls_ecp_point_init(&r);
+  mbedtls_mpi_init(&two);
+  rc = mbedtls_mpi_lset(&two, 2);
+  if (rc == 0)
+    rc = mbedtls_ecp_mul(&kp->grp, &r, &two, &kp->grp.G, mbedtls_ctr_drbg_random, &cfg->drbg);
+  mbedtls_mpi_free(&two);
+  mbedtls_ecp_point_free(&r);
+  return rc;
+}
+#endif
+
+static int warm_keys(msvc_tls_config_t *cfg, msvc__tls_material_t *m, char *err,
+                     size_t len) {
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
+  mbedtls_x509_crt *c;
+  int rc = 0;
+
+  if (m->has_chain)
+    rc = warm_ec(cfg, &m->key);
+  /* A server's CA list is the few issuers of its clients; a client's is
+   * often the system bundle, whose curves would cost some 50 ms here, and
+   * a client's handshakes run on its loop. */
+  for (c = m->has_ca && cfg->o.role == MSVC_TLS_SERVER ? &m->ca : NULL;
+       rc == 0 && c != NULL && c->version != 0; c = c->next)
+    rc = warm_ec(cfg, &c->pk);
+  if (rc != 0) {
+    msvc__tls_fmt_err(err, len, "elliptic curve setup", rc);
+    return rc == MBEDTLS_ERR_ECP_ALLOC_FAILED || rc == MBEDTLS_ERR_MPI_ALLOC_FAILED
+               ? MSVC_ENOMEM
+               : MSVC_ETLS;
+  }
+#else
+  (void)cfg;
+  (void)m;
+  (void)err;
+  (void)len;
+#endif
+  return 0;
+}
+
 static int load_own(msvc_tls_config_t *cfg, msvc__tls_material_t *m, char *err,
                     size_t len) {
   const msvc_tls_opts_t *o = &cfg->o;
@@ -237,6 +294,8 @@ static int material_build(msvc_tls_config_t *cfg, msvc__tls_material_t **out,
     rc = load_own(cfg, m, err, len);
   if (rc == 0 && (!server || o->client_auth != MSVC_TLS_AUTH_NONE))
     rc = load_ca(cfg, m, err, len);
+  if (rc == 0)
+    rc = warm_keys(cfg, m, err, len);
   if (rc != 0) {
     material_free(m);
     return rc;

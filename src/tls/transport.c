@@ -16,6 +16,15 @@
  * session is up. The timer bounds the handshake and, with a zero delay,
  * resumes delivery of input that was buffered while the owner had stopped
  * reading: nothing would arrive from the socket to trigger it.
+ *
+ * With a worker pool, each handshake step that has input to work on (the
+ * private-key signature, the key exchange, the chain's verification) runs on
+ * a pool thread. While it does, that thread owns the mbedtls context, the
+ * input buffer and the collecting output buffer: the loop stops reading the
+ * inner transport and holds back flushes until the step's done callback has
+ * run. Nothing else of the transport is touched by the pool thread, except
+ * `resumed` and `verified`, which the session callbacks set; the done
+ * callback hands them back to the loop.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -23,6 +32,7 @@
 
 #include <mbedtls/error.h>
 #include <msvc/log.h>
+#include <msvc/work.h>
 
 #include "tls/tls-internal.h"
 
@@ -55,6 +65,9 @@ typedef struct tls_tr_s {
   msvc__buf_t early;
   wlist_t early_wl;
   msvc__tls_peer_t peer;
+  msvc_work_t *work;    /* handshake steps run here; NULL: on the loop */
+  msvc_work_job_t *job; /* the step on the pool, while offloaded */
+  int step_rc;          /* its mbedtls result, read by its done callback */
   char *session_key;
   char *ip_host;
   uint64_t t0;
@@ -74,11 +87,13 @@ typedef struct tls_tr_s {
   bool ended;
   bool closing;
   bool shut_pending;
+  bool offloaded; /* a pool thread runs a handshake step */
 } tls_tr_t;
 
 static _Thread_local unsigned char plain[16384];
 
 static void process(tls_tr_t *t);
+static void free_tls(tls_tr_t *t);
 
 static void wl_init(wlist_t *l) {
   l->head = NULL;
@@ -155,7 +170,7 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len) {
 }
 
 static void set_inner_reading(tls_tr_t *t) {
-  bool want = (t->handshaking || t->want_read) && !t->ended && !t->closing;
+  bool want = (t->handshaking || t->want_read) && !t->ended && !t->closing && !t->offloaded;
 
   if (want == t->inner_reading)
     return;
@@ -183,7 +198,8 @@ static void end(tls_tr_t *t, int status) {
 static void on_inner_write(msvc__transport_t *inner, int status, void *arg);
 
 static void maybe_shutdown(tls_tr_t *t) {
-  if (!t->shut_pending || t->owriting || t->obuf[t->oi].len > 0 || t->closing)
+  if (!t->shut_pending || t->offloaded || t->owriting || t->obuf[t->oi].len > 0 ||
+      t->closing)
     return;
   t->shut_pending = false;
   (void)t->inner->ops->shutdown(t->inner);
@@ -197,7 +213,7 @@ static int flush(tls_tr_t *t) {
   uv_buf_t b;
   int rc;
 
-  if (t->owriting || t->obuf[idx].len == 0 || t->closing)
+  if (t->offloaded || t->owriting || t->obuf[idx].len == 0 || t->closing)
     return 0;
   b = uv_buf_init(t->obuf[idx].data, (unsigned)t->obuf[idx].len);
   t->owriting = true;
@@ -356,15 +372,22 @@ int msvc__tls_cache_set(void *data, unsigned char const *session_id,
   return rc;
 }
 
-/* Runs the handshake as far as the input allows: 0 while it goes on or
- * once it is done, else a negative code. Only the public API: the return
- * of mbedtls_ssl_handshake() says when it is over, in 2.28 as in 3.x. */
-static int handshake(tls_tr_t *t) {
+/* Runs the handshake as far as the input allows, on the loop or on a pool
+ * thread: mbedtls and the transport's buffers only. */
+static int handshake_step(tls_tr_t *t) {
   int rc;
 
   hs_current = t;
   rc = mbedtls_ssl_handshake(&t->ssl);
   hs_current = NULL;
+  return rc;
+}
+
+/* What a step's mbedtls result means, on the loop: 0 while the handshake
+ * goes on or once it is done, else a negative code. Only the public API:
+ * the return of mbedtls_ssl_handshake() says when it is over, in 2.28 as in
+ * 3.x. */
+static int handshake_result(tls_tr_t *t, int rc) {
   if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
     return 0;
   if (rc != 0) {
@@ -399,23 +422,95 @@ static void deliver(tls_tr_t *t) {
   }
 }
 
-static void process(tls_tr_t *t) {
-  int rc;
+/* Sends what a handshake step wrote and goes on from its result. */
+static void stepped(tls_tr_t *t, int rc) {
+  flush_loop(t);
+  if (rc != 0) {
+    end(t, rc);
+    return;
+  }
+  if (t->handshaking) {
+    if (t->eof_in)
+      end(t, MSVC_ETLS);
+    return;
+  }
+  deliver(t);
+  flush_loop(t);
+}
 
+static void on_timer(uv_timer_t *timer);
+
+static void on_step_work(void *data) {
+  tls_tr_t *t = data;
+
+  t->step_rc = handshake_step(t);
+}
+
+static void on_step_done(void *data, int status) {
+  tls_tr_t *t = data;
+  uint64_t now;
+
+  t->offloaded = false;
+  t->job = NULL;
+  if (--t->handles == 0) {
+    free_tls(t); /* closed while the step ran */
+    return;
+  }
   if (t->ended || t->closing)
     return;
+  if (status == MSVC_ETIMEDOUT) {
+    end(t, MSVC_ETLS_TIMEOUT); /* it waited in the queue past the deadline */
+    return;
+  }
+  set_inner_reading(t);
+  if (status != MSVC_OK) {
+    /* The pool is draining or closing: the loop runs the steps from now. */
+    t->work = NULL;
+    process(t);
+  } else {
+    stepped(t, handshake_result(t, t->step_rc));
+  }
+  if (t->handshaking && !t->ended && !t->closing) {
+    now = uv_now(t->timer.loop);
+    uv_timer_start(&t->timer, on_timer, t->deadline > now ? t->deadline - now : 0, 0);
+  }
+  maybe_shutdown(t);
+}
+
+/* Hands the next handshake step to the pool: 0 when it went there. A step
+ * without input to work on (a client's first) is cheap and stays here; so
+ * does one the pool refuses (its queue full, or the pool draining). */
+static int offload(tls_tr_t *t) {
+  uint64_t now, left;
+  int rc;
+
+  if (t->work == NULL || t->in_len == t->in_off)
+    return -1;
+  now = uv_now(t->timer.loop);
+  left = t->deadline > now ? t->deadline - now : 1;
+  t->offloaded = true;
+  t->handles++;
+  rc = msvc_work_submit_wait(t->work, left > UINT32_MAX ? UINT32_MAX : (uint32_t)left,
+                             on_step_work, on_step_done, t, &t->job);
+  if (rc != MSVC_OK) {
+    t->offloaded = false;
+    t->handles--;
+    if (rc != MSVC_EWORK_FULL)
+      t->work = NULL;
+    return rc;
+  }
+  set_inner_reading(t);
+  return 0;
+}
+
+static void process(tls_tr_t *t) {
+  if (t->ended || t->closing || t->offloaded)
+    return;
   if (t->handshaking) {
-    rc = handshake(t);
-    flush_loop(t);
-    if (rc != 0) {
-      end(t, rc);
+    if (offload(t) == 0)
       return;
-    }
-    if (t->handshaking) {
-      if (t->eof_in)
-        end(t, MSVC_ETLS);
-      return;
-    }
+    stepped(t, handshake_result(t, handshake_step(t)));
+    return;
   }
   deliver(t);
   flush_loop(t);
@@ -508,8 +603,8 @@ static void on_timer(uv_timer_t *timer) {
   tls_tr_t *t = timer->data;
   uint64_t now = uv_now(timer->loop);
 
-  if (t->ended || t->closing)
-    return;
+  if (t->ended || t->closing || t->offloaded)
+    return; /* a step's done callback checks the deadline */
   if (t->handshaking && now >= t->deadline) {
     end(t, MSVC_ETLS_TIMEOUT);
     return;
@@ -605,6 +700,8 @@ static void tls_close(msvc__transport_t *base) {
   if (t->closing)
     return;
   t->closing = true;
+  if (t->offloaded)
+    (void)msvc_work_cancel(t->work, t->job); /* a running step finishes first */
   uv_timer_stop(&t->timer);
   uv_close((uv_handle_t *)&t->timer, on_timer_closed);
   msvc__transport_close(t->inner);
@@ -766,4 +863,8 @@ int msvc__tls_wrap_client_h2(msvc_tls_config_t *cfg, uv_loop_t *loop,
                              msvc__transport_t *inner, const char *host, int port,
                              msvc__transport_t **out) {
   return wrap_client(cfg, loop, inner, host, port, true, out);
+}
+
+void msvc__tls_set_work(msvc__transport_t *tls, msvc_work_t *w) {
+  ((tls_tr_t *)tls)->work = w;
 }
