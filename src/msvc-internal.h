@@ -145,6 +145,16 @@ uint64_t msvc__rand_below(uint64_t n);
 /* ndigits random lower-case hex digits and a NUL into out (ndigits + 1
  * bytes), 16 digits per draw of msvc__rand64(). */
 void msvc__hex_random(char *out, size_t ndigits);
+/* The value of a hex digit of either case, or -1 for any other byte. */
+static inline int msvc__hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
 
 /* ---- options structs ------------------------------------------------------
  * Public options structs start with `size_t size`, filled by their _init().

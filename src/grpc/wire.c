@@ -165,16 +165,6 @@ int msvc__grpc_pct_encode(msvc__buf_t *out, const char *s, size_t len) {
   return out->err;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 int msvc__grpc_pct_decode(msvc__buf_t *out, const char *s, size_t len) {
   size_t i;
 
@@ -182,8 +172,8 @@ int msvc__grpc_pct_decode(msvc__buf_t *out, const char *s, size_t len) {
   for (i = 0; i < len; i++) {
     int hi, lo;
 
-    if (s[i] == '%' && i + 2 < len && (hi = hexval(s[i + 1])) >= 0 &&
-        (lo = hexval(s[i + 2])) >= 0) {
+    if (s[i] == '%' && i + 2 < len && (hi = msvc__hex_digit(s[i + 1])) >= 0 &&
+        (lo = msvc__hex_digit(s[i + 2])) >= 0) {
       msvc__buf_putc(out, (char)(hi * 16 + lo));
       i += 2;
     } else {

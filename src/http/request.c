@@ -277,16 +277,6 @@ int msvc_http_req_header_at(const msvc_http_req_t *req, size_t i,
   return MSVC_OK;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Percent-decodes into out (at least n+1 bytes); a malformed escape is kept
  * as it is. Returns the decoded length. */
 static size_t pct_decode(char *out, const char *s, size_t n, bool plus) {
@@ -294,8 +284,8 @@ static size_t pct_decode(char *out, const char *s, size_t n, bool plus) {
 
   for (i = 0; i < n; i++) {
     int hi, lo;
-    if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-        (lo = hexval(s[i + 2])) >= 0) {
+    if (s[i] == '%' && i + 2 < n && (hi = msvc__hex_digit(s[i + 1])) >= 0 &&
+        (lo = msvc__hex_digit(s[i + 2])) >= 0) {
       out[o++] = (char)(hi * 16 + lo);
       i += 2;
     } else {

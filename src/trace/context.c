@@ -45,10 +45,6 @@ void msvc__trace_random_id(char *out, size_t ndigits) {
   while (ndigits < sizeof(zeros) && memcmp(out, zeros, ndigits) == 0);
 }
 
-static int hexval(char c) {
-  return c <= '9' ? c - '0' : c - 'a' + 10;
-}
-
 /* OWS of the header grammar. */
 static bool is_ows(char c) {
   return c == ' ' || c == '\t';
@@ -85,7 +81,7 @@ int msvc_trace_traceparent_parse(const char *s, size_t len, msvc_trace_ctx_t *ou
   out->trace_id[32] = '\0';
   memcpy(out->span_id, s + 36, 16);
   out->span_id[16] = '\0';
-  out->flags = (uint8_t)(hexval(s[53]) * 16 + hexval(s[54]));
+  out->flags = (uint8_t)(msvc__hex_digit(s[53]) * 16 + msvc__hex_digit(s[54]));
   out->remote = true;
   return MSVC_OK;
 }
