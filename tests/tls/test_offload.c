@@ -294,3 +294,57 @@ Test(tls_offload, pool_of_another_loop_refused) {
   cr_assert_eq(msvc_http_server_set_work(f.srv, NULL), MSVC_OK);
   stop(&f);
 }
+
+/* Many new clients at once, on a pool of four threads: every handshake of
+ * the ECDSA and the RSA server completes, several at a time (the shared
+ * key and configuration used from several threads at once). */
+static void concurrent(const char *crt, const char *key) {
+  enum { N = 12 };
+  msvc_http_client_t *c[N];
+  result_t r[N];
+  msvc_tls_opts_t to;
+  msvc_tls_config_t *cfg;
+  msvc_work_opts_t wo;
+  fixture_t f;
+  int i;
+
+  memset(&f, 0, sizeof(f));
+  cr_assert_eq(uv_loop_init(&f.loop), 0);
+  cr_assert_eq(msvc_metrics_registry_new(NULL, &f.reg), MSVC_OK);
+  msvc_tls_opts_init(&to, MSVC_TLS_SERVER);
+  to.cert_file = cf(crt);
+  to.key_file = cf(key);
+  to.metrics = f.reg;
+  cr_assert_eq(msvc_tls_config_new(&to, &cfg, NULL, 0), MSVC_OK);
+  f.srv = hello_server(&f.loop, cfg);
+  msvc_tls_config_free(cfg);
+  msvc_work_opts_init(&wo);
+  wo.threads = 4;
+  cr_assert_eq(msvc_work_new(&f.loop, &wo, &f.work), MSVC_OK);
+  cr_assert_eq(msvc_http_server_set_work(f.srv, f.work), MSVC_OK);
+  snprintf(f.url, sizeof(f.url), "https://127.0.0.1:%d/hello", msvc_http_server_port(f.srv));
+  for (i = 0; i < N; i++) {
+    c[i] = new_client(&f);
+    start_get(&f, c[i], &r[i], 20000);
+  }
+  for (i = 0; i < N; i++) {
+    run_until(&f.loop, &r[i].done);
+    cr_assert_eq(r[i].err, 0, "client %d: %s", i, msvc_strerror(r[i].err));
+    cr_assert_str_eq(r[i].body, "hello");
+  }
+  cr_assert_eq(hs_count(f.reg, "ok"), N);
+  cr_assert_geq(jobs_done(&f), 2 * N);
+  f.c[0] = c[0];
+  f.c[1] = c[1];
+  for (i = 2; i < N; i++)
+    msvc_http_client_close(c[i], NULL, NULL);
+  stop(&f);
+}
+
+Test(tls_offload, concurrent_handshakes_ecdsa) {
+  concurrent("server.crt", "server.key");
+}
+
+Test(tls_offload, concurrent_handshakes_rsa) {
+  concurrent("server-rsa.crt", "server-rsa.key");
+}
