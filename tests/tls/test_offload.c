@@ -36,7 +36,9 @@ static msvc_http_client_t *new_client(fixture_t *f) {
   return c;
 }
 
-static void start(fixture_t *f, uint32_t handshake_timeout_ms) {
+/* A server with crt/key whose handshakes run on a pool of `threads`. */
+static void start_with(fixture_t *f, const char *crt, const char *key,
+                       uint32_t handshake_timeout_ms, unsigned threads) {
   msvc_tls_opts_t to;
   msvc_tls_config_t *cfg;
   msvc_work_opts_t wo;
@@ -45,8 +47,8 @@ static void start(fixture_t *f, uint32_t handshake_timeout_ms) {
   cr_assert_eq(uv_loop_init(&f->loop), 0);
   cr_assert_eq(msvc_metrics_registry_new(NULL, &f->reg), MSVC_OK);
   msvc_tls_opts_init(&to, MSVC_TLS_SERVER);
-  to.cert_file = cf("server.crt");
-  to.key_file = cf("server.key");
+  to.cert_file = cf(crt);
+  to.key_file = cf(key);
   to.metrics = f->reg;
   if (handshake_timeout_ms > 0)
     to.handshake_timeout_ms = handshake_timeout_ms;
@@ -54,13 +56,18 @@ static void start(fixture_t *f, uint32_t handshake_timeout_ms) {
   f->srv = hello_server(&f->loop, cfg);
   msvc_tls_config_free(cfg);
   msvc_work_opts_init(&wo);
-  wo.threads = 1;
+  wo.threads = threads;
   cr_assert_eq(msvc_work_new(&f->loop, &wo, &f->work), MSVC_OK);
   cr_assert_eq(msvc_http_server_set_work(f->srv, f->work), MSVC_OK);
   snprintf(f->url, sizeof(f->url), "https://127.0.0.1:%d/hello",
            msvc_http_server_port(f->srv));
   f->c[0] = new_client(f);
   f->c[1] = new_client(f);
+}
+
+/* One pool thread: the plug below decides what waits. */
+static void start(fixture_t *f, uint32_t handshake_timeout_ms) {
+  start_with(f, "server.crt", "server.key", handshake_timeout_ms, 1);
 }
 
 static bool pool_closed;
@@ -70,9 +77,11 @@ static void on_pool_closed(void *data) {
   pool_closed = true;
 }
 
-/* The server before its pool, as the pool's borrower must. */
+/* The server (unless already closed) before its pool, as the pool's
+ * borrower must. */
 static void stop(fixture_t *f) {
-  msvc_http_server_close(f->srv, NULL, NULL);
+  if (f->srv != NULL)
+    msvc_http_server_close(f->srv, NULL, NULL);
   msvc_http_client_close(f->c[0], NULL, NULL);
   msvc_http_client_close(f->c[1], NULL, NULL);
   pool_closed = false;
@@ -253,14 +262,7 @@ Test(tls_offload, closing_with_a_step_queued_releases_it) {
   cr_assert_eq(st.cancelled, 1);
   unplug(&f);
   f.srv = NULL;
-  msvc_http_client_close(f.c[0], NULL, NULL);
-  msvc_http_client_close(f.c[1], NULL, NULL);
-  pool_closed = false;
-  msvc_work_close(f.work, on_pool_closed, NULL);
-  cr_assert_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
-  cr_assert(pool_closed);
-  cr_assert_eq(uv_loop_close(&f.loop), 0, "a handle leaked");
-  msvc_metrics_registry_free(f.reg);
+  stop(&f);
 }
 
 Test(tls_offload, drained_pool_hands_steps_back_to_the_loop) {
@@ -302,29 +304,15 @@ static void concurrent(const char *crt, const char *key) {
   enum { N = 12 };
   msvc_http_client_t *c[N];
   result_t r[N];
-  msvc_tls_opts_t to;
-  msvc_tls_config_t *cfg;
-  msvc_work_opts_t wo;
   fixture_t f;
   int i;
 
-  memset(&f, 0, sizeof(f));
-  cr_assert_eq(uv_loop_init(&f.loop), 0);
-  cr_assert_eq(msvc_metrics_registry_new(NULL, &f.reg), MSVC_OK);
-  msvc_tls_opts_init(&to, MSVC_TLS_SERVER);
-  to.cert_file = cf(crt);
-  to.key_file = cf(key);
-  to.metrics = f.reg;
-  cr_assert_eq(msvc_tls_config_new(&to, &cfg, NULL, 0), MSVC_OK);
-  f.srv = hello_server(&f.loop, cfg);
-  msvc_tls_config_free(cfg);
-  msvc_work_opts_init(&wo);
-  wo.threads = 4;
-  cr_assert_eq(msvc_work_new(&f.loop, &wo, &f.work), MSVC_OK);
-  cr_assert_eq(msvc_http_server_set_work(f.srv, f.work), MSVC_OK);
-  snprintf(f.url, sizeof(f.url), "https://127.0.0.1:%d/hello", msvc_http_server_port(f.srv));
+  start_with(&f, crt, key, 0, 4);
+  c[0] = f.c[0];
+  c[1] = f.c[1];
   for (i = 0; i < N; i++) {
-    c[i] = new_client(&f);
+    if (i >= 2)
+      c[i] = new_client(&f);
     start_get(&f, c[i], &r[i], 20000);
   }
   for (i = 0; i < N; i++) {
@@ -334,8 +322,6 @@ static void concurrent(const char *crt, const char *key) {
   }
   cr_assert_eq(hs_count(f.reg, "ok"), N);
   cr_assert_geq(jobs_done(&f), 2 * N);
-  f.c[0] = c[0];
-  f.c[1] = c[1];
   for (i = 2; i < N; i++)
     msvc_http_client_close(c[i], NULL, NULL);
   stop(&f);
