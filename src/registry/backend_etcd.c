@@ -69,6 +69,10 @@ typedef struct etcd_watch_s {
   size_t ep;
   int refs;
   bool stream_ok; /* created, not failed yet */
+  /* The stream was asked to start "now" (no revision read yet): a change
+   * committed after the first range was read but before etcd created the
+   * stream falls between the two, so the stream's creation re-reads. */
+  bool from_now;
   /* One range at a time per watch: a burst of events pokes many times, and
    * every range reads the whole service. */
   bool ranging;
@@ -534,6 +538,8 @@ static void on_stream_chunk(msvc_http_call_t *call,
     if (m.created) {
       ew->stream_ok = true;
       ew->attempt = 0;
+      if (ew->from_now)
+        msvc__reg_watch_poke(ew->w);
     }
     if (m.compact_revision != 0 || m.canceled) {
       /* Our revision is gone: re-read everything, then watch from now. */
@@ -582,6 +588,7 @@ static void stream_start(etcd_watch_t *ew) {
   int rc;
 
   ew->ep = eb->cur;
+  ew->from_now = ew->revision <= 0;
   msvc__buf_init(&b, 0);
   msvc__buf_puts(&b, "{\"create_request\":{");
   prefix_body(&b, ew->w->service);
