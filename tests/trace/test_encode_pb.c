@@ -154,7 +154,7 @@ typedef struct {
   char attrs[MSVC_TRACE_MAX_ATTRS][160];
   int nattrs;
   uint32_t dropped_attrs, dropped_events;
-  char events[MSVC_TRACE_MAX_EVENTS][160];
+  char events[MSVC_TRACE_MAX_EVENTS][200];
   int nevents;
   char status_msg[64];
 } span_t;
