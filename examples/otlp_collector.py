@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""A small OTLP/HTTP (JSON) trace collector for the demo and the benchmarks,
-and a terminal waterfall of what it received. Standard library only.
+"""A small OTLP/HTTP trace collector for the demo and the benchmarks, and a
+terminal waterfall of what it received. Standard library only.
 
   otlp_collector.py serve [--port N] [--out FILE] [--discard]
       Listens on 127.0.0.1 (port 0: any free port, printed as
       "listening PORT" on the first line of stdout). POST /v1/traces takes
-      an ExportTraceServiceRequest in JSON; every span is appended to FILE
+      an ExportTraceServiceRequest in protobuf (application/x-protobuf) or
+      JSON (application/json); every span is appended to FILE
       as one JSON line (with its resource's service.name), or only counted
       with --discard. GET /stats gives the counts.
 
@@ -16,9 +17,125 @@ and a terminal waterfall of what it received. Standard library only.
 """
 import argparse
 import json
+import struct
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+# ---- protobuf: just enough of the wire format for the spans we read ------
+
+def pb_fields(buf):
+    """Yields (field number, wire type, value) of one message."""
+    pos, end = 0, len(buf)
+
+    def varint():
+        nonlocal pos
+        v = shift = 0
+        while True:
+            b = buf[pos]
+            pos += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return v
+
+    while pos < end:
+        tag = varint()
+        field, wt = tag >> 3, tag & 7
+        if wt == 0:
+            yield field, wt, varint()
+        elif wt == 1:
+            yield field, wt, buf[pos:pos + 8]
+            pos += 8
+        elif wt == 5:
+            yield field, wt, buf[pos:pos + 4]
+            pos += 4
+        elif wt == 2:
+            n = varint()
+            if pos + n > end:
+                raise ValueError("length past the end")
+            yield field, wt, buf[pos:pos + n]
+            pos += n
+        else:
+            raise ValueError(f"wire type {wt}")
+
+
+def pb_any(buf):
+    for f, _, v in pb_fields(buf):
+        if f == 1:
+            return {"stringValue": bytes(v).decode("utf-8", "replace")}
+        if f == 2:
+            return {"boolValue": bool(v)}
+        if f == 3:
+            return {"intValue": str(v - (1 << 64) if v >= 1 << 63 else v)}
+        if f == 4:
+            return {"doubleValue": struct.unpack("<d", v)[0]}
+    return {}
+
+
+def pb_attrs(buf):
+    kv = {"key": "", "value": {}}
+    for f, _, v in pb_fields(buf):
+        if f == 1:
+            kv["key"] = bytes(v).decode("utf-8", "replace")
+        elif f == 2:
+            kv["value"] = pb_any(v)
+    return kv
+
+
+def pb_span(buf):
+    s = {"attributes": [], "events": []}
+    names = {1: "traceId", 2: "spanId", 4: "parentSpanId"}
+    for f, _, v in pb_fields(buf):
+        if f in names:
+            s[names[f]] = bytes(v).hex()
+        elif f == 5:
+            s["name"] = bytes(v).decode("utf-8", "replace")
+        elif f == 6:
+            s["kind"] = v
+        elif f in (7, 8):
+            s["startTimeUnixNano" if f == 7 else "endTimeUnixNano"] = str(
+                struct.unpack("<Q", v)[0])
+        elif f == 9:
+            s["attributes"].append(pb_attrs(v))
+        elif f == 11:
+            e = {"attributes": []}
+            for g, _, w in pb_fields(v):
+                if g == 1:
+                    e["timeUnixNano"] = str(struct.unpack("<Q", w)[0])
+                elif g == 2:
+                    e["name"] = bytes(w).decode("utf-8", "replace")
+                elif g == 3:
+                    e["attributes"].append(pb_attrs(w))
+            s["events"].append(e)
+        elif f == 15:
+            st = {}
+            for g, _, w in pb_fields(v):
+                if g == 2:
+                    st["message"] = bytes(w).decode("utf-8", "replace")
+                elif g == 3:
+                    st["code"] = w
+            s["status"] = st
+    return s
+
+
+def pb_request(body, spans=True):
+    """The JSON form of an ExportTraceServiceRequest (only span counts,
+    as empty dicts, when spans is false)."""
+    out = []
+    for f, _, rs in pb_fields(memoryview(body)):
+        if f != 1:
+            continue
+        r = {"resource": {"attributes": []}, "scopeSpans": []}
+        for g, _, v in pb_fields(rs):
+            if g == 1:
+                r["resource"]["attributes"] = [pb_attrs(a) for h, _, a in pb_fields(v) if h == 1]
+            elif g == 2:
+                r["scopeSpans"].append({"spans": [pb_span(x) if spans else {}
+                                                  for h, _, x in pb_fields(v) if h == 2]})
+        out.append(r)
+    return {"resourceSpans": out}
 
 
 class Store:
@@ -29,8 +146,8 @@ class Store:
         self.posts = 0
         self.bad = 0
 
-    def take(self, body):
-        req = json.loads(body)
+    def take(self, body, protobuf=False):
+        req = pb_request(body, self.out is not None) if protobuf else json.loads(body)
         lines = []
         for rs in req.get("resourceSpans", []):
             res = {a["key"]: next(iter(a["value"].values()))
@@ -75,10 +192,12 @@ def serve(args):
             if self.path != "/v1/traces":
                 return self.reply(404, {})
             try:
-                store.take(body)
-            except (ValueError, KeyError, AttributeError, StopIteration):
+                ctype = self.headers.get("Content-Type", "")
+                store.take(body, ctype.startswith("application/x-protobuf"))
+            except (ValueError, KeyError, AttributeError, StopIteration, IndexError,
+                    struct.error):
                 store.bad += 1
-                return self.reply(400, {"error": "not an OTLP JSON trace request"})
+                return self.reply(400, {"error": "not an OTLP trace request"})
             self.reply(200, {"partialSuccess": {}})
 
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

@@ -1,15 +1,16 @@
 /**
  * @file trace.h
  * @brief Distributed tracing: spans with W3C trace context, sampling, and
- *        export over OTLP/HTTP (JSON).
+ *        export over OTLP/HTTP (protobuf or JSON).
  *
  * A tracer (msvc_tracer_t) makes spans. A span has a name, a kind, a start
  * and an end, attributes, events and a status; it belongs to a trace and
  * has a parent (another span of this process, or the caller's span named
  * by an incoming `traceparent`). When a span ends the tracer decides
  * whether to keep it and hands kept spans to its exporter thread, which
- * sends them in batches to an OTLP/HTTP collector (`POST <endpoint>`,
- * `Content-Type: application/json`).
+ * sends them in batches to an OTLP/HTTP collector (`POST <endpoint>`, as
+ * binary protobuf, `Content-Type: application/x-protobuf`, by default, or
+ * as JSON, `application/json`; see #msvc_otlp_protocol_t).
  *
  * Sampling:
  * - a span with a parent follows the parent's sampled flag (parent-based);
@@ -143,6 +144,15 @@ MSVC_API int msvc_trace_traceparent_format(const msvc_trace_ctx_t *ctx,
 MSVC_API int msvc_trace_tracestate_normalize(const char *s, size_t len,
                                              char *out, size_t cap);
 
+/** @brief Encoding of the OTLP/HTTP export requests. */
+typedef enum msvc_otlp_protocol_e {
+  /** `http/protobuf`: the binary ExportTraceServiceRequest,
+   *  `Content-Type: application/x-protobuf` (the default, as in OTLP). */
+  MSVC_OTLP_HTTP_PROTOBUF = 0,
+  /** `http/json`: the OTLP JSON mapping, `Content-Type: application/json`. */
+  MSVC_OTLP_HTTP_JSON = 1
+} msvc_otlp_protocol_t;
+
 /** @brief Clock that returns Unix time in nanoseconds (tests inject one). */
 typedef uint64_t (*msvc_trace_clock_fn)(void *data);
 
@@ -172,6 +182,9 @@ typedef struct msvc_tracer_opts_s {
   msvc_metrics_registry_t *metrics;
   msvc_trace_clock_fn clock; /**< NULL: the real-time clock. */
   void *clock_data;          /**< Passed to clock. */
+  /** Encoding of the export requests (default #MSVC_OTLP_HTTP_PROTOBUF).
+   *  @since 0.3 */
+  msvc_otlp_protocol_t protocol;
 } msvc_tracer_opts_t;
 
 /**
@@ -186,8 +199,8 @@ MSVC_API void msvc_tracer_opts_init(msvc_tracer_opts_t *opts);
  * @param opts  Options (copied).
  * @param out   Receives the tracer.
  * @return #MSVC_OK; MSVC_EINVAL for a missing service name, a ratio outside
- *         0..1, an endpoint that is not `http://host[:port][/path]` or bad
- *         resource attributes; MSVC_ENOMEM; a libuv code if the thread
+ *         0..1, an endpoint that is not `http://host[:port][/path]`, an
+ *         unknown protocol or bad resource attributes; MSVC_ENOMEM; a libuv code if the thread
  *         cannot start.
  * @note Free with msvc_tracer_free().
  * @since 0.2

@@ -73,6 +73,7 @@ typedef struct msvc__svc_config_s {
   char *trace_service_name;
   double trace_sample;
   uint32_t trace_slow_ms;
+  int trace_protocol; /* msvc_otlp_protocol_t */
 } msvc__svc_config_t;
 
 /* Reads options and environment into cfg. On failure cfg holds nothing and

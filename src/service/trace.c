@@ -1,6 +1,7 @@
 /*
  * Tracing in the service object: the configuration (MSVC_TRACE_SAMPLE,
- * MSVC_OTLP_ENDPOINT and the standard OTEL_* variables), the tracer's life
+ * MSVC_OTLP_ENDPOINT and the standard OTEL_* variables, the protocol
+ * included), the tracer's life
  * (made with the service, flushed when it stops), and the server span that
  * the trace context middleware opens for every request.
  */
@@ -61,6 +62,24 @@ static int endpoint_url(const char *v, bool is_base, char **out) {
   return MSVC_OK;
 }
 
+/* OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL;
+ * http/protobuf when neither is set, as OTLP exporters do. gRPC is not
+ * offered: it is refused by name rather than quietly sent over HTTP. */
+static int parse_protocol(msvc__svc_config_t *cfg, char *err, size_t errlen) {
+  const char *var = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", *v;
+
+  cfg->trace_protocol = MSVC_OTLP_HTTP_PROTOBUF;
+  if ((v = env(var)) == NULL)
+    v = env(var = "OTEL_EXPORTER_OTLP_PROTOCOL");
+  if (v == NULL || strcmp(v, "http/protobuf") == 0)
+    return MSVC_OK;
+  if (strcmp(v, "http/json") == 0) {
+    cfg->trace_protocol = MSVC_OTLP_HTTP_JSON;
+    return MSVC_OK;
+  }
+  return bad(err, errlen, var, v, "http/protobuf, http/json");
+}
+
 int msvc__svc_trace_config(msvc__svc_config_t *cfg, char *err, size_t errlen) {
   const char *v, *var;
   char *h = NULL, *p = NULL, *port = NULL, *u = NULL;
@@ -102,6 +121,8 @@ int msvc__svc_trace_config(msvc__svc_config_t *cfg, char *err, size_t errlen) {
     }
     cfg->trace_endpoint = u;
   }
+  if ((rc = parse_protocol(cfg, err, errlen)) != MSVC_OK)
+    return rc;
   if ((v = env("OTEL_RESOURCE_ATTRIBUTES")) != NULL) {
     if ((rc = msvc__trace_parse_resource_attrs(v, &kv, &n)) != MSVC_OK)
       return rc == MSVC_ENOMEM ? rc
@@ -151,6 +172,7 @@ int msvc__svc_trace_create(msvc_service_t *svc, char *err, size_t errlen) {
   to.endpoint = svc->cfg.trace_endpoint;
   to.sample_ratio = svc->cfg.trace_sample;
   to.slow_ms = svc->cfg.trace_slow_ms;
+  to.protocol = (msvc_otlp_protocol_t)svc->cfg.trace_protocol;
   to.metrics = svc->cfg.metrics;
   rc = msvc_tracer_new(&to, &svc->tracer);
   if (rc == MSVC_OK && svc->admin != NULL)

@@ -194,9 +194,12 @@ int msvc__trace_http_post(const msvc_tracer_t *t, const char *body, size_t len,
 
   hl = snprintf(head, sizeof(head),
                 "POST %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: libmsvc/%s\r\n"
-                "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                "Content-Type: %s\r\nContent-Length: %zu\r\n"
                 "Connection: close\r\n\r\n",
-                t->path, t->host, t->port, MSVC_VERSION_STRING, len);
+                t->path, t->host, t->port, MSVC_VERSION_STRING,
+                t->protocol == MSVC_OTLP_HTTP_JSON ? "application/json"
+                                                    : "application/x-protobuf",
+                len);
   if (hl < 0 || (size_t)hl >= sizeof(head))
     return MSVC_ERANGE;
   if ((fd = dial(t, deadline)) < 0)
@@ -253,18 +256,22 @@ static uint32_t attempt_timeout(msvc_tracer_t *t) {
  * encodes without allocating. */
 static void send_batch(msvc_tracer_t *t, msvc_span_t **batch, size_t n, msvc__buf_t *buf) {
   msvc__buf_t b = *buf;
+  size_t start = 0;
   uint32_t attempt;
   int status = MSVC_ENOMEM;
 
   b.len = 0;
   b.err = MSVC_OK;
-  msvc__trace_encode(t, batch, n, &b);
+  if (t->protocol == MSVC_OTLP_HTTP_JSON)
+    msvc__trace_encode(t, batch, n, &b);
+  else
+    msvc__trace_encode_pb(t, batch, n, &b, &start);
   msvc__trace_span_recycle(t, batch, n);
   for (attempt = 0; b.err == MSVC_OK; attempt++) {
     uint32_t to = attempt_timeout(t);
     if (to == 0)
       break;
-    status = msvc__trace_http_post(t, b.data, b.len, to);
+    status = msvc__trace_http_post(t, b.data + start, b.len - start, to);
     if (!retryable(status) || attempt >= t->retries)
       break;
     /* 100 ms, 200, 400, ... with up to 50 % jitter */

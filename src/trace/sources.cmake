@@ -3,6 +3,7 @@
 list(APPEND LIBMSVC_SOURCES
   src/trace/context.c
   src/trace/encode.c
+  src/trace/encode_pb.c
   src/trace/export.c
   src/trace/span.c
   src/trace/tracez.c)

@@ -4,6 +4,7 @@
  * end takes the queue's lock for a few instructions at most.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -87,6 +88,8 @@ static void tracer_release(msvc_tracer_t *t) {
   }
   msvc__free(t->resource);
   msvc__free(t->resource_json);
+  msvc__free(t->resource_pb);
+  msvc__free(t->scope_pb);
   msvc__free(t->service_name);
   msvc__free(t->service_version);
   msvc__free(t->instance_id);
@@ -126,12 +129,17 @@ static int tracer_setup(msvc_tracer_t *t, const msvc_tracer_opts_t *o) {
   t->delay_ms = o->delay_ms != 0 ? o->delay_ms : 1000;
   t->timeout_ms = o->timeout_ms != 0 ? o->timeout_ms : 5000;
   t->retries = o->retries;
+  /* Options from before the protocol field get the default. */
+  t->protocol = o->size >= offsetof(msvc_tracer_opts_t, protocol) + sizeof(o->protocol)
+                    ? o->protocol
+                    : MSVC_OTLP_HTTP_PROTOBUF;
   t->clock = o->clock;
   t->clock_data = o->clock_data;
   t->ring = msvc__calloc(t->queue_max, sizeof(*t->ring));
   if (t->ring == NULL)
     return MSVC_ENOMEM;
-  if ((rc = msvc__trace_encode_resource(t)) != MSVC_OK)
+  if ((rc = msvc__trace_encode_resource(t)) != MSVC_OK ||
+      (rc = msvc__trace_encode_resource_pb(t)) != MSVC_OK)
     return rc;
   if (o->metrics != NULL && (rc = counters(t, o->metrics)) != MSVC_OK)
     return rc;
@@ -144,7 +152,9 @@ int msvc_tracer_new(const msvc_tracer_opts_t *opts, msvc_tracer_t **out) {
 
   if (opts == NULL || out == NULL || opts->service_name == NULL ||
       opts->service_name[0] == '\0' || !(opts->sample_ratio >= 0.0) ||
-      !(opts->sample_ratio <= 1.0))
+      !(opts->sample_ratio <= 1.0) ||
+      (opts->size >= offsetof(msvc_tracer_opts_t, protocol) + sizeof(opts->protocol) &&
+       opts->protocol != MSVC_OTLP_HTTP_PROTOBUF && opts->protocol != MSVC_OTLP_HTTP_JSON))
     return MSVC_EINVAL;
   t = msvc__calloc(1, sizeof(*t));
   if (t == NULL)

@@ -1,7 +1,7 @@
 /*
  * Inside the trace block: the span and tracer layouts shared by span.c
- * (recording and sampling), encode.c (OTLP JSON) and export.c (the thread
- * that posts batches).
+ * (recording and sampling), encode.c (OTLP JSON), encode_pb.c (OTLP
+ * protobuf) and export.c (the thread that posts batches).
  */
 #ifndef MSVC_TRACE_INTERNAL_H
 #define MSVC_TRACE_INTERNAL_H
@@ -72,6 +72,11 @@ struct msvc_tracer_s {
   msvc__trace_kv_t *resource; /* extra resource attributes */
   size_t nresource;
   char *resource_json; /* the encoded "resource" object, made once */
+  /* The ResourceSpans field 1 (resource) and the ScopeSpans field 1
+   * (scope), tags and lengths included, in protobuf; made once. */
+  unsigned char *resource_pb, *scope_pb;
+  size_t resource_pb_len, scope_pb_len;
+  msvc_otlp_protocol_t protocol;
 
   /* endpoint, split; host NULL: no exporter */
   char *host;
@@ -135,6 +140,14 @@ int msvc__trace_encode_resource(msvc_tracer_t *t);
  * whether it worked. */
 void msvc__trace_encode(const msvc_tracer_t *t, msvc_span_t *const *spans, size_t n,
                         msvc__buf_t *out);
+
+/* encode_pb.c: the same in protobuf (application/x-protobuf). */
+int msvc__trace_encode_resource_pb(msvc_tracer_t *t);
+/* Appends one ExportTraceServiceRequest in protobuf. The message begins at
+ * out->data + *start, a few bytes after the buffer's previous end (the
+ * bytes between are unused). Returns MSVC_OK, or the buffer's error. */
+int msvc__trace_encode_pb(const msvc_tracer_t *t, msvc_span_t *const *spans, size_t n,
+                          msvc__buf_t *out, size_t *start);
 
 /* Parses "k=v,k2=v2" (percent-encoded values) into kv pairs. */
 int msvc__trace_parse_resource_attrs(const char *s, msvc__trace_kv_t **out, size_t *n);

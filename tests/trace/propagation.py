@@ -8,9 +8,10 @@ collector received: one trace id, server spans named by route, client spans
 between them with the right parent links and kinds, resource attributes,
 error status when a dependency is down, log lines with trace and span ids,
 and that a collector answering 503 costs dropped spans (counted) and no
-failed request.
+failed request. The services export in the given OTLP protocol
+(OTEL_EXPORTER_OTLP_PROTOCOL; default http/protobuf, theirs too).
 
-usage: propagation.py <examples build dir> <collector dir>
+usage: propagation.py <examples build dir> <collector dir> [http/protobuf|http/json]
 Exit 77 (skipped) when node or the collector's packages are missing.
 """
 import json
@@ -90,6 +91,7 @@ def by(spans, service, kind):
 
 def main():
     bin_dir, cdir = sys.argv[1], sys.argv[2]
+    protocol = sys.argv[3] if len(sys.argv) > 3 else "http/protobuf"
     if shutil.which("node") is None or not os.path.isdir(
             os.path.join(cdir, "node_modules", "@opentelemetry", "otlp-transformer")):
         print("skipped: node or the collector's packages (npm ci in tests/trace/collector) missing")
@@ -98,6 +100,8 @@ def main():
     col = Collector(cdir, os.path.join(system.tmp, "logs", "collector.log"))
     try:
         env = {"MSVC_OTLP_ENDPOINT": col.url, "MSVC_TRACE_SAMPLE": "1"}
+        if len(sys.argv) > 3:
+            env["OTEL_EXPORTER_OTLP_PROTOCOL"] = protocol
         system.start("user-service", extra_env=env)
         orders = system.start("order-service", extra_env=env)
         bff = system.start("bff", extra_env=env)
@@ -135,6 +139,10 @@ def main():
                   "the bff server span is named by its route", srv["name"])
             check(srv.get("parentSpanId") == caller, "its parent is the caller's span",
                   srv.get("parentSpanId"))
+            if protocol == "http/protobuf":
+                # sampled; the parent is known, and remote (OTLP 1.1 span flags)
+                check(srv.get("flags") == 0x301, "the server span's flags: sampled, remote parent",
+                      srv.get("flags"))
             check(srv["attrs"].get("http.route") == "/web/users/:id/dashboard"
                   and srv["attrs"].get("http.response.status_code") == "200",
                   "http.route and http.response.status_code set", srv["attrs"])
@@ -146,7 +154,8 @@ def main():
             clients = {s["name"]: s for s in by(spans, "bff", 3)}
             fan = [s for s in by(spans, "bff", 1) if s["name"] == "fanout"]
             check(len(fan) == 1 and fan[0].get("parentSpanId") == srv["spanId"]
-                  and fan[0]["attrs"].get("msvc.fanout.calls") == "1",
+                  and fan[0]["attrs"].get("msvc.fanout.calls") == "1"
+                  and fan[0].get("flags") == (0x101 if protocol == "http/protobuf" else None),
                   "the dashboard's fan-out (the user read) is one internal span under the server span",
                   fan)
             # The orders are read through the bff's response cache, beside the
@@ -234,6 +243,9 @@ def main():
 
         st = col.stats()
         check(st["invalid"] == 0, "the collector decoded every payload", st.get("errors"))
+        kind = "protobuf" if protocol == "http/protobuf" else "json"
+        check(st[kind] > 0 and st["protobuf"] + st["json"] == st[kind],
+              f"every payload came as {protocol}", st)
         for p in list(system.procs):
             check(system.stop(p) == 0, f"{p.label} exits cleanly")
         reports = system.sanitizer_reports() if hasattr(system, "sanitizer_reports") else []

@@ -12,12 +12,13 @@
 #include <msvc/service.h>
 
 #include "service/service-core.h"
+#include "trace/trace-internal.h"
 
 static const char *const vars[] = {
     "MSVC_TRACE_SAMPLE", "MSVC_TRACE_SLOW_MS", "MSVC_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_TRACES_SAMPLER_ARG", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME",
-    "MSVC_SERVICE_NAME",
+    "MSVC_SERVICE_NAME", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
 };
 
 static uv_loop_t loop;
@@ -55,6 +56,8 @@ static const struct {
     {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://:4318", "http://host:port"},
     {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:99999/v1/traces", "http://host:port"},
     {"OTEL_RESOURCE_ATTRIBUTES", "team", "key=value"},
+    {"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "http/protobuf, http/json"},
+    {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/xml", "http/protobuf, http/json"},
 };
 
 Test(trace_config, every_bad_value_names_its_variable) {
@@ -121,5 +124,26 @@ Test(trace_config, no_endpoint_no_tracer) {
   svc = made();
   cr_assert_null(msvc_service_tracer(svc));
   cr_assert_float_eq(svc->cfg.trace_sample, 0.1, 1e-9);
+  msvc_service_free(svc);
+}
+
+Test(trace_config, protocol_protobuf_by_default_json_on_request) {
+  msvc_service_t *svc;
+
+  setenv("MSVC_OTLP_ENDPOINT", "http://127.0.0.1:4318", 1);
+  svc = made();
+  cr_assert_eq(svc->cfg.trace_protocol, MSVC_OTLP_HTTP_PROTOBUF);
+  cr_assert_eq(svc->tracer->protocol, MSVC_OTLP_HTTP_PROTOBUF);
+  msvc_service_free(svc);
+
+  setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+  svc = made();
+  cr_assert_eq(svc->tracer->protocol, MSVC_OTLP_HTTP_JSON);
+  msvc_service_free(svc);
+
+  /* the per-signal variable wins */
+  setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf", 1);
+  svc = made();
+  cr_assert_eq(svc->tracer->protocol, MSVC_OTLP_HTTP_PROTOBUF);
   msvc_service_free(svc);
 }

@@ -1,6 +1,7 @@
 /* The exporter over real sockets on 127.0.0.1: batches reach a small
- * collector run by the test, 503s are retried, a dead or stuck collector
- * costs dropped spans (counted) and nothing else. */
+ * collector run by the test (in protobuf, the default, and in JSON), 503s
+ * are retried, a dead or stuck collector costs dropped spans (counted) and
+ * nothing else. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -27,7 +28,75 @@ typedef struct collector_s {
   bool stuck;             /* read, never answer */
   _Atomic bool stop;
   bool bad_request;
+  msvc_otlp_protocol_t protocol; /* what the tracer sends */
 } collector_t;
+
+/* Spans in an ExportTraceServiceRequest: resource_spans (1) → scope_spans
+ * (2) → spans (2). Enough of the wire format to count; the encoding itself
+ * is checked field by field elsewhere. -1 when the bytes do not parse. */
+static int pb_field(const unsigned char **p, const unsigned char *end, unsigned *field,
+                    const unsigned char **body, size_t *len) {
+  uint64_t v = 0, tag = 0;
+  int i;
+
+  for (i = 0; i < 2; i++) {
+    unsigned shift = 0;
+    v = 0;
+    do {
+      if (*p >= end || shift > 63)
+        return -1;
+      v |= (uint64_t)(**p & 0x7f) << shift;
+      shift += 7;
+    } while (*(*p)++ & 0x80);
+    if (i == 0) {
+      tag = v;
+      if ((tag & 7) != 2) /* only length-delimited fields matter here */
+        break;
+    }
+  }
+  *field = (unsigned)(tag >> 3);
+  if ((tag & 7) == 2) {
+    if (v > (uint64_t)(end - *p))
+      return -1;
+    *body = *p;
+    *len = (size_t)v;
+    *p += v;
+  } else {
+    *body = NULL;
+    *len = 0;
+    *p += (tag & 7) == 1 ? 8 : (tag & 7) == 5 ? 4 : 0;
+    if ((tag & 7) == 0) {
+      while (*p < end && (*(*p)++ & 0x80))
+        ;
+    }
+    if (*p > end)
+      return -1;
+  }
+  return 0;
+}
+
+static int pb_count(const unsigned char *p, const unsigned char *end, int depth) {
+  int n = 0;
+
+  while (p < end) {
+    const unsigned char *body;
+    unsigned field;
+    size_t len;
+    int sub;
+    if (pb_field(&p, end, &field, &body, &len) != 0)
+      return -1;
+    if (body == NULL || field != (depth == 0 ? 1u : 2u))
+      continue;
+    if (depth == 2) {
+      n++;
+    } else if ((sub = pb_count(body, body + len, depth + 1)) < 0) {
+      return -1;
+    } else {
+      n += sub;
+    }
+  }
+  return n;
+}
 
 static int count(const char *hay, size_t n, const char *needle) {
   int c = 0;
@@ -57,7 +126,9 @@ static void serve_one(collector_t *c, int cfd) {
       body += 4;
       need = cl != NULL ? strtoul(cl + 15, NULL, 10) : 0;
       if (strncmp(buf, "POST /v1/traces HTTP/1.1\r\n", 26) != 0 ||
-          strcasestr(buf, "Content-Type: application/json") == NULL)
+          strcasestr(buf, c->protocol == MSVC_OTLP_HTTP_JSON
+                              ? "Content-Type: application/json\r\n"
+                              : "Content-Type: application/x-protobuf\r\n") == NULL)
         c->bad_request = true;
     }
     if (body != NULL && len - (size_t)(body - buf) >= need)
@@ -75,8 +146,15 @@ static void serve_one(collector_t *c, int cfd) {
   } else {
     st = c->status;
   }
-  if (st == 200 && body != NULL)
+  if (st == 200 && body != NULL && c->protocol == MSVC_OTLP_HTTP_JSON) {
     atomic_fetch_add(&c->spans, count(body, need, "{\"traceId\""));
+  } else if (st == 200 && body != NULL) {
+    int n = pb_count((const unsigned char *)body, (const unsigned char *)body + need, 0);
+    if (n < 0)
+      c->bad_request = true;
+    else
+      atomic_fetch_add(&c->spans, n);
+  }
   snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\n{}", st);
   (void)!write(cfd, resp, strlen(resp));
 }
@@ -115,6 +193,9 @@ static void collector_stop(collector_t *c) {
   pthread_join(c->th, NULL);
 }
 
+/* The protocol of the tracers the next tracer_to() calls make. */
+static msvc_otlp_protocol_t protocol = MSVC_OTLP_HTTP_PROTOBUF;
+
 static msvc_tracer_t *tracer_to(int port, uint32_t queue_max, msvc_metrics_registry_t *reg) {
   msvc_tracer_opts_t o;
   msvc_tracer_t *t;
@@ -129,6 +210,7 @@ static msvc_tracer_t *tracer_to(int port, uint32_t queue_max, msvc_metrics_regis
   o.delay_ms = 20;
   o.timeout_ms = 2000;
   o.metrics = reg;
+  o.protocol = protocol;
   cr_assert_eq(msvc_tracer_new(&o, &t), MSVC_OK);
   return t;
 }
@@ -150,7 +232,7 @@ static char *exposition(msvc_metrics_registry_t *reg) {
   return out;
 }
 
-Test(trace_export, batches_reach_the_collector, .timeout = 30) {
+static void batches_reach_the_collector(msvc_otlp_protocol_t proto) {
   collector_t c = {0};
   msvc_metrics_registry_t *reg;
   msvc_tracer_t *t;
@@ -158,6 +240,7 @@ Test(trace_export, batches_reach_the_collector, .timeout = 30) {
   char *text;
 
   cr_assert_eq(msvc_metrics_registry_new(NULL, &reg), MSVC_OK);
+  protocol = c.protocol = proto;
   collector_start(&c, 200);
   t = tracer_to(c.port, 4096, reg);
   spans(t, 1000);
@@ -176,12 +259,21 @@ Test(trace_export, batches_reach_the_collector, .timeout = 30) {
   msvc_metrics_registry_free(reg);
 }
 
-Test(trace_export, retries_after_503, .timeout = 30) {
+Test(trace_export, batches_reach_the_collector, .timeout = 30) {
+  batches_reach_the_collector(MSVC_OTLP_HTTP_PROTOBUF);
+}
+
+Test(trace_export, batches_reach_the_collector_json, .timeout = 30) {
+  batches_reach_the_collector(MSVC_OTLP_HTTP_JSON);
+}
+
+static void retries_after_503(msvc_otlp_protocol_t proto) {
   collector_t c = {0};
   msvc_tracer_t *t;
   msvc_tracer_stats_t st;
 
   c.fail_first = 2;
+  protocol = c.protocol = proto;
   collector_start(&c, 200);
   t = tracer_to(c.port, 4096, NULL);
   spans(t, 10);
@@ -189,8 +281,18 @@ Test(trace_export, retries_after_503, .timeout = 30) {
   msvc_tracer_stats(t, &st);
   cr_assert_eq(st.exported, 10);
   cr_assert_eq(atomic_load(&c.posts), 3);
+  cr_assert_eq(atomic_load(&c.spans), 10);
+  cr_assert_not(c.bad_request);
   msvc_tracer_free(t);
   collector_stop(&c);
+}
+
+Test(trace_export, retries_after_503, .timeout = 30) {
+  retries_after_503(MSVC_OTLP_HTTP_PROTOBUF);
+}
+
+Test(trace_export, retries_after_503_json, .timeout = 30) {
+  retries_after_503(MSVC_OTLP_HTTP_JSON);
 }
 
 Test(trace_export, always_503_drops_and_counts, .timeout = 30) {

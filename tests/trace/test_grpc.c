@@ -87,6 +87,7 @@ static void col_start(void) {
   col_port = ntohs(a.sin_port);
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/traces", col_port);
   setenv("MSVC_OTLP_ENDPOINT", url, 1);
+  setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1); /* the collector reads JSON */
   cr_assert_eq(uv_thread_create(&col_thread, col_main, NULL), 0);
 }
 
@@ -319,6 +320,7 @@ Test(trace_grpc, spans_of_grpc_calls_follow_the_conventions, .timeout = 60) {
   msvc_service_free(H.svc);
   col_stop_join();
   unsetenv("MSVC_OTLP_ENDPOINT");
+  unsetenv("OTEL_EXPORTER_OTLP_PROTOCOL");
 
   /* Every span of the three calls went out (they are sampled). */
   {

@@ -2,6 +2,7 @@
 // OpenTelemetry protocol definitions that @opentelemetry/otlp-transformer
 // ships (protobufjs, generated from opentelemetry-proto), not with a decoder
 // of ours, and refuses a payload whose fields the definitions do not know.
+// Both encodings are taken: application/x-protobuf and application/json.
 //
 //   node collector.mjs [--status CODE] [--fail-first N]
 //
@@ -25,7 +26,7 @@ let status = opt('--status', 200);
 let failFirst = opt('--fail-first', 0);
 const spans = [];
 const errors = [];
-const stats = { posts: 0, accepted: 0, refused: 0, invalid: 0 };
+const stats = { posts: 0, accepted: 0, refused: 0, invalid: 0, protobuf: 0, json: 0 };
 
 const HEX = { traceId: 32, spanId: 16, parentSpanId: 16 };
 
@@ -86,15 +87,95 @@ function decode(body) {
   if (why) throw new Error(`verify: ${why}`);
   const wire = Req.encode(Req.fromObject(obj)).finish();
   const msg = Req.decode(wire);
-  const back = Req.toObject(msg, { longs: String, enums: Number, bytes: String });
-  // bytes came back base64: compare as hex
-  const hexed = JSON.parse(JSON.stringify(back), (k, v) =>
-    k in HEX && typeof v === 'string' ? Buffer.from(v, 'base64').toString('hex') : v);
+  const hexed = hexIds(Req.toObject(msg, { longs: String, enums: Number, bytes: String }));
   sameOrLost(json, hexed, '$');
   return hexed;
 }
 
-function flatten(req) {
+// Span.flags (field 16, fixed32) came with OTLP 1.1, after the definitions
+// this package pins: protobufjs would skip it unseen. It is taken out of
+// the bytes here (the only thing this walk does; it rewrites the lengths of
+// the messages around it) and reported beside each span.
+const PATH = [1, 2, 2]; // resource_spans, scope_spans, spans
+
+function varint(buf, pos) {
+  let v = 0, mul = 1, b;
+  do {
+    if (pos >= buf.length) throw new Error('truncated varint');
+    b = buf[pos++];
+    v += (b & 0x7f) * mul;
+    mul *= 128;
+  } while (b & 0x80);
+  return [v, pos];
+}
+
+function encVarint(n) {
+  const out = [];
+  while (n >= 128) {
+    out.push((n % 128) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+function stripFlags(buf, depth, flags) {
+  const parts = [];
+  let pos = 0, spanFlags = null;
+  while (pos < buf.length) {
+    const start = pos;
+    let tag, len;
+    [tag, pos] = varint(buf, pos);
+    const field = Math.floor(tag / 8), wt = tag & 7, tagEnd = pos;
+    if (depth === 3 && field === 16) {
+      if (wt !== 5 || spanFlags !== null || pos + 4 > buf.length)
+        throw new Error('Span.flags: not one fixed32');
+      spanFlags = buf.readUInt32LE(pos);
+      pos += 4;
+      continue;
+    }
+    if (wt === 0) [, pos] = varint(buf, pos);
+    else if (wt === 1) pos += 8;
+    else if (wt === 5) pos += 4;
+    else if (wt === 2) {
+      [len, pos] = varint(buf, pos);
+      if (pos + len > buf.length) throw new Error('length past the end');
+      if (depth < 3 && field === PATH[depth]) {
+        const inner = stripFlags(buf.subarray(pos, pos + len), depth + 1, flags);
+        parts.push(buf.subarray(start, tagEnd), encVarint(inner.length), inner);
+        pos += len;
+        continue;
+      }
+      pos += len;
+    } else throw new Error(`wire type ${wt}`);
+    if (pos > buf.length) throw new Error('field past the end');
+    parts.push(buf.subarray(start, pos));
+  }
+  if (depth === 3) flags.push(spanFlags);
+  return Buffer.concat(parts);
+}
+
+function hexIds(back) {
+  // bytes came back base64: hex, as in OTLP/JSON
+  return JSON.parse(JSON.stringify(back), (k, v) =>
+    k in HEX && typeof v === 'string' ? Buffer.from(v, 'base64').toString('hex') : v);
+}
+
+function decodeProtobuf(body, flags) {
+  const known = stripFlags(body, 0, flags);
+  const msg = Req.decode(known);
+  // Re-encoded, the message must give back the very bytes we were sent:
+  // protobufjs drops fields it does not know, and writes every field it
+  // knows in field order with the shortest varints.
+  const again = Buffer.from(Req.encode(msg).finish());
+  if (Buffer.compare(again, known) !== 0)
+    throw new Error(`protobuf: ${known.length} bytes sent, ${again.length} re-encoded ` +
+                    '(an unknown field, a wrong wire type or a non-canonical encoding)');
+  return hexIds(Req.toObject(msg, { longs: String, enums: Number, bytes: String }));
+}
+
+function flatten(req, flags) {
+  let i = 0;
   for (const rs of req.resourceSpans || []) {
     const resource = {};
     for (const a of (rs.resource && rs.resource.attributes) || [])
@@ -103,7 +184,9 @@ function flatten(req) {
       for (const s of ss.spans || []) {
         const attrs = {};
         for (const a of s.attributes || []) attrs[a.key] = Object.values(a.value)[0];
-        spans.push({ ...s, attrs, resource, scope: ss.scope });
+        const f = flags ? flags[i++] : undefined;
+        spans.push({ ...s, attrs, resource, scope: ss.scope,
+                     ...(f !== undefined && f !== null ? { flags: f } : {}) });
       }
     }
   }
@@ -133,8 +216,16 @@ const server = http.createServer((req, res) => {
     }
     const ct = req.headers['content-type'] || '';
     try {
-      if (!ct.startsWith('application/json')) throw new Error(`Content-Type ${ct}`);
-      flatten(decode(Buffer.concat(chunks).toString()));
+      if (ct.startsWith('application/x-protobuf')) {
+        const flags = [];
+        flatten(decodeProtobuf(Buffer.concat(chunks), flags), flags);
+        stats.protobuf++;
+      } else if (ct.startsWith('application/json')) {
+        flatten(decode(Buffer.concat(chunks).toString()));
+        stats.json++;
+      } else {
+        throw new Error(`Content-Type ${ct}`);
+      }
       stats.accepted++;
       reply(200, { partialSuccess: {} });
     } catch (e) {
