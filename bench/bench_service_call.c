@@ -15,6 +15,10 @@
  *
  * Reported: requests per second and p99 latency of each, with the ratio of
  * libmsvc to direct.
+ *
+ * MSVC_BENCH_CALL_ONLY=libmsvc (or direct) loads that path alone in every
+ * slice, for counting what one path does (strace -c, valgrind); the
+ * figures of the other path and the ratio are then meaningless.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -95,10 +99,12 @@ typedef struct load_s {
   msvc__caller_t *caller;
   msvc_http_client_t *client;
   const int *ports;
-  int cur; /* the path loaded: 0 libmsvc (the caller), 1 direct */
+  int cur;  /* the path loaded: 0 libmsvc (the caller), 1 direct */
+  int only; /* -1, or the one path loaded in every slice */
   uint64_t end_ns;
   int in_flight;
   uint64_t done;
+  uint64_t total; /* requests done over the whole program */
   uint64_t errors;
   unsigned next_port;
   double *lat_ms[2];
@@ -119,6 +125,7 @@ static void finish_one(one_t *o, bool ok) {
   l->in_flight--;
   if (ok) {
     l->done++;
+    l->total++;
     if (l->nlat[l->cur] < MAX_SAMPLES)
       l->lat_ms[l->cur][l->nlat[l->cur]++] = (now - o->t0) / 1e6;
   } else {
@@ -202,7 +209,7 @@ static void run_pair(load_t *l, double seconds, double rps[2], double p99[2], do
   for (int i = 0; i < 2 * SLICES; i++) {
     int k = (i % 2) ^ ((i / 2) % 2); /* 0 1 1 0 0 1 1 0 ... */
 
-    l->cur = k;
+    l->cur = l->only >= 0 ? l->only : k;
     l->done = 0;
     l->errors = 0;
     double e = slice(l, slen);
@@ -270,6 +277,9 @@ int main(void) {
   pin(0);
   l.loop = &loop;
   l.ports = s.port;
+  l.only = -1;
+  if (getenv("MSVC_BENCH_CALL_ONLY") != NULL)
+    l.only = strcmp(getenv("MSVC_BENCH_CALL_ONLY"), "direct") == 0 ? 1 : 0;
   l.lat_ms[0] = malloc(sizeof(double) * MAX_SAMPLES);
   l.lat_ms[1] = malloc(sizeof(double) * MAX_SAMPLES);
   if (l.lat_ms[0] == NULL || l.lat_ms[1] == NULL || make_caller(&loop, s.port, &reg, &metrics, &l.caller) != 0 ||
@@ -300,6 +310,9 @@ int main(void) {
              p_dir.median > 0 ? p_lib.median / p_dir.median : 0);
   bench_emit("call_overhead", "direct", "p99_ms", "ms", p_dir, NULL, 0);
 
+  if (l.only >= 0)
+    fprintf(stderr, "bench_call: %llu requests, all %s\n", (unsigned long long)l.total,
+            l.only == 0 ? "libmsvc" : "direct");
   msvc_http_client_close(l.client, NULL, NULL);
   msvc__caller_close(l.caller, on_closed, &closed);
   while (!closed)

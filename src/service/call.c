@@ -25,6 +25,12 @@ enum { PH_NONE, PH_PARK, PH_BACKOFF, PH_FINISH, PH_FLIGHT, PH_DONE };
 /* Most picks one attempt may take to get past open breakers. */
 #define MAX_PICKS 16
 
+/* Room in the call itself for its strings and headers: a GET with a request
+ * id and a traceparent fits, so the common call makes one allocation
+ * instead of seven (longer strings and more headers go to the heap). */
+#define INLINE_TEXT 320
+#define INLINE_HEADERS 6
+
 /* Calls made while serving one incoming request, for its cancellation. */
 typedef struct parent_calls_s {
   msvc__queue_t calls;
@@ -65,6 +71,9 @@ struct msvc_service_call_s {
   uint32_t attempts;
   char avoid[MSVC_LB_MAX_ID_LEN + 1]; /* endpoint of the last failure */
   msvc_span_t *span; /* client span, when tracing; retries are its events */
+  size_t text_used;  /* bytes of text[] taken */
+  msvc_http_header_t inline_headers[INLINE_HEADERS];
+  char text[INLINE_TEXT];
 };
 
 static void start_attempt(msvc_service_call_t *call);
@@ -111,11 +120,31 @@ static int validate(const char *service, const msvc_service_request_t *req) {
   return MSVC_OK;
 }
 
+/* A copy of s owned by the call: in its own text[] while that has room. */
+static char *keep(msvc_service_call_t *call, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p;
+
+  if (n > INLINE_TEXT - call->text_used)
+    return msvc__strdup(s);
+  p = call->text + call->text_used;
+  memcpy(p, s, n);
+  call->text_used += n;
+  return p;
+}
+
+static void drop(msvc_service_call_t *call, const char *p) {
+  uintptr_t a = (uintptr_t)p, lo = (uintptr_t)call->text;
+
+  if (a < lo || a >= lo + INLINE_TEXT)
+    msvc__free((char *)p);
+}
+
 static int push_header(msvc_service_call_t *call, const char *name, const char *value) {
   msvc_http_header_t *h = &call->headers[call->nheaders];
 
-  h->name = msvc__strdup(name);
-  h->value = msvc__strdup(value);
+  h->name = keep(call, name);
+  h->value = keep(call, value);
   call->nheaders++;
   return h->name != NULL && h->value != NULL ? MSVC_OK : MSVC_ENOMEM;
 }
@@ -202,12 +231,13 @@ static void call_free(msvc_service_call_t *call) {
   size_t i;
 
   for (i = 0; i < call->nheaders; i++) {
-    msvc__free((char *)call->headers[i].name);
-    msvc__free((char *)call->headers[i].value);
+    drop(call, call->headers[i].name);
+    drop(call, call->headers[i].value);
   }
-  msvc__free(call->headers);
-  msvc__free(call->method);
-  msvc__free(call->target);
+  if (call->headers != call->inline_headers)
+    msvc__free(call->headers);
+  drop(call, call->method);
+  drop(call, call->target);
   msvc__free(call->body);
   msvc_trace_span_end(call->span);
   msvc__free(call);
@@ -219,9 +249,12 @@ static int copy_request(msvc_service_call_t *call, const msvc_service_request_t 
   size_t i;
   int r;
 
-  call->method = msvc__strdup(req->method != NULL ? req->method : "GET");
-  call->target = msvc__strdup(req->target != NULL ? req->target : "/");
-  call->headers = msvc__calloc(req->nheaders + 4, sizeof(*call->headers));
+  call->method = keep(call, req->method != NULL ? req->method : "GET");
+  call->target = keep(call, req->target != NULL ? req->target : "/");
+  /* the caller's headers and at most four of the context's */
+  call->headers = req->nheaders + 4 <= INLINE_HEADERS
+                      ? call->inline_headers
+                      : msvc__calloc(req->nheaders + 4, sizeof(*call->headers));
   if (call->method == NULL || call->target == NULL || call->headers == NULL)
     return MSVC_ENOMEM;
   for (i = 0; i < req->nheaders; i++)

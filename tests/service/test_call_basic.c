@@ -105,6 +105,51 @@ Test(call_basic, no_endpoints_at_once) {
   h_close(&h);
 }
 
+/* A call keeps short strings and a few headers inside itself; longer ones,
+ * and more headers, must arrive just the same. */
+Test(call_basic, long_strings_and_many_headers) {
+  harness_t h;
+  one_t o;
+  inst_t *in;
+  char target[600], rid[150], big[200];
+  msvc_http_header_t hd[4];
+  msvc_service_request_t req;
+
+  h_init(&h, "calls-long", MSVC_LB_ROUND_ROBIN, 1000);
+  in = h_add_instance(&h, 0);
+  /* short: everything fits in the call */
+  call_one(&h, "calls-long", "/hello", &o);
+  cr_assert_eq(o.status, 200);
+  cr_assert_eq(strlen(in->seen_rid), 32, "%s", in->seen_rid);
+  /* a target longer than the call's own room */
+  snprintf(target, sizeof(target), "/hello?q=%0*d", 500, 7);
+  call_one(&h, "calls-long", target, &o);
+  cr_assert_eq(o.status, 200);
+  cr_assert_eq(in->hits, 2);
+  /* four headers of the caller's (plus the context's) with long values */
+  memset(rid, 'r', sizeof(rid) - 1);
+  rid[sizeof(rid) - 1] = '\0';
+  memset(big, 'v', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  hd[0] = (msvc_http_header_t){"X-Request-Id", rid};
+  hd[1] = (msvc_http_header_t){"X-A", big};
+  hd[2] = (msvc_http_header_t){"X-B", big};
+  hd[3] = (msvc_http_header_t){"Authorization", "Bearer long-call"};
+  memset(&o, 0, sizeof(o));
+  msvc_service_request_init(&req);
+  req.target = target;
+  req.headers = hd;
+  req.nheaders = 4;
+  req.on_done = one_done;
+  req.data = &o;
+  cr_assert_eq(msvc__caller_call(h.caller, "calls-long", &req, NULL, NULL), MSVC_OK);
+  cr_assert(h_run_until(&h, one_finished, &o, 10000));
+  cr_assert_eq(o.status, 200, "%d %s", o.status, msvc_err_name(o.err));
+  cr_assert_str_eq(in->seen_rid, rid);
+  cr_assert_str_eq(in->seen_auth, "Bearer long-call");
+  h_close(&h);
+}
+
 Test(call_basic, client_errors_are_not_failures) {
   harness_t h;
   load_t l;
