@@ -50,9 +50,11 @@ typedef struct nb_s {
   atomic_bool ready;     /* nc and js exist */
   atomic_bool connected; /* the connection is up */
   atomic_bool stopping;
+  atomic_bool pub_list; /* libnats holds a list of pending publishes (send_pub) */
   atomic_uint dlq_replicas; /* the dead-letter stream exists with this many */
   uv_mutex_t mu; /* jobs, and the condition below */
-  uv_cond_t cv;  /* jobs arrived, connected, stopping */
+  uv_cond_t cv;  /* jobs arrived, connected, stopping, nc_closed */
+  bool nc_closed; /* under mu: libnats ran its last callback (on_closed) */
   msvc__queue_t jobs;
   uv_thread_t mgmt;
   bool mgmt_started;
@@ -224,7 +226,10 @@ static void reclaim_pending(nb_t *b) {
   natsMsgList list = {0};
 
   uv_mutex_lock(&b->mu); /* b->js stays while it is held (mgmt_main) */
-  if (b->js != NULL && !atomic_load(&b->stopping) &&
+  /* libnats creates its pending list with the first asynchronous publish
+   * and js_PublishAsyncGetPendingList() reads it unchecked: asked before,
+   * it dereferences NULL (a broker lost before this handle published). */
+  if (b->js != NULL && atomic_load(&b->pub_list) && !atomic_load(&b->stopping) &&
       js_PublishAsyncGetPendingList(&list, b->js) == NATS_OK) {
     for (int i = 0; i < list.Count; i++) {
       natsMsg *m = list.Msgs[i];
@@ -260,9 +265,37 @@ static void on_reconnected(natsConnection *nc, void *closure) {
   set_connected(b, true);
 }
 
+/* libnats' closed callback is the last it queues for a connection, after
+ * the disconnection that closing causes. */
+static void on_closed(natsConnection *nc, void *closure) {
+  nb_t *b = closure;
+
+  (void)nc;
+  uv_mutex_lock(&b->mu);
+  b->nc_closed = true;
+  uv_cond_broadcast(&b->cv);
+  uv_mutex_unlock(&b->mu);
+}
+
+/* Management thread. libnats runs connection callbacks on a thread of its
+ * own, from a queue: when natsConnection_Close() returns, the disconnection
+ * callback it queued may not have run yet, and b must outlive it. */
+static void close_broker(nb_t *b) {
+  natsConnection_Close(b->nc);
+  uv_mutex_lock(&b->mu);
+  while (!b->nc_closed)
+    uv_cond_wait(&b->cv, &b->mu);
+  jsCtx_Destroy(b->js);
+  b->js = NULL;
+  uv_mutex_unlock(&b->mu);
+  natsConnection_Destroy(b->nc);
+  b->nc = NULL;
+}
+
 static int connect_broker(nb_t *b) {
   natsOptions *o = NULL;
   jsOptions jo;
+  jsCtx *js = NULL;
   natsStatus s;
 
   s = natsOptions_Create(&o);
@@ -284,6 +317,8 @@ static int connect_broker(nb_t *b) {
     s = natsOptions_SetDisconnectedCB(o, on_disconnected, b);
   if (s == NATS_OK)
     s = natsOptions_SetReconnectedCB(o, on_reconnected, b);
+  if (s == NATS_OK)
+    s = natsOptions_SetClosedCB(o, on_closed, b);
   /* Pings find a half-open connection (a broker host that vanished). */
   if (s == NATS_OK)
     s = natsOptions_SetPingInterval(o, 5000);
@@ -312,12 +347,14 @@ static int connect_broker(nb_t *b) {
   jo.PublishAsync.MaxPending = b->max_pending;
   jo.PublishAsync.AckHandler = on_pub_ack;
   jo.PublishAsync.AckHandlerClosure = b;
-  s = natsConnection_JetStream(&b->js, b->nc, &jo);
+  s = natsConnection_JetStream(&js, b->nc, &jo);
   if (s != NATS_OK) {
-    natsConnection_Destroy(b->nc);
-    b->nc = NULL;
+    close_broker(b);
     return map_status(s, 0);
   }
+  uv_mutex_lock(&b->mu); /* reclaim_pending() may already run on libnats' thread */
+  b->js = js;
+  uv_mutex_unlock(&b->mu);
   return MSVC_OK;
 }
 
@@ -397,15 +434,8 @@ static void mgmt_main(void *arg) {
     msvc__free(job);
   }
   /* Closing: no callback of libnats may run once this is done. */
-  if (b->nc != NULL) {
-    natsConnection_Close(b->nc);
-    uv_mutex_lock(&b->mu); /* against reclaim_pending() on libnats' thread */
-    jsCtx_Destroy(b->js);
-    b->js = NULL;
-    uv_mutex_unlock(&b->mu);
-    natsConnection_Destroy(b->nc);
-    b->nc = NULL;
-  }
+  if (b->nc != NULL)
+    close_broker(b);
   for (size_t i = 0; i < PEND_BUCKETS; i++) {
     while (b->pend[i] != NULL) {
       msvc__ev_pub_t *pub = b->pend[i];
@@ -444,7 +474,18 @@ static void send_pub(nb_t *b, msvc__ev_pub_t *pub) {
    * (publish_timeout_ms); what a lost connection never acknowledges is
    * taken back on disconnection (reclaim_pending()). */
   po.MaxWait = 0;
-  s = js_PublishMsgAsync(b->js, &m, &po);
+  if (atomic_load(&b->pub_list)) {
+    s = js_PublishMsgAsync(b->js, &m, &po);
+  } else {
+    /* The first publish creates libnats' pending list. Under b->mu, so a
+     * disconnection (reclaim_pending()) sees neither that publish nor the
+     * list, or both. Once it exists, publishes take no shared lock. */
+    uv_mutex_lock(&b->mu);
+    s = js_PublishMsgAsync(b->js, &m, &po);
+    if (s == NATS_OK)
+      atomic_store(&b->pub_list, true);
+    uv_mutex_unlock(&b->mu);
+  }
   if (s != NATS_OK) {
     if (pend_take(b, key) != NULL) {
       natsMsg_Destroy(m);
@@ -968,6 +1009,7 @@ int msvc__ev_nats_new(msvc_events_t *ev, const char *uri, msvc__ev_backend_t **o
   atomic_init(&b->ready, false);
   atomic_init(&b->connected, false);
   atomic_init(&b->stopping, false);
+  atomic_init(&b->pub_list, false);
   atomic_init(&b->dlq_replicas, 0);
   if (uv_mutex_init(&b->mu) != 0) {
     msvc__free(b);

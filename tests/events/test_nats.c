@@ -163,6 +163,37 @@ Test(events_nats, broker_killed_mid_run_loses_nothing) {
   free(g);
 }
 
+/* The broker goes away before this handle ever published: nothing is
+ * pending, and losing the connection must not trip over that (libnats has
+ * no list of pending publishes yet). The handle comes back by itself. */
+Test(events_nats, broker_lost_before_any_publish) {
+  static uv_loop_t loop;
+  msvc_events_t *ev;
+  names_t n;
+  got_t *g = calloc(1, sizeof(*g));
+
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  names_init(&n, "early");
+  got_init(g, SETTLE_ACK);
+  ev = open_events(&loop, S.uri, "/t");
+  for (int i = 0; i < 400 && msvc_events_state(ev) != MSVC_EVENTS_CONNECTED; i++)
+    run_for(&loop, 25);
+  cr_assert_eq(msvc_events_state(ev), MSVC_EVENTS_CONNECTED);
+  natsd_kill(&S, SIGKILL);
+  for (int i = 0; i < 400 && msvc_events_state(ev) == MSVC_EVENTS_CONNECTED; i++)
+    run_for(&loop, 25);
+  cr_assert_neq(msvc_events_state(ev), MSVC_EVENTS_CONNECTED, "no disconnect seen");
+  run_for(&loop, 200); /* the disconnection is handled on libnats' thread */
+  natsd_start(&S);
+  ensure_stream(&loop, ev, n.stream, n.filter);
+  subscribe(ev, &n, g, NULL);
+  publish_n(&loop, ev, n.subject, 5, NULL, 0);
+  cr_assert(wait_count(&loop, &g->n, 5, 10000), "consumed %d of 5", g->n);
+  close_events(&loop, ev);
+  finish_loop(&loop);
+  free(g);
+}
+
 /* Nothing listens at first: the handle says so, retries with backoff and
  * works as soon as the broker appears; what was asked meanwhile completes. */
 Test(events_nats, unreachable_at_start_then_appears) {
