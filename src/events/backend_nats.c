@@ -52,7 +52,8 @@ typedef struct nb_s {
   atomic_bool stopping;
   atomic_uint dlq_replicas; /* the dead-letter stream exists with this many */
   uv_mutex_t mu; /* jobs, and the condition below */
-  uv_cond_t cv;  /* jobs arrived, connected, stopping */
+  uv_cond_t cv;  /* jobs arrived, connected, stopping, nc_closed */
+  bool nc_closed; /* under mu: libnats ran its last callback (on_closed) */
   msvc__queue_t jobs;
   uv_thread_t mgmt;
   bool mgmt_started;
@@ -63,6 +64,9 @@ typedef struct nb_s {
   msvc__ev_pub_t *pend[PEND_BUCKETS];
   msvc__ev_item_t ready_item;
   msvc__ev_item_t closed_item;
+  msvc__ev_item_t reclaim_item; /* posted by on_disconnected() */
+  atomic_bool reclaim_posted;   /* reclaim_item is in the inbox */
+  bool pub_list;                /* loop thread: libnats has a pending list */
   bool unreachable_logged;
 } nb_t;
 
@@ -219,25 +223,37 @@ static void on_connected(natsConnection *nc, void *closure) {
 /* The acknowledgements of publishes sent before a disconnection are lost
  * with the connection: libnats would keep those messages pending for ever
  * (we give it no MaxWait, see send_pub()). Take them back and tell their
- * callers; a publish repeated with the same id is stored once. */
-static void reclaim_pending(nb_t *b) {
+ * callers; a publish repeated with the same id is stored once.
+ *
+ * On the loop thread, where every publish is made: libnats' pending list
+ * holds a message from the moment js_PublishMsgAsync() registers it, before
+ * it is written out, so taking the list on libnats' thread freed messages
+ * the loop was still publishing. Run later than the disconnection, this may
+ * also take publishes made since; their callers hear "unavailable" and
+ * repeat them, which the id makes harmless. */
+static void on_reclaim_item(msvc_events_t *ev, msvc__ev_item_t *item, bool closing) {
+  nb_t *b = msvc__container_of(item, nb_t, reclaim_item);
   natsMsgList list = {0};
 
-  uv_mutex_lock(&b->mu); /* b->js stays while it is held (mgmt_main) */
-  if (b->js != NULL && !atomic_load(&b->stopping) &&
-      js_PublishAsyncGetPendingList(&list, b->js) == NATS_OK) {
-    for (int i = 0; i < list.Count; i++) {
-      natsMsg *m = list.Msgs[i];
-      msvc__ev_pub_t *pub = pend_take(b, m);
+  (void)ev;
+  atomic_store(&b->reclaim_posted, false);
+  /* stopping is set on this thread before the management thread destroys
+   * b->js. libnats creates its pending list with the first asynchronous
+   * publish, and js_PublishAsyncGetPendingList() dereferences it unchecked:
+   * asked before (a broker lost before this handle published), it crashed. */
+  if (closing || atomic_load(&b->stopping) || !b->pub_list ||
+      js_PublishAsyncGetPendingList(&list, b->js) != NATS_OK)
+    return;
+  for (int i = 0; i < list.Count; i++) {
+    natsMsg *m = list.Msgs[i];
+    msvc__ev_pub_t *pub = pend_take(b, m);
 
-      list.Msgs[i] = NULL;
-      natsMsg_Destroy(m);
-      if (pub != NULL)
-        msvc__ev_publish_done(pub, MSVC_EEVENTS_UNAVAILABLE);
-    }
-    natsMsgList_Destroy(&list);
+    list.Msgs[i] = NULL;
+    natsMsg_Destroy(m);
+    if (pub != NULL)
+      msvc__ev_publish_done(pub, MSVC_EEVENTS_UNAVAILABLE);
   }
-  uv_mutex_unlock(&b->mu);
+  natsMsgList_Destroy(&list);
 }
 
 static void on_disconnected(natsConnection *nc, void *closure) {
@@ -249,7 +265,9 @@ static void on_disconnected(natsConnection *nc, void *closure) {
   logf_(MSVC_LOG_WARN, "lost the broker at %s; reconnecting with backoff (%u..%u ms)", b->uri,
         (unsigned)b->reconnect_min_ms, (unsigned)b->reconnect_max_ms);
   set_connected(b, false);
-  reclaim_pending(b);
+  /* One post at a time: an item sits in the inbox once. */
+  if (!atomic_exchange(&b->reclaim_posted, true))
+    msvc__ev_post(b->base.ev, &b->reclaim_item);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure) {
@@ -258,6 +276,34 @@ static void on_reconnected(natsConnection *nc, void *closure) {
   (void)nc;
   logf_(MSVC_LOG_INFO, "reconnected to the broker at %s", b->uri);
   set_connected(b, true);
+}
+
+/* libnats' closed callback is the last it queues for a connection, after
+ * the disconnection that closing causes. */
+static void on_closed(natsConnection *nc, void *closure) {
+  nb_t *b = closure;
+
+  (void)nc;
+  uv_mutex_lock(&b->mu);
+  b->nc_closed = true;
+  uv_cond_broadcast(&b->cv);
+  uv_mutex_unlock(&b->mu);
+}
+
+/* Management thread. libnats runs connection callbacks on a thread of its
+ * own, from a queue: when natsConnection_Close() returns, the disconnection
+ * callback it queued may not have run yet, and b must outlive it. Waiting
+ * for it also puts its reclaim_item in the inbox before closed_item. */
+static void close_broker(nb_t *b) {
+  natsConnection_Close(b->nc);
+  uv_mutex_lock(&b->mu);
+  while (!b->nc_closed)
+    uv_cond_wait(&b->cv, &b->mu);
+  uv_mutex_unlock(&b->mu);
+  jsCtx_Destroy(b->js);
+  b->js = NULL;
+  natsConnection_Destroy(b->nc);
+  b->nc = NULL;
 }
 
 static int connect_broker(nb_t *b) {
@@ -284,6 +330,8 @@ static int connect_broker(nb_t *b) {
     s = natsOptions_SetDisconnectedCB(o, on_disconnected, b);
   if (s == NATS_OK)
     s = natsOptions_SetReconnectedCB(o, on_reconnected, b);
+  if (s == NATS_OK)
+    s = natsOptions_SetClosedCB(o, on_closed, b);
   /* Pings find a half-open connection (a broker host that vanished). */
   if (s == NATS_OK)
     s = natsOptions_SetPingInterval(o, 5000);
@@ -314,8 +362,7 @@ static int connect_broker(nb_t *b) {
   jo.PublishAsync.AckHandlerClosure = b;
   s = natsConnection_JetStream(&b->js, b->nc, &jo);
   if (s != NATS_OK) {
-    natsConnection_Destroy(b->nc);
-    b->nc = NULL;
+    close_broker(b);
     return map_status(s, 0);
   }
   return MSVC_OK;
@@ -397,15 +444,8 @@ static void mgmt_main(void *arg) {
     msvc__free(job);
   }
   /* Closing: no callback of libnats may run once this is done. */
-  if (b->nc != NULL) {
-    natsConnection_Close(b->nc);
-    uv_mutex_lock(&b->mu); /* against reclaim_pending() on libnats' thread */
-    jsCtx_Destroy(b->js);
-    b->js = NULL;
-    uv_mutex_unlock(&b->mu);
-    natsConnection_Destroy(b->nc);
-    b->nc = NULL;
-  }
+  if (b->nc != NULL)
+    close_broker(b);
   for (size_t i = 0; i < PEND_BUCKETS; i++) {
     while (b->pend[i] != NULL) {
       msvc__ev_pub_t *pub = b->pend[i];
@@ -442,10 +482,12 @@ static void send_pub(nb_t *b, msvc__ev_pub_t *pub) {
    * rate x MaxWait records (60 s: millions) and did every publish's work a
    * second time. The caller hears of a timeout from the core
    * (publish_timeout_ms); what a lost connection never acknowledges is
-   * taken back on disconnection (reclaim_pending()). */
+   * taken back on disconnection (on_reclaim_item()). */
   po.MaxWait = 0;
   s = js_PublishMsgAsync(b->js, &m, &po);
-  if (s != NATS_OK) {
+  if (s == NATS_OK) {
+    b->pub_list = true; /* created by this publish: see on_reclaim_item() */
+  } else {
     if (pend_take(b, key) != NULL) {
       natsMsg_Destroy(m);
       msvc__ev_publish_done(pub, map_status(s, 0));
@@ -963,11 +1005,13 @@ int msvc__ev_nats_new(msvc_events_t *ev, const char *uri, msvc__ev_backend_t **o
   b->max_pending = ev->opts.max_pending_publishes + 64;
   b->ready_item.run = on_ready_item;
   b->closed_item.run = on_closed_item;
+  b->reclaim_item.run = on_reclaim_item;
   msvc__queue_init(&b->jobs);
   msvc__queue_init(&b->waiting_pubs);
   atomic_init(&b->ready, false);
   atomic_init(&b->connected, false);
   atomic_init(&b->stopping, false);
+  atomic_init(&b->reclaim_posted, false);
   atomic_init(&b->dlq_replicas, 0);
   if (uv_mutex_init(&b->mu) != 0) {
     msvc__free(b);

@@ -163,6 +163,101 @@ Test(events_nats, broker_killed_mid_run_loses_nothing) {
   free(g);
 }
 
+/* The broker goes away before this handle ever published: nothing is
+ * pending, and losing the connection must not trip over that (libnats has
+ * no list of pending publishes yet). The handle comes back by itself. */
+Test(events_nats, broker_lost_before_any_publish) {
+  static uv_loop_t loop;
+  msvc_events_t *ev;
+  names_t n;
+  got_t *g = calloc(1, sizeof(*g));
+
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  names_init(&n, "early");
+  got_init(g, SETTLE_ACK);
+  ev = open_events(&loop, S.uri, "/t");
+  for (int i = 0; i < 400 && msvc_events_state(ev) != MSVC_EVENTS_CONNECTED; i++)
+    run_for(&loop, 25);
+  cr_assert_eq(msvc_events_state(ev), MSVC_EVENTS_CONNECTED);
+  natsd_kill(&S, SIGKILL);
+  for (int i = 0; i < 400 && msvc_events_state(ev) == MSVC_EVENTS_CONNECTED; i++)
+    run_for(&loop, 25);
+  cr_assert_neq(msvc_events_state(ev), MSVC_EVENTS_CONNECTED, "no disconnect seen");
+  run_for(&loop, 200); /* the disconnection is handled on libnats' thread */
+  natsd_start(&S);
+  ensure_stream(&loop, ev, n.stream, n.filter);
+  subscribe(ev, &n, g, NULL);
+  publish_n(&loop, ev, n.subject, 5, NULL, 0);
+  cr_assert(wait_count(&loop, &g->n, 5, 10000), "consumed %d of 5", g->n);
+  close_events(&loop, ev);
+  finish_loop(&loop);
+  free(g);
+}
+
+typedef struct killer_s {
+  pid_t pid;
+  int delay_ms;
+} killer_t;
+
+static void killer_main(void *arg) {
+  const killer_t *k = arg;
+
+  natsd_sleep_ms(k->delay_ms);
+  kill(k->pid, SIGKILL);
+}
+
+/* The broker dies while the loop is in the middle of publishing: libnats
+ * reports the disconnection on its own thread while the loop is inside a
+ * publish, and taking back the unacknowledged ones must not free a message
+ * that publish still uses. Every publish gets its callback, and the handle
+ * goes on after each restart. */
+Test(events_nats, broker_killed_while_publishing) {
+  static uv_loop_t loop;
+  static pubrec_t p;
+  msvc_events_t *ev;
+  names_t n;
+  char data[32];
+  int sent = 0;
+
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  names_init(&n, "kp");
+  pubrec_init(&p);
+  ev = open_events(&loop, S.uri, "/t");
+  ensure_stream(&loop, ev, n.stream, n.filter);
+  for (int round = 0; round < 3; round++) {
+    killer_t k = {S.pid, 100};
+    uv_thread_t t;
+    uint64_t end;
+
+    cr_assert_eq(uv_thread_create(&t, killer_main, &k), 0);
+    uv_update_time(&loop);
+    end = uv_now(&loop) + 2000;
+    /* Publish without waiting, until the disconnection has been seen. */
+    while (msvc_events_state(ev) == MSVC_EVENTS_CONNECTED && uv_now(&loop) < end) {
+      msvc_event_t e = {.type = "x", .subject = n.subject, .data = data};
+      snprintf(data, sizeof(data), "{\"n\":%d}", sent);
+      e.data_len = strlen(data);
+      if (msvc_events_publish(ev, &e, on_published, &p) == MSVC_OK)
+        sent++;
+      uv_run(&loop, UV_RUN_NOWAIT);
+      uv_update_time(&loop);
+    }
+    uv_thread_join(&t);
+    natsd_kill(&S, SIGKILL);
+    cr_assert_neq(msvc_events_state(ev), MSVC_EVENTS_CONNECTED, "no disconnect seen");
+    run_for(&loop, 100);
+    natsd_start(&S);
+    for (int i = 0; i < 400 && msvc_events_state(ev) != MSVC_EVENTS_CONNECTED; i++)
+      run_for(&loop, 25);
+    cr_assert_eq(msvc_events_state(ev), MSVC_EVENTS_CONNECTED, "round %d: not back", round);
+  }
+  cr_assert(wait_count(&loop, &p.calls, sent, 15000), "callbacks: %d of %d", p.calls, sent);
+  cr_assert_gt(p.ok, 0);
+  publish_n(&loop, ev, n.subject, 5, NULL, 0);
+  close_events(&loop, ev);
+  finish_loop(&loop);
+}
+
 /* Nothing listens at first: the handle says so, retries with backoff and
  * works as soon as the broker appears; what was asked meanwhile completes. */
 Test(events_nats, unreachable_at_start_then_appears) {

@@ -35,12 +35,29 @@ static void start_node(int i) {
   natsd_start_args(&N[i], extra);
 }
 
+/* A free port none of the nodes uses yet: the kernel may hand out a port
+ * it just released again, and a node given its peer's cluster port as its
+ * own never starts. */
+static int distinct_port(int upto) {
+  for (;;) {
+    int port = natsd_free_port();
+    bool used = false;
+    for (int j = 0; j <= upto && !used; j++)
+      used = port == N[j].port || port == N[j].cluster_port;
+    if (!used)
+      return port;
+  }
+}
+
 static void setup(void) {
   if (!natsd_available())
     cr_skip_test("nats-server is not installed");
   for (int i = 0; i < NODES; i++) {
     natsd_init(&N[i]);
-    N[i].cluster_port = natsd_free_port();
+    N[i].port = 0;
+    N[i].port = distinct_port(i);
+    snprintf(N[i].uri, sizeof(N[i].uri), "nats://127.0.0.1:%d", N[i].port);
+    N[i].cluster_port = distinct_port(i);
   }
   for (int i = 0; i < NODES; i++)
     start_node(i);
