@@ -72,7 +72,7 @@ typedef struct msvc_limit_rate_opts_s {
   uint32_t period_ms; /**< The period, 1..86400000 ms. Default 1000. */
   uint32_t burst;     /**< Bucket size in tokens, 1..10^9. Default 20. */
   /** Most keys held at once, 16..2^26. Default 65536. Memory is 64 bytes
-   *  per key (one cache line) plus 4 to 8 bytes of index, reserved up
+   *  per key (one cache line) plus 20 to 24 bytes of index, reserved up
    *  front. */
   uint32_t max_keys;
   /** Shards (lock stripes), a power of two 1..1024; 0 (the default)

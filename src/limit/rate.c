@@ -10,7 +10,8 @@
  * bucket's fill ratio without touching it.
  *
  * Memory: each shard owns a fixed array of entries (one cache line each)
- * and a chained hash index over them; nothing is allocated after creation.
+ * and a chained hash index over them (16 bytes per entry, kept apart from
+ * the buckets); nothing is allocated after creation.
  * A new key in a full shard takes the place of another, chosen by a clock
  * hand (second chance: a recently used entry has its mark cleared and is
  * passed over once), preferably one whose bucket has refilled, since
@@ -42,19 +43,28 @@
 #define EVICT_SCAN 8u
 #define MAX_SHARE 65536u
 
+/* A key's bucket: written by every check of the key. */
 typedef struct entry_s {
-  uint64_t hash;
   uint64_t units;
   uint64_t last_ms;
-  uint32_t chain; /* next entry of the same hash bucket */
-  uint8_t klen;
-  uint8_t digest; /* key holds a digest of a longer key */
-  uint8_t ref;    /* used since the clock hand last passed */
+  uint8_t ref;        /* used since the clock hand last passed */
   _Atomic uint8_t lk; /* the entry's lock */
   char key[MSVC_LIMIT_KEY_MAX];
+  char pad[14];
 } entry_t;
 
 typedef char entry_is_one_line[sizeof(entry_t) == 64 ? 1 : -1];
+
+/* What a lookup compares, apart from the bucket: a chain walks these and
+ * reads an entry only when the whole hash matches. The buckets of other
+ * keys in the chain, which other threads keep writing, stay out of the
+ * walk; these records change only when a key comes or goes. */
+typedef struct ix_s {
+  uint64_t hash;
+  uint32_t chain; /* next entry of the same hash bucket */
+  uint8_t klen;
+  uint8_t digest; /* key holds a digest of a longer key */
+} ix_t;
 
 typedef struct shard_s {
   atomic_flag lock;
@@ -62,6 +72,7 @@ typedef struct shard_s {
   uint32_t used;
   uint32_t hand; /* the clock hand */
   entry_t *e;
+  ix_t *ix; /* one per entry */
   uint32_t *heads;
   uint64_t evicted;
   uint64_t lossy;
@@ -92,6 +103,7 @@ struct msvc_limit_rate_s {
   shard_t *shards;
   void *entries_mem;
   entry_t *entries; /* entries_mem aligned to a cache line */
+  ix_t *index;
   uint32_t *heads;
   void *slots_mem;
   slot_t *slots; /* slots_mem aligned to a cache line */
@@ -231,10 +243,11 @@ int msvc_limit_rate_new(const msvc_limit_rate_opts_t *opts, msvc_limit_rate_t **
   rl->shards = msvc__calloc(o.shards, sizeof(shard_t));
   rl->entries_mem = msvc__calloc((size_t)o.shards * rl->per_shard + 1, sizeof(entry_t));
   rl->entries = (entry_t *)(((uintptr_t)rl->entries_mem + 63) & ~(uintptr_t)63);
+  rl->index = msvc__calloc((size_t)o.shards * rl->per_shard, sizeof(ix_t));
   rl->heads = msvc__malloc((size_t)o.shards * nb * sizeof(uint32_t));
   rl->slots_mem = msvc__calloc(SLOTS + 1, sizeof(slot_t));
   rl->slots = (slot_t *)(((uintptr_t)rl->slots_mem + 63) & ~(uintptr_t)63);
-  if (rl->shards == NULL || rl->entries_mem == NULL || rl->heads == NULL ||
+  if (rl->shards == NULL || rl->entries_mem == NULL || rl->index == NULL || rl->heads == NULL ||
       rl->slots_mem == NULL) {
     msvc_limit_rate_free(rl);
     return MSVC_ENOMEM;
@@ -245,6 +258,7 @@ int msvc_limit_rate_new(const msvc_limit_rate_opts_t *opts, msvc_limit_rate_t **
 
     atomic_flag_clear(&s->lock);
     s->e = rl->entries + (size_t)i * rl->per_shard;
+    s->ix = rl->index + (size_t)i * rl->per_shard;
     s->heads = rl->heads + (size_t)i * nb;
   }
   *out = rl;
@@ -255,6 +269,7 @@ void msvc_limit_rate_free(msvc_limit_rate_t *rl) {
   if (rl == NULL) return;
   msvc__free(rl->shards);
   msvc__free(rl->entries_mem);
+  msvc__free(rl->index);
   msvc__free(rl->heads);
   msvc__free(rl->slots_mem);
   msvc__free(rl);
@@ -263,10 +278,10 @@ void msvc_limit_rate_free(msvc_limit_rate_t *rl) {
 /* ---- hash chains (shard locked) ----------------------------------------------- */
 
 static void chain_remove(msvc_limit_rate_t *rl, shard_t *s, uint32_t i) {
-  uint32_t *p = &s->heads[s->e[i].hash & rl->bucket_mask];
+  uint32_t *p = &s->heads[s->ix[i].hash & rl->bucket_mask];
 
-  while (*p != NIL && *p != i) p = &s->e[*p].chain;
-  if (*p == i) *p = s->e[i].chain;
+  while (*p != NIL && *p != i) p = &s->ix[*p].chain;
+  if (*p == i) *p = s->ix[i].chain;
 }
 
 /* ---- arithmetic ------------------------------------------------------------------- */
@@ -375,11 +390,11 @@ static inline shard_t *shard_of(msvc_limit_rate_t *rl, uint64_t h) {
 static uint32_t find(const msvc_limit_rate_t *rl, shard_t *s, const skey_t *k) {
   uint32_t i;
 
-  for (i = s->heads[k->h & rl->bucket_mask]; i != NIL; i = s->e[i].chain) {
-    const entry_t *e = &s->e[i];
+  for (i = s->heads[k->h & rl->bucket_mask]; i != NIL; i = s->ix[i].chain) {
+    const ix_t *x = &s->ix[i];
 
-    if (e->hash == k->h && e->klen == k->len && e->digest == k->digest &&
-        memcmp(e->key, k->p, k->len) == 0)
+    if (x->hash == k->h && x->klen == k->len && x->digest == k->digest &&
+        memcmp(s->e[i].key, k->p, k->len) == 0)
       return i;
   }
   return NIL;
@@ -461,14 +476,14 @@ int msvc_limit_rate_check(msvc_limit_rate_t *rl, const void *key, size_t len, ui
       i = take_entry(rl, s, cap, now_ms);
       e = &s->e[i];
       elock(e);
-      e->hash = k.h;
-      e->klen = k.len;
-      e->digest = k.digest;
+      s->ix[i].hash = k.h;
+      s->ix[i].klen = k.len;
+      s->ix[i].digest = k.digest;
       memcpy(e->key, k.p, k.len);
       e->units = cap;
       e->last_ms = now_ms;
       e->ref = 1;
-      e->chain = s->heads[k.h & rl->bucket_mask];
+      s->ix[i].chain = s->heads[k.h & rl->bucket_mask];
       s->heads[k.h & rl->bucket_mask] = i;
     } else {
       e = &s->e[i];
