@@ -16,6 +16,9 @@
  *   p99_ratio      p99 latency of the admitted (200) requests / unloaded p99
  *   reject_p99_ms  p99 latency of the 503 OVERLOADED answers
  * MSVC_BENCH_QUICK=1: 2 s of overload per implementation, else 8 s.
+ * MSVC_BENCH_OVERLOAD_LIMIT=n: the limited server holds a fixed limit of n
+ * instead of the adaptive one (a control: what the adaptive limit chooses
+ * between).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -116,6 +119,8 @@ static void server_run(void *arg) {
   uv_run(&s->loop, UV_RUN_DEFAULT);
 }
 
+static uint32_t fixed_limit; /* MSVC_BENCH_OVERLOAD_LIMIT, 0: adaptive */
+
 static void server_start(server_t *s, bool limited) {
   msvc_http_server_opts_t so;
 
@@ -138,6 +143,10 @@ static void server_start(server_t *s, bool limited) {
     co.registry = reg; /* leaked with the process: a bench */
     co.limit.min_limit = 1;
     co.limit.tolerance = 1.5;
+    if (fixed_limit > 0) { /* a control: what one fixed limit gives */
+      co.limit.fixed = true;
+      co.limit.initial = co.limit.min_limit = co.limit.max_limit = fixed_limit;
+    }
     if (msvc_mw_concurrency_new(&co, &s->mw) != MSVC_OK) exit(1);
     msvc_http_server_use(s->srv, msvc_mw_concurrency_middleware(s->mw));
   }
@@ -302,6 +311,8 @@ int main(void) {
   run_t r;
   int k;
 
+  if (getenv("MSVC_BENCH_OVERLOAD_LIMIT") != NULL)
+    fixed_limit = (uint32_t)strtoul(getenv("MSVC_BENCH_OVERLOAD_LIMIT"), NULL, 10);
   r.ok_ms = calloc(MAXSAMPLES, sizeof(double));
   r.rej_ms = calloc(MAXSAMPLES, sizeof(double));
   if (r.ok_ms == NULL || r.rej_ms == NULL) return 1;
@@ -331,6 +342,9 @@ int main(void) {
               msvc_limit_adaptive_limit(msvc_mw_concurrency_limit(s.mw)));
     server_stop(&s);
     lat_p99 = p99(r.ok_ms, r.nok);
+    if (r.nok > 0) /* sorted by p99() */
+      fprintf(stderr, "overload: %s: admitted latency p50 %.2f p90 %.2f p99 %.2f max %.2f ms\n",
+              impl, r.ok_ms[r.nok / 2], r.ok_ms[r.nok * 9 / 10], lat_p99, r.ok_ms[r.nok - 1]);
     fprintf(stderr, "overload: %s: %zu ok, %zu shed, %ld other, %ld unsent, %ld errors\n",
             impl, r.nok, r.nrej, r.other, r.unsent, r.errors);
     bench_emit("overload", impl, "goodput_pct", "%",

@@ -11,7 +11,8 @@
  *   gradient < 1: limit = min(limit, most in flight) * max(gradient, 0.5)
  *                                                     (queueing: back off)
  *   otherwise, if at least half the limit was used:
- *                 limit += max(1, sqrt(limit))        (room: probe upward)
+ *                 limit = L + max(1, sqrt(L))         (room: probe upward)
+ *                 where L is the limit in force (the published, rounded one)
  *
  * The baseline is the no-load latency: it moves halfway down to any lower
  * window mean and rises by 1% per window (0.1% while requests are being
@@ -171,8 +172,14 @@ static void update(msvc_limit_adaptive_t *cl, uint64_t now_ms) {
           (gradient < MIN_GRADIENT ? MIN_GRADIENT : gradient);
   else if (cl->congested > 0) {
     /* a first slow window: hold */
-  } else if ((double)used * 2.0 >= lim)
-    lim += fmax(1.0, sqrt(lim));
+  } else if ((double)used * 2.0 >= lim) {
+    /* From the limit in force, not from the fraction a back-off left
+     * behind: 1.45 (published as 1) grows to 2, where adding the root to
+     * the fraction would publish 3 and triple a small service's queue. */
+    double in_force = floor(lim + 0.5);
+
+    lim = in_force + fmax(1.0, sqrt(in_force));
+  }
   if (lim < cl->o.min_limit) lim = cl->o.min_limit;
   if (lim > cl->o.max_limit) lim = cl->o.max_limit;
   cl->limit_f = lim;

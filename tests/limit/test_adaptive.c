@@ -128,6 +128,21 @@ Test(limit_adaptive, learns_the_limit_from_latency) {
   msvc_limit_adaptive_free(cl);
 }
 
+/* A back-off leaves a fraction behind (2 x 0.7 = 1.4, in force as 1); the
+ * next good window grows the limit in force by one, to 2. Growing the
+ * fraction by its root would give 2.58 and put 3 in force, tripling the
+ * queue of a resource that serves one request at a time. */
+Test(limit_adaptive, grows_from_the_limit_in_force) {
+  msvc_limit_adaptive_t *cl = make(2, 1, 100, false);
+  uint64_t t = 1000;
+
+  cr_assert_eq(window(cl, &t, 1, 1000), 3, "baseline 1 ms, half used: 2 + sqrt 2");
+  cr_assert_eq(window(cl, &t, NPERMITS, 2886), 2, "gradient 0.7 from 3 in use");
+  cr_assert_eq(window(cl, &t, NPERMITS, 2886), 1, "gradient 0.7 from 2 in use: 1.4");
+  cr_assert_eq(window(cl, &t, NPERMITS, 1000), 2, "1 in force grows to 2, not 3");
+  msvc_limit_adaptive_free(cl);
+}
+
 /* Never below min nor above max. */
 Test(limit_adaptive, stays_within_bounds) {
   msvc_limit_adaptive_t *cl = make(10, 5, 20, false);
