@@ -330,16 +330,13 @@ int msvc__res_error_close(msvc_http_req_t *req, int status, const char *code,
   return msvc_http_res_error(&req->res, status, code, message);
 }
 
+/* RFC 9110 token characters, one bit per ASCII code: digits, letters and
+ * !#$%&'*+-.^_`|~. */
+#define TCHAR_0_63 UINT64_C(0x03ff6cfa00000000)
+#define TCHAR_64_127 UINT64_C(0x57ffffffc7fffffe)
+
 static bool is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-    return true;
-  switch (c) {
-  case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-  case '+': case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-    return true;
-  default:
-    return false;
-  }
+  return c < 64 ? (TCHAR_0_63 >> c) & 1 : c < 128 && (TCHAR_64_127 >> (c - 64)) & 1;
 }
 
 /* Content-Length, Transfer-Encoding, Connection and Date are the server's
@@ -370,10 +367,9 @@ static bool field_ok(const char *name, const char *value, size_t *nlen, size_t *
     if (!is_tchar((unsigned char)*p))
       return false;
   *nlen = (size_t)(p - name);
-  for (p = value; *p != '\0'; p++)
-    if (*p == '\r' || *p == '\n')
-      return false;
-  *vlen = (size_t)(p - value);
+  *vlen = strcspn(value, "\r\n");
+  if (value[*vlen] != '\0')
+    return false;
   return !reserved_header(name, *nlen);
 }
 
@@ -381,24 +377,33 @@ static int put_field(msvc__buf_t *b, const char *name, size_t nlen, const char *
                      size_t vlen) {
   /* all or nothing: a line cut by the limit would corrupt the head */
   if (msvc__buf_reserve(b, nlen + vlen + 4) == MSVC_OK) {
-    msvc__buf_append(b, name, nlen);
-    msvc__buf_append(b, ": ", 2);
-    msvc__buf_append(b, value, vlen);
-    msvc__buf_append(b, "\r\n", 2);
+    char *w = b->data + b->len;
+
+    memcpy(w, name, nlen);
+    memcpy(w + nlen, ": ", 2);
+    memcpy(w + nlen + 2, value, vlen);
+    memcpy(w + nlen + 2 + vlen, "\r\n", 2);
+    b->len += nlen + vlen + 4;
+    b->data[b->len] = '\0';
   }
   return b->err == MSVC_ETOOLARGE ? MSVC_ELIMIT : b->err;
 }
 
+int msvc__res_header_trusted(msvc_http_res_t *res, const char *name, size_t nlen,
+                             const char *value, size_t vlen) {
+  msvc_http_req_t *req = REQ(res);
+
+  if (req->state != RES_NEW)
+    return MSVC_EHTTP_RESPONDED;
+  return put_field(&req->hdrs, name, nlen, value, vlen);
+}
+
 int msvc_http_res_header(msvc_http_res_t *res, const char *name, const char *value) {
-  msvc_http_req_t *req;
   size_t nlen, vlen;
 
   if (res == NULL || !field_ok(name, value, &nlen, &vlen))
     return MSVC_EINVAL;
-  req = REQ(res);
-  if (req->state != RES_NEW)
-    return MSVC_EHTTP_RESPONDED;
-  return put_field(&req->hdrs, name, nlen, value, vlen);
+  return msvc__res_header_trusted(res, name, nlen, value, vlen);
 }
 
 int msvc_http_res_trailer(msvc_http_res_t *res, const char *name, const char *value) {

@@ -256,5 +256,10 @@ void msvc__http_server_on_drain(msvc_http_server_t *srv,
 const char *msvc__server_date(msvc_http_server_t *srv);
 int msvc__res_error_close(msvc_http_req_t *req, int status, const char *code,
                           const char *message);
+/* msvc_http_res_header() for a field the caller built itself, unchecked:
+ * name is a token the framing does not own (not Date, Connection,
+ * Content-Length or Transfer-Encoding) and value holds no CR or LF. */
+int msvc__res_header_trusted(msvc_http_res_t *res, const char *name, size_t nlen,
+                             const char *value, size_t vlen);
 
 #endif /* MSVC_HTTP_SERVER_H */

@@ -12,6 +12,7 @@
 #include <msvc/middleware.h>
 #include <msvc/trace.h>
 
+#include "http/server.h"
 #include "msvc-internal.h"
 #include "service/mw-internal.h"
 #include "trace/trace-internal.h"
@@ -140,10 +141,14 @@ static int request_id_before(msvc_http_req_t *req, msvc_http_res_t *res, void *d
     memcpy(c->request_id, in, len);
     c->request_id[len] = '\0';
   } else {
-    msvc__mw_hex_random(c->request_id, 32);
+    len = 32;
+    msvc__mw_hex_random(c->request_id, len);
   }
   c->has_id = true;
-  if (msvc_http_res_header(res, MSVC_MW_REQUEST_ID_HEADER, c->request_id) == MSVC_ENOMEM)
+  /* A valid id or hex digits: a field value as it stands. */
+  if (msvc__res_header_trusted(res, MSVC_MW_REQUEST_ID_HEADER,
+                               sizeof(MSVC_MW_REQUEST_ID_HEADER) - 1, c->request_id,
+                               len) == MSVC_ENOMEM)
     return answer_oom(res);
   return MSVC_HTTP_NEXT;
 }

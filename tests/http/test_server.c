@@ -556,7 +556,16 @@ static void h_misuse(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
   cr_assert_eq(msvc_http_res_header(res, "Bad Name", "v"), MSVC_EINVAL);
   cr_assert_eq(msvc_http_res_header(res, "X-A", "v\r\nX-Injected: 1"), MSVC_EINVAL);
   cr_assert_eq(msvc_http_res_header(res, "Content-Length", "5"), MSVC_EINVAL);
+  cr_assert_eq(msvc_http_res_header(res, "X-B", "v\nX-Injected: 1"), MSVC_EINVAL);
+  cr_assert_eq(msvc_http_res_header(res, "X-C", "v\r"), MSVC_EINVAL);
+  cr_assert_eq(msvc_http_res_header(res, "X-(D)", "v"), MSVC_EINVAL);
+  cr_assert_eq(msvc_http_res_header(res, "X-\xc3\xa9", "v"), MSVC_EINVAL);
+  cr_assert_eq(msvc_http_res_header(res, "X:E", "v"), MSVC_EINVAL);
+  cr_assert_eq(msvc_http_res_header(res, "", "v"), MSVC_EINVAL);
+  cr_assert_eq(msvc_http_res_header(res, "TRANSFER-encoding", "chunked"), MSVC_EINVAL);
   cr_assert_eq(msvc_http_res_header(res, "X-Ok", "fine"), MSVC_OK);
+  cr_assert_eq(msvc_http_res_header(res, "!#$%&'*+-.^_`|~09azAZ", "tokens, \t and \xc3\xa9"),
+               MSVC_OK);
   cr_assert_eq(msvc_http_res_send(res, 99, NULL, NULL, 0), MSVC_EINVAL);
   cr_assert_eq(msvc_http_res_error(res, 200, "X", "y"), MSVC_EINVAL);
   cr_assert_eq(msvc_http_res_write(res, "x", 1), MSVC_ESTATE);
