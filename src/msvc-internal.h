@@ -103,7 +103,20 @@ typedef struct msvc__buf_s {
 void msvc__buf_init(msvc__buf_t *b, size_t max);
 void msvc__buf_free(msvc__buf_t *b);
 int msvc__buf_reserve(msvc__buf_t *b, size_t extra);
-void msvc__buf_append(msvc__buf_t *b, const void *data, size_t len);
+void msvc__buf_append_slow(msvc__buf_t *b, const void *data, size_t len);
+/* Appends len bytes; the common case (room left, no error) inline, since
+ * the parser and the response writer append a few bytes many times per
+ * request. */
+static inline void msvc__buf_append(msvc__buf_t *b, const void *data, size_t len) {
+  if (MSVC__LIKELY(len > 0 && len < b->cap - b->len && b->err == MSVC_OK &&
+                   (b->max == 0 || len <= b->max - b->len))) {
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return;
+  }
+  msvc__buf_append_slow(b, data, len);
+}
 void msvc__buf_puts(msvc__buf_t *b, const char *s);
 void msvc__buf_putc(msvc__buf_t *b, char c);
 void msvc__buf_printf(msvc__buf_t *b, const char *fmt, ...)

@@ -49,7 +49,7 @@ int msvc__buf_reserve(msvc__buf_t *b, size_t extra) {
   return MSVC_OK;
 }
 
-void msvc__buf_append(msvc__buf_t *b, const void *data, size_t len) {
+void msvc__buf_append_slow(msvc__buf_t *b, const void *data, size_t len) {
   if (len == 0 || msvc__buf_reserve(b, len) != MSVC_OK)
     return;
   memcpy(b->data + b->len, data, len);

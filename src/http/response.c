@@ -42,19 +42,7 @@ static bool want_close(const msvc_http_req_t *req) {
   return req->srv->draining && req->node.next == &c->pipeline;
 }
 
-/* msvc__buf_append() with the common case inline: a head is a dozen small
- * pieces, written after one reservation for all of them. */
-static inline void put_lit(msvc__buf_t *b, const char *s, size_t n) {
-  if (MSVC__LIKELY(b->err == MSVC_OK && n < b->cap - b->len &&
-                   (b->max == 0 || n <= b->max - b->len))) {
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return;
-  }
-  msvc__buf_append(b, s, n);
-}
-#define PUT(b, lit) put_lit((b), (lit), sizeof(lit) - 1)
+#define PUT(b, lit) msvc__buf_append((b), (lit), sizeof(lit) - 1)
 
 static void put_u64(msvc__buf_t *b, uint64_t v, int base) {
   static const char digits[] = "0123456789abcdef";
@@ -65,51 +53,89 @@ static void put_u64(msvc__buf_t *b, uint64_t v, int base) {
     tmp[--i] = digits[v % (unsigned)base];
     v /= (unsigned)base;
   } while (v != 0);
-  put_lit(b, tmp + i, sizeof(tmp) - (size_t)i);
+  msvc__buf_append(b, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
 static bool bodyless(int status) {
   return status == 204 || status == 304;
 }
 
+/* Copies n bytes to w and returns the end: a head is written piece by
+ * piece after one reservation that covers all of them. */
+static inline char *put_at(char *w, const char *s, size_t n) {
+  memcpy(w, s, n);
+  return w + n;
+}
+#define PUT_AT(w, lit) put_at((w), (lit), sizeof(lit) - 1)
+
+static char *put_dec_at(char *w, uint64_t v) {
+  char tmp[20];
+  size_t i = sizeof(tmp);
+
+  do {
+    tmp[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  return put_at(w, tmp + i, sizeof(tmp) - i);
+}
+
+/* The longest head apart from the reason, the content type and the
+ * application's fields: the status line's fixed part, Date, the
+ * Content-Type name, a 20-digit Content-Length (longer than
+ * Transfer-Encoding: chunked) and Connection: keep-alive. */
+#define HEAD_FIXED_MAX                                                          \
+  (sizeof("HTTP/1.1 999 \r\nDate: \r\n") - 1 + 29 + sizeof("Content-Type: \r\n") - 1 + \
+   sizeof("Content-Length: 18446744073709551615\r\n") - 1 +                     \
+   sizeof("Connection: keep-alive\r\n\r\n") - 1)
+
 static void write_head(msvc_http_req_t *req, int status, const char *ctype,
                        size_t body_len, bool stream) {
   msvc__buf_t *b = out_buf(req);
   bool http10 = req->head != NULL && req->head->http_minor == 0;
   const char *reason = msvc__http_reason(status);
+  size_t rlen = strlen(reason), clen = ctype != NULL ? strlen(ctype) : 0;
+  char *w;
 
   req->close = want_close(req) || (stream && http10);
-  msvc__buf_reserve(b, 160 + req->hdrs.len + (ctype != NULL ? strlen(ctype) : 0));
-  PUT(b, "HTTP/1.1 ");
-  put_u64(b, (uint64_t)status, 10);
-  PUT(b, " ");
-  put_lit(b, reason, strlen(reason));
-  PUT(b, "\r\nDate: ");
-  put_lit(b, msvc__server_date(req->srv), 29);
-  PUT(b, "\r\n");
+  req->res.status = status;
+  /* On failure the buffer keeps its error, which fails the connection's
+   * write: nothing is written here. */
+  if (msvc__buf_reserve(b, HEAD_FIXED_MAX + rlen + clen + req->hdrs.len) != MSVC_OK)
+    return;
+  w = b->data + b->len;
+  w = PUT_AT(w, "HTTP/1.1 ");
+  w[0] = (char)('0' + status / 100); /* check_new(): 200..999 */
+  w[1] = (char)('0' + status / 10 % 10);
+  w[2] = (char)('0' + status % 10);
+  w[3] = ' ';
+  w = put_at(w + 4, reason, rlen);
+  w = PUT_AT(w, "\r\nDate: ");
+  w = put_at(w, msvc__server_date(req->srv), 29);
+  w = PUT_AT(w, "\r\n");
   if (ctype != NULL) {
-    PUT(b, "Content-Type: ");
-    put_lit(b, ctype, strlen(ctype));
-    PUT(b, "\r\n");
+    w = PUT_AT(w, "Content-Type: ");
+    w = put_at(w, ctype, clen);
+    w = PUT_AT(w, "\r\n");
   }
   if (req->hdrs.len > 0)
-    put_lit(b, req->hdrs.data, req->hdrs.len);
+    w = put_at(w, req->hdrs.data, req->hdrs.len);
   if (stream) {
     req->chunked_out = !http10;
     if (req->chunked_out)
-      PUT(b, "Transfer-Encoding: chunked\r\n");
+      w = PUT_AT(w, "Transfer-Encoding: chunked\r\n");
   } else if (!bodyless(status)) {
-    PUT(b, "Content-Length: ");
-    put_u64(b, body_len, 10);
-    PUT(b, "\r\n");
+    w = PUT_AT(w, "Content-Length: ");
+    w = put_dec_at(w, body_len);
+    w = PUT_AT(w, "\r\n");
   }
   if (req->close)
-    PUT(b, "Connection: close\r\n\r\n");
+    w = PUT_AT(w, "Connection: close\r\n\r\n");
   else if (http10)
-    PUT(b, "Connection: keep-alive\r\n\r\n");
+    w = PUT_AT(w, "Connection: keep-alive\r\n\r\n");
   else
-    PUT(b, "\r\n");
-  req->res.status = status;
+    w = PUT_AT(w, "\r\n");
+  b->len = (size_t)(w - b->data);
+  *w = '\0';
 }
 
 /* The response is complete: observers run, then the connection sends it. */
