@@ -97,6 +97,8 @@ struct call_loop_s {
   uv_loop_t *loop;
   msvc_http_client_t *client;
   msvc__queue_t calls; /* calls started on this loop */
+  msvc_service_call_t *spare_calls; /* finished calls kept for reuse */
+  size_t nspare_calls;
   bool closing;
   bool client_closed;
   bool main;
@@ -143,6 +145,8 @@ void msvc__call_loop_maybe_closed(call_loop_t *lc);
 
 /* call.c */
 void msvc__call_cancel_all(call_loop_t *lc);
+/* Frees the spare calls a loop context keeps for reuse. */
+void msvc__call_spares_free(call_loop_t *lc);
 /* msvc_service_call() on a caller; on_chunk, when set, streams the response
  * body (a response that has begun streaming is never retried). */
 int msvc__caller_call(msvc__caller_t *c, const char *service,

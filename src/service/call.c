@@ -10,6 +10,7 @@
  * msvc_service_call()). It is made on first use: a call answered at the
  * first attempt never touches it, which spares the loop a handle per call.
  */
+#include <stddef.h>
 #include <stdio.h>
 
 #include <msvc/trace.h>
@@ -69,12 +70,20 @@ struct msvc_service_call_s {
   uint64_t t0_us;  /* the call's start */
   bool last_sent;  /* the last attempt's request went out */
   uint32_t attempts;
-  char avoid[MSVC_LB_MAX_ID_LEN + 1]; /* endpoint of the last failure */
   msvc_span_t *span; /* client span, when tracing; retries are its events */
   size_t text_used;  /* bytes of text[] taken */
+  msvc_service_call_t *next_free; /* loop context's spare calls */
+  /* From here on the call is not cleared when made: avoid[] is an empty
+   * string, the rest is written before it is read. */
+  char avoid[MSVC_LB_MAX_ID_LEN + 1]; /* endpoint of the last failure */
   msvc_http_header_t inline_headers[INLINE_HEADERS];
   char text[INLINE_TEXT];
 };
+
+/* Spare calls a loop context keeps for its next calls: a call is about a
+ * kilobyte, and clearing a fresh one cost more than the rest of starting
+ * it. */
+#define MAX_SPARE_CALLS 64
 
 static void start_attempt(msvc_service_call_t *call);
 
@@ -227,7 +236,35 @@ static int context_headers(msvc_service_call_t *call, const msvc_service_request
   return r;
 }
 
-static void call_free(msvc_service_call_t *call) {
+/* A call with its fields cleared, from the loop context's spares when it
+ * has one. */
+static msvc_service_call_t *call_alloc(call_loop_t *lc) {
+  msvc_service_call_t *call = lc->spare_calls;
+
+  if (call != NULL) {
+    lc->spare_calls = call->next_free;
+    lc->nspare_calls--;
+  } else if ((call = msvc__malloc(sizeof(*call))) == NULL) {
+    return NULL;
+  }
+  memset(call, 0, offsetof(msvc_service_call_t, avoid));
+  call->avoid[0] = '\0';
+  return call;
+}
+
+void msvc__call_spares_free(call_loop_t *lc) {
+  msvc_service_call_t *call;
+
+  while ((call = lc->spare_calls) != NULL) {
+    lc->spare_calls = call->next_free;
+    msvc__free(call);
+  }
+  lc->nspare_calls = 0;
+}
+
+/* Releases what the call owns, then the call itself: kept as a spare for
+ * the next call of its loop context while that one is open. */
+static void call_free(msvc_service_call_t *call, call_loop_t *lc) {
   size_t i;
 
   for (i = 0; i < call->nheaders; i++) {
@@ -240,6 +277,12 @@ static void call_free(msvc_service_call_t *call) {
   drop(call, call->target);
   msvc__free(call->body);
   msvc_trace_span_end(call->span);
+  if (!lc->closing && lc->nspare_calls < MAX_SPARE_CALLS) {
+    call->next_free = lc->spare_calls;
+    lc->spare_calls = call;
+    lc->nspare_calls++;
+    return;
+  }
   msvc__free(call);
 }
 
@@ -319,7 +362,7 @@ static void call_release(msvc_service_call_t *call) {
   call_loop_t *lc = call->lc;
 
   msvc__queue_remove(&call->node);
-  call_free(call);
+  call_free(call, lc);
   msvc__call_loop_maybe_closed(lc);
 }
 
@@ -690,7 +733,7 @@ int msvc__caller_call_within(msvc__caller_t *c, const char *service,
   lc = msvc__call_loop_current(c);
   if (lc == NULL)
     return MSVC_ESTATE; /* a thread whose loop is not attached */
-  call = msvc__calloc(1, sizeof(*call));
+  call = call_alloc(lc);
   if (call == NULL)
     return MSVC_ENOMEM;
   r = copy_request(call, req, c->opts.tracer, service, within);
@@ -701,7 +744,7 @@ int msvc__caller_call_within(msvc__caller_t *c, const char *service,
   if (r != 0) {
     if (call->linked_parent)
       msvc__queue_remove(&call->parent_node);
-    call_free(call);
+    call_free(call, lc);
     return r;
   }
   timeout = req->timeout_ms != 0 ? req->timeout_ms : c->opts.call_timeout_ms;

@@ -678,6 +678,7 @@ void msvc__call_loop_maybe_closed(call_loop_t *lc) {
   cb = lc->closed_cb;
   if (cb != NULL)
     cb(lc);
+  msvc__call_spares_free(lc);
   msvc__free(lc);
 }
 
