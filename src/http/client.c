@@ -291,10 +291,16 @@ static bool has_header(const msvc_http_request_t *r, const char *name) {
   return false;
 }
 
+/* Appends to a buffer reserved for all of it (serialize() sizes it). */
+static void put(msvc__buf_t *b, const char *s, size_t n) {
+  memcpy(b->data + b->len, s, n);
+  b->len += n;
+}
+
 static int serialize(const msvc_http_request_t *r, const target_t *t,
                      const msvc__endpoint_t *ep, msvc__buf_t *b) {
   const char *m = r->method != NULL ? r->method : "GET";
-  size_t i, need;
+  size_t i, need, lens[16]; /* of the first eight names and values */
 
   /* The whole request in one allocation: a buffer grown piece by piece
    * was reallocated once or twice per request. The estimate may be a few
@@ -302,28 +308,35 @@ static int serialize(const msvc_http_request_t *r, const target_t *t,
   need = strlen(m) + t->path_len + sizeof(" HTTP/1.1\r\n") + sizeof("Host: []\r\n") +
          strlen(ep->key) + sizeof("Content-Length: \r\n") + 20 + sizeof("\r\n") +
          r->body_len;
-  for (i = 0; i < r->nheaders; i++)
-    need += strlen(r->headers[i].name) + strlen(r->headers[i].value) + 4;
+  for (i = 0; i < r->nheaders; i++) {
+    size_t nl = strlen(r->headers[i].name), vl = strlen(r->headers[i].value);
+
+    if (i < 8) {
+      lens[2 * i] = nl;
+      lens[2 * i + 1] = vl;
+    }
+    need += nl + vl + 4;
+  }
   if (msvc__buf_reserve(b, need) != 0)
     return b->err;
-  msvc__buf_append(b, m, strlen(m));
-  msvc__buf_putc(b, ' ');
-  msvc__buf_append(b, t->path, t->path_len);
-  msvc__buf_puts(b, " HTTP/1.1\r\n");
+  put(b, m, strlen(m));
+  put(b, " ", 1);
+  put(b, t->path, t->path_len);
+  put(b, " HTTP/1.1\r\n", 11);
   if (!has_header(r, "host")) {
     /* The port is left out when it is the scheme's default. */
-    msvc__buf_puts(b, "Host: ");
+    put(b, "Host: ", 6);
     if (t->port != (ep->tls ? 443 : 80))
-      msvc__buf_puts(b, ep->key);
+      put(b, ep->key, strlen(ep->key));
     else
       msvc__buf_printf(b, strchr(ep->host, ':') ? "[%s]" : "%s", ep->host);
-    msvc__buf_puts(b, "\r\n");
+    put(b, "\r\n", 2);
   }
   for (i = 0; i < r->nheaders; i++) {
-    msvc__buf_puts(b, r->headers[i].name);
-    msvc__buf_puts(b, ": ");
-    msvc__buf_puts(b, r->headers[i].value);
-    msvc__buf_puts(b, "\r\n");
+    put(b, r->headers[i].name, i < 8 ? lens[2 * i] : strlen(r->headers[i].name));
+    put(b, ": ", 2);
+    put(b, r->headers[i].value, i < 8 ? lens[2 * i + 1] : strlen(r->headers[i].value));
+    put(b, "\r\n", 2);
   }
   if (r->body_source != NULL)
     msvc__buf_puts(b, "Transfer-Encoding: chunked\r\n");

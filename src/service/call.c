@@ -73,6 +73,7 @@ struct msvc_service_call_s {
   uint32_t attempts;
   msvc_span_t *span; /* client span, when tracing; retries are its events */
   size_t text_used;  /* bytes of text[] taken */
+  bool heap_text;    /* some string did not fit in text[] */
   /* headers[own_from .. own_from + own_n): the request id and traceparent
    * the call made or checked itself, which the client need not check */
   size_t own_from, own_n;
@@ -99,10 +100,8 @@ static uint64_t now_us(void) { return uv_hrtime() / 1000; }
 static bool header_text_ok(const char *s, bool name) {
   if (s == NULL || (name && s[0] == '\0'))
     return false;
-  for (; *s != '\0'; s++)
-    if (*s == '\r' || *s == '\n' || (name && (*s == ':' || *s == ' ')))
-      return false;
-  return true;
+  /* strcspn() looks at many bytes at a time; a loop took one. */
+  return s[strcspn(s, name ? "\r\n: " : "\r\n")] == '\0';
 }
 
 static bool has_header(const msvc_service_request_t *req, const char *name) {
@@ -136,17 +135,24 @@ static int validate(const msvc_service_request_t *req) {
   return MSVC_OK;
 }
 
-/* A copy of s owned by the call: in its own text[] while that has room. */
-static char *keep(msvc_service_call_t *call, const char *s) {
-  size_t n = strlen(s) + 1;
+/* A copy of s (len bytes) owned by the call: in its own text[] while that
+ * has room. */
+static char *keep_n(msvc_service_call_t *call, const char *s, size_t len) {
   char *p;
 
-  if (n > INLINE_TEXT - call->text_used)
-    return msvc__strdup(s);
+  if (len + 1 > INLINE_TEXT - call->text_used) {
+    call->heap_text = true;
+    return msvc__strndup(s, len);
+  }
   p = call->text + call->text_used;
-  memcpy(p, s, n);
-  call->text_used += n;
+  memcpy(p, s, len);
+  p[len] = '\0';
+  call->text_used += len + 1;
   return p;
+}
+
+static char *keep(msvc_service_call_t *call, const char *s) {
+  return keep_n(call, s, strlen(s));
 }
 
 static void drop(msvc_service_call_t *call, const char *p) {
@@ -156,13 +162,18 @@ static void drop(msvc_service_call_t *call, const char *p) {
     msvc__free((char *)p);
 }
 
-static int push_header(msvc_service_call_t *call, const char *name, const char *value) {
+static int push_header_n(msvc_service_call_t *call, const char *name, size_t name_len,
+                         const char *value, size_t value_len) {
   msvc_http_header_t *h = &call->headers[call->nheaders];
 
-  h->name = keep(call, name);
-  h->value = keep(call, value);
+  h->name = keep_n(call, name, name_len);
+  h->value = keep_n(call, value, value_len);
   call->nheaders++;
   return h->name != NULL && h->value != NULL ? MSVC_OK : MSVC_ENOMEM;
+}
+
+static int push_header(msvc_service_call_t *call, const char *name, const char *value) {
+  return push_header_n(call, name, strlen(name), value, strlen(value));
 }
 
 /* The headers that tie the call to the request being served. */
@@ -207,13 +218,17 @@ static int context_headers(msvc_service_call_t *call, const msvc_service_request
 
   call->own_from = call->nheaders;
   if (!has_header(req, MSVC_MW_REQUEST_ID_HEADER)) {
+    size_t len = 0;
+
     if (rid == NULL && p != NULL)
       rid = msvc_http_req_header(p, MSVC_MW_REQUEST_ID_HEADER);
-    if (rid == NULL || !msvc_mw_request_id_valid(rid, strlen(rid))) {
+    if (rid == NULL || !msvc_mw_request_id_valid(rid, len = strlen(rid))) {
       msvc__hex_random(idbuf, 32);
       rid = idbuf;
+      len = 32;
     }
-    r = push_header(call, MSVC_MW_REQUEST_ID_HEADER, rid);
+    r = push_header_n(call, MSVC_MW_REQUEST_ID_HEADER,
+                      sizeof(MSVC_MW_REQUEST_ID_HEADER) - 1, rid, len);
     call->own_n = call->nheaders - call->own_from; /* checked, or made here */
   }
   /* A trace is continued, never started here: a call made outside any
@@ -265,14 +280,16 @@ void msvc__call_spares_free(call_loop_t *lc) {
 static void call_free(msvc_service_call_t *call, call_loop_t *lc) {
   size_t i;
 
-  for (i = 0; i < call->nheaders; i++) {
-    drop(call, call->headers[i].name);
-    drop(call, call->headers[i].value);
+  if (call->heap_text) {
+    for (i = 0; i < call->nheaders; i++) {
+      drop(call, call->headers[i].name);
+      drop(call, call->headers[i].value);
+    }
+    drop(call, call->method);
+    drop(call, call->target);
   }
   if (call->headers != call->inline_headers)
     msvc__free(call->headers);
-  drop(call, call->method);
-  drop(call, call->target);
   msvc__free(call->body);
   msvc_trace_span_end(call->span);
   if (!lc->closing && lc->nspare_calls < MAX_SPARE_CALLS) {
