@@ -19,6 +19,9 @@
  * MSVC_BENCH_CALL_ONLY=libmsvc (or direct) loads that path alone in every
  * slice, for counting what one path does (strace -c, valgrind); the
  * figures of the other path and the ratio are then meaningless.
+ * MSVC_BENCH_CALL_REQUESTS=N stops starting requests after N of them (the
+ * warm-up included), so that instruction counts per request compare over
+ * the same work whatever the speed of the machine.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -105,6 +108,8 @@ typedef struct load_s {
   int in_flight;
   uint64_t done;
   uint64_t total; /* requests done over the whole program */
+  uint64_t started; /* requests started over the whole program */
+  uint64_t limit;   /* 0, or the most requests to start */
   uint64_t errors;
   unsigned next_port;
   double *lat_ms[2];
@@ -147,11 +152,15 @@ static void on_direct(msvc_http_call_t *c, int err, const msvc_http_response_t *
 }
 
 static void start_one(load_t *l) {
-  one_t *o = calloc(1, sizeof(*o));
+  one_t *o;
   int r;
 
+  if (l->limit != 0 && l->started >= l->limit)
+    return;
+  o = calloc(1, sizeof(*o));
   if (o == NULL)
     return;
+  l->started++;
   o->l = l;
   o->t0 = bench_now_ns();
   if (l->cur == 0) {
@@ -280,6 +289,8 @@ int main(void) {
   l.only = -1;
   if (getenv("MSVC_BENCH_CALL_ONLY") != NULL)
     l.only = strcmp(getenv("MSVC_BENCH_CALL_ONLY"), "direct") == 0 ? 1 : 0;
+  if (getenv("MSVC_BENCH_CALL_REQUESTS") != NULL)
+    l.limit = strtoull(getenv("MSVC_BENCH_CALL_REQUESTS"), NULL, 10);
   l.lat_ms[0] = malloc(sizeof(double) * MAX_SAMPLES);
   l.lat_ms[1] = malloc(sizeof(double) * MAX_SAMPLES);
   if (l.lat_ms[0] == NULL || l.lat_ms[1] == NULL || make_caller(&loop, s.port, &reg, &metrics, &l.caller) != 0 ||

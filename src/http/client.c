@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "http/client.h"
+#include "http/client_own.h"
 #include "http/h2.h"
 
 void msvc_http_client_opts_init(msvc_http_client_opts_t *o) {
@@ -167,9 +168,18 @@ int msvc_http_client_pool(const msvc_http_client_t *c, const char *host, int por
 
 /* ---- request validation and serialization ------------------------------ */
 
+/* The token characters of RFC 9110 (5.6.2), one bit each: a header name
+ * is checked with a load per byte rather than a search of the symbols. */
+static const uint32_t tchar_bits[8] = {
+    0x00000000u, /* 0x00-0x1f: none */
+    0x03ff6cfau, /* 0x20-0x3f: ! # $ % & ' * + - . 0-9 */
+    0xc7fffffeu, /* 0x40-0x5f: A-Z ^ _ */
+    0x57ffffffu, /* 0x60-0x7f: ` a-z | ~ */
+    0, 0, 0, 0,
+};
+
 static bool is_tchar(unsigned char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-         (ch >= '0' && ch <= '9') || (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch));
+  return (tchar_bits[ch >> 5] >> (ch & 31)) & 1u;
 }
 
 static bool is_token(const char *s) {
@@ -281,29 +291,52 @@ static bool has_header(const msvc_http_request_t *r, const char *name) {
   return false;
 }
 
+/* Appends to a buffer reserved for all of it (serialize() sizes it). */
+static void put(msvc__buf_t *b, const char *s, size_t n) {
+  memcpy(b->data + b->len, s, n);
+  b->len += n;
+}
+
 static int serialize(const msvc_http_request_t *r, const target_t *t,
                      const msvc__endpoint_t *ep, msvc__buf_t *b) {
   const char *m = r->method != NULL ? r->method : "GET";
-  size_t i;
+  size_t i, need, lens[16]; /* of the first eight names and values */
 
-  msvc__buf_append(b, m, strlen(m));
-  msvc__buf_putc(b, ' ');
-  msvc__buf_append(b, t->path, t->path_len);
-  msvc__buf_puts(b, " HTTP/1.1\r\n");
+  /* The whole request in one allocation: a buffer grown piece by piece
+   * was reallocated once or twice per request. The estimate may be a few
+   * bytes over (the Host and Content-Length lines). */
+  need = strlen(m) + t->path_len + sizeof(" HTTP/1.1\r\n") + sizeof("Host: []\r\n") +
+         strlen(ep->key) + sizeof("Content-Length: \r\n") + 20 + sizeof("\r\n") +
+         r->body_len;
+  for (i = 0; i < r->nheaders; i++) {
+    size_t nl = strlen(r->headers[i].name), vl = strlen(r->headers[i].value);
+
+    if (i < 8) {
+      lens[2 * i] = nl;
+      lens[2 * i + 1] = vl;
+    }
+    need += nl + vl + 4;
+  }
+  if (msvc__buf_reserve(b, need) != 0)
+    return b->err;
+  put(b, m, strlen(m));
+  put(b, " ", 1);
+  put(b, t->path, t->path_len);
+  put(b, " HTTP/1.1\r\n", 11);
   if (!has_header(r, "host")) {
     /* The port is left out when it is the scheme's default. */
-    msvc__buf_puts(b, "Host: ");
+    put(b, "Host: ", 6);
     if (t->port != (ep->tls ? 443 : 80))
-      msvc__buf_puts(b, ep->key);
+      put(b, ep->key, strlen(ep->key));
     else
       msvc__buf_printf(b, strchr(ep->host, ':') ? "[%s]" : "%s", ep->host);
-    msvc__buf_puts(b, "\r\n");
+    put(b, "\r\n", 2);
   }
   for (i = 0; i < r->nheaders; i++) {
-    msvc__buf_puts(b, r->headers[i].name);
-    msvc__buf_puts(b, ": ");
-    msvc__buf_puts(b, r->headers[i].value);
-    msvc__buf_puts(b, "\r\n");
+    put(b, r->headers[i].name, i < 8 ? lens[2 * i] : strlen(r->headers[i].name));
+    put(b, ": ", 2);
+    put(b, r->headers[i].value, i < 8 ? lens[2 * i + 1] : strlen(r->headers[i].value));
+    put(b, "\r\n", 2);
   }
   if (r->body_source != NULL)
     msvc__buf_puts(b, "Transfer-Encoding: chunked\r\n");
@@ -317,7 +350,9 @@ static int serialize(const msvc_http_request_t *r, const target_t *t,
   return b->err;
 }
 
-static int validate(const msvc_http_request_t *r, const target_t *t) {
+/* Headers [own_from, own_from + own_n) are the sender's own, valid. */
+static int validate(const msvc_http_request_t *r, const target_t *t, size_t own_from,
+                    size_t own_n) {
   size_t i;
 
   if (r->on_done == NULL || (r->body == NULL && r->body_len > 0))
@@ -336,10 +371,15 @@ static int validate(const msvc_http_request_t *r, const target_t *t) {
       (r->body_len > 0 || has_header(r, "content-length") ||
        has_header(r, "transfer-encoding")))
     return MSVC_EINVAL;
-  for (i = 0; i < r->nheaders; i++)
+  for (i = 0; i < r->nheaders; i++) {
+    if (i == own_from && own_n > 0) {
+      i += own_n - 1;
+      continue;
+    }
     if (!is_token(r->headers[i].name) || r->headers[i].value == NULL ||
         !is_clean(r->headers[i].value, true))
       return MSVC_EINVAL;
+  }
   return 0;
 }
 
@@ -714,6 +754,11 @@ static int call_new(msvc_http_client_t *c, const msvc_http_request_t *r,
 
 int msvc_http_client_request(msvc_http_client_t *c, const msvc_http_request_t *r,
                              msvc_http_call_t **out) {
+  return msvc__http_client_request_own(c, r, 0, 0, out);
+}
+
+int msvc__http_client_request_own(msvc_http_client_t *c, const msvc_http_request_t *r,
+                                  size_t own_from, size_t own_n, msvc_http_call_t **out) {
   msvc__endpoint_t *ep;
   msvc_http_call_t *call;
   target_t t;
@@ -725,7 +770,7 @@ int msvc_http_client_request(msvc_http_client_t *c, const msvc_http_request_t *r
     return MSVC_EINVAL;
   if (c->closing)
     return MSVC_ECLOSED;
-  if ((rc = resolve_target(r, &t)) != 0 || (rc = validate(r, &t)) != 0)
+  if ((rc = resolve_target(r, &t)) != 0 || (rc = validate(r, &t, own_from, own_n)) != 0)
     return rc;
   if (t.tls && (rc = client_tls_ready(c)) != 0)
     return rc;

@@ -7,6 +7,7 @@
  * It is what stops a retry storm: when a dependency fails, retries are held
  * to a fraction of live traffic instead of multiplying it.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,9 +17,12 @@
 
 #define NBUCKETS 10
 
+/* Every field is written under the policy's mutex, except that a request
+ * counted in the bucket of the current slot is added without it (see
+ * msvc_retry_note_request()). */
 typedef struct bucket_s {
-  uint64_t slot; /* which tenth of time this bucket holds */
-  uint32_t requests;
+  _Atomic uint64_t slot; /* which tenth of time this bucket holds */
+  _Atomic uint32_t requests;
   uint32_t retries;
 } bucket_t;
 
@@ -85,39 +89,60 @@ void msvc_retry_free(msvc_retry_t *r) {
   msvc__free(r);
 }
 
-/* The bucket for now, emptied first if it last held an older slot. */
-static bucket_t *bucket_now(msvc_retry_t *r) {
-  uint64_t slot = r->o.clock(r->o.clock_data) / (r->o.budget_window_ms / NBUCKETS);
+static uint64_t slot_now(msvc_retry_t *r) {
+  return r->o.clock(r->o.clock_data) / (r->o.budget_window_ms / NBUCKETS);
+}
+
+/* The bucket for slot, emptied first if it last held an older one. Called
+ * locked. The counts are cleared before the slot is published, so that a
+ * request counted without the lock lands in the new slot's counts. */
+static bucket_t *bucket_at(msvc_retry_t *r, uint64_t slot) {
   bucket_t *b = &r->b[slot % NBUCKETS];
 
-  if (b->slot != slot) {
-    b->slot = slot;
-    b->requests = 0;
+  if (atomic_load_explicit(&b->slot, memory_order_relaxed) != slot) {
+    atomic_store_explicit(&b->requests, 0, memory_order_relaxed);
     b->retries = 0;
+    atomic_store_explicit(&b->slot, slot, memory_order_release);
   }
   return b;
 }
 
 void msvc_retry_note_request(msvc_retry_t *r) {
+  uint64_t slot;
+  bucket_t *b;
+
   if (r == NULL)
     return;
+  /* Every request passes here: when the bucket of now is already in use,
+   * an atomic add counts it with no lock. A bucket is reused only a whole
+   * window later, so an add that races with its reset can at worst count
+   * one request in a slot next to its own. */
+  slot = slot_now(r);
+  b = &r->b[slot % NBUCKETS];
+  if (atomic_load_explicit(&b->slot, memory_order_acquire) == slot) {
+    atomic_fetch_add_explicit(&b->requests, 1, memory_order_relaxed);
+    return;
+  }
   uv_mutex_lock(&r->mu);
-  bucket_now(r)->requests++;
+  atomic_fetch_add_explicit(&bucket_at(r, slot)->requests, 1, memory_order_relaxed);
   uv_mutex_unlock(&r->mu);
 }
 
 /* Takes one retry from the budget if there is room. Called locked. */
 static bool budget_take(msvc_retry_t *r) {
-  bucket_t *cur = bucket_now(r);
-  uint64_t oldest = cur->slot >= NBUCKETS - 1 ? cur->slot - (NBUCKETS - 1) : 0;
+  uint64_t now = slot_now(r);
+  bucket_t *cur = bucket_at(r, now);
+  uint64_t oldest = now >= NBUCKETS - 1 ? now - (NBUCKETS - 1) : 0;
   uint64_t requests = 0, retries = 0;
   double allowed;
   int i;
 
   for (i = 0; i < NBUCKETS; i++) {
-    if (r->b[i].slot < oldest || r->b[i].slot > cur->slot)
+    uint64_t slot = atomic_load_explicit(&r->b[i].slot, memory_order_relaxed);
+
+    if (slot < oldest || slot > now)
       continue;
-    requests += r->b[i].requests;
+    requests += atomic_load_explicit(&r->b[i].requests, memory_order_relaxed);
     retries += r->b[i].retries;
   }
   allowed = r->o.budget_ratio * (double)requests +

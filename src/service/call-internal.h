@@ -23,6 +23,9 @@
 
 #define CALL_LOG "call"
 
+/* Targets a loop context remembers for its calls. */
+#define CALL_RECENT_TARGETS 4
+
 typedef struct call_target_s call_target_t;
 typedef struct call_loop_s call_loop_t;
 
@@ -83,6 +86,9 @@ struct call_target_s {
   bool stale_eps;               /* the last set could not be applied: the
                                    next call has it applied again (caller
                                    mutex) */
+  /* watch_wanted and not stale_eps: a call may take the target from its
+   * loop's recent ones without the caller mutex. Written under it. */
+  atomic_bool settled;
   call_target_t *next;          /* caller's list (caller mutex) */
   call_target_t *next_pending;  /* watches to start (caller mutex) */
   msvc_metrics_histogram_t *duration;
@@ -97,6 +103,11 @@ struct call_loop_s {
   uv_loop_t *loop;
   msvc_http_client_t *client;
   msvc__queue_t calls; /* calls started on this loop */
+  msvc_service_call_t *spare_calls; /* finished calls kept for reuse */
+  size_t nspare_calls;
+  /* Targets this loop called last; targets live as long as the caller. */
+  call_target_t *recent[CALL_RECENT_TARGETS];
+  unsigned recent_next; /* the slot the next new one takes */
   bool closing;
   bool client_closed;
   bool main;
@@ -125,6 +136,9 @@ struct msvc__caller_s {
 
 /* call_caller.c */
 call_loop_t *msvc__call_loop_current(msvc__caller_t *c);
+/* The target of name among those lc called recently, when its watch runs
+ * as wanted (no lock taken); NULL sends the call to msvc__call_target_get. */
+call_target_t *msvc__call_target_recent(call_loop_t *lc, const char *name);
 int msvc__call_target_get(msvc__caller_t *c, call_loop_t *lc, const char *name,
                           call_target_t **out);
 call_endpoint_t *msvc__call_endpoint_find(call_target_t *t, const char *id);
@@ -143,6 +157,8 @@ void msvc__call_loop_maybe_closed(call_loop_t *lc);
 
 /* call.c */
 void msvc__call_cancel_all(call_loop_t *lc);
+/* Frees the spare calls a loop context keeps for reuse. */
+void msvc__call_spares_free(call_loop_t *lc);
 /* msvc_service_call() on a caller; on_chunk, when set, streams the response
  * body (a response that has begun streaming is never retried). */
 int msvc__caller_call(msvc__caller_t *c, const char *service,

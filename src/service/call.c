@@ -10,10 +10,12 @@
  * msvc_service_call()). It is made on first use: a call answered at the
  * first attempt never touches it, which spares the loop a handle per call.
  */
+#include <stddef.h>
 #include <stdio.h>
 
 #include <msvc/trace.h>
 
+#include "../http/client_own.h"
 #include "../http/grpc_error.h"
 #include "call-internal.h"
 
@@ -69,14 +71,27 @@ struct msvc_service_call_s {
   uint64_t t0_us;  /* the call's start */
   bool last_sent;  /* the last attempt's request went out */
   uint32_t attempts;
-  char avoid[MSVC_LB_MAX_ID_LEN + 1]; /* endpoint of the last failure */
   msvc_span_t *span; /* client span, when tracing; retries are its events */
   size_t text_used;  /* bytes of text[] taken */
+  bool heap_text;    /* some string did not fit in text[] */
+  /* headers[own_from .. own_from + own_n): the request id and traceparent
+   * the call made or checked itself, which the client need not check */
+  size_t own_from, own_n;
+  msvc_service_call_t *next_free; /* loop context's spare calls */
+  /* From here on the call is not cleared when made: avoid[] is an empty
+   * string, the rest is written before it is read. */
+  char avoid[MSVC_LB_MAX_ID_LEN + 1]; /* endpoint of the last failure */
   msvc_http_header_t inline_headers[INLINE_HEADERS];
   char text[INLINE_TEXT];
 };
 
+/* Spare calls a loop context keeps for its next calls: a call is about a
+ * kilobyte, and clearing a fresh one cost more than the rest of starting
+ * it. */
+#define MAX_SPARE_CALLS 64
+
 static void start_attempt(msvc_service_call_t *call);
+static void start_attempt_at(msvc_service_call_t *call, uint64_t t_us);
 
 static uint64_t now_us(void) { return uv_hrtime() / 1000; }
 
@@ -85,10 +100,8 @@ static uint64_t now_us(void) { return uv_hrtime() / 1000; }
 static bool header_text_ok(const char *s, bool name) {
   if (s == NULL || (name && s[0] == '\0'))
     return false;
-  for (; *s != '\0'; s++)
-    if (*s == '\r' || *s == '\n' || (name && (*s == ':' || *s == ' ')))
-      return false;
-  return true;
+  /* strcspn() looks at many bytes at a time; a loop took one. */
+  return s[strcspn(s, name ? "\r\n: " : "\r\n")] == '\0';
 }
 
 static bool has_header(const msvc_service_request_t *req, const char *name) {
@@ -100,10 +113,12 @@ static bool has_header(const msvc_service_request_t *req, const char *name) {
   return false;
 }
 
-static int validate(const char *service, const msvc_service_request_t *req) {
+/* The request's own arguments; the service name is checked by the caller
+ * unless it is one the loop called already. */
+static int validate(const msvc_service_request_t *req) {
   size_t i;
 
-  if (req == NULL || req->on_done == NULL || !msvc__call_name_valid(service))
+  if (req == NULL || req->on_done == NULL)
     return MSVC_EINVAL;
   if (req->nheaders > 0 && req->headers == NULL)
     return MSVC_EINVAL;
@@ -120,17 +135,24 @@ static int validate(const char *service, const msvc_service_request_t *req) {
   return MSVC_OK;
 }
 
-/* A copy of s owned by the call: in its own text[] while that has room. */
-static char *keep(msvc_service_call_t *call, const char *s) {
-  size_t n = strlen(s) + 1;
+/* A copy of s (len bytes) owned by the call: in its own text[] while that
+ * has room. */
+static char *keep_n(msvc_service_call_t *call, const char *s, size_t len) {
   char *p;
 
-  if (n > INLINE_TEXT - call->text_used)
-    return msvc__strdup(s);
+  if (len + 1 > INLINE_TEXT - call->text_used) {
+    call->heap_text = true;
+    return msvc__strndup(s, len);
+  }
   p = call->text + call->text_used;
-  memcpy(p, s, n);
-  call->text_used += n;
+  memcpy(p, s, len);
+  p[len] = '\0';
+  call->text_used += len + 1;
   return p;
+}
+
+static char *keep(msvc_service_call_t *call, const char *s) {
+  return keep_n(call, s, strlen(s));
 }
 
 static void drop(msvc_service_call_t *call, const char *p) {
@@ -140,25 +162,18 @@ static void drop(msvc_service_call_t *call, const char *p) {
     msvc__free((char *)p);
 }
 
-static int push_header(msvc_service_call_t *call, const char *name, const char *value) {
+static int push_header_n(msvc_service_call_t *call, const char *name, size_t name_len,
+                         const char *value, size_t value_len) {
   msvc_http_header_t *h = &call->headers[call->nheaders];
 
-  h->name = keep(call, name);
-  h->value = keep(call, value);
+  h->name = keep_n(call, name, name_len);
+  h->value = keep_n(call, value, value_len);
   call->nheaders++;
   return h->name != NULL && h->value != NULL ? MSVC_OK : MSVC_ENOMEM;
 }
 
-static void fresh_request_id(char out[33]) {
-  static const char hex[] = "0123456789abcdef";
-  uint64_t a = msvc__rand64(), b = msvc__rand64();
-  int i;
-
-  for (i = 0; i < 16; i++) {
-    out[i] = hex[(a >> (60 - 4 * i)) & 0xf];
-    out[16 + i] = hex[(b >> (60 - 4 * i)) & 0xf];
-  }
-  out[32] = '\0';
+static int push_header(msvc_service_call_t *call, const char *name, const char *value) {
+  return push_header_n(call, name, strlen(name), value, strlen(value));
 }
 
 /* The headers that tie the call to the request being served. */
@@ -201,14 +216,20 @@ static int context_headers(msvc_service_call_t *call, const msvc_service_request
   msvc_mw_trace_t child;
   int r = MSVC_OK;
 
+  call->own_from = call->nheaders;
   if (!has_header(req, MSVC_MW_REQUEST_ID_HEADER)) {
+    size_t len = 0;
+
     if (rid == NULL && p != NULL)
       rid = msvc_http_req_header(p, MSVC_MW_REQUEST_ID_HEADER);
-    if (rid == NULL || !msvc_mw_request_id_valid(rid, strlen(rid))) {
-      fresh_request_id(idbuf);
+    if (rid == NULL || !msvc_mw_request_id_valid(rid, len = strlen(rid))) {
+      msvc__hex_random(idbuf, 32);
       rid = idbuf;
+      len = 32;
     }
-    r = push_header(call, MSVC_MW_REQUEST_ID_HEADER, rid);
+    r = push_header_n(call, MSVC_MW_REQUEST_ID_HEADER,
+                      sizeof(MSVC_MW_REQUEST_ID_HEADER) - 1, rid, len);
+    call->own_n = call->nheaders - call->own_from; /* checked, or made here */
   }
   /* A trace is continued, never started here: a call made outside any
    * request has no trace to belong to. */
@@ -217,6 +238,7 @@ static int context_headers(msvc_service_call_t *call, const msvc_service_request
                       : msvc_mw_trace_child(pt, &child) == 0 &&
                             msvc_mw_traceparent_format(&child, tp, sizeof(tp)) == 0)) {
     r = push_header(call, "traceparent", tp);
+    call->own_n = call->nheaders - call->own_from; /* checked, or made here */
     if (r == 0 && msvc_mw_tracestate(p) != NULL &&
         !has_header(req, "tracestate"))
       r = push_header(call, "tracestate", msvc_mw_tracestate(p));
@@ -227,19 +249,55 @@ static int context_headers(msvc_service_call_t *call, const msvc_service_request
   return r;
 }
 
-static void call_free(msvc_service_call_t *call) {
+/* A call with its fields cleared, from the loop context's spares when it
+ * has one. */
+static msvc_service_call_t *call_alloc(call_loop_t *lc) {
+  msvc_service_call_t *call = lc->spare_calls;
+
+  if (call != NULL) {
+    lc->spare_calls = call->next_free;
+    lc->nspare_calls--;
+  } else if ((call = msvc__malloc(sizeof(*call))) == NULL) {
+    return NULL;
+  }
+  memset(call, 0, offsetof(msvc_service_call_t, avoid));
+  call->avoid[0] = '\0';
+  return call;
+}
+
+void msvc__call_spares_free(call_loop_t *lc) {
+  msvc_service_call_t *call;
+
+  while ((call = lc->spare_calls) != NULL) {
+    lc->spare_calls = call->next_free;
+    msvc__free(call);
+  }
+  lc->nspare_calls = 0;
+}
+
+/* Releases what the call owns, then the call itself: kept as a spare for
+ * the next call of its loop context while that one is open. */
+static void call_free(msvc_service_call_t *call, call_loop_t *lc) {
   size_t i;
 
-  for (i = 0; i < call->nheaders; i++) {
-    drop(call, call->headers[i].name);
-    drop(call, call->headers[i].value);
+  if (call->heap_text) {
+    for (i = 0; i < call->nheaders; i++) {
+      drop(call, call->headers[i].name);
+      drop(call, call->headers[i].value);
+    }
+    drop(call, call->method);
+    drop(call, call->target);
   }
   if (call->headers != call->inline_headers)
     msvc__free(call->headers);
-  drop(call, call->method);
-  drop(call, call->target);
   msvc__free(call->body);
   msvc_trace_span_end(call->span);
+  if (!lc->closing && lc->nspare_calls < MAX_SPARE_CALLS) {
+    call->next_free = lc->spare_calls;
+    lc->spare_calls = call;
+    lc->nspare_calls++;
+    return;
+  }
   msvc__free(call);
 }
 
@@ -319,7 +377,7 @@ static void call_release(msvc_service_call_t *call) {
   call_loop_t *lc = call->lc;
 
   msvc__queue_remove(&call->node);
-  call_free(call);
+  call_free(call, lc);
   msvc__call_loop_maybe_closed(lc);
 }
 
@@ -363,7 +421,9 @@ static void span_outcome(msvc_service_call_t *call, int err, const msvc_http_res
   msvc_trace_span_end(s);
 }
 
-static void finish(msvc_service_call_t *call, int err, const msvc_http_response_t *res) {
+/* t_us: the clock when the outcome was known (for the call's duration). */
+static void finish_at(msvc_service_call_t *call, int err, const msvc_http_response_t *res,
+                      uint64_t t_us) {
   call->phase = PH_DONE;
   if (call->span != NULL)
     span_outcome(call, err, res);
@@ -378,13 +438,17 @@ static void finish(msvc_service_call_t *call, int err, const msvc_http_response_
                      res != NULL ? msvc_http_response_status(res) : 0, call->last_sent);
     if (call->t->duration != NULL)
       msvc_metrics_histogram_observe(call->t->duration,
-                                     (double)(now_us() - call->t0_us) / 1e6);
+                                     (double)(t_us - call->t0_us) / 1e6);
   }
   call->on_done(err, res, call->data);
   if (call->has_timer)
     uv_close((uv_handle_t *)&call->timer, on_call_closed);
   else
     call_release(call);
+}
+
+static void finish(msvc_service_call_t *call, int err, const msvc_http_response_t *res) {
+  finish_at(call, err, res, now_us());
 }
 
 static void on_timer(uv_timer_t *timer) {
@@ -439,9 +503,9 @@ static bool peer_shed(int status, const msvc_http_response_t *res) {
 }
 
 static void end_attempt(msvc_service_call_t *call, int err, int status, bool sent,
-                        const msvc_http_response_t *res) {
+                        const msvc_http_response_t *res, uint64_t t_us) {
   call_endpoint_t *ep = call->ep;
-  uint64_t dur_us = now_us() - call->attempt_t0_us;
+  uint64_t dur_us = t_us - call->attempt_t0_us;
   msvc_breaker_outcome_t bo;
   /* A gRPC answer is a 200 whatever its status: the status decides. */
   msvc__grpc_peer_t g = err == 0 ? msvc__grpc_peer_outcome(res) : MSVC__GRPC_PEER_FINE;
@@ -452,7 +516,7 @@ static void end_attempt(msvc_service_call_t *call, int err, int status, bool sen
   else
     bo = attempt_failed(err, status) || g == MSVC__GRPC_PEER_FAILED ? MSVC_BREAKER_FAILURE
                                                                     : MSVC_BREAKER_SUCCESS;
-  msvc_breaker_record(ep->breaker, &call->permit, bo, dur_us / 1000, msvc_now_ms());
+  msvc_breaker_record(ep->breaker, &call->permit, bo, dur_us / 1000, t_us / 1000);
   msvc_lb_done(call->t->lb, &call->ticket,
                bo == MSVC_BREAKER_FAILURE || shed ? MSVC_LB_FAILURE : MSVC_LB_SUCCESS,
                dur_us);
@@ -468,7 +532,7 @@ static void end_attempt(msvc_service_call_t *call, int err, int status, bool sen
 
 /* Whether to go again after a failed attempt, and after how long. */
 static bool want_retry(msvc_service_call_t *call, int err, const msvc_http_response_t *res,
-                       bool sent, uint32_t *delay) {
+                       bool sent, uint64_t now_ms, uint32_t *delay) {
   msvc_retry_attempt_t a;
   int status = res != NULL ? msvc_http_response_status(res) : 0;
 
@@ -488,7 +552,7 @@ static bool want_retry(msvc_service_call_t *call, int err, const msvc_http_respo
   a.retry_after = res != NULL ? msvc_http_response_header(res, "Retry-After") : NULL;
   if (msvc_retry_check(call->t->caller->retry, &a, delay) != 1)
     return false;
-  return msvc_now_ms() + *delay < call->deadline_ms;
+  return now_ms + *delay < call->deadline_ms;
 }
 
 static void on_attempt_done(msvc_http_call_t *hc, int err, const msvc_http_response_t *res,
@@ -497,12 +561,13 @@ static void on_attempt_done(msvc_http_call_t *hc, int err, const msvc_http_respo
   int status = err == 0 && res != NULL ? msvc_http_response_status(res) : 0;
   bool sent = msvc_http_call_sent(hc);
   uint32_t delay = 0;
+  uint64_t now = now_us(); /* for the attempt, its retry and the call */
 
   call->hc = NULL;
-  end_attempt(call, err, status, sent, err == 0 ? res : NULL);
+  end_attempt(call, err, status, sent, err == 0 ? res : NULL, now);
   if (call->cancelled && err == 0)
     err = MSVC_ECANCELED;
-  if (want_retry(call, err, res, sent, &delay)) {
+  if (want_retry(call, err, res, sent, now / 1000, &delay)) {
     if (call->t->retries != NULL)
       msvc_metrics_counter_inc(call->t->retries);
     if (call->span != NULL) {
@@ -517,7 +582,7 @@ static void on_attempt_done(msvc_http_call_t *hc, int err, const msvc_http_respo
     arm(call, delay);
     return;
   }
-  finish(call, err, err == 0 ? res : NULL);
+  finish_at(call, err, err == 0 ? res : NULL, now);
 }
 
 static void on_attempt_chunk(msvc_http_call_t *hc, const msvc_http_response_t *res,
@@ -583,7 +648,7 @@ static int pick(msvc_service_call_t *call, uint64_t now) {
   return r;
 }
 
-static int send_attempt(msvc_service_call_t *call, uint64_t now) {
+static int send_attempt(msvc_service_call_t *call, uint64_t now, uint64_t t_us) {
   msvc_http_request_t hr;
   uint64_t left = call->deadline_ms - now;
   int r;
@@ -605,14 +670,15 @@ static int send_attempt(msvc_service_call_t *call, uint64_t now) {
   hr.on_chunk = call->on_chunk != NULL ? on_attempt_chunk : NULL;
   hr.on_done = on_attempt_done;
   hr.data = call;
-  call->attempt_t0_us = now_us();
+  call->attempt_t0_us = t_us;
   call->attempts++;
   if (call->ep->picks != NULL)
     msvc_metrics_counter_inc(call->ep->picks);
   if (call->ep->inflight != NULL)
     msvc_metrics_gauge_inc(call->ep->inflight);
   call->phase = PH_FLIGHT;
-  r = msvc_http_client_request(call->lc->client, &hr, &call->hc);
+  r = msvc__http_client_request_own(call->lc->client, &hr, call->own_from, call->own_n,
+                                    &call->hc);
   if (r != 0) {
     /* Refused by our own client (pool full, closing): not the endpoint's
      * fault, so neither its breaker nor the balancer counts it. */
@@ -627,8 +693,12 @@ static int send_attempt(msvc_service_call_t *call, uint64_t now) {
   return r;
 }
 
-static void start_attempt(msvc_service_call_t *call) {
-  uint64_t now = msvc_now_ms();
+static void start_attempt(msvc_service_call_t *call) { start_attempt_at(call, now_us()); }
+
+/* t_us: the monotonic clock (msvc_now_ms()'s, in microseconds), read by
+ * the caller. */
+static void start_attempt_at(msvc_service_call_t *call, uint64_t t_us) {
+  uint64_t now = t_us / 1000;
   int ready = atomic_load(&call->t->ready);
   int r;
 
@@ -652,7 +722,7 @@ static void start_attempt(msvc_service_call_t *call) {
   }
   r = pick(call, now);
   if (r == 0)
-    r = send_attempt(call, now);
+    r = send_attempt(call, now, t_us);
   if (r != 0)
     finish_later(call, r);
 }
@@ -678,30 +748,37 @@ int msvc__caller_call_within(msvc__caller_t *c, const char *service,
                              const msvc_trace_ctx_t *within, msvc_service_call_t **out) {
   call_loop_t *lc;
   msvc_service_call_t *call;
+  call_target_t *t;
   uint32_t timeout;
+  uint64_t now;
   int r;
 
   if (out != NULL)
     *out = NULL;
-  if (c == NULL || (r = validate(service, req)) != 0)
+  if (c == NULL || service == NULL || (r = validate(req)) != 0)
+    return MSVC_EINVAL;
+  lc = msvc__call_loop_current(c);
+  /* A name the loop called already was valid then. */
+  t = lc != NULL ? msvc__call_target_recent(lc, service) : NULL;
+  if (t == NULL && !msvc__call_name_valid(service))
     return MSVC_EINVAL;
   if (atomic_load(&c->closing))
     return MSVC_ESTATE;
-  lc = msvc__call_loop_current(c);
   if (lc == NULL)
     return MSVC_ESTATE; /* a thread whose loop is not attached */
-  call = msvc__calloc(1, sizeof(*call));
+  call = call_alloc(lc);
   if (call == NULL)
     return MSVC_ENOMEM;
+  call->t = t;
   r = copy_request(call, req, c->opts.tracer, service, within);
-  if (r == 0)
+  if (r == 0 && call->t == NULL)
     r = msvc__call_target_get(c, lc, service, &call->t);
   if (r == 0 && req->parent != NULL)
     r = link_parent(call, req->parent);
   if (r != 0) {
     if (call->linked_parent)
       msvc__queue_remove(&call->parent_node);
-    call_free(call);
+    call_free(call, lc);
     return r;
   }
   timeout = req->timeout_ms != 0 ? req->timeout_ms : c->opts.call_timeout_ms;
@@ -711,8 +788,10 @@ int msvc__caller_call_within(msvc__caller_t *c, const char *service,
   call->on_done = req->on_done;
   call->on_chunk = on_chunk;
   call->data = req->data;
-  call->deadline_ms = msvc_now_ms() + (timeout != 0 ? timeout : 10000);
+  /* One clock read for the start, the deadline and the first attempt. */
   call->t0_us = now_us();
+  now = call->t0_us / 1000;
+  call->deadline_ms = now + (timeout != 0 ? timeout : 10000);
   msvc__queue_insert_tail(&lc->calls, &call->node);
   msvc_retry_note_request(c->retry);
   if (out != NULL)
@@ -720,7 +799,7 @@ int msvc__caller_call_within(msvc__caller_t *c, const char *service,
   /* The first attempt goes out now; every outcome still arrives from the
    * loop (the client never completes inside its request function, and
    * failures known at once are deferred by finish_later()). */
-  start_attempt(call);
+  start_attempt_at(call, call->t0_us);
   return MSVC_OK;
 }
 

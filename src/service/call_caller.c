@@ -463,6 +463,7 @@ static void on_watch(msvc_registry_watch_t *w, msvc_registry_set_t *set, void *d
     MSVC_LOG_W(CALL_LOG, "endpoints of %s not updated: %s", t->name, msvc_strerror(r));
     uv_mutex_lock(&t->caller->mu);
     t->stale_eps = true;
+    atomic_store(&t->settled, false);
     uv_mutex_unlock(&t->caller->mu);
   }
   MSVC_LOG_D(CALL_LOG, "%s: %zu endpoint(s)%s", t->name, (size_t)atomic_load(&t->neps),
@@ -493,6 +494,7 @@ static void start_watch(call_target_t *t) {
      * rather than every later call failing for good. */
     uv_mutex_lock(&c->mu);
     t->watch_wanted = false;
+    atomic_store(&t->settled, false);
     uv_mutex_unlock(&c->mu);
     atomic_store(&t->ready, r);
   }
@@ -538,6 +540,7 @@ static call_target_t *target_new(msvc__caller_t *c, const char *name) {
   }
   t->caller = c;
   atomic_init(&t->ready, 0);
+  atomic_init(&t->settled, false);
   msvc_lb_opts_init(&lo);
   lo.policy = c->opts.policy;
   lo.track_tickets = false;
@@ -551,6 +554,28 @@ static call_target_t *target_new(msvc__caller_t *c, const char *name) {
   if (msvc_metrics_counter_get(c->f_retries, values, 1, &t->retries) != 0)
     t->retries = NULL;
   return t;
+}
+
+call_target_t *msvc__call_target_recent(call_loop_t *lc, const char *name) {
+  size_t i;
+
+  for (i = 0; i < CALL_RECENT_TARGETS; i++) {
+    call_target_t *t = lc->recent[i];
+
+    if (t != NULL && strcmp(t->name, name) == 0)
+      return atomic_load_explicit(&t->settled, memory_order_acquire) ? t : NULL;
+  }
+  return NULL;
+}
+
+static void remember(call_loop_t *lc, call_target_t *t) {
+  size_t i;
+
+  for (i = 0; i < CALL_RECENT_TARGETS; i++)
+    if (lc->recent[i] == t)
+      return;
+  lc->recent[lc->recent_next] = t;
+  lc->recent_next = (lc->recent_next + 1) % CALL_RECENT_TARGETS;
 }
 
 int msvc__call_target_get(msvc__caller_t *c, call_loop_t *lc, const char *name,
@@ -584,7 +609,9 @@ int msvc__call_target_get(msvc__caller_t *c, call_loop_t *lc, const char *name,
       uv_async_send(&c->wake);
     }
   }
+  atomic_store_explicit(&t->settled, true, memory_order_release);
   uv_mutex_unlock(&c->mu);
+  remember(lc, t);
   if (watch_here)
     start_watch(t);
   *out = t;
@@ -678,6 +705,7 @@ void msvc__call_loop_maybe_closed(call_loop_t *lc) {
   cb = lc->closed_cb;
   if (cb != NULL)
     cb(lc);
+  msvc__call_spares_free(lc);
   msvc__free(lc);
 }
 
