@@ -100,6 +100,14 @@ typedef struct msvc__buf_s {
   size_t max; /* 0 = unlimited */
 } msvc__buf_t;
 
+/* A token character of RFC 9110 (5.6.2), one bit per ASCII code: digits,
+ * letters and !#$%&'*+-.^_`|~. Header names are checked a byte at a time
+ * with it. */
+static inline bool msvc__is_tchar(unsigned char c) {
+  return c < 64 ? (UINT64_C(0x03ff6cfa00000000) >> c) & 1
+                : c < 128 && (UINT64_C(0x57ffffffc7fffffe) >> (c - 64)) & 1;
+}
+
 void msvc__buf_init(msvc__buf_t *b, size_t max);
 void msvc__buf_free(msvc__buf_t *b);
 int msvc__buf_reserve(msvc__buf_t *b, size_t extra);

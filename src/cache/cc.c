@@ -16,12 +16,6 @@ typedef struct span_s {
   size_t n;
 } span_t;
 
-static bool is_tchar(unsigned char ch) {
-  if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
-    return true;
-  return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
-}
-
 static size_t skip_ows(const char *s, size_t i, size_t len) {
   while (i < len && (s[i] == ' ' || s[i] == '\t'))
     i++;
@@ -129,7 +123,7 @@ static size_t directive(msvc_cache_cc_t *cc, const char *s, size_t i, size_t len
   span_t name = {s + i, 0}, v = {NULL, 0};
   bool has_value = false;
 
-  while (i < len && is_tchar((unsigned char)s[i]))
+  while (i < len && msvc__is_tchar((unsigned char)s[i]))
     i++;
   name.n = (size_t)(s + i - name.p);
   if (name.n == 0)
@@ -143,7 +137,7 @@ static size_t directive(msvc_cache_cc_t *cc, const char *s, size_t i, size_t len
         return 0;
     } else {
       v.p = s + i;
-      while (i < len && is_tchar((unsigned char)s[i]))
+      while (i < len && msvc__is_tchar((unsigned char)s[i]))
         i++;
       v.n = (size_t)(s + i - v.p);
       if (v.n == 0)

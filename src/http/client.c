@@ -168,25 +168,11 @@ int msvc_http_client_pool(const msvc_http_client_t *c, const char *host, int por
 
 /* ---- request validation and serialization ------------------------------ */
 
-/* The token characters of RFC 9110 (5.6.2), one bit each: a header name
- * is checked with a load per byte rather than a search of the symbols. */
-static const uint32_t tchar_bits[8] = {
-    0x00000000u, /* 0x00-0x1f: none */
-    0x03ff6cfau, /* 0x20-0x3f: ! # $ % & ' * + - . 0-9 */
-    0xc7fffffeu, /* 0x40-0x5f: A-Z ^ _ */
-    0x57ffffffu, /* 0x60-0x7f: ` a-z | ~ */
-    0, 0, 0, 0,
-};
-
-static bool is_tchar(unsigned char ch) {
-  return (tchar_bits[ch >> 5] >> (ch & 31)) & 1u;
-}
-
 static bool is_token(const char *s) {
   if (s == NULL || *s == '\0')
     return false;
   for (; *s; s++)
-    if (!is_tchar((unsigned char)*s))
+    if (!msvc__is_tchar((unsigned char)*s))
       return false;
   return true;
 }

@@ -356,15 +356,6 @@ int msvc__res_error_close(msvc_http_req_t *req, int status, const char *code,
   return msvc_http_res_error(&req->res, status, code, message);
 }
 
-/* RFC 9110 token characters, one bit per ASCII code: digits, letters and
- * !#$%&'*+-.^_`|~. */
-#define TCHAR_0_63 UINT64_C(0x03ff6cfa00000000)
-#define TCHAR_64_127 UINT64_C(0x57ffffffc7fffffe)
-
-static bool is_tchar(unsigned char c) {
-  return c < 64 ? (TCHAR_0_63 >> c) & 1 : c < 128 && (TCHAR_64_127 >> (c - 64)) & 1;
-}
-
 /* Content-Length, Transfer-Encoding, Connection and Date are the server's
  * own; compared only when the length matches one of them. */
 static bool reserved_header(const char *name, size_t len) {
@@ -390,7 +381,7 @@ static bool field_ok(const char *name, const char *value, size_t *nlen, size_t *
   if (name == NULL || value == NULL || *name == '\0')
     return false;
   for (p = name; *p != '\0'; p++)
-    if (!is_tchar((unsigned char)*p))
+    if (!msvc__is_tchar((unsigned char)*p))
       return false;
   *nlen = (size_t)(p - name);
   *vlen = strcspn(value, "\r\n");
