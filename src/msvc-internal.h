@@ -145,6 +145,9 @@ uint64_t msvc__rand_below(uint64_t n);
 /* ndigits random lower-case hex digits and a NUL into out (ndigits + 1
  * bytes), 16 digits per draw of msvc__rand64(). */
 void msvc__hex_random(char *out, size_t ndigits);
+/* Whether s[0..n) is all lower-case hex digits (W3C ids), checked eight
+ * bytes at a time. */
+bool msvc__hex_lower_ok(const char *s, size_t n);
 /* The value of a hex digit of either case, or -1 for any other byte. */
 static inline int msvc__hex_digit(char c) {
   if (c >= '0' && c <= '9')

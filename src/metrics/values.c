@@ -202,10 +202,9 @@ static inline size_t bucket_index(const msvc__family_t *f, double v) {
   return lo;
 }
 
-void msvc_metrics_histogram_observe(msvc_metrics_histogram_t *h, double v) {
+static void observe_at(msvc_metrics_histogram_t *h, size_t i, double v) {
   bool ex;
   msvc__hist_cell_t *cell = my_cell(&h->c, &ex);
-  size_t i = bucket_index(h->c.fam, v);
 
   if (MSVC__LIKELY(ex)) {
     owner_add_u64(&cell->counts[i], 1);
@@ -216,13 +215,12 @@ void msvc_metrics_histogram_observe(msvc_metrics_histogram_t *h, double v) {
   }
 }
 
-static bool ex_hex(const char *s, size_t n) {
-  size_t i;
+void msvc_metrics_histogram_observe(msvc_metrics_histogram_t *h, double v) {
+  observe_at(h, bucket_index(h->c.fam, v), v);
+}
 
-  for (i = 0; i < n; i++)
-    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-      return false;
-  return s[n] == '\0';
+static bool ex_hex(const char *s, size_t n) {
+  return msvc__hex_lower_ok(s, n) && s[n] == '\0';
 }
 
 static void ex_lock(msvc__child_t *c) {
@@ -241,7 +239,7 @@ void msvc_metrics_histogram_observe_exemplar(msvc_metrics_histogram_t *h, double
   msvc__exemplar_t *ex, *fresh;
   size_t b = bucket_index(c->fam, v);
 
-  msvc_metrics_histogram_observe(h, v);
+  observe_at(h, b, v);
   if (trace_id == NULL || !ex_hex(trace_id, 32) || (span_id != NULL && !ex_hex(span_id, 16)))
     return;
   ex = atomic_load_explicit(&c->exemplars, memory_order_acquire);

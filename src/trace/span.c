@@ -242,17 +242,21 @@ void msvc_tracer_stats(msvc_tracer_t *t, msvc_tracer_stats_t *out) {
 
 /* ---- spans ------------------------------------------------------------------ */
 
-static char *span_strdup(msvc_span_t *s, const char *str) {
-  size_t n = strlen(str) + 1;
+/* A copy of str[0..n) with a NUL, in the arena when it fits. */
+static char *span_strndup(msvc_span_t *s, const char *str, size_t n) {
   char *d;
 
-  if (n <= sizeof(s->arena) - s->arena_used) {
+  if (n < sizeof(s->arena) - s->arena_used) {
     d = s->arena + s->arena_used;
-    s->arena_used += n;
-    memcpy(d, str, n);
-    return d;
+    s->arena_used += n + 1;
+  } else {
+    if ((d = msvc__malloc(n + 1)) == NULL)
+      return NULL;
+    s->nheap++;
   }
-  return msvc__strdup(str);
+  memcpy(d, str, n);
+  d[n] = '\0';
+  return d;
 }
 
 static void span_strfree(msvc_span_t *s, char *p) {
@@ -297,7 +301,9 @@ int msvc_trace_span_start(msvc_tracer_t *t, const char *name, msvc_span_kind_t k
   if (s == NULL)
     return MSVC_ENOMEM;
   s->arena_used = 0;
-  s->name = span_strdup(s, name);
+  s->nheap = 0;
+  s->name_len = (uint32_t)strlen(name);
+  s->name = span_strndup(s, name, s->name_len);
   if (s->name == NULL) {
     msvc__free(s);
     return MSVC_ENOMEM;
@@ -338,18 +344,23 @@ bool msvc_trace_span_sampled(const msvc_span_t *s) {
   return s != NULL && (s->ctx.flags & MSVC_TRACE_SAMPLED) != 0;
 }
 
-int msvc_trace_span_set_name(msvc_span_t *s, const char *name) {
+int msvc__trace_span_set_name_n(msvc_span_t *s, const char *name, size_t len) {
   char *d;
 
   if (s == NULL)
     return MSVC_OK;
-  if (name == NULL)
+  if (name == NULL || len > UINT32_MAX)
     return MSVC_EINVAL;
-  if ((d = span_strdup(s, name)) == NULL)
+  if ((d = span_strndup(s, name, len)) == NULL)
     return MSVC_ENOMEM;
   span_strfree(s, s->name);
   s->name = d;
+  s->name_len = (uint32_t)len;
   return MSVC_OK;
+}
+
+int msvc_trace_span_set_name(msvc_span_t *s, const char *name) {
+  return msvc__trace_span_set_name_n(s, name, name != NULL ? strlen(name) : 0);
 }
 
 static void attr_clear(msvc_span_t *s, msvc__trace_attr_t *a) {
@@ -358,14 +369,17 @@ static void attr_clear(msvc_span_t *s, msvc__trace_attr_t *a) {
   a->type = MSVC__ATTR_INT;
 }
 
-/* The slot for key: the existing one (value cleared) or a new one. */
-static int attr_slot(msvc_span_t *s, const char *key, msvc__trace_attr_t **out) {
+/* The slot for key (key_len bytes; borrowed when key_static): the existing
+ * one (value cleared) or a new one. */
+static int attr_slot(msvc_span_t *s, const char *key, size_t key_len, bool key_static,
+                     msvc__trace_attr_t **out) {
+  msvc__trace_attr_t *a;
   uint32_t i;
 
-  if (key == NULL || key[0] == '\0')
+  if (key == NULL || key_len == 0 || key_len > UINT32_MAX)
     return MSVC_EINVAL;
   for (i = 0; i < s->nattrs; i++)
-    if (strcmp(s->attrs[i].key, key) == 0) {
+    if (s->attrs[i].key_len == key_len && memcmp(s->attrs[i].key, key, key_len) == 0) {
       attr_clear(s, &s->attrs[i]);
       *out = &s->attrs[i];
       return MSVC_OK;
@@ -381,34 +395,73 @@ static int attr_slot(msvc_span_t *s, const char *key, msvc__trace_attr_t **out) 
     memcpy(more, s->inline_attrs, sizeof(s->inline_attrs));
     s->attrs = more;
   }
-  if ((s->attrs[s->nattrs].key = span_strdup(s, key)) == NULL)
+  a = &s->attrs[s->nattrs];
+  a->key = key_static ? (char *)key : span_strndup(s, key, key_len);
+  if (a->key == NULL)
     return MSVC_ENOMEM;
-  s->attrs[s->nattrs].type = MSVC__ATTR_INT;
-  *out = &s->attrs[s->nattrs++];
+  a->key_len = (uint32_t)key_len;
+  a->key_static = key_static;
+  a->type = MSVC__ATTR_INT;
+  a->v.i = 0;
+  s->nattrs++;
+  *out = a;
   return MSVC_OK;
 }
 
-int msvc_trace_span_set_str(msvc_span_t *s, const char *key, const char *value) {
+static int set_strn(msvc_span_t *s, const char *key, size_t key_len, bool key_static,
+                    const char *value, size_t value_len) {
   msvc__trace_attr_t *a;
   char *d;
   int rc;
 
+  if (value_len > UINT32_MAX)
+    return MSVC_ERANGE;
+  if ((rc = attr_slot(s, key, key_len, key_static, &a)) != MSVC_OK)
+    return rc;
+  if ((d = span_strndup(s, value, value_len)) == NULL)
+    return MSVC_ENOMEM; /* the key stays, with the integer 0 */
+  a->type = MSVC__ATTR_STR;
+  a->v.s = d;
+  a->val_len = (uint32_t)value_len;
+  return MSVC_OK;
+}
+
+int msvc_trace_span_set_str(msvc_span_t *s, const char *key, const char *value) {
+  if (s == NULL)
+    return MSVC_OK;
+  if (value == NULL || key == NULL)
+    return MSVC_EINVAL;
+  return set_strn(s, key, strlen(key), false, value, strlen(value));
+}
+
+int msvc__trace_span_set_strn(msvc_span_t *s, const char *key, size_t key_len,
+                              const char *value, size_t value_len) {
   if (s == NULL)
     return MSVC_OK;
   if (value == NULL)
     return MSVC_EINVAL;
-  if ((rc = attr_slot(s, key, &a)) != MSVC_OK)
-    return rc;
-  if ((d = span_strdup(s, value)) == NULL)
-    return MSVC_ENOMEM; /* the key stays, with the integer 0 */
-  a->type = MSVC__ATTR_STR;
-  a->v.s = d;
-  return MSVC_OK;
+  return set_strn(s, key, key_len, true, value, value_len);
+}
+
+int msvc__trace_span_set_intk(msvc_span_t *s, const char *key, size_t key_len, int64_t value) {
+  msvc__trace_attr_t *a;
+  int rc = s != NULL ? attr_slot(s, key, key_len, true, &a) : MSVC_OK;
+
+  if (rc == MSVC_OK && s != NULL) {
+    a->type = MSVC__ATTR_INT;
+    a->v.i = value;
+  }
+  return rc;
+}
+
+/* The slot of a key given by a caller (copied). */
+static int attr_slot_copy(msvc_span_t *s, const char *key, msvc__trace_attr_t **out) {
+  return attr_slot(s, key, key != NULL ? strlen(key) : 0, false, out);
 }
 
 int msvc_trace_span_set_int(msvc_span_t *s, const char *key, int64_t value) {
   msvc__trace_attr_t *a;
-  int rc = s != NULL ? attr_slot(s, key, &a) : MSVC_OK;
+  int rc = s != NULL ? attr_slot_copy(s, key, &a) : MSVC_OK;
 
   if (rc == MSVC_OK && s != NULL) {
     a->type = MSVC__ATTR_INT;
@@ -419,7 +472,7 @@ int msvc_trace_span_set_int(msvc_span_t *s, const char *key, int64_t value) {
 
 int msvc_trace_span_set_bool(msvc_span_t *s, const char *key, bool value) {
   msvc__trace_attr_t *a;
-  int rc = s != NULL ? attr_slot(s, key, &a) : MSVC_OK;
+  int rc = s != NULL ? attr_slot_copy(s, key, &a) : MSVC_OK;
 
   if (rc == MSVC_OK && s != NULL) {
     a->type = MSVC__ATTR_BOOL;
@@ -430,7 +483,7 @@ int msvc_trace_span_set_bool(msvc_span_t *s, const char *key, bool value) {
 
 int msvc_trace_span_set_double(msvc_span_t *s, const char *key, double value) {
   msvc__trace_attr_t *a;
-  int rc = s != NULL ? attr_slot(s, key, &a) : MSVC_OK;
+  int rc = s != NULL ? attr_slot_copy(s, key, &a) : MSVC_OK;
 
   if (rc == MSVC_OK && s != NULL) {
     a->type = MSVC__ATTR_DOUBLE;
@@ -491,23 +544,30 @@ msvc_tracer_t *msvc__trace_span_tracer(const msvc_span_t *s) {
   return s != NULL ? s->tracer : NULL;
 }
 
-/* Releases what a span holds besides itself. */
+/* Releases what a span holds besides itself. Strings in the arena and
+ * borrowed keys need nothing: a span whose strings all fit (nheap 0) has
+ * nothing to look at in its attributes. */
 static void span_clear(msvc_span_t *s) {
   uint32_t i;
 
-  for (i = 0; i < s->nattrs; i++) {
-    attr_clear(s, &s->attrs[i]);
-    span_strfree(s, s->attrs[i].key);
+  if (s->nheap > 0) {
+    for (i = 0; i < s->nattrs; i++) {
+      attr_clear(s, &s->attrs[i]);
+      if (!s->attrs[i].key_static)
+        span_strfree(s, s->attrs[i].key);
+    }
+    span_strfree(s, s->name);
   }
   if (s->attrs != s->inline_attrs)
     msvc__free(s->attrs);
-  for (i = 0; i < s->nevents; i++) {
-    msvc__free(s->events[i].name);
-    msvc__free(s->events[i].message);
+  if (s->events != NULL) {
+    for (i = 0; i < s->nevents; i++) {
+      msvc__free(s->events[i].name);
+      msvc__free(s->events[i].message);
+    }
+    msvc__free(s->events);
   }
-  msvc__free(s->events);
   msvc__free(s->status_msg);
-  span_strfree(s, s->name);
 }
 
 void msvc__trace_span_free(msvc_span_t *s) {

@@ -20,7 +20,10 @@ enum { MSVC__ATTR_STR, MSVC__ATTR_INT, MSVC__ATTR_BOOL, MSVC__ATTR_DOUBLE };
 
 typedef struct msvc__trace_attr_s {
   char *key;
-  int type;
+  uint32_t key_len;
+  uint8_t type;
+  bool key_static; /* borrowed lower ASCII: never freed nor checked */
+  uint32_t val_len; /* string values: strlen(v.s) */
   union {
     char *s;
     int64_t i;
@@ -42,6 +45,10 @@ struct msvc_span_s {
   char parent_id[17]; /* "" for a root */
   bool parent_remote;
   char *name;
+  uint32_t name_len;
+  /* Strings this span put on the heap since its start; none (the common
+   * case) lets a span be cleared without a look at its attributes. */
+  uint32_t nheap;
   msvc_span_kind_t kind;
   msvc_span_status_t status;
   char *status_msg;
@@ -125,6 +132,16 @@ uint64_t msvc__trace_now_ns(const msvc_tracer_t *t);
 
 /* Whether the span has an attribute of that key. */
 bool msvc__trace_span_has_attr(const msvc_span_t *s, const char *key);
+/* Setters for the spans the library makes itself: key has static storage
+ * and is lower ASCII (it is borrowed, not copied), value has a known
+ * length (no NUL needed). Same results as msvc_trace_span_set_str() and
+ * msvc_trace_span_set_int(). */
+#define MSVC__TRACE_KEY(k) (k), (sizeof(k) - 1)
+int msvc__trace_span_set_strn(msvc_span_t *s, const char *key, size_t key_len,
+                              const char *value, size_t value_len);
+int msvc__trace_span_set_intk(msvc_span_t *s, const char *key, size_t key_len, int64_t value);
+/* msvc_trace_span_set_name() with the name's length. */
+int msvc__trace_span_set_name_n(msvc_span_t *s, const char *name, size_t len);
 /* The tracer that made the span. */
 msvc_tracer_t *msvc__trace_span_tracer(const msvc_span_t *s);
 
