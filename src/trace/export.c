@@ -293,28 +293,47 @@ static void send_batch(msvc_tracer_t *t, msvc_span_t **batch, size_t n, msvc__bu
   }
 }
 
+/* Up to batch_max spans off the backlog, oldest first. */
+static size_t take_batch(msvc_tracer_t *t, msvc_span_t **batch) {
+  size_t n = 0;
+
+  while (n < t->batch_max && t->backlog != NULL) {
+    batch[n++] = t->backlog;
+    t->backlog = t->backlog->next;
+  }
+  if (t->backlog == NULL)
+    t->backlog_tail = NULL;
+  t->nbacklog -= n;
+  atomic_fetch_sub(&t->count, n);
+  return n;
+}
+
 static void exporter_main(void *arg) {
   msvc_tracer_t *t = arg;
   msvc_span_t **batch = msvc__calloc(t->batch_max, sizeof(*batch));
   msvc__buf_t buf;
+  bool short_wait = false;
 
   msvc__buf_init(&buf, 0);
   for (;;) {
-    size_t n = 0;
+    size_t n;
+    bool stopping;
+    uint64_t deadline;
 
     uv_mutex_lock(&t->mu);
-    if (t->count < t->batch_max && !t->stopping)
-      uv_cond_timedwait(&t->cond, &t->mu, (uint64_t)t->delay_ms * 1000000u);
-    if (t->stopping && (t->count == 0 || msvc_now_ms() >= t->deadline_ms || batch == NULL)) {
-      uv_mutex_unlock(&t->mu);
-      break;
-    }
-    while (batch != NULL && n < t->batch_max && t->count > 0) {
-      batch[n++] = t->ring[t->head];
-      t->head = (t->head + 1) % t->queue_max;
-      t->count--;
-    }
+    /* A full batch counted but not yet in the inbox (its span end is
+     * between the count and the push) is waited for briefly, not spun on. */
+    if (!t->stopping && (short_wait || atomic_load(&t->count) < t->batch_max))
+      uv_cond_timedwait(&t->cond, &t->mu,
+                        short_wait ? 1000000u : (uint64_t)t->delay_ms * 1000000u);
+    stopping = t->stopping;
+    deadline = t->deadline_ms;
     uv_mutex_unlock(&t->mu);
+    msvc__trace_take_inbox(t);
+    if (stopping && (t->nbacklog == 0 || msvc_now_ms() >= deadline || batch == NULL))
+      break;
+    n = batch != NULL ? take_batch(t, batch) : 0;
+    short_wait = n == 0 && atomic_load(&t->count) >= t->batch_max;
     if (n > 0)
       send_batch(t, batch, n, &buf);
   }

@@ -1,7 +1,8 @@
 /*
  * The tracer and its spans: recording, sampling and the hand-off to the
  * exporter's queue. Nothing here does I/O or waits for the exporter: a span
- * end takes the queue's lock for a few instructions at most.
+ * end pushes the span with one compare-and-swap, and takes a lock only to
+ * wake the exporter once per full batch.
  */
 #include <math.h>
 #include <stddef.h>
@@ -96,11 +97,17 @@ static void tracer_release(msvc_tracer_t *t) {
   msvc__free(t->host);
   msvc__free(t->port);
   msvc__free(t->path);
-  msvc__free(t->ring);
-  while (t->pool != NULL) {
-    msvc_span_t *next = t->pool->pool_next;
-    msvc__free(t->pool);
-    t->pool = next;
+  /* Spans ended while a shutdown was freeing the queue. */
+  msvc__trace_take_inbox(t);
+  if (t->nbacklog > 0)
+    msvc__trace_count_dropped(t, NULL, t->nbacklog);
+  for (msvc_span_t *s = t->backlog, *next; s != NULL; s = next) {
+    next = s->next;
+    msvc__trace_span_free(s);
+  }
+  for (msvc_span_t *s = atomic_load(&t->pool), *next; s != NULL; s = next) {
+    next = s->next;
+    msvc__free(s);
   }
   msvc__tracez_free(t->tracez);
   msvc__free(t);
@@ -135,9 +142,11 @@ static int tracer_setup(msvc_tracer_t *t, const msvc_tracer_opts_t *o) {
                     : MSVC_OTLP_HTTP_PROTOBUF;
   t->clock = o->clock;
   t->clock_data = o->clock_data;
-  t->ring = msvc__calloc(t->queue_max, sizeof(*t->ring));
-  if (t->ring == NULL)
-    return MSVC_ENOMEM;
+  atomic_init(&t->inbox, NULL);
+  atomic_init(&t->count, 0);
+  atomic_init(&t->stopped, false);
+  atomic_init(&t->pool, NULL);
+  atomic_flag_clear(&t->pool_busy);
   if ((rc = msvc__trace_encode_resource(t)) != MSVC_OK ||
       (rc = msvc__trace_encode_resource_pb(t)) != MSVC_OK)
     return rc;
@@ -204,16 +213,20 @@ int msvc_tracer_shutdown(msvc_tracer_t *t, uint32_t timeout_ms) {
     uv_thread_join(&t->thread);
     t->thread_on = false;
   }
-  /* What the thread could not send before the deadline. */
-  uv_mutex_lock(&t->mu);
-  t->stopped = true;
-  left = t->count;
-  while (t->count > 0) {
-    msvc__trace_span_free(t->ring[t->head]);
-    t->head = (t->head + 1) % t->queue_max;
-    t->count--;
+  /* What the thread could not send before the deadline. A span that ends
+   * while this runs may still land in the inbox: the tracer's release
+   * frees it. */
+  atomic_store(&t->stopped, true);
+  msvc__trace_take_inbox(t);
+  left = t->nbacklog;
+  while (t->backlog != NULL) {
+    msvc_span_t *next = t->backlog->next;
+    msvc__trace_span_free(t->backlog);
+    t->backlog = next;
   }
-  uv_mutex_unlock(&t->mu);
+  t->backlog_tail = NULL;
+  t->nbacklog = 0;
+  atomic_fetch_sub(&t->count, left);
   if (left > 0)
     msvc__trace_count_dropped(t, t->m_dropped_shutdown, left);
   return left > 0 ? MSVC_ETIMEDOUT : MSVC_OK;
@@ -235,9 +248,7 @@ void msvc_tracer_stats(msvc_tracer_t *t, msvc_tracer_stats_t *out) {
   out->kept = atomic_load(&t->kept);
   out->exported = atomic_load(&t->exported);
   out->dropped = atomic_load(&t->dropped);
-  uv_mutex_lock(&t->mu);
-  out->queued = t->count;
-  uv_mutex_unlock(&t->mu);
+  out->queued = atomic_load(&t->count);
 }
 
 /* ---- spans ------------------------------------------------------------------ */
@@ -264,20 +275,20 @@ static void span_strfree(msvc_span_t *s, char *p) {
     msvc__free(p);
 }
 
-/* A spent span from the pool, else a new one. The pool's count is read
- * first so that an empty pool (tracing without export, or a low ratio)
- * costs no lock. */
+/* A spent span from the pool, else a new one. An empty pool (tracing
+ * without export, or a low ratio) costs one load. */
 static msvc_span_t *span_alloc(msvc_tracer_t *t) {
   msvc_span_t *s = NULL;
 
-  if (atomic_load_explicit(&t->npool, memory_order_relaxed) > 0) {
-    uv_mutex_lock(&t->mu);
-    if ((s = t->pool) != NULL) {
-      t->pool = s->pool_next;
-      atomic_store_explicit(&t->npool, atomic_load_explicit(&t->npool, memory_order_relaxed) - 1,
-                            memory_order_relaxed);
-    }
-    uv_mutex_unlock(&t->mu);
+  if (atomic_load_explicit(&t->pool, memory_order_relaxed) != NULL &&
+      !atomic_flag_test_and_set_explicit(&t->pool_busy, memory_order_acquire)) {
+    s = atomic_load_explicit(&t->pool, memory_order_acquire);
+    while (s != NULL && !atomic_compare_exchange_weak_explicit(
+                            &t->pool, &s, s->next, memory_order_acquire, memory_order_acquire))
+      ;
+    atomic_flag_clear_explicit(&t->pool_busy, memory_order_release);
+    if (s != NULL)
+      atomic_fetch_sub_explicit(&t->npool, 1, memory_order_relaxed);
   }
   return s != NULL ? s : msvc__malloc(sizeof(*s));
 }
@@ -579,15 +590,17 @@ void msvc__trace_span_recycle(msvc_tracer_t *t, msvc_span_t *const *spans, size_
   msvc_span_t *head = NULL, *tail = NULL;
   size_t i, room, kept = 0;
 
+  /* Two batches: the exporter returns one while the loop may not have
+   * used up the last. */
   room = atomic_load_explicit(&t->npool, memory_order_relaxed);
-  room = room < t->batch_max ? t->batch_max - room : 0;
+  room = room < 2u * t->batch_max ? 2u * t->batch_max - room : 0;
   for (i = 0; i < n; i++) {
     span_clear(spans[i]);
     if (kept == room) {
       msvc__free(spans[i]);
       continue;
     }
-    spans[i]->pool_next = head;
+    spans[i]->next = head;
     head = spans[i];
     if (tail == NULL)
       tail = head;
@@ -595,13 +608,35 @@ void msvc__trace_span_recycle(msvc_tracer_t *t, msvc_span_t *const *spans, size_
   }
   if (head == NULL)
     return;
-  uv_mutex_lock(&t->mu);
-  tail->pool_next = t->pool;
-  t->pool = head;
-  atomic_store_explicit(&t->npool,
-                        atomic_load_explicit(&t->npool, memory_order_relaxed) + (uint32_t)kept,
-                        memory_order_relaxed);
-  uv_mutex_unlock(&t->mu);
+  atomic_fetch_add_explicit(&t->npool, (uint32_t)kept, memory_order_relaxed);
+  tail->next = atomic_load_explicit(&t->pool, memory_order_relaxed);
+  while (!atomic_compare_exchange_weak_explicit(&t->pool, &tail->next, head,
+                                                memory_order_release, memory_order_relaxed))
+    ;
+}
+
+size_t msvc__trace_take_inbox(msvc_tracer_t *t) {
+  msvc_span_t *s = atomic_exchange_explicit(&t->inbox, NULL, memory_order_acquire);
+  msvc_span_t *first = NULL, *last = s;
+  size_t n = 0;
+
+  /* newest first: reverse */
+  while (s != NULL) {
+    msvc_span_t *next = s->next;
+    s->next = first;
+    first = s;
+    s = next;
+    n++;
+  }
+  if (first == NULL)
+    return 0;
+  if (t->backlog_tail != NULL)
+    t->backlog_tail->next = first;
+  else
+    t->backlog = first;
+  t->backlog_tail = last;
+  t->nbacklog += n;
+  return n;
 }
 
 /* Sampled, failed or slow: the three reasons to keep a span. */
@@ -651,17 +686,27 @@ void msvc_trace_span_end(msvc_span_t *s) {
     msvc__trace_span_free(s);
     return;
   }
-  uv_mutex_lock(&t->mu);
-  if (!t->stopped && t->count < t->queue_max) {
-    t->ring[(t->head + t->count) % t->queue_max] = s;
-    t->count++;
-    queued = true;
-    wake = t->count == t->batch_max;
+  stopped = atomic_load_explicit(&t->stopped, memory_order_relaxed);
+  if (!stopped) {
+    size_t n = atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
+    if (n < t->queue_max) {
+      s->next = atomic_load_explicit(&t->inbox, memory_order_relaxed);
+      while (!atomic_compare_exchange_weak_explicit(&t->inbox, &s->next, s,
+                                                    memory_order_release, memory_order_relaxed))
+        ;
+      queued = true;
+      wake = n + 1 == t->batch_max;
+    } else {
+      atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
+    }
   }
-  stopped = t->stopped;
-  uv_mutex_unlock(&t->mu);
-  if (wake)
+  /* Only a full batch wakes the exporter (its timer sends the rest). The
+   * lock orders the signal after its check of count, so none is lost. */
+  if (wake) {
+    uv_mutex_lock(&t->mu);
     uv_cond_signal(&t->cond);
+    uv_mutex_unlock(&t->mu);
+  }
   if (!queued) {
     msvc__trace_count_dropped(t, stopped ? t->m_dropped_shutdown : t->m_dropped_full, 1);
     msvc__trace_span_free(s);
