@@ -142,6 +142,7 @@ static int tracer_setup(msvc_tracer_t *t, const msvc_tracer_opts_t *o) {
                     : MSVC_OTLP_HTTP_PROTOBUF;
   t->clock = o->clock;
   t->clock_data = o->clock_data;
+  t->export_fd = -1;
   atomic_init(&t->inbox, NULL);
   atomic_init(&t->count, 0);
   atomic_init(&t->stopped, false);

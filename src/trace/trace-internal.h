@@ -122,6 +122,7 @@ struct msvc_tracer_s {
   uint64_t deadline_ms; /* monotonic, for the flush */
   bool thread_on;
   uv_thread_t thread;
+  int export_fd; /* the exporter's kept connection, -1: none */
 
   /* Spans the exporter has sent, cleared and kept for reuse: a span is
    * then allocated and freed by no one at a high sampling ratio, and never
@@ -185,7 +186,7 @@ int msvc__trace_parse_resource_attrs(const char *s, msvc__trace_kv_t **out, size
 int msvc__trace_split_url(const char *url, char **host, char **port, char **path);
 int msvc__trace_export_start(msvc_tracer_t *t);
 /* Sends one body; returns the HTTP status, or a negative error. */
-int msvc__trace_http_post(const msvc_tracer_t *t, const char *body, size_t len,
+int msvc__trace_http_post(msvc_tracer_t *t, const char *body, size_t len,
                           uint32_t timeout_ms);
 void msvc__trace_count_dropped(msvc_tracer_t *t, msvc_metrics_counter_t *c, uint64_t n);
 /* Moves what span ends pushed since the last call to the end of the
