@@ -219,8 +219,10 @@ void msvc_metrics_histogram_observe(msvc_metrics_histogram_t *h, double v) {
   observe_at(h, bucket_index(h->c.fam, v), v);
 }
 
+/* s is the caller's C string, maybe shorter than n: its length first, so
+ * that the word-at-a-time check reads nothing past its end. */
 static bool ex_hex(const char *s, size_t n) {
-  return msvc__hex_lower_ok(s, n) && s[n] == '\0';
+  return strnlen(s, n + 1) == n && msvc__hex_lower_ok(s, n);
 }
 
 static void ex_lock(msvc__child_t *c) {
@@ -232,16 +234,11 @@ static void ex_unlock(msvc__child_t *c) {
   atomic_flag_clear_explicit(&c->ex_lock, memory_order_release);
 }
 
-void msvc_metrics_histogram_observe_exemplar(msvc_metrics_histogram_t *h, double v,
-                                             const char *trace_id, const char *span_id,
-                                             uint64_t wall_ms) {
+static void keep_exemplar(msvc_metrics_histogram_t *h, size_t b, double v,
+                          const char *trace_id, const char *span_id, uint64_t wall_ms) {
   msvc__child_t *c = &h->c;
   msvc__exemplar_t *ex, *fresh;
-  size_t b = bucket_index(c->fam, v);
 
-  observe_at(h, b, v);
-  if (trace_id == NULL || !ex_hex(trace_id, 32) || (span_id != NULL && !ex_hex(span_id, 16)))
-    return;
   ex = atomic_load_explicit(&c->exemplars, memory_order_acquire);
   if (ex == NULL) {
     fresh = msvc__calloc(c->fam->bound_count + 1, sizeof(*fresh));
@@ -262,6 +259,26 @@ void msvc_metrics_histogram_observe_exemplar(msvc_metrics_histogram_t *h, double
   ex[b].wall_ms = wall_ms;
   ex[b].set = true;
   ex_unlock(c);
+}
+
+void msvc_metrics_histogram_observe_exemplar(msvc_metrics_histogram_t *h, double v,
+                                             const char *trace_id, const char *span_id,
+                                             uint64_t wall_ms) {
+  size_t b = bucket_index(h->c.fam, v);
+
+  observe_at(h, b, v);
+  if (trace_id == NULL || !ex_hex(trace_id, 32) || (span_id != NULL && !ex_hex(span_id, 16)))
+    return;
+  keep_exemplar(h, b, v, trace_id, span_id, wall_ms);
+}
+
+void msvc__metrics_histogram_observe_exemplar_ok(msvc_metrics_histogram_t *h, double v,
+                                                 const char *trace_id, const char *span_id,
+                                                 uint64_t wall_ms) {
+  size_t b = bucket_index(h->c.fam, v);
+
+  observe_at(h, b, v);
+  keep_exemplar(h, b, v, trace_id, span_id, wall_ms);
 }
 
 bool msvc__child_exemplar(const msvc__child_t *c, size_t b, msvc__exemplar_t *out) {
