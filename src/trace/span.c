@@ -255,7 +255,7 @@ void msvc_tracer_stats(msvc_tracer_t *t, msvc_tracer_stats_t *out) {
 /* ---- spans ------------------------------------------------------------------ */
 
 /* A copy of str[0..n) with a NUL, in the arena when it fits. */
-static char *span_strndup(msvc_span_t *s, const char *str, size_t n) {
+static inline char *span_strndup(msvc_span_t *s, const char *str, size_t n) {
   char *d;
 
   if (n < sizeof(s->arena) - s->arena_used) {
