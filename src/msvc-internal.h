@@ -166,6 +166,17 @@ uint64_t msvc__rand_below(uint64_t n);
 /* ndigits random lower-case hex digits and a NUL into out (ndigits + 1
  * bytes), 16 digits per draw of msvc__rand64(). */
 void msvc__hex_random(char *out, size_t ndigits);
+/* Whether s[0..n) is all lower-case hex digits (W3C ids), checked eight
+ * bytes at a time. */
+bool msvc__hex_lower_ok(const char *s, size_t n);
+
+/* msvc_metrics_histogram_observe_exemplar() for ids already known valid
+ * (a span's: 32 and 16 lower-case hex digits, NUL-terminated, span_id
+ * not NULL), without checking them again. */
+struct msvc_metrics_histogram_s;
+void msvc__metrics_histogram_observe_exemplar_ok(struct msvc_metrics_histogram_s *h, double v,
+                                                 const char *trace_id, const char *span_id,
+                                                 uint64_t wall_ms);
 /* The value of a hex digit of either case, or -1 for any other byte. */
 static inline int msvc__hex_digit(char c) {
   if (c >= '0' && c <= '9')

@@ -121,6 +121,33 @@ void msvc__hex_random(char *out, size_t ndigits) {
   out[ndigits] = '\0';
 }
 
+#define ONES UINT64_C(0x0101010101010101)
+
+/* The high bit of each byte of x that lies strictly between m and n
+ * (m <= 127, n <= 128), clear for bytes of 0x80 and above. No carry crosses
+ * a byte, so each byte's answer is its own. */
+static inline uint64_t bytes_between(uint64_t x, unsigned m, unsigned n) {
+  uint64_t low = x & ONES * 127;
+
+  return (ONES * (127 + n) - low) & ~x & (low + ONES * (127 - m)) & ONES * 128;
+}
+
+bool msvc__hex_lower_ok(const char *s, size_t n) {
+  size_t i = 0;
+  uint64_t w;
+
+  for (; i + 8 <= n; i += 8) {
+    memcpy(&w, s + i, 8);
+    if ((bytes_between(w, '0' - 1, '9' + 1) | bytes_between(w, 'a' - 1, 'f' + 1)) !=
+        ONES * 128)
+      return false;
+  }
+  for (; i < n; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return false;
+  return true;
+}
+
 uint64_t msvc__rand_below(uint64_t n) {
   uint64_t limit, r;
 

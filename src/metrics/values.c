@@ -202,10 +202,9 @@ static inline size_t bucket_index(const msvc__family_t *f, double v) {
   return lo;
 }
 
-void msvc_metrics_histogram_observe(msvc_metrics_histogram_t *h, double v) {
+static void observe_at(msvc_metrics_histogram_t *h, size_t i, double v) {
   bool ex;
   msvc__hist_cell_t *cell = my_cell(&h->c, &ex);
-  size_t i = bucket_index(h->c.fam, v);
 
   if (MSVC__LIKELY(ex)) {
     owner_add_u64(&cell->counts[i], 1);
@@ -216,13 +215,14 @@ void msvc_metrics_histogram_observe(msvc_metrics_histogram_t *h, double v) {
   }
 }
 
-static bool ex_hex(const char *s, size_t n) {
-  size_t i;
+void msvc_metrics_histogram_observe(msvc_metrics_histogram_t *h, double v) {
+  observe_at(h, bucket_index(h->c.fam, v), v);
+}
 
-  for (i = 0; i < n; i++)
-    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-      return false;
-  return s[n] == '\0';
+/* s is the caller's C string, maybe shorter than n: its length first, so
+ * that the word-at-a-time check reads nothing past its end. */
+static bool ex_hex(const char *s, size_t n) {
+  return strnlen(s, n + 1) == n && msvc__hex_lower_ok(s, n);
 }
 
 static void ex_lock(msvc__child_t *c) {
@@ -234,16 +234,11 @@ static void ex_unlock(msvc__child_t *c) {
   atomic_flag_clear_explicit(&c->ex_lock, memory_order_release);
 }
 
-void msvc_metrics_histogram_observe_exemplar(msvc_metrics_histogram_t *h, double v,
-                                             const char *trace_id, const char *span_id,
-                                             uint64_t wall_ms) {
+static void keep_exemplar(msvc_metrics_histogram_t *h, size_t b, double v,
+                          const char *trace_id, const char *span_id, uint64_t wall_ms) {
   msvc__child_t *c = &h->c;
   msvc__exemplar_t *ex, *fresh;
-  size_t b = bucket_index(c->fam, v);
 
-  msvc_metrics_histogram_observe(h, v);
-  if (trace_id == NULL || !ex_hex(trace_id, 32) || (span_id != NULL && !ex_hex(span_id, 16)))
-    return;
   ex = atomic_load_explicit(&c->exemplars, memory_order_acquire);
   if (ex == NULL) {
     fresh = msvc__calloc(c->fam->bound_count + 1, sizeof(*fresh));
@@ -264,6 +259,26 @@ void msvc_metrics_histogram_observe_exemplar(msvc_metrics_histogram_t *h, double
   ex[b].wall_ms = wall_ms;
   ex[b].set = true;
   ex_unlock(c);
+}
+
+void msvc_metrics_histogram_observe_exemplar(msvc_metrics_histogram_t *h, double v,
+                                             const char *trace_id, const char *span_id,
+                                             uint64_t wall_ms) {
+  size_t b = bucket_index(h->c.fam, v);
+
+  observe_at(h, b, v);
+  if (trace_id == NULL || !ex_hex(trace_id, 32) || (span_id != NULL && !ex_hex(span_id, 16)))
+    return;
+  keep_exemplar(h, b, v, trace_id, span_id, wall_ms);
+}
+
+void msvc__metrics_histogram_observe_exemplar_ok(msvc_metrics_histogram_t *h, double v,
+                                                 const char *trace_id, const char *span_id,
+                                                 uint64_t wall_ms) {
+  size_t b = bucket_index(h->c.fam, v);
+
+  observe_at(h, b, v);
+  keep_exemplar(h, b, v, trace_id, span_id, wall_ms);
 }
 
 bool msvc__child_exemplar(const msvc__child_t *c, size_t b, msvc__exemplar_t *out) {

@@ -230,7 +230,7 @@ static void trace_after(msvc_http_req_t *req, msvc_http_res_t *res, uint64_t dur
   ctx_t *c = ctx_of(req);
   const char *route = msvc_http_req_route(req), *method = msvc_http_req_method(req);
   char name[256], code[16];
-  size_t plen;
+  size_t plen, ml, rl;
   const char *path;
   int status = msvc_http_res_status(res);
   msvc_span_t *s;
@@ -250,32 +250,32 @@ static void trace_after(msvc_http_req_t *req, msvc_http_res_t *res, uint64_t dur
   }
   /* Never the raw path in the name: ids in paths would make every request
    * a span name of its own. A gRPC method has named its span already. */
+  ml = strlen(method);
+  rl = route != NULL ? strlen(route) : 0;
   if (!msvc__trace_span_has_attr(s, "rpc.system")) {
     const char *r = route != NULL ? route : MSVC_MW_UNMATCHED_ROUTE;
-    size_t ml = strlen(method), rl = strlen(r);
+    size_t nl = route != NULL ? rl : strlen(r);
 
     /* Concatenated by hand: this runs for every kept request. */
-    if (ml + 1 + rl < sizeof(name)) {
+    if (ml + 1 + nl < sizeof(name)) {
       memcpy(name, method, ml);
       name[ml] = ' ';
-      memcpy(name + ml + 1, r, rl + 1);
-      msvc_trace_span_set_name(s, name);
+      memcpy(name + ml + 1, r, nl);
+      msvc__trace_span_set_name_n(s, name, ml + 1 + nl);
     }
   }
-  msvc_trace_span_set_str(s, "http.request.method", method);
+  /* The keys are the library's own (borrowed, not copied) and every length
+   * is known: the values are copied once, straight into the span. */
+  msvc__trace_span_set_strn(s, MSVC__TRACE_KEY("http.request.method"), method, ml);
   if (route != NULL)
-    msvc_trace_span_set_str(s, "http.route", route);
+    msvc__trace_span_set_strn(s, MSVC__TRACE_KEY("http.route"), route, rl);
   path = msvc_http_req_path(req, &plen);
-  if (path != NULL && plen < 2048) {
-    char p[2048];
-    memcpy(p, path, plen);
-    p[plen] = '\0';
-    msvc_trace_span_set_str(s, "url.path", p);
-  }
-  msvc_trace_span_set_int(s, "http.response.status_code", status);
+  if (path != NULL && plen < 2048)
+    msvc__trace_span_set_strn(s, MSVC__TRACE_KEY("url.path"), path, plen);
+  msvc__trace_span_set_intk(s, MSVC__TRACE_KEY("http.response.status_code"), status);
   if (status >= 500) {
-    snprintf(code, sizeof(code), "%d", status);
-    msvc_trace_span_set_str(s, "error.type", code);
+    int cl = snprintf(code, sizeof(code), "%d", status);
+    msvc__trace_span_set_strn(s, MSVC__TRACE_KEY("error.type"), code, (size_t)cl);
   }
   msvc_trace_span_end(s);
 }

@@ -213,9 +213,10 @@ static void observe(msvc_metrics_histogram_t *h, msvc_http_req_t *req, double se
     msvc_metrics_histogram_observe(h, seconds);
     return;
   }
+  /* A span's ids were checked when it started: not again. */
   ctx = msvc_trace_span_ctx(span);
-  msvc_metrics_histogram_observe_exemplar(h, seconds, ctx->trace_id, ctx->span_id,
-                                          msvc_wall_ms());
+  msvc__metrics_histogram_observe_exemplar_ok(h, seconds, ctx->trace_id, ctx->span_id,
+                                              msvc_wall_ms());
 }
 
 static void metrics_after(msvc_http_req_t *req, msvc_http_res_t *res,

@@ -15,20 +15,17 @@ static const char hexdigits[] = "0123456789abcdef";
 
 /* Lower-case hex only: the specification rejects upper case, so that one
  * trace never appears under two spellings. */
-static bool is_lhex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
-
 bool msvc__trace_hex_ok(const char *s, size_t n, bool reject_zero) {
   size_t i;
-  bool nonzero = false;
 
-  for (i = 0; i < n; i++) {
-    if (!is_lhex(s[i]))
-      return false;
-    nonzero = nonzero || s[i] != '0';
-  }
-  return nonzero || !reject_zero;
+  if (!msvc__hex_lower_ok(s, n))
+    return false;
+  if (!reject_zero)
+    return true;
+  for (i = 0; i < n; i++)
+    if (s[i] != '0')
+      return true;
+  return false;
 }
 
 /* A random id that is all zeros is invalid by the specification; with 64

@@ -209,11 +209,12 @@ typedef struct kv_size_s {
 } kv_size_t;
 
 static void attr_size(const msvc__trace_attr_t *a, kv_size_t *z) {
-  z->key_n = strlen(a->key);
-  z->key_enc = str_enc_len(a->key, z->key_n);
+  /* The library's own keys are known to be ASCII. */
+  z->key_n = a->key_len;
+  z->key_enc = a->key_static ? z->key_n : str_enc_len(a->key, z->key_n);
   switch (a->type) {
   case MSVC__ATTR_STR:
-    z->val_n = strlen(a->v.s);
+    z->val_n = a->val_len;
     z->val_enc = str_enc_len(a->v.s, z->val_n);
     z->any = field_len(z->val_enc);
     break;
@@ -258,7 +259,9 @@ static unsigned char *w_attr(unsigned char *p, unsigned char tag, const msvc__tr
 
 /* A string attribute (resource, scope, event message). */
 static size_t kv_str_size(const char *k, const char *v, kv_size_t *z) {
-  msvc__trace_attr_t a = {.key = (char *)k, .type = MSVC__ATTR_STR, .v.s = (char *)v};
+  msvc__trace_attr_t a = {.key = (char *)k, .key_len = (uint32_t)strlen(k),
+                          .type = MSVC__ATTR_STR, .val_len = (uint32_t)strlen(v),
+                          .v.s = (char *)v};
 
   attr_size(&a, z);
   return field_len(z->kv);
@@ -268,7 +271,7 @@ static unsigned char *w_kv_str(unsigned char *p, unsigned char tag, const char *
                                const char *v, const kv_size_t *z) {
   msvc__trace_attr_t a = {.key = (char *)k, .type = MSVC__ATTR_STR, .v.s = (char *)v};
 
-  return w_attr(p, tag, &a, z);
+  return w_attr(p, tag, &a, z); /* the lengths are z's */
 }
 
 /* ---- resource and scope, once per tracer ------------------------------- */
@@ -406,7 +409,7 @@ static void span_size(const msvc_span_t *s, span_sizes_t *z) {
 
   if (s->parent_id[0] != '\0')
     n += 10;
-  z->name_n = strlen(s->name);
+  z->name_n = s->name_len;
   z->name_enc = str_enc_len(s->name, z->name_n);
   n += field_len(z->name_enc);
   for (i = 0; i < s->nattrs; i++) {

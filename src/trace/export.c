@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <fcntl.h>
 
@@ -157,20 +158,51 @@ static int send_all(const msvc_tracer_t *t, int fd, const char *p, size_t n,
   return MSVC_OK;
 }
 
-/* Reads until the status line is complete; the rest of the answer is not
- * needed (the connection is closed). */
-static int read_status(const msvc_tracer_t *t, int fd, uint64_t deadline_ms) {
-  char buf[512];
-  size_t len = 0;
+/* The answer's head: the status, and whether the connection may carry the
+ * next request (HTTP/1.1, a Content-Length, no "Connection: close"; the
+ * body, a few bytes, is read and dropped). Anything else closes it. */
+typedef struct answer_s {
+  int status;
+  bool keep;
+} answer_t;
+
+#define HEAD_MAX 2048
+#define KEEP_BODY_MAX 65536
+
+/* The value of header name (with its colon) in head, or NULL. */
+static const char *header_value(const char *head, const char *name) {
+  size_t n = strlen(name);
+  const char *p = strstr(head, "\r\n");
+
+  while (p != NULL && p[2] != '\r') {
+    p += 2;
+    if (msvc__strncasecmp(p, name, n) == 0) {
+      p += n;
+      while (*p == ' ' || *p == '\t')
+        p++;
+      return p;
+    }
+    p = strstr(p, "\r\n");
+  }
+  return NULL;
+}
+
+static int read_answer(const msvc_tracer_t *t, int fd, uint64_t deadline_ms, answer_t *a) {
+  char buf[HEAD_MAX + 1];
+  const char *end = NULL, *v;
+  size_t len = 0, have, need = 0;
   int rc;
 
-  for (;;) {
-    ssize_t r = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+  a->keep = false;
+  /* The answer cannot be there yet: wait before the first read. */
+  if ((rc = wait_fd(t, fd, POLLIN, deadline_ms)) != MSVC_OK)
+    return rc;
+  while (end == NULL && len < HEAD_MAX) {
+    ssize_t r = recv(fd, buf + len, HEAD_MAX - len, 0);
     if (r > 0) {
       len += (size_t)r;
       buf[len] = '\0';
-      if (strstr(buf, "\r\n") != NULL || len == sizeof(buf) - 1)
-        break;
+      end = strstr(buf, "\r\n\r\n");
     } else if (r == 0) {
       break;
     } else if (errno != EAGAIN && errno != EINTR) {
@@ -180,36 +212,111 @@ static int read_status(const msvc_tracer_t *t, int fd, uint64_t deadline_ms) {
     }
   }
   buf[len] = '\0';
+  if (len == 0)
+    return MSVC_ECONNRESET; /* closed before a byte: a stale connection */
   if (len < 12 || strncmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ')
     return MSVC_EHTTP_BAD_RESPONSE;
-  rc = atoi(buf + 9);
-  return rc >= 100 && rc <= 599 ? rc : MSVC_EHTTP_BAD_RESPONSE;
+  a->status = atoi(buf + 9);
+  if (a->status < 100 || a->status > 599)
+    return MSVC_EHTTP_BAD_RESPONSE;
+  if (end == NULL || buf[7] != '1' || header_value(buf, "transfer-encoding:") != NULL ||
+      ((v = header_value(buf, "connection:")) != NULL && msvc__strncasecmp(v, "close", 5) == 0) ||
+      (v = header_value(buf, "content-length:")) == NULL || *v < '0' || *v > '9' ||
+      (need = strtoul(v, NULL, 10)) > KEEP_BODY_MAX)
+    return MSVC_OK; /* not kept: the status is all we need */
+  have = len - (size_t)(end + 4 - buf);
+  if (have > need)
+    return MSVC_OK; /* more than the body: not ours to guess */
+  need -= have;
+  while (need > 0) {
+    ssize_t r = recv(fd, buf, need < HEAD_MAX ? need : HEAD_MAX, 0);
+    if (r > 0)
+      need -= (size_t)r;
+    else if (r == 0 || (errno != EAGAIN && errno != EINTR))
+      return MSVC_OK;
+    else if (wait_fd(t, fd, POLLIN, deadline_ms) != MSVC_OK)
+      return MSVC_OK;
+  }
+  a->keep = true;
+  return MSVC_OK;
 }
 
-int msvc__trace_http_post(const msvc_tracer_t *t, const char *body, size_t len,
+static void drop_conn(msvc_tracer_t *t) {
+  if (t->export_fd >= 0)
+    close(t->export_fd);
+  t->export_fd = -1;
+}
+
+/* A kept connection the collector has closed since (idle timeout, or a
+ * server that closes after each answer) reads as end of file at once. */
+static bool conn_alive(int fd) {
+  char c;
+  ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+  return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* One request on the kept connection, or on a new one. Head and body go
+ * out in one system call when the socket takes them. */
+static int post_on(msvc_tracer_t *t, const char *head, size_t hl, const char *body,
+                   size_t len, uint64_t deadline, answer_t *a) {
+  struct iovec iov[2] = {{(void *)head, hl}, {(void *)body, len}};
+  struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
+  ssize_t w = sendmsg(t->export_fd, &m, MSG_NOSIGNAL);
+  int rc = MSVC_OK;
+
+  if (w < 0) {
+    if (errno != EAGAIN && errno != EINTR)
+      return -errno;
+    w = 0;
+  }
+  if ((size_t)w < hl)
+    rc = send_all(t, t->export_fd, head + w, hl - (size_t)w, deadline);
+  if (rc == MSVC_OK) {
+    size_t off = (size_t)w > hl ? (size_t)w - hl : 0;
+    rc = send_all(t, t->export_fd, body + off, len - off, deadline);
+  }
+  return rc == MSVC_OK ? read_answer(t, t->export_fd, deadline, a) : rc;
+}
+
+int msvc__trace_http_post(msvc_tracer_t *t, const char *body, size_t len,
                           uint32_t timeout_ms) {
   uint64_t deadline = msvc_now_ms() + timeout_ms;
   char head[1024];
-  int fd, rc, hl;
+  answer_t a = {0, false};
+  int fd, rc = MSVC_ECONNRESET, hl, tries;
 
   hl = snprintf(head, sizeof(head),
                 "POST %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: libmsvc/%s\r\n"
-                "Content-Type: %s\r\nContent-Length: %zu\r\n"
-                "Connection: close\r\n\r\n",
+                "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
                 t->path, t->host, t->port, MSVC_VERSION_STRING,
                 t->protocol == MSVC_OTLP_HTTP_JSON ? "application/json"
                                                     : "application/x-protobuf",
                 len);
   if (hl < 0 || (size_t)hl >= sizeof(head))
     return MSVC_ERANGE;
-  if ((fd = dial(t, deadline)) < 0)
-    return fd;
-  rc = send_all(t, fd, head, (size_t)hl, deadline);
-  if (rc == MSVC_OK)
-    rc = send_all(t, fd, body, len, deadline);
-  if (rc == MSVC_OK)
-    rc = read_status(t, fd, deadline);
-  close(fd);
+  /* The connection is kept from batch to batch: a batch then costs no
+   * connect and no close. A kept one that fails before an answer (the
+   * collector closed it meanwhile) is given up for a new one, once. */
+  for (tries = 0; tries < 2; tries++) {
+    bool reused = t->export_fd >= 0 && conn_alive(t->export_fd);
+
+    if (!reused) {
+      drop_conn(t);
+      if ((fd = dial(t, deadline)) < 0)
+        return fd;
+      t->export_fd = fd;
+    }
+    rc = post_on(t, head, (size_t)hl, body, len, deadline, &a);
+    if (rc == MSVC_OK) {
+      if (!a.keep)
+        drop_conn(t);
+      return a.status;
+    }
+    drop_conn(t);
+    if (!reused || rc == MSVC_ETIMEDOUT)
+      return rc;
+  }
   return rc;
 }
 
@@ -293,31 +400,51 @@ static void send_batch(msvc_tracer_t *t, msvc_span_t **batch, size_t n, msvc__bu
   }
 }
 
+/* Up to batch_max spans off the backlog, oldest first. */
+static size_t take_batch(msvc_tracer_t *t, msvc_span_t **batch) {
+  size_t n = 0;
+
+  while (n < t->batch_max && t->backlog != NULL) {
+    batch[n++] = t->backlog;
+    t->backlog = t->backlog->next;
+  }
+  if (t->backlog == NULL)
+    t->backlog_tail = NULL;
+  t->nbacklog -= n;
+  atomic_fetch_sub(&t->count, n);
+  return n;
+}
+
 static void exporter_main(void *arg) {
   msvc_tracer_t *t = arg;
   msvc_span_t **batch = msvc__calloc(t->batch_max, sizeof(*batch));
   msvc__buf_t buf;
+  bool short_wait = false;
 
   msvc__buf_init(&buf, 0);
   for (;;) {
-    size_t n = 0;
+    size_t n;
+    bool stopping;
+    uint64_t deadline;
 
     uv_mutex_lock(&t->mu);
-    if (t->count < t->batch_max && !t->stopping)
-      uv_cond_timedwait(&t->cond, &t->mu, (uint64_t)t->delay_ms * 1000000u);
-    if (t->stopping && (t->count == 0 || msvc_now_ms() >= t->deadline_ms || batch == NULL)) {
-      uv_mutex_unlock(&t->mu);
-      break;
-    }
-    while (batch != NULL && n < t->batch_max && t->count > 0) {
-      batch[n++] = t->ring[t->head];
-      t->head = (t->head + 1) % t->queue_max;
-      t->count--;
-    }
+    /* A full batch counted but not yet in the inbox (its span end is
+     * between the count and the push) is waited for briefly, not spun on. */
+    if (!t->stopping && (short_wait || atomic_load(&t->count) < t->batch_max))
+      uv_cond_timedwait(&t->cond, &t->mu,
+                        short_wait ? 1000000u : (uint64_t)t->delay_ms * 1000000u);
+    stopping = t->stopping;
+    deadline = t->deadline_ms;
     uv_mutex_unlock(&t->mu);
+    msvc__trace_take_inbox(t);
+    if (stopping && (t->nbacklog == 0 || msvc_now_ms() >= deadline || batch == NULL))
+      break;
+    n = batch != NULL ? take_batch(t, batch) : 0;
+    short_wait = n == 0 && atomic_load(&t->count) >= t->batch_max;
     if (n > 0)
       send_batch(t, batch, n, &buf);
   }
+  drop_conn(t);
   msvc__buf_free(&buf);
   msvc__free(batch);
 }

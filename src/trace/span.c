@@ -1,7 +1,8 @@
 /*
  * The tracer and its spans: recording, sampling and the hand-off to the
  * exporter's queue. Nothing here does I/O or waits for the exporter: a span
- * end takes the queue's lock for a few instructions at most.
+ * end pushes the span with one compare-and-swap, and takes a lock only to
+ * wake the exporter once per full batch.
  */
 #include <math.h>
 #include <stddef.h>
@@ -96,11 +97,17 @@ static void tracer_release(msvc_tracer_t *t) {
   msvc__free(t->host);
   msvc__free(t->port);
   msvc__free(t->path);
-  msvc__free(t->ring);
-  while (t->pool != NULL) {
-    msvc_span_t *next = t->pool->pool_next;
-    msvc__free(t->pool);
-    t->pool = next;
+  /* Spans ended while a shutdown was freeing the queue. */
+  msvc__trace_take_inbox(t);
+  if (t->nbacklog > 0)
+    msvc__trace_count_dropped(t, NULL, t->nbacklog);
+  for (msvc_span_t *s = t->backlog, *next; s != NULL; s = next) {
+    next = s->next;
+    msvc__trace_span_free(s);
+  }
+  for (msvc_span_t *s = atomic_load(&t->pool), *next; s != NULL; s = next) {
+    next = s->next;
+    msvc__free(s);
   }
   msvc__tracez_free(t->tracez);
   msvc__free(t);
@@ -135,9 +142,12 @@ static int tracer_setup(msvc_tracer_t *t, const msvc_tracer_opts_t *o) {
                     : MSVC_OTLP_HTTP_PROTOBUF;
   t->clock = o->clock;
   t->clock_data = o->clock_data;
-  t->ring = msvc__calloc(t->queue_max, sizeof(*t->ring));
-  if (t->ring == NULL)
-    return MSVC_ENOMEM;
+  t->export_fd = -1;
+  atomic_init(&t->inbox, NULL);
+  atomic_init(&t->count, 0);
+  atomic_init(&t->stopped, false);
+  atomic_init(&t->pool, NULL);
+  atomic_flag_clear(&t->pool_busy);
   if ((rc = msvc__trace_encode_resource(t)) != MSVC_OK ||
       (rc = msvc__trace_encode_resource_pb(t)) != MSVC_OK)
     return rc;
@@ -204,16 +214,20 @@ int msvc_tracer_shutdown(msvc_tracer_t *t, uint32_t timeout_ms) {
     uv_thread_join(&t->thread);
     t->thread_on = false;
   }
-  /* What the thread could not send before the deadline. */
-  uv_mutex_lock(&t->mu);
-  t->stopped = true;
-  left = t->count;
-  while (t->count > 0) {
-    msvc__trace_span_free(t->ring[t->head]);
-    t->head = (t->head + 1) % t->queue_max;
-    t->count--;
+  /* What the thread could not send before the deadline. A span that ends
+   * while this runs may still land in the inbox: the tracer's release
+   * frees it. */
+  atomic_store(&t->stopped, true);
+  msvc__trace_take_inbox(t);
+  left = t->nbacklog;
+  while (t->backlog != NULL) {
+    msvc_span_t *next = t->backlog->next;
+    msvc__trace_span_free(t->backlog);
+    t->backlog = next;
   }
-  uv_mutex_unlock(&t->mu);
+  t->backlog_tail = NULL;
+  t->nbacklog = 0;
+  atomic_fetch_sub(&t->count, left);
   if (left > 0)
     msvc__trace_count_dropped(t, t->m_dropped_shutdown, left);
   return left > 0 ? MSVC_ETIMEDOUT : MSVC_OK;
@@ -235,24 +249,26 @@ void msvc_tracer_stats(msvc_tracer_t *t, msvc_tracer_stats_t *out) {
   out->kept = atomic_load(&t->kept);
   out->exported = atomic_load(&t->exported);
   out->dropped = atomic_load(&t->dropped);
-  uv_mutex_lock(&t->mu);
-  out->queued = t->count;
-  uv_mutex_unlock(&t->mu);
+  out->queued = atomic_load(&t->count);
 }
 
 /* ---- spans ------------------------------------------------------------------ */
 
-static char *span_strdup(msvc_span_t *s, const char *str) {
-  size_t n = strlen(str) + 1;
+/* A copy of str[0..n) with a NUL, in the arena when it fits. */
+static inline char *span_strndup(msvc_span_t *s, const char *str, size_t n) {
   char *d;
 
-  if (n <= sizeof(s->arena) - s->arena_used) {
+  if (n < sizeof(s->arena) - s->arena_used) {
     d = s->arena + s->arena_used;
-    s->arena_used += n;
-    memcpy(d, str, n);
-    return d;
+    s->arena_used += n + 1;
+  } else {
+    if ((d = msvc__malloc(n + 1)) == NULL)
+      return NULL;
+    s->nheap++;
   }
-  return msvc__strdup(str);
+  memcpy(d, str, n);
+  d[n] = '\0';
+  return d;
 }
 
 static void span_strfree(msvc_span_t *s, char *p) {
@@ -260,20 +276,20 @@ static void span_strfree(msvc_span_t *s, char *p) {
     msvc__free(p);
 }
 
-/* A spent span from the pool, else a new one. The pool's count is read
- * first so that an empty pool (tracing without export, or a low ratio)
- * costs no lock. */
+/* A spent span from the pool, else a new one. An empty pool (tracing
+ * without export, or a low ratio) costs one load. */
 static msvc_span_t *span_alloc(msvc_tracer_t *t) {
   msvc_span_t *s = NULL;
 
-  if (atomic_load_explicit(&t->npool, memory_order_relaxed) > 0) {
-    uv_mutex_lock(&t->mu);
-    if ((s = t->pool) != NULL) {
-      t->pool = s->pool_next;
-      atomic_store_explicit(&t->npool, atomic_load_explicit(&t->npool, memory_order_relaxed) - 1,
-                            memory_order_relaxed);
-    }
-    uv_mutex_unlock(&t->mu);
+  if (atomic_load_explicit(&t->pool, memory_order_relaxed) != NULL &&
+      !atomic_flag_test_and_set_explicit(&t->pool_busy, memory_order_acquire)) {
+    s = atomic_load_explicit(&t->pool, memory_order_acquire);
+    while (s != NULL && !atomic_compare_exchange_weak_explicit(
+                            &t->pool, &s, s->next, memory_order_acquire, memory_order_acquire))
+      ;
+    atomic_flag_clear_explicit(&t->pool_busy, memory_order_release);
+    if (s != NULL)
+      atomic_fetch_sub_explicit(&t->npool, 1, memory_order_relaxed);
   }
   return s != NULL ? s : msvc__malloc(sizeof(*s));
 }
@@ -297,7 +313,9 @@ int msvc_trace_span_start(msvc_tracer_t *t, const char *name, msvc_span_kind_t k
   if (s == NULL)
     return MSVC_ENOMEM;
   s->arena_used = 0;
-  s->name = span_strdup(s, name);
+  s->nheap = 0;
+  s->name_len = (uint32_t)strlen(name);
+  s->name = span_strndup(s, name, s->name_len);
   if (s->name == NULL) {
     msvc__free(s);
     return MSVC_ENOMEM;
@@ -338,18 +356,23 @@ bool msvc_trace_span_sampled(const msvc_span_t *s) {
   return s != NULL && (s->ctx.flags & MSVC_TRACE_SAMPLED) != 0;
 }
 
-int msvc_trace_span_set_name(msvc_span_t *s, const char *name) {
+int msvc__trace_span_set_name_n(msvc_span_t *s, const char *name, size_t len) {
   char *d;
 
   if (s == NULL)
     return MSVC_OK;
-  if (name == NULL)
+  if (name == NULL || len > UINT32_MAX)
     return MSVC_EINVAL;
-  if ((d = span_strdup(s, name)) == NULL)
+  if ((d = span_strndup(s, name, len)) == NULL)
     return MSVC_ENOMEM;
   span_strfree(s, s->name);
   s->name = d;
+  s->name_len = (uint32_t)len;
   return MSVC_OK;
+}
+
+int msvc_trace_span_set_name(msvc_span_t *s, const char *name) {
+  return msvc__trace_span_set_name_n(s, name, name != NULL ? strlen(name) : 0);
 }
 
 static void attr_clear(msvc_span_t *s, msvc__trace_attr_t *a) {
@@ -358,14 +381,17 @@ static void attr_clear(msvc_span_t *s, msvc__trace_attr_t *a) {
   a->type = MSVC__ATTR_INT;
 }
 
-/* The slot for key: the existing one (value cleared) or a new one. */
-static int attr_slot(msvc_span_t *s, const char *key, msvc__trace_attr_t **out) {
+/* The slot for key (key_len bytes; borrowed when key_static): the existing
+ * one (value cleared) or a new one. */
+static int attr_slot(msvc_span_t *s, const char *key, size_t key_len, bool key_static,
+                     msvc__trace_attr_t **out) {
+  msvc__trace_attr_t *a;
   uint32_t i;
 
-  if (key == NULL || key[0] == '\0')
+  if (key == NULL || key_len == 0 || key_len > UINT32_MAX)
     return MSVC_EINVAL;
   for (i = 0; i < s->nattrs; i++)
-    if (strcmp(s->attrs[i].key, key) == 0) {
+    if (s->attrs[i].key_len == key_len && memcmp(s->attrs[i].key, key, key_len) == 0) {
       attr_clear(s, &s->attrs[i]);
       *out = &s->attrs[i];
       return MSVC_OK;
@@ -381,34 +407,73 @@ static int attr_slot(msvc_span_t *s, const char *key, msvc__trace_attr_t **out) 
     memcpy(more, s->inline_attrs, sizeof(s->inline_attrs));
     s->attrs = more;
   }
-  if ((s->attrs[s->nattrs].key = span_strdup(s, key)) == NULL)
+  a = &s->attrs[s->nattrs];
+  a->key = key_static ? (char *)key : span_strndup(s, key, key_len);
+  if (a->key == NULL)
     return MSVC_ENOMEM;
-  s->attrs[s->nattrs].type = MSVC__ATTR_INT;
-  *out = &s->attrs[s->nattrs++];
+  a->key_len = (uint32_t)key_len;
+  a->key_static = key_static;
+  a->type = MSVC__ATTR_INT;
+  a->v.i = 0;
+  s->nattrs++;
+  *out = a;
   return MSVC_OK;
 }
 
-int msvc_trace_span_set_str(msvc_span_t *s, const char *key, const char *value) {
+static int set_strn(msvc_span_t *s, const char *key, size_t key_len, bool key_static,
+                    const char *value, size_t value_len) {
   msvc__trace_attr_t *a;
   char *d;
   int rc;
 
+  if (value_len > UINT32_MAX)
+    return MSVC_ERANGE;
+  if ((rc = attr_slot(s, key, key_len, key_static, &a)) != MSVC_OK)
+    return rc;
+  if ((d = span_strndup(s, value, value_len)) == NULL)
+    return MSVC_ENOMEM; /* the key stays, with the integer 0 */
+  a->type = MSVC__ATTR_STR;
+  a->v.s = d;
+  a->val_len = (uint32_t)value_len;
+  return MSVC_OK;
+}
+
+int msvc_trace_span_set_str(msvc_span_t *s, const char *key, const char *value) {
+  if (s == NULL)
+    return MSVC_OK;
+  if (value == NULL || key == NULL)
+    return MSVC_EINVAL;
+  return set_strn(s, key, strlen(key), false, value, strlen(value));
+}
+
+int msvc__trace_span_set_strn(msvc_span_t *s, const char *key, size_t key_len,
+                              const char *value, size_t value_len) {
   if (s == NULL)
     return MSVC_OK;
   if (value == NULL)
     return MSVC_EINVAL;
-  if ((rc = attr_slot(s, key, &a)) != MSVC_OK)
-    return rc;
-  if ((d = span_strdup(s, value)) == NULL)
-    return MSVC_ENOMEM; /* the key stays, with the integer 0 */
-  a->type = MSVC__ATTR_STR;
-  a->v.s = d;
-  return MSVC_OK;
+  return set_strn(s, key, key_len, true, value, value_len);
+}
+
+int msvc__trace_span_set_intk(msvc_span_t *s, const char *key, size_t key_len, int64_t value) {
+  msvc__trace_attr_t *a;
+  int rc = s != NULL ? attr_slot(s, key, key_len, true, &a) : MSVC_OK;
+
+  if (rc == MSVC_OK && s != NULL) {
+    a->type = MSVC__ATTR_INT;
+    a->v.i = value;
+  }
+  return rc;
+}
+
+/* The slot of a key given by a caller (copied). */
+static int attr_slot_copy(msvc_span_t *s, const char *key, msvc__trace_attr_t **out) {
+  return attr_slot(s, key, key != NULL ? strlen(key) : 0, false, out);
 }
 
 int msvc_trace_span_set_int(msvc_span_t *s, const char *key, int64_t value) {
   msvc__trace_attr_t *a;
-  int rc = s != NULL ? attr_slot(s, key, &a) : MSVC_OK;
+  int rc = s != NULL ? attr_slot_copy(s, key, &a) : MSVC_OK;
 
   if (rc == MSVC_OK && s != NULL) {
     a->type = MSVC__ATTR_INT;
@@ -419,7 +484,7 @@ int msvc_trace_span_set_int(msvc_span_t *s, const char *key, int64_t value) {
 
 int msvc_trace_span_set_bool(msvc_span_t *s, const char *key, bool value) {
   msvc__trace_attr_t *a;
-  int rc = s != NULL ? attr_slot(s, key, &a) : MSVC_OK;
+  int rc = s != NULL ? attr_slot_copy(s, key, &a) : MSVC_OK;
 
   if (rc == MSVC_OK && s != NULL) {
     a->type = MSVC__ATTR_BOOL;
@@ -430,7 +495,7 @@ int msvc_trace_span_set_bool(msvc_span_t *s, const char *key, bool value) {
 
 int msvc_trace_span_set_double(msvc_span_t *s, const char *key, double value) {
   msvc__trace_attr_t *a;
-  int rc = s != NULL ? attr_slot(s, key, &a) : MSVC_OK;
+  int rc = s != NULL ? attr_slot_copy(s, key, &a) : MSVC_OK;
 
   if (rc == MSVC_OK && s != NULL) {
     a->type = MSVC__ATTR_DOUBLE;
@@ -491,23 +556,30 @@ msvc_tracer_t *msvc__trace_span_tracer(const msvc_span_t *s) {
   return s != NULL ? s->tracer : NULL;
 }
 
-/* Releases what a span holds besides itself. */
+/* Releases what a span holds besides itself. Strings in the arena and
+ * borrowed keys need nothing: a span whose strings all fit (nheap 0) has
+ * nothing to look at in its attributes. */
 static void span_clear(msvc_span_t *s) {
   uint32_t i;
 
-  for (i = 0; i < s->nattrs; i++) {
-    attr_clear(s, &s->attrs[i]);
-    span_strfree(s, s->attrs[i].key);
+  if (s->nheap > 0) {
+    for (i = 0; i < s->nattrs; i++) {
+      attr_clear(s, &s->attrs[i]);
+      if (!s->attrs[i].key_static)
+        span_strfree(s, s->attrs[i].key);
+    }
+    span_strfree(s, s->name);
   }
   if (s->attrs != s->inline_attrs)
     msvc__free(s->attrs);
-  for (i = 0; i < s->nevents; i++) {
-    msvc__free(s->events[i].name);
-    msvc__free(s->events[i].message);
+  if (s->events != NULL) {
+    for (i = 0; i < s->nevents; i++) {
+      msvc__free(s->events[i].name);
+      msvc__free(s->events[i].message);
+    }
+    msvc__free(s->events);
   }
-  msvc__free(s->events);
   msvc__free(s->status_msg);
-  span_strfree(s, s->name);
 }
 
 void msvc__trace_span_free(msvc_span_t *s) {
@@ -519,15 +591,17 @@ void msvc__trace_span_recycle(msvc_tracer_t *t, msvc_span_t *const *spans, size_
   msvc_span_t *head = NULL, *tail = NULL;
   size_t i, room, kept = 0;
 
+  /* Two batches: the exporter returns one while the loop may not have
+   * used up the last. */
   room = atomic_load_explicit(&t->npool, memory_order_relaxed);
-  room = room < t->batch_max ? t->batch_max - room : 0;
+  room = room < 2u * t->batch_max ? 2u * t->batch_max - room : 0;
   for (i = 0; i < n; i++) {
     span_clear(spans[i]);
     if (kept == room) {
       msvc__free(spans[i]);
       continue;
     }
-    spans[i]->pool_next = head;
+    spans[i]->next = head;
     head = spans[i];
     if (tail == NULL)
       tail = head;
@@ -535,13 +609,35 @@ void msvc__trace_span_recycle(msvc_tracer_t *t, msvc_span_t *const *spans, size_
   }
   if (head == NULL)
     return;
-  uv_mutex_lock(&t->mu);
-  tail->pool_next = t->pool;
-  t->pool = head;
-  atomic_store_explicit(&t->npool,
-                        atomic_load_explicit(&t->npool, memory_order_relaxed) + (uint32_t)kept,
-                        memory_order_relaxed);
-  uv_mutex_unlock(&t->mu);
+  atomic_fetch_add_explicit(&t->npool, (uint32_t)kept, memory_order_relaxed);
+  tail->next = atomic_load_explicit(&t->pool, memory_order_relaxed);
+  while (!atomic_compare_exchange_weak_explicit(&t->pool, &tail->next, head,
+                                                memory_order_release, memory_order_relaxed))
+    ;
+}
+
+size_t msvc__trace_take_inbox(msvc_tracer_t *t) {
+  msvc_span_t *s = atomic_exchange_explicit(&t->inbox, NULL, memory_order_acquire);
+  msvc_span_t *first = NULL, *last = s;
+  size_t n = 0;
+
+  /* newest first: reverse */
+  while (s != NULL) {
+    msvc_span_t *next = s->next;
+    s->next = first;
+    first = s;
+    s = next;
+    n++;
+  }
+  if (first == NULL)
+    return 0;
+  if (t->backlog_tail != NULL)
+    t->backlog_tail->next = first;
+  else
+    t->backlog = first;
+  t->backlog_tail = last;
+  t->nbacklog += n;
+  return n;
 }
 
 /* Sampled, failed or slow: the three reasons to keep a span. */
@@ -591,17 +687,27 @@ void msvc_trace_span_end(msvc_span_t *s) {
     msvc__trace_span_free(s);
     return;
   }
-  uv_mutex_lock(&t->mu);
-  if (!t->stopped && t->count < t->queue_max) {
-    t->ring[(t->head + t->count) % t->queue_max] = s;
-    t->count++;
-    queued = true;
-    wake = t->count == t->batch_max;
+  stopped = atomic_load_explicit(&t->stopped, memory_order_relaxed);
+  if (!stopped) {
+    size_t n = atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
+    if (n < t->queue_max) {
+      s->next = atomic_load_explicit(&t->inbox, memory_order_relaxed);
+      while (!atomic_compare_exchange_weak_explicit(&t->inbox, &s->next, s,
+                                                    memory_order_release, memory_order_relaxed))
+        ;
+      queued = true;
+      wake = n + 1 == t->batch_max;
+    } else {
+      atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
+    }
   }
-  stopped = t->stopped;
-  uv_mutex_unlock(&t->mu);
-  if (wake)
+  /* Only a full batch wakes the exporter (its timer sends the rest). The
+   * lock orders the signal after its check of count, so none is lost. */
+  if (wake) {
+    uv_mutex_lock(&t->mu);
     uv_cond_signal(&t->cond);
+    uv_mutex_unlock(&t->mu);
+  }
   if (!queued) {
     msvc__trace_count_dropped(t, stopped ? t->m_dropped_shutdown : t->m_dropped_full, 1);
     msvc__trace_span_free(s);

@@ -20,7 +20,10 @@ enum { MSVC__ATTR_STR, MSVC__ATTR_INT, MSVC__ATTR_BOOL, MSVC__ATTR_DOUBLE };
 
 typedef struct msvc__trace_attr_s {
   char *key;
-  int type;
+  uint32_t key_len;
+  uint8_t type;
+  bool key_static; /* borrowed lower ASCII: never freed nor checked */
+  uint32_t val_len; /* string values: strlen(v.s) */
   union {
     char *s;
     int64_t i;
@@ -37,11 +40,15 @@ typedef struct msvc__trace_event_s {
 
 struct msvc_span_s {
   msvc_tracer_t *tracer;
-  msvc_span_t *pool_next; /* in the tracer's pool of spent spans */
+  msvc_span_t *next; /* in the tracer's inbox, backlog or pool */
   msvc_trace_ctx_t ctx;
   char parent_id[17]; /* "" for a root */
   bool parent_remote;
   char *name;
+  uint32_t name_len;
+  /* Strings this span put on the heap since its start; none (the common
+   * case) lets a span be cleared without a look at its attributes. */
+  uint32_t nheap;
   msvc_span_kind_t kind;
   msvc_span_status_t status;
   char *status_msg;
@@ -97,22 +104,35 @@ struct msvc_tracer_s {
 
   _Atomic uint64_t started, kept, exported, dropped;
 
-  /* The queue between span ends and the exporter thread. */
+  /* The hand-off between span ends and the exporter thread takes no lock:
+   * an ended span is pushed on inbox (a stack, newest first) with one
+   * compare-and-swap, and the exporter takes the whole stack at once and
+   * keeps it, oldest first, in its backlog. count (inbox + backlog) bounds
+   * the queue at queue_max. The mutex and the condition variable serve
+   * only to wake the exporter: when a batch is full, on its timer, or at
+   * shutdown. */
+  _Atomic(msvc_span_t *) inbox;
+  _Atomic size_t count;
+  _Atomic bool stopped; /* no more spans accepted */
+  msvc_span_t *backlog, *backlog_tail; /* the exporter's (after join: anyone's) */
+  size_t nbacklog;
   uv_mutex_t mu;
   uv_cond_t cond;
-  msvc_span_t **ring;
-  size_t head, count;
   bool stopping;    /* under mu: shutdown asked, flush until deadline */
-  bool stopped;     /* under mu: no more spans accepted */
   uint64_t deadline_ms; /* monotonic, for the flush */
   bool thread_on;
   uv_thread_t thread;
+  int export_fd; /* the exporter's kept connection, -1: none */
 
-  /* Spans the exporter has sent, cleared and kept for reuse (under mu):
-   * a span is then allocated and freed by no one at a high sampling
-   * ratio, and never freed on a thread other than the one that made it. */
-  msvc_span_t *pool;
+  /* Spans the exporter has sent, cleared and kept for reuse: a span is
+   * then allocated and freed by no one at a high sampling ratio, and never
+   * freed on a thread other than the one that made it. A stack: the
+   * exporter pushes whole batches, one thread at a time pops (pool_busy;
+   * a thread that finds it taken allocates), so no popped span can come
+   * back on top while a pop is under way. */
+  _Atomic(msvc_span_t *) pool;
   _Atomic uint32_t npool;
+  atomic_flag pool_busy;
 
   /* Local recording for the admin page (tracez.c); NULL when off. Set
    * once before the first span. */
@@ -125,6 +145,16 @@ uint64_t msvc__trace_now_ns(const msvc_tracer_t *t);
 
 /* Whether the span has an attribute of that key. */
 bool msvc__trace_span_has_attr(const msvc_span_t *s, const char *key);
+/* Setters for the spans the library makes itself: key has static storage
+ * and is lower ASCII (it is borrowed, not copied), value has a known
+ * length (no NUL needed). Same results as msvc_trace_span_set_str() and
+ * msvc_trace_span_set_int(). */
+#define MSVC__TRACE_KEY(k) (k), (sizeof(k) - 1)
+int msvc__trace_span_set_strn(msvc_span_t *s, const char *key, size_t key_len,
+                              const char *value, size_t value_len);
+int msvc__trace_span_set_intk(msvc_span_t *s, const char *key, size_t key_len, int64_t value);
+/* msvc_trace_span_set_name() with the name's length. */
+int msvc__trace_span_set_name_n(msvc_span_t *s, const char *name, size_t len);
 /* The tracer that made the span. */
 msvc_tracer_t *msvc__trace_span_tracer(const msvc_span_t *s);
 
@@ -156,9 +186,13 @@ int msvc__trace_parse_resource_attrs(const char *s, msvc__trace_kv_t **out, size
 int msvc__trace_split_url(const char *url, char **host, char **port, char **path);
 int msvc__trace_export_start(msvc_tracer_t *t);
 /* Sends one body; returns the HTTP status, or a negative error. */
-int msvc__trace_http_post(const msvc_tracer_t *t, const char *body, size_t len,
+int msvc__trace_http_post(msvc_tracer_t *t, const char *body, size_t len,
                           uint32_t timeout_ms);
 void msvc__trace_count_dropped(msvc_tracer_t *t, msvc_metrics_counter_t *c, uint64_t n);
+/* Moves what span ends pushed since the last call to the end of the
+ * backlog, oldest first. The exporter thread only, or anyone once it has
+ * ended. Returns how many were moved. */
+size_t msvc__trace_take_inbox(msvc_tracer_t *t);
 
 /* ---- tracez.c: recent and slowest local traces, in memory --------------
  * Every span that ends is offered, sampled or not. A span with a local

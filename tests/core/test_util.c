@@ -92,3 +92,26 @@ Test(util, json_valid_agrees_with_cjson) {
     cJSON_Delete(j);
   }
 }
+
+/* The word-at-a-time check against the plain rule, every byte value at
+ * every position of ids of the lengths W3C uses and of odd ones. */
+Test(util, hex_lower_ok_agrees_with_the_byte_rule) {
+  static const size_t lens[] = {0, 1, 2, 7, 8, 9, 16, 17, 32, 33};
+  char s[40];
+  size_t li, pos;
+  int c;
+
+  for (li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+    size_t n = lens[li];
+    for (pos = 0; pos < n; pos++) {
+      for (c = 0; c < 256; c++) {
+        bool want = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        memset(s, 'a', sizeof(s));
+        s[pos] = (char)c;
+        cr_assert_eq(msvc__hex_lower_ok(s, n), want, "len %zu pos %zu byte %d", n, pos, c);
+      }
+    }
+    memcpy(s, "0123456789abcdef0123456789abcdef0", 34);
+    cr_assert(msvc__hex_lower_ok(s, n));
+  }
+}

@@ -27,15 +27,12 @@ static msvc_tracer_t *holding_tracer(void) {
 
 static msvc_span_t *queued(msvc_tracer_t *t, msvc_span_kind_t kind) {
   msvc_span_t *found = NULL;
-  size_t i;
 
-  uv_mutex_lock(&t->mu);
-  for (i = 0; i < t->count; i++) {
-    msvc_span_t *s = t->ring[(t->head + i) % t->queue_max];
-    if (s->kind == kind)
+  /* The exporter never takes them (no full batch, a long delay): they are
+   * still in the inbox, newest first. */
+  for (msvc_span_t *s = atomic_load(&t->inbox); s != NULL; s = s->next)
+    if (s->kind == kind && found == NULL)
       found = s;
-  }
-  uv_mutex_unlock(&t->mu);
   return found;
 }
 

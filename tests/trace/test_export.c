@@ -26,6 +26,8 @@ typedef struct collector_s {
   _Atomic int fail_first; /* answer 503 to this many posts */
   int status;             /* then this */
   bool stuck;             /* read, never answer */
+  bool keep_alive;        /* serve every request of a connection */
+  _Atomic int accepts;
   _Atomic bool stop;
   bool bad_request;
   msvc_otlp_protocol_t protocol; /* what the tracer sends */
@@ -109,7 +111,8 @@ static int count(const char *hay, size_t n, const char *needle) {
   return c;
 }
 
-static void serve_one(collector_t *c, int cfd) {
+/* false: the connection has no (whole) request, or is to be dropped */
+static bool serve_one(collector_t *c, int cfd) {
   static char buf[1 << 22];
   size_t len = 0, need = 0;
   char *body = NULL, resp[128];
@@ -118,7 +121,7 @@ static void serve_one(collector_t *c, int cfd) {
   while (len < sizeof(buf) - 1) {
     ssize_t r = read(cfd, buf + len, sizeof(buf) - 1 - len);
     if (r <= 0)
-      return;
+      return false;
     len += (size_t)r;
     buf[len] = '\0';
     if (body == NULL && (body = strstr(buf, "\r\n\r\n")) != NULL) {
@@ -138,7 +141,7 @@ static void serve_one(collector_t *c, int cfd) {
   if (c->stuck) {
     while (!atomic_load(&c->stop) && read(cfd, buf, 1) > 0)
       ;
-    return;
+    return false;
   }
   if (atomic_load(&c->fail_first) > 0) {
     atomic_fetch_sub(&c->fail_first, 1);
@@ -157,6 +160,7 @@ static void serve_one(collector_t *c, int cfd) {
   }
   snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\n{}", st);
   (void)!write(cfd, resp, strlen(resp));
+  return true;
 }
 
 static void *collector_main(void *arg) {
@@ -166,7 +170,9 @@ static void *collector_main(void *arg) {
     int cfd = accept(c->fd, NULL, NULL);
     if (cfd < 0)
       break;
-    serve_one(c, cfd);
+    atomic_fetch_add(&c->accepts, 1);
+    while (serve_one(c, cfd) && c->keep_alive && !atomic_load(&c->stop))
+      ;
     close(cfd);
   }
   return NULL;
@@ -282,6 +288,33 @@ static void retries_after_503(msvc_otlp_protocol_t proto) {
   cr_assert_eq(st.exported, 10);
   cr_assert_eq(atomic_load(&c.posts), 3);
   cr_assert_eq(atomic_load(&c.spans), 10);
+  cr_assert_not(c.bad_request);
+  msvc_tracer_free(t);
+  collector_stop(&c);
+}
+
+/* A collector that keeps connections open gets every batch on one; one
+ * that closes after each answer (the others here) gets a new one each. */
+Test(trace_export, keeps_the_connection_between_batches, .timeout = 30) {
+  collector_t c = {0};
+  msvc_tracer_t *t;
+  msvc_tracer_stats_t st;
+  int i;
+
+  c.keep_alive = true;
+  protocol = c.protocol = MSVC_OTLP_HTTP_PROTOBUF;
+  collector_start(&c, 200);
+  t = tracer_to(c.port, 4096, NULL);
+  for (i = 0; i < 5; i++) {
+    spans(t, 100);
+    usleep(60 * 1000); /* past the 20 ms delay: a batch of its own */
+  }
+  cr_assert_eq(msvc_tracer_shutdown(t, 10000), MSVC_OK);
+  msvc_tracer_stats(t, &st);
+  cr_assert_eq(st.exported, 500);
+  cr_assert_geq(atomic_load(&c.posts), 5);
+  cr_assert_eq(atomic_load(&c.accepts), 1);
+  cr_assert_eq(atomic_load(&c.spans), 500);
   cr_assert_not(c.bad_request);
   msvc_tracer_free(t);
   collector_stop(&c);
