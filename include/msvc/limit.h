@@ -243,6 +243,9 @@ typedef struct msvc_limit_adaptive_opts_s {
 typedef struct msvc_limit_permit_s {
   uint64_t start_ms; /**< When it was granted. */
   bool held;         /**< Granted and not yet released. */
+  /** Where a small limit noted the permit's start (0: nowhere); kept
+   *  as it is until the release. */
+  uint16_t slot;
 } msvc_limit_permit_t;
 
 /** @brief How a request that held a permit ended. */
@@ -281,6 +284,12 @@ MSVC_API void msvc_limit_adaptive_free(msvc_limit_adaptive_t *cl);
 
 /**
  * @brief Let one request in if fewer than the limit are in flight.
+ *
+ * A limit below 32 keeps its fraction: n + f (say 1.5) lets n requests
+ * in, and one more once the oldest of them has run (1 - f) of the no-load
+ * latency (see msvc_limit_adaptive_baseline_us()), so that the request
+ * admitted behind it waits at most about f of a request. This reads the
+ * monotonic clock in microseconds; larger and fixed limits do not.
  * @param cl      The limit.
  * @param now_ms  Current time in milliseconds (monotonic).
  * @param p       Receives the permit.
@@ -310,11 +319,23 @@ MSVC_API void msvc_limit_adaptive_release(msvc_limit_adaptive_t *cl, msvc_limit_
 /**
  * @brief The current limit.
  * @param cl  The limit.
- * @return Requests let in at once; 0 for NULL.
+ * @return Requests let in at once whatever their age: the whole part of
+ *         a limit below 32, the rounded limit above; 0 for NULL.
  * @note Thread-safe.
  * @since 0.2
  */
 MSVC_API uint32_t msvc_limit_adaptive_limit(const msvc_limit_adaptive_t *cl);
+
+/**
+ * @brief The current limit with its fraction (1.5: one request, and a
+ *        second one while the first is in the second half of its
+ *        no-load latency).
+ * @param cl  The limit.
+ * @return The limit; 0 for NULL.
+ * @note Thread-safe.
+ * @since 0.2
+ */
+MSVC_API double msvc_limit_adaptive_value(const msvc_limit_adaptive_t *cl);
 
 /**
  * @brief Requests holding a permit now.

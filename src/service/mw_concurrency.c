@@ -12,9 +12,12 @@
 
 #include "msvc-internal.h"
 #include "mw-internal.h"
+#include "limit/limit-internal.h"
 
-/* The request attachment that marks an admitted request. */
+/* The request attachment that marks an admitted request; its value is
+ * the permit's slot, as a place in SLOT. */
 static const char ADMITTED[] = "msvc.concurrency";
+static const char SLOT[MSVC__LIMIT_SLOTS + 1];
 
 struct msvc_mw_concurrency_s {
   msvc_http_middleware_t mw;
@@ -46,7 +49,7 @@ static bool exempt(const char *route) {
 }
 
 static void publish(msvc_mw_concurrency_t *m) {
-  msvc_metrics_gauge_set(m->limit_g, (double)msvc_limit_adaptive_limit(m->cl));
+  msvc_metrics_gauge_set(m->limit_g, msvc_limit_adaptive_value(m->cl));
   msvc_metrics_gauge_set(m->inflight_g, (double)msvc_limit_adaptive_inflight(m->cl));
 }
 
@@ -66,8 +69,8 @@ static int before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
     return MSVC_HTTP_STOP;
   }
   /* The permit itself is rebuilt in the after-hook from the duration the
-   * server measures; only the fact of admission needs to travel. */
-  if (msvc_http_req_set(req, ADMITTED, (void *)ADMITTED, NULL) != MSVC_OK) {
+   * server measures; only the fact of admission and the slot travel. */
+  if (msvc_http_req_set(req, ADMITTED, (void *)&SLOT[p.slot], NULL) != MSVC_OK) {
     msvc_limit_adaptive_release(m->cl, &p, MSVC_LIMIT_IGNORED, 0, now);
     msvc_http_res_error(res, 503, "OVERLOADED", "out of memory");
     return MSVC_HTTP_STOP;
@@ -78,14 +81,16 @@ static int before(msvc_http_req_t *req, msvc_http_res_t *res, void *data) {
 static void after(msvc_http_req_t *req, msvc_http_res_t *res, uint64_t duration_ns,
                   void *data) {
   msvc_mw_concurrency_t *m = data;
-  msvc_limit_permit_t p = {0, true};
+  msvc_limit_permit_t p = {0, true, 0};
   msvc_limit_outcome_t outcome = MSVC_LIMIT_SUCCESS;
   int status = msvc_http_res_status(res);
+  const char *admitted = msvc_http_req_get(req, ADMITTED);
 
-  if (msvc_http_req_get(req, ADMITTED) == NULL) {
+  if (admitted == NULL) {
     publish(m);
     return;
   }
+  p.slot = (uint16_t)(admitted - SLOT);
   if (status == 499 || msvc_http_req_cancelled(req))
     outcome = MSVC_LIMIT_IGNORED;
   else if (status == 503 || status == 504)

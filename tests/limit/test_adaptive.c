@@ -6,8 +6,12 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include <math.h>
+
 #include <msvc/error.h>
 #include <msvc/limit.h>
+
+#include "limit/limit-internal.h"
 
 #define NPERMITS 2000
 
@@ -39,7 +43,7 @@ static uint32_t window(msvc_limit_adaptive_t *cl, uint64_t *t, uint32_t hold,
 
   while (samples < 10) {
     for (got = 0; got < hold && got < NPERMITS; got++)
-      if (msvc_limit_adaptive_acquire(cl, *t, &permits[got]) != MSVC_OK) break;
+      if (msvc__limit_adaptive_acquire_at(cl, *t, *t * 1000, &permits[got]) != MSVC_OK) break;
     for (i = 0; i < got; i++)
       msvc_limit_adaptive_release(cl, &permits[i], MSVC_LIMIT_SUCCESS, latency_us, *t);
     samples += got;
@@ -47,7 +51,7 @@ static uint32_t window(msvc_limit_adaptive_t *cl, uint64_t *t, uint32_t hold,
   }
   *t += 100;
   /* The sample that closes the window. */
-  cr_assert_eq(msvc_limit_adaptive_acquire(cl, *t, &permits[0]), MSVC_OK);
+  cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, *t, *t * 1000, &permits[0]), MSVC_OK);
   msvc_limit_adaptive_release(cl, &permits[0], MSVC_LIMIT_SUCCESS, latency_us, *t);
   return msvc_limit_adaptive_limit(cl);
 }
@@ -128,10 +132,11 @@ Test(limit_adaptive, learns_the_limit_from_latency) {
   msvc_limit_adaptive_free(cl);
 }
 
-/* A back-off leaves a fraction behind (2 x 0.7 = 1.4, in force as 1); the
- * next good window grows the limit in force by one, to 2. Growing the
- * fraction by its root would give 2.58 and put 3 in force, tripling the
- * queue of a resource that serves one request at a time. */
+/* A back-off leaves a fraction behind (2 x 0.7 = 1.4: one request, and a
+ * second late in the first one's time); the next good window grows it by
+ * at most one request, to 2.x. Growing by the root of the rounded limit
+ * would put 3 in force and triple the queue of a resource that serves one
+ * request at a time. */
 Test(limit_adaptive, grows_from_the_limit_in_force) {
   msvc_limit_adaptive_t *cl = make(2, 1, 100, false);
   uint64_t t = 1000;
@@ -139,8 +144,85 @@ Test(limit_adaptive, grows_from_the_limit_in_force) {
   cr_assert_eq(window(cl, &t, 1, 1000), 3, "baseline 1 ms, half used: 2 + sqrt 2");
   cr_assert_eq(window(cl, &t, NPERMITS, 2886), 2, "gradient 0.7 from 3 in use");
   cr_assert_eq(window(cl, &t, NPERMITS, 2886), 1, "gradient 0.7 from 2 in use: 1.4");
-  cr_assert_eq(window(cl, &t, NPERMITS, 1000), 2, "1 in force grows to 2, not 3");
+  cr_assert_eq(window(cl, &t, NPERMITS, 1000), 2, "1.4 grows to 2.x, not 3");
   msvc_limit_adaptive_free(cl);
+}
+
+/* Growth follows the room the gradient shows: latency at 3/4 of what the
+ * tolerance allows grows a limit of 2 by a third, not by its root. */
+Test(limit_adaptive, grows_by_the_room_it_sees) {
+  msvc_limit_adaptive_t *cl = make(2, 1, 100, false);
+  uint64_t t = 1000;
+  double v;
+
+  window(cl, &t, 1, 1000); /* baseline 1 ms (1.01 after drift); 3.41 */
+  cr_assert_float_eq(msvc_limit_adaptive_value(cl), 2.0 + sqrt(2.0), 1e-6);
+  window(cl, &t, 3, 2020); /* gradient 1.0: at the tolerance, no growth */
+  v = msvc_limit_adaptive_value(cl);
+  cr_assert_float_eq(v, 2.0 + sqrt(2.0), 1e-3, "held at %f", v);
+  window(cl, &t, 3, 1515); /* gradient 2 x 1.0201 / 1.515 = 1.347 */
+  v = msvc_limit_adaptive_value(cl);
+  cr_assert(v > 3.414 + 1.0 && v < 3.414 + 1.3, "grew to %f", v);
+  msvc_limit_adaptive_free(cl);
+}
+
+/* The fraction of a small limit: 3.41 lets three requests in, and a
+ * fourth once the one in service longest has been served 0.59 / 3 of the
+ * no-load latency. A request that waited behind one that left is in
+ * service since it left. */
+Test(limit_adaptive, honours_the_fraction_of_a_small_limit) {
+  msvc_limit_adaptive_t *cl = make(2, 1, 100, false);
+  msvc_limit_permit_t p[5];
+  uint64_t t = 1000, us, gate;
+  int i;
+
+  window(cl, &t, 1, 1000);
+  cr_assert_eq(msvc_limit_adaptive_limit(cl), 3);
+  gate = (uint64_t)((2.0 - sqrt(2.0)) * (double)msvc_limit_adaptive_baseline_us(cl) / 3.0);
+  us = t * 1000 + 5000;
+  for (i = 0; i < 3; i++)
+    cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, t, us + (uint64_t)i, &p[i]), MSVC_OK);
+  for (i = 0; i < 3; i++) cr_assert(p[i].slot > 0, "a small limit notes the start");
+  cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, t, us + gate - 10, &p[3]), MSVC_ELIMIT,
+               "the oldest is too young");
+  cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, t, us + gate + 10, &p[3]), MSVC_OK,
+               "the oldest is near its end");
+  cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, t, us + 100000, &p[4]), MSVC_ELIMIT,
+               "one request more, not two");
+  /* The oldest leaves after 1 ms: the others have been in service since
+   * then, not since they came in. */
+  msvc_limit_adaptive_release(cl, &p[0], MSVC_LIMIT_SUCCESS, 1000, t);
+  cr_assert_eq(p[0].slot, 0);
+  cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, t, us + 1000 + gate - 10, &p[0]),
+               MSVC_ELIMIT, "in service for less than the gate");
+  cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, t, us + 1000 + gate + 10, &p[0]), MSVC_OK);
+  for (i = 0; i < 4; i++) msvc_limit_adaptive_release(cl, &p[i], MSVC_LIMIT_IGNORED, 0, t);
+  cr_assert_eq(msvc_limit_adaptive_inflight(cl), 0);
+  /* Released permits leave no start behind: new ones are young. */
+  us += 1000000;
+  for (i = 0; i < 3; i++)
+    cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, t, us, &p[i]), MSVC_OK);
+  cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, t, us + gate / 2, &p[3]), MSVC_ELIMIT);
+  for (i = 0; i < 3; i++) msvc_limit_adaptive_release(cl, &p[i], MSVC_LIMIT_IGNORED, 0, t);
+  msvc_limit_adaptive_free(cl);
+}
+
+/* Fixed and large limits note nothing and have no fraction. */
+Test(limit_adaptive, large_and_fixed_limits_keep_no_starts) {
+  msvc_limit_adaptive_t *fixed = make(3, 1, 10, true), *large = make(100, 2, 400, false);
+  msvc_limit_permit_t p;
+
+  cr_assert_eq(msvc_limit_adaptive_acquire(fixed, 0, &p), MSVC_OK);
+  cr_assert_eq(p.slot, 0);
+  msvc_limit_adaptive_release(fixed, &p, MSVC_LIMIT_SUCCESS, 1, 0);
+  cr_assert_eq(msvc_limit_adaptive_acquire(large, 0, &p), MSVC_OK);
+  cr_assert_eq(p.slot, 0);
+  msvc_limit_adaptive_release(large, &p, MSVC_LIMIT_SUCCESS, 1, 0);
+  cr_assert_float_eq(msvc_limit_adaptive_value(fixed), 3.0, 1e-9);
+  cr_assert_float_eq(msvc_limit_adaptive_value(large), 100.0, 1e-9);
+  cr_assert_float_eq(msvc_limit_adaptive_value(NULL), 0.0, 1e-9);
+  msvc_limit_adaptive_free(fixed);
+  msvc_limit_adaptive_free(large);
 }
 
 /* Never below min nor above max. */
