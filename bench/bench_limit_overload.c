@@ -15,7 +15,7 @@
  *   goodput_pct    answers 200 per second / measured capacity x 100
  *   p99_ratio      p99 latency of the admitted (200) requests / unloaded p99
  *   reject_p99_ms  p99 latency of the 503 OVERLOADED answers
- * MSVC_BENCH_QUICK=1: 2 s of overload per implementation, else 8 s.
+ * MSVC_BENCH_QUICK=1: 2 s of overload per implementation, else 10 s.
  * MSVC_BENCH_OVERLOAD_LIMIT=n: the limited server holds a fixed limit of n
  * instead of the adaptive one (a control: what the adaptive limit chooses
  * between).
@@ -307,7 +307,7 @@ static bench_stat_t one(double v) {
 }
 
 int main(void) {
-  double seconds = bench_quick() ? 2 : 8, capacity, base_p99, lat_p99;
+  double seconds = bench_quick() ? 2 : 10, capacity, base_p99, lat_p99;
   server_t s;
   run_t r;
   int k;
