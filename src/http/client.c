@@ -10,6 +10,7 @@
 
 #include "http/client.h"
 #include "http/client_own.h"
+#include "http/grpc_error.h"
 #include "http/h2.h"
 
 void msvc_http_client_opts_init(msvc_http_client_opts_t *o) {
@@ -193,6 +194,8 @@ typedef struct target_s {
   bool tls;
   const char *path; /* into the URL or the request */
   size_t path_len;
+  /* the sender's own headers (see validate()), none of those looked for */
+  size_t own_from, own_n;
 } target_t;
 
 static int parse_port(const char *s, size_t n, int *port) {
@@ -268,12 +271,19 @@ static int resolve_target(const msvc_http_request_t *r, target_t *t) {
   return 0;
 }
 
-static bool has_header(const msvc_http_request_t *r, const char *name) {
+/* Whether r has a header name (one of the framing or retry headers the
+ * client looks for, never a sender's own). */
+static bool has_header(const msvc_http_request_t *r, const target_t *t, const char *name) {
   size_t i;
 
-  for (i = 0; i < r->nheaders; i++)
+  for (i = 0; i < r->nheaders; i++) {
+    if (i == t->own_from && t->own_n > 0) {
+      i += t->own_n - 1;
+      continue;
+    }
     if (msvc__strcasecmp(r->headers[i].name, name) == 0)
       return true;
+  }
   return false;
 }
 
@@ -281,6 +291,13 @@ static bool has_header(const msvc_http_request_t *r, const char *name) {
 static void put(msvc__buf_t *b, const char *s, size_t n) {
   memcpy(b->data + b->len, s, n);
   b->len += n;
+}
+
+/* POST, PUT and PATCH announce their length even when it is 0; other
+ * methods (GET above all) are told apart by their first letter. */
+static bool body_method(const char *m) {
+  return m[0] == 'P' &&
+         (strcmp(m + 1, "OST") == 0 || strcmp(m + 1, "UT") == 0 || strcmp(m + 1, "ATCH") == 0);
 }
 
 static int serialize(const msvc_http_request_t *r, const target_t *t,
@@ -309,7 +326,7 @@ static int serialize(const msvc_http_request_t *r, const target_t *t,
   put(b, " ", 1);
   put(b, t->path, t->path_len);
   put(b, " HTTP/1.1\r\n", 11);
-  if (!has_header(r, "host")) {
+  if (!has_header(r, t, "host")) {
     /* The port is left out when it is the scheme's default. */
     put(b, "Host: ", 6);
     if (t->port != (ep->tls ? 443 : 80))
@@ -326,11 +343,10 @@ static int serialize(const msvc_http_request_t *r, const target_t *t,
   }
   if (r->body_source != NULL)
     msvc__buf_puts(b, "Transfer-Encoding: chunked\r\n");
-  else if ((r->body_len > 0 || strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
-            strcmp(m, "PATCH") == 0) &&
-           !has_header(r, "content-length") && !has_header(r, "transfer-encoding"))
+  else if ((r->body_len > 0 || body_method(m)) && !has_header(r, t, "content-length") &&
+           !has_header(r, t, "transfer-encoding"))
     msvc__buf_printf(b, "Content-Length: %zu\r\n", r->body_len);
-  msvc__buf_puts(b, "\r\n");
+  put(b, "\r\n", 2); /* reserved: need counts it */
   if (r->body_len > 0)
     msvc__buf_append(b, r->body, r->body_len);
   return b->err;
@@ -354,8 +370,8 @@ static int validate(const msvc_http_request_t *r, const target_t *t, size_t own_
     return MSVC_EINVAL;
   /* A streamed body is framed by chunks: no other framing may be given. */
   if (r->body_source != NULL &&
-      (r->body_len > 0 || has_header(r, "content-length") ||
-       has_header(r, "transfer-encoding")))
+      (r->body_len > 0 || has_header(r, t, "content-length") ||
+       has_header(r, t, "transfer-encoding")))
     return MSVC_EINVAL;
   for (i = 0; i < r->nheaders; i++) {
     if (i == own_from && own_n > 0) {
@@ -723,7 +739,7 @@ static int call_new(msvc_http_client_t *c, const msvc_http_request_t *r,
   call->max_body = r->max_response_body != 0 ? r->max_response_body
                                              : c->o.max_response_body;
   call->retry = r->retry;
-  call->retryable = r->retryable || has_header(r, "Idempotency-Key");
+  call->retryable = r->retryable || has_header(r, t, "Idempotency-Key");
   call->on_chunk = r->on_chunk;
   call->body_source = r->body_source;
   call->on_done = r->on_done;
@@ -756,6 +772,8 @@ int msvc__http_client_request_own(msvc_http_client_t *c, const msvc_http_request
     return MSVC_EINVAL;
   if (c->closing)
     return MSVC_ECLOSED;
+  t.own_from = own_from;
+  t.own_n = own_n;
   if ((rc = resolve_target(r, &t)) != 0 || (rc = validate(r, &t, own_from, own_n)) != 0)
     return rc;
   if (t.tls && (rc = client_tls_ready(c)) != 0)
@@ -810,6 +828,17 @@ bool msvc_http_call_sent(const msvc_http_call_t *call) {
 
 int msvc_http_response_status(const msvc_http_response_t *res) {
   return res != NULL && res->head != NULL ? res->head->status : 0;
+}
+
+const char *msvc__http_response_grpc_status(const msvc_http_response_t *res) {
+  const char *s = msvc_http_response_trailer(res, "grpc-status");
+
+  /* An HTTP/1 head says whether it has the field: most answers are not
+   * gRPC's, and are not searched. */
+  if (s == NULL && res != NULL && res->head != NULL &&
+      (!res->head->fields_scanned || res->head->grpc_status))
+    s = msvc__http_head_get(res->head, "grpc-status");
+  return s;
 }
 
 const char *msvc_http_response_header(const msvc_http_response_t *res,

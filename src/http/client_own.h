@@ -14,4 +14,10 @@
 int msvc__http_client_request_own(msvc_http_client_t *c, const msvc_http_request_t *r,
                                   size_t own_from, size_t own_n, msvc_http_call_t **out);
 
+/* msvc_retry_note_request() for a sender that has just read the monotonic
+ * clock (msvc_now_ms()'s) as now_ms: a policy on the default clock counts
+ * the request at that time instead of reading the clock again; one with a
+ * clock of its own reads that clock as before. */
+void msvc__retry_note_request_at(msvc_retry_t *r, uint64_t now_ms);
+
 #endif /* MSVC_HTTP_CLIENT_OWN_H */

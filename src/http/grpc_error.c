@@ -112,9 +112,7 @@ msvc__grpc_peer_t msvc__grpc_peer_outcome(const msvc_http_response_t *res) {
 
   if (res == NULL || msvc_http_response_status(res) != 200)
     return MSVC__GRPC_PEER_FINE;
-  s = msvc_http_response_trailer(res, "grpc-status");
-  if (s == NULL)
-    s = msvc_http_response_header(res, "grpc-status");
+  s = msvc__http_response_grpc_status(res);
   if (s == NULL || s[0] == '\0' || strlen(s) > 2)
     return MSVC__GRPC_PEER_FINE;
   for (; *s != '\0'; s++) {

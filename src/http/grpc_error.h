@@ -31,4 +31,9 @@ typedef enum {
  * answer) of a 200 response; anything else is MSVC__GRPC_PEER_FINE. */
 msvc__grpc_peer_t msvc__grpc_peer_outcome(const msvc_http_response_t *res);
 
+/* The grpc-status of an answer, from its trailers or else its head (the
+ * value of msvc_http_response_trailer() or msvc_http_response_header()),
+ * or NULL. Borrowed from res. */
+const char *msvc__http_response_grpc_status(const msvc_http_response_t *res);
+
 #endif /* MSVC_HTTP_GRPC_ERROR_H */

@@ -13,6 +13,7 @@
 
 #include <msvc/http_client.h>
 
+#include "http/client_own.h"
 #include "msvc-internal.h"
 
 #define NBUCKETS 10
@@ -107,18 +108,13 @@ static bucket_t *bucket_at(msvc_retry_t *r, uint64_t slot) {
   return b;
 }
 
-void msvc_retry_note_request(msvc_retry_t *r) {
-  uint64_t slot;
-  bucket_t *b;
+/* Counts a request in slot. Every request passes here: when the bucket of
+ * now is already in use, an atomic add counts it with no lock. A bucket is
+ * reused only a whole window later, so an add that races with its reset
+ * can at worst count one request in a slot next to its own. */
+static void note_request_in(msvc_retry_t *r, uint64_t slot) {
+  bucket_t *b = &r->b[slot % NBUCKETS];
 
-  if (r == NULL)
-    return;
-  /* Every request passes here: when the bucket of now is already in use,
-   * an atomic add counts it with no lock. A bucket is reused only a whole
-   * window later, so an add that races with its reset can at worst count
-   * one request in a slot next to its own. */
-  slot = slot_now(r);
-  b = &r->b[slot % NBUCKETS];
   if (atomic_load_explicit(&b->slot, memory_order_acquire) == slot) {
     atomic_fetch_add_explicit(&b->requests, 1, memory_order_relaxed);
     return;
@@ -126,6 +122,20 @@ void msvc_retry_note_request(msvc_retry_t *r) {
   uv_mutex_lock(&r->mu);
   atomic_fetch_add_explicit(&bucket_at(r, slot)->requests, 1, memory_order_relaxed);
   uv_mutex_unlock(&r->mu);
+}
+
+void msvc_retry_note_request(msvc_retry_t *r) {
+  if (r != NULL)
+    note_request_in(r, slot_now(r));
+}
+
+void msvc__retry_note_request_at(msvc_retry_t *r, uint64_t now_ms) {
+  if (r == NULL)
+    return;
+  /* The time read by the sender is the default clock's: no second read. */
+  note_request_in(r, r->o.clock == default_clock
+                         ? now_ms / (r->o.budget_window_ms / NBUCKETS)
+                         : slot_now(r));
 }
 
 /* Takes one retry from the budget if there is room. Called locked. */

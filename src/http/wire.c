@@ -33,15 +33,15 @@ void msvc__http_limits_default(msvc__http_limits_t *lim) {
 }
 
 /* uri-host [ ":" port ] (RFC 3986): a reg-name, an IPv4 address or a
- * bracketed IP literal, so only these characters; empty is allowed. */
+ * bracketed IP literal, so only these characters; empty is allowed. Bit c
+ * of the two words is set for each such ASCII character c: one look-up per
+ * byte (a Host header is checked on every request). */
+static const uint64_t host_chars[2] = {UINT64_C(0x2fff7ff200000000), UINT64_C(0x47fffffeaffffffe)};
+
 static bool host_value_ok(const char *v) {
-  for (; *v != '\0'; v++) {
-    unsigned char c = (unsigned char)*v;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-      continue;
-    if (strchr("-._~!$&'()*+,;=:[]%", c) == NULL)
+  for (; *v != '\0'; v++)
+    if ((unsigned char)*v >= 128 || !(host_chars[(unsigned char)*v >> 6] >> (*v & 63) & 1))
       return false;
-  }
   return true;
 }
 
@@ -57,6 +57,38 @@ static int fail(msvc__http_parser_t *p, int err, int status,
 
 static msvc__http_parser_t *P(llhttp_t *llp) {
   return msvc__container_of(llp, msvc__http_parser_t, llp);
+}
+
+#define ONES UINT64_C(0x0101010101010101)
+
+/* Whether one of the eight bytes of w is CR or LF: a byte is zero after
+ * the xor exactly where it was one of them (the classic has-zero-byte
+ * test, exact as to whether there is one). */
+static inline uint64_t has_cr_lf(uint64_t w) {
+  uint64_t cr = w ^ (ONES * '\r'), lf = w ^ (ONES * '\n');
+
+  return (((cr - ONES) & ~cr) | ((lf - ONES) & ~lf)) & (ONES * 0x80);
+}
+
+/* The index of the first CR or LF in data[i..len), or len: most bytes of
+ * a head lie inside a line, and are passed over eight at a time. */
+static size_t line_end(const char *data, size_t i, size_t len) {
+  uint64_t w, m;
+
+  for (; i + 8 <= len; i += 8) {
+    memcpy(&w, data + i, 8);
+    if ((m = has_cr_lf(w)) != 0) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      /* the lowest flag is exact (a false one only follows a true one) */
+      return i + (size_t)__builtin_ctzll(m) / 8;
+#else
+      break;
+#endif
+    }
+  }
+  while (i < len && data[i] != '\r' && data[i] != '\n')
+    i++;
+  return i;
 }
 
 /* Scans head bytes; returns how many belong to the head (all of them unless
@@ -83,6 +115,8 @@ static size_t scan_head(msvc__http_parser_t *p, const char *data, size_t len) {
         st = SC_CR;
       else if (c == '\n')
         goto bad_line;
+      else /* on to the byte before the line's end: the loop steps onto it */
+        i = line_end(data, i + 1, len) - 1;
       break;
     case SC_CR:
       if (c != '\n')
@@ -144,22 +178,24 @@ static int on_message_begin(llhttp_t *llp) {
   return 0;
 }
 
+static int raw_failed(msvc__http_parser_t *p) {
+  return p->head->raw.err == MSVC_ENOMEM
+             ? fail(p, MSVC_ENOMEM, 500, "out of memory")
+             : fail(p, MSVC_EHTTP_HEADERS_TOO_LARGE, 431, "headers too large");
+}
+
 static int append(msvc__http_parser_t *p, const char *at, size_t len) {
   if (p->head == NULL)
     return fail(p, MSVC_EHTTP_PARSE, 400, "unexpected data");
   msvc__buf_append(&p->head->raw, at, len);
-  if (p->head->raw.err != MSVC_OK)
-    return p->head->raw.err == MSVC_ENOMEM
-               ? fail(p, MSVC_ENOMEM, 500, "out of memory")
-               : fail(p, MSVC_EHTTP_HEADERS_TOO_LARGE, 431, "headers too large");
-  return 0;
+  return p->head->raw.err == MSVC_OK ? 0 : raw_failed(p);
 }
 
-/* Ends a name or value with a NUL so it can be handed out as a C string. */
+/* Ends a name or value with a NUL so it can be handed out as a C string.
+ * Every caller has a head; a constant length lets the append inline. */
 static int terminate(msvc__http_parser_t *p) {
-  char nul = '\0';
-
-  return append(p, &nul, 1);
+  msvc__buf_append(&p->head->raw, "", 1);
+  return p->head->raw.err == MSVC_OK ? 0 : raw_failed(p);
 }
 
 static int on_url(llhttp_t *llp, const char *at, size_t len) {
@@ -265,22 +301,42 @@ static int check_framing(msvc__http_parser_t *p, msvc__http_head_t *h) {
   bool te = false;
   uint32_t i, hosts = 0;
 
+  /* The names' lengths first: a field of another length is none of these,
+   * and is passed over without a byte compared. */
+  h->fields_scanned = true;
+  h->grpc_status = false;
   for (i = 0; i < h->nfields; i++) {
     const char *name = msvc__http_head_str(h, h->fields[i].name);
     const char *value = msvc__http_head_str(h, h->fields[i].value);
-    if (msvc__strcasecmp(name, "content-length") == 0) {
-      if (cl != NULL && strcmp(cl, value) != 0)
-        return fail(p, MSVC_EHTTP_PARSE, 400, "conflicting Content-Length");
-      cl = value;
-    } else if (msvc__strcasecmp(name, "transfer-encoding") == 0) {
-      te = true;
-    } else if (msvc__strcasecmp(name, "expect") == 0) {
-      if (msvc__strcasecmp(value, "100-continue") == 0)
+    switch (h->fields[i].name_len) {
+    case sizeof("content-length") - 1:
+      if (msvc__strcasecmp(name, "content-length") == 0) {
+        if (cl != NULL && strcmp(cl, value) != 0)
+          return fail(p, MSVC_EHTTP_PARSE, 400, "conflicting Content-Length");
+        cl = value;
+      }
+      break;
+    case sizeof("transfer-encoding") - 1:
+      if (msvc__strcasecmp(name, "transfer-encoding") == 0)
+        te = true;
+      break;
+    case sizeof("expect") - 1:
+      if (msvc__strcasecmp(name, "expect") == 0 && msvc__strcasecmp(value, "100-continue") == 0)
         h->expect_continue = true;
-    } else if (msvc__strcasecmp(name, "host") == 0) {
-      hosts++;
-      if (p->host_rule && !host_value_ok(value))
-        return fail(p, MSVC_EHTTP_PARSE, 400, "invalid Host header");
+      break;
+    case sizeof("grpc-status") - 1: /* for msvc__http_response_grpc_status() */
+      if (msvc__strcasecmp(name, "grpc-status") == 0)
+        h->grpc_status = true;
+      break;
+    case sizeof("host") - 1:
+      if (msvc__strcasecmp(name, "host") == 0) {
+        hosts++;
+        if (p->host_rule && !host_value_ok(value))
+          return fail(p, MSVC_EHTTP_PARSE, 400, "invalid Host header");
+      }
+      break;
+    default:
+      break;
     }
   }
   if (p->host_rule && p->llp.type == HTTP_REQUEST) {

@@ -48,6 +48,10 @@ typedef struct msvc__http_head_s {
   bool chunked;
   bool has_length;
   bool expect_continue;
+  /* The fields were looked over by the HTTP/1 parser (fields_scanned),
+   * which noted whether one is named grpc-status. */
+  bool fields_scanned;
+  bool grpc_status;
   uint64_t content_length;
 } msvc__http_head_t;
 

@@ -43,8 +43,7 @@ struct msvc_service_call_s {
   msvc__queue_t parent_node; /* parent_calls_t, when linked */
   call_loop_t *lc;
   call_target_t *t;
-  uv_timer_t timer;
-  bool has_timer;
+  bool has_timer; /* timer was initialised */
   int phase;
   int pending_err;
   bool cancelled;
@@ -77,10 +76,12 @@ struct msvc_service_call_s {
   /* headers[own_from .. own_from + own_n): the request id and traceparent
    * the call made or checked itself, which the client need not check */
   size_t own_from, own_n;
+  bool ctx_names; /* headers from own_from on are the context's, constant names */
   msvc_service_call_t *next_free; /* loop context's spare calls */
   /* From here on the call is not cleared when made: avoid[] is an empty
    * string, the rest is written before it is read. */
   char avoid[MSVC_LB_MAX_ID_LEN + 1]; /* endpoint of the last failure */
+  uv_timer_t timer; /* initialised on first use (has_timer) */
   msvc_http_header_t inline_headers[INLINE_HEADERS];
   char text[INLINE_TEXT];
 };
@@ -97,12 +98,23 @@ static uint64_t now_us(void) { return uv_hrtime() / 1000; }
 
 /* ---- requests --------------------------------------------------------------- */
 
-static bool header_text_ok(const char *s, bool name) {
-  if (s == NULL || (name && s[0] == '\0'))
-    return false;
-  /* strcspn() looks at many bytes at a time; a loop took one. */
-  return s[strcspn(s, name ? "\r\n: " : "\r\n")] == '\0';
+/* The method msvc_service_request_init() sets: known to be a token. */
+static const char default_method[] = "GET";
+
+/* The length of s if it is fit to go into a request head (no CR or LF; a
+ * name also non-empty, with no colon or space), else SIZE_MAX. strcspn()
+ * looks at many bytes at a time (a loop took one), and where it stops at
+ * the end of s it has measured s as well. */
+static size_t text_len(const char *s, bool name) {
+  size_t n;
+
+  if (s == NULL)
+    return SIZE_MAX;
+  n = strcspn(s, name ? "\r\n: " : "\r\n");
+  return s[n] == '\0' && !(name && n == 0) ? n : SIZE_MAX;
 }
+
+static bool header_text_ok(const char *s, bool name) { return text_len(s, name) != SIZE_MAX; }
 
 static bool has_header(const msvc_service_request_t *req, const char *name) {
   size_t i;
@@ -113,9 +125,11 @@ static bool has_header(const msvc_service_request_t *req, const char *name) {
   return false;
 }
 
-/* The request's own arguments; the service name is checked by the caller
- * unless it is one the loop called already. */
-static int validate(const msvc_service_request_t *req) {
+/* The request's own arguments, and the lengths of its method and target
+ * (of the defaults when they are NULL) for the copy; the service name is
+ * checked by the caller unless it is one the loop called already. */
+static int validate(const msvc_service_request_t *req, size_t *method_len,
+                    size_t *target_len) {
   size_t i;
 
   if (req == NULL || req->on_done == NULL)
@@ -124,9 +138,13 @@ static int validate(const msvc_service_request_t *req) {
     return MSVC_EINVAL;
   if (req->body == NULL && req->body_len > 0)
     return MSVC_EINVAL;
-  if (req->method != NULL && !header_text_ok(req->method, true))
+  *method_len = req->method == NULL || req->method == default_method
+                    ? sizeof(default_method) - 1
+                    : text_len(req->method, true);
+  if (*method_len == SIZE_MAX)
     return MSVC_EINVAL;
-  if (req->target != NULL && (req->target[0] != '/' || !header_text_ok(req->target, false)))
+  *target_len = req->target != NULL ? text_len(req->target, false) : 1;
+  if (*target_len == SIZE_MAX || (req->target != NULL && req->target[0] != '/'))
     return MSVC_EINVAL;
   for (i = 0; i < req->nheaders; i++)
     if (!header_text_ok(req->headers[i].name, true) ||
@@ -151,10 +169,6 @@ static char *keep_n(msvc_service_call_t *call, const char *s, size_t len) {
   return p;
 }
 
-static char *keep(msvc_service_call_t *call, const char *s) {
-  return keep_n(call, s, strlen(s));
-}
-
 static void drop(msvc_service_call_t *call, const char *p) {
   uintptr_t a = (uintptr_t)p, lo = (uintptr_t)call->text;
 
@@ -174,6 +188,35 @@ static int push_header_n(msvc_service_call_t *call, const char *name, size_t nam
 
 static int push_header(msvc_service_call_t *call, const char *name, const char *value) {
   return push_header_n(call, name, strlen(name), value, strlen(value));
+}
+
+/* A header of the call's context: its name is a constant, not copied. */
+static int push_ctx_header(msvc_service_call_t *call, const char *name, const char *value,
+                           size_t value_len) {
+  msvc_http_header_t *h = &call->headers[call->nheaders];
+
+  h->name = name;
+  h->value = keep_n(call, value, value_len);
+  call->nheaders++;
+  return h->value != NULL ? MSVC_OK : MSVC_ENOMEM;
+}
+
+/* A fresh request id as the value of a context header, drawn straight into
+ * the call's text when it has room. */
+static int push_new_id(msvc_service_call_t *call) {
+  char idbuf[33];
+  msvc_http_header_t *h;
+
+  if (33 > INLINE_TEXT - call->text_used) {
+    msvc__hex_random(idbuf, 32);
+    return push_ctx_header(call, MSVC_MW_REQUEST_ID_HEADER, idbuf, 32);
+  }
+  h = &call->headers[call->nheaders++];
+  h->name = MSVC_MW_REQUEST_ID_HEADER;
+  h->value = call->text + call->text_used;
+  msvc__hex_random(call->text + call->text_used, 32);
+  call->text_used += 33;
+  return MSVC_OK;
 }
 
 /* The headers that tie the call to the request being served. */
@@ -212,23 +255,21 @@ static int context_headers(msvc_service_call_t *call, const msvc_service_request
   msvc_http_req_t *p = req->parent;
   const msvc_mw_trace_t *pt = p != NULL ? msvc_mw_trace(p) : NULL;
   const char *rid = p != NULL ? msvc_mw_request_id(p) : NULL;
-  char idbuf[33], tp[MSVC_MW_TRACEPARENT_LEN];
+  char tp[MSVC_MW_TRACEPARENT_LEN];
   msvc_mw_trace_t child;
   int r = MSVC_OK;
 
   call->own_from = call->nheaders;
+  call->ctx_names = true;
   if (!has_header(req, MSVC_MW_REQUEST_ID_HEADER)) {
     size_t len = 0;
 
     if (rid == NULL && p != NULL)
       rid = msvc_http_req_header(p, MSVC_MW_REQUEST_ID_HEADER);
-    if (rid == NULL || !msvc_mw_request_id_valid(rid, len = strlen(rid))) {
-      msvc__hex_random(idbuf, 32);
-      rid = idbuf;
-      len = 32;
-    }
-    r = push_header_n(call, MSVC_MW_REQUEST_ID_HEADER,
-                      sizeof(MSVC_MW_REQUEST_ID_HEADER) - 1, rid, len);
+    if (rid == NULL || !msvc_mw_request_id_valid(rid, len = strlen(rid)))
+      r = push_new_id(call);
+    else
+      r = push_ctx_header(call, MSVC_MW_REQUEST_ID_HEADER, rid, len);
     call->own_n = call->nheaders - call->own_from; /* checked, or made here */
   }
   /* A trace is continued, never started here: a call made outside any
@@ -237,15 +278,17 @@ static int context_headers(msvc_service_call_t *call, const msvc_service_request
       (tracer != NULL ? client_span(call, tracer, service, pt, within, tp) == 0
                       : msvc_mw_trace_child(pt, &child) == 0 &&
                             msvc_mw_traceparent_format(&child, tp, sizeof(tp)) == 0)) {
-    r = push_header(call, "traceparent", tp);
+    r = push_ctx_header(call, "traceparent", tp, strlen(tp));
     call->own_n = call->nheaders - call->own_from; /* checked, or made here */
     if (r == 0 && msvc_mw_tracestate(p) != NULL &&
         !has_header(req, "tracestate"))
-      r = push_header(call, "tracestate", msvc_mw_tracestate(p));
+      r = push_ctx_header(call, "tracestate", msvc_mw_tracestate(p),
+                          strlen(msvc_mw_tracestate(p)));
   }
   if (r == 0 && req->forward_auth && p != NULL && !has_header(req, "Authorization") &&
       msvc_http_req_header(p, "Authorization") != NULL)
-    r = push_header(call, "Authorization", msvc_http_req_header(p, "Authorization"));
+    r = push_ctx_header(call, "Authorization", msvc_http_req_header(p, "Authorization"),
+                        strlen(msvc_http_req_header(p, "Authorization")));
   return r;
 }
 
@@ -282,7 +325,8 @@ static void call_free(msvc_service_call_t *call, call_loop_t *lc) {
 
   if (call->heap_text) {
     for (i = 0; i < call->nheaders; i++) {
-      drop(call, call->headers[i].name);
+      if (!call->ctx_names || i < call->own_from) /* context names are constants */
+        drop(call, call->headers[i].name);
       drop(call, call->headers[i].value);
     }
     drop(call, call->method);
@@ -301,14 +345,15 @@ static void call_free(msvc_service_call_t *call, call_loop_t *lc) {
   msvc__free(call);
 }
 
+/* method_len and target_len: as validate() found them. */
 static int copy_request(msvc_service_call_t *call, const msvc_service_request_t *req,
-                        msvc_tracer_t *tracer, const char *service,
-                        const msvc_trace_ctx_t *within) {
+                        size_t method_len, size_t target_len, msvc_tracer_t *tracer,
+                        const char *service, const msvc_trace_ctx_t *within) {
   size_t i;
   int r;
 
-  call->method = keep(call, req->method != NULL ? req->method : "GET");
-  call->target = keep(call, req->target != NULL ? req->target : "/");
+  call->method = keep_n(call, req->method != NULL ? req->method : default_method, method_len);
+  call->target = keep_n(call, req->target != NULL ? req->target : "/", target_len);
   /* the caller's headers and at most four of the context's */
   call->headers = req->nheaders + 4 <= INLINE_HEADERS
                       ? call->inline_headers
@@ -421,9 +466,10 @@ static void span_outcome(msvc_service_call_t *call, int err, const msvc_http_res
   msvc_trace_span_end(s);
 }
 
-/* t_us: the clock when the outcome was known (for the call's duration). */
+/* status: res's, 0 without one; t_us: the clock when the outcome was known
+ * (for the call's duration). */
 static void finish_at(msvc_service_call_t *call, int err, const msvc_http_response_t *res,
-                      uint64_t t_us) {
+                      int status, uint64_t t_us) {
   call->phase = PH_DONE;
   if (call->span != NULL)
     span_outcome(call, err, res);
@@ -434,8 +480,7 @@ static void finish_at(msvc_service_call_t *call, int err, const msvc_http_respon
   /* One count and one duration per call, with its final outcome; attempts
    * were counted as they ended. */
   if (err != MSVC_ECANCELED) {
-    msvc__call_count(call->t, CALL_COUNT_REQUEST, err,
-                     res != NULL ? msvc_http_response_status(res) : 0, call->last_sent);
+    msvc__call_count(call->t, CALL_COUNT_REQUEST, err, status, call->last_sent);
     if (call->t->duration != NULL)
       msvc_metrics_histogram_observe(call->t->duration,
                                      (double)(t_us - call->t0_us) / 1e6);
@@ -448,7 +493,7 @@ static void finish_at(msvc_service_call_t *call, int err, const msvc_http_respon
 }
 
 static void finish(msvc_service_call_t *call, int err, const msvc_http_response_t *res) {
-  finish_at(call, err, res, now_us());
+  finish_at(call, err, res, res != NULL ? msvc_http_response_status(res) : 0, now_us());
 }
 
 static void on_timer(uv_timer_t *timer) {
@@ -530,11 +575,11 @@ static void end_attempt(msvc_service_call_t *call, int err, int status, bool sen
   call->ep = NULL;
 }
 
-/* Whether to go again after a failed attempt, and after how long. */
+/* Whether to go again after a failed attempt, and after how long; status
+ * is res's (0 without one). */
 static bool want_retry(msvc_service_call_t *call, int err, const msvc_http_response_t *res,
-                       bool sent, uint64_t now_ms, uint32_t *delay) {
+                       int status, bool sent, uint64_t now_ms, uint32_t *delay) {
   msvc_retry_attempt_t a;
-  int status = res != NULL ? msvc_http_response_status(res) : 0;
 
   if (call->streamed || call->cancelled || call->lc->closing ||
       (!attempt_failed(err, status) && status != 429))
@@ -558,7 +603,9 @@ static bool want_retry(msvc_service_call_t *call, int err, const msvc_http_respo
 static void on_attempt_done(msvc_http_call_t *hc, int err, const msvc_http_response_t *res,
                             void *data) {
   msvc_service_call_t *call = data;
-  int status = err == 0 && res != NULL ? msvc_http_response_status(res) : 0;
+  /* the answer's status, read once: res may come with an error */
+  int res_status = res != NULL ? msvc_http_response_status(res) : 0;
+  int status = err == 0 ? res_status : 0;
   bool sent = msvc_http_call_sent(hc);
   uint32_t delay = 0;
   uint64_t now = now_us(); /* for the attempt, its retry and the call */
@@ -567,7 +614,7 @@ static void on_attempt_done(msvc_http_call_t *hc, int err, const msvc_http_respo
   end_attempt(call, err, status, sent, err == 0 ? res : NULL, now);
   if (call->cancelled && err == 0)
     err = MSVC_ECANCELED;
-  if (want_retry(call, err, res, sent, now / 1000, &delay)) {
+  if (want_retry(call, err, res, res_status, sent, now / 1000, &delay)) {
     if (call->t->retries != NULL)
       msvc_metrics_counter_inc(call->t->retries);
     if (call->span != NULL) {
@@ -582,7 +629,7 @@ static void on_attempt_done(msvc_http_call_t *hc, int err, const msvc_http_respo
     arm(call, delay);
     return;
   }
-  finish_at(call, err, err == 0 ? res : NULL, now);
+  finish_at(call, err, err == 0 ? res : NULL, err == 0 ? res_status : 0, now);
 }
 
 static void on_attempt_chunk(msvc_http_call_t *hc, const msvc_http_response_t *res,
@@ -733,7 +780,7 @@ void msvc_service_request_init(msvc_service_request_t *req) {
   if (req == NULL)
     return;
   memset(req, 0, sizeof(*req));
-  req->method = "GET";
+  req->method = default_method;
   req->target = "/";
 }
 
@@ -751,11 +798,12 @@ int msvc__caller_call_within(msvc__caller_t *c, const char *service,
   call_target_t *t;
   uint32_t timeout;
   uint64_t now;
+  size_t method_len, target_len;
   int r;
 
   if (out != NULL)
     *out = NULL;
-  if (c == NULL || service == NULL || (r = validate(req)) != 0)
+  if (c == NULL || service == NULL || (r = validate(req, &method_len, &target_len)) != 0)
     return MSVC_EINVAL;
   lc = msvc__call_loop_current(c);
   /* A name the loop called already was valid then. */
@@ -770,7 +818,7 @@ int msvc__caller_call_within(msvc__caller_t *c, const char *service,
   if (call == NULL)
     return MSVC_ENOMEM;
   call->t = t;
-  r = copy_request(call, req, c->opts.tracer, service, within);
+  r = copy_request(call, req, method_len, target_len, c->opts.tracer, service, within);
   if (r == 0 && call->t == NULL)
     r = msvc__call_target_get(c, lc, service, &call->t);
   if (r == 0 && req->parent != NULL)
@@ -793,7 +841,7 @@ int msvc__caller_call_within(msvc__caller_t *c, const char *service,
   now = call->t0_us / 1000;
   call->deadline_ms = now + (timeout != 0 ? timeout : 10000);
   msvc__queue_insert_tail(&lc->calls, &call->node);
-  msvc_retry_note_request(c->retry);
+  msvc__retry_note_request_at(c->retry, now);
   if (out != NULL)
     *out = call;
   /* The first attempt goes out now; every outcome still arrives from the

@@ -1,6 +1,7 @@
 /* The parser glue alone: framing, header storage, limits and hardening,
  * each input fed in one piece and again one byte at a time. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "http/wire.h"
@@ -37,6 +38,9 @@ static int s_done(void *ud) {
 
 static const msvc__http_parser_cbs_t cbs = {s_head, s_body, s_done};
 
+/* Whether run() checks Host headers as the server does. */
+static bool host_rule;
+
 /* Feeds everything; returns 0 or the HTTP status of the error. */
 static int run(const char *in, size_t len, size_t step, sink_t *s,
                const msvc__http_limits_t *lim) {
@@ -46,6 +50,7 @@ static int run(const char *in, size_t len, size_t step, sink_t *s,
 
   memset(s, 0, sizeof(*s));
   msvc__http_parser_init(&p, HTTP_REQUEST, lim, &cbs, s);
+  p.host_rule = host_rule;
   while (pos < len) {
     size_t n = len - pos < step ? len - pos : step, used;
     const char *at = in + pos;
@@ -219,4 +224,68 @@ Test(http_wire, reason_and_date) {
   cr_assert_str_eq(msvc__http_reason(799), "Unknown");
   msvc__http_date(784111777, d);
   cr_assert_str_eq(d, "Sun, 06 Nov 1994 08:49:37 GMT");
+}
+
+/* The pre-scan passes over the inside of a line eight bytes at a time: a
+ * bare CR or LF is refused wherever it falls in a long line, and a clean
+ * head is accepted however it is split. */
+Test(http_wire, bare_cr_or_lf_refused_at_every_offset) {
+  const char *pre = "GET / HTTP/1.1\r\nHost: h\r\nX-Id: ";
+  char in[256];
+  size_t off, k, n;
+
+  for (k = 0; k < 2; k++) {
+    for (off = 0; off < 40; off++) {
+      sink_t s;
+
+      n = (size_t)snprintf(in, sizeof(in), "%s", pre);
+      memset(in + n, 'a', 40);
+      in[n + off] = k == 0 ? '\r' : '\n';
+      n += 40;
+      n += (size_t)snprintf(in + n, sizeof(in) - n, "\r\n\r\n");
+      cr_assert_eq(run_both_n(in, n, &s), 400, "%s at %zu accepted", k == 0 ? "CR" : "LF", off);
+      cr_assert_eq(s.done, 0);
+      done(&s);
+    }
+  }
+  for (off = 0; off < 40; off++) {
+    sink_t s;
+
+    n = (size_t)snprintf(in, sizeof(in), "%s%.*s\r\n\r\n", pre, (int)off,
+                         "0123456789abcdef0123456789abcdef01234567");
+    cr_assert_eq(run_both_n(in, n, &s), 0);
+    cr_assert_eq(s.done, 1);
+    cr_assert_eq(strlen(msvc__http_head_get(s.last, "x-id")), off);
+    done(&s);
+  }
+}
+
+Test(http_wire, host_characters) {
+  sink_t s;
+
+  host_rule = true;
+  cr_assert_eq(run_both("GET / HTTP/1.1\r\nHost: a-Z.0_9~!$&'()*+,;=:[::1]%20\r\n\r\n", &s), 0);
+  done(&s);
+  cr_assert_eq(run_both("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", &s), 400);
+  done(&s);
+  cr_assert_eq(run_both("GET / HTTP/1.1\r\nHost: a\x80\r\n\r\n", &s), 400);
+  done(&s);
+  cr_assert_eq(run_both("GET / HTTP/1.1\r\nHost: a@b\r\n\r\n", &s), 400);
+  done(&s);
+}
+
+/* A parsed head says whether it has a grpc-status field, so that an answer
+ * without one is not searched for it. */
+Test(http_wire, notes_a_grpc_status_field) {
+  sink_t s;
+
+  cr_assert_eq(run_both("GET / HTTP/1.1\r\nX-Status-1: a\r\nGrpc-Status: 14\r\n\r\n", &s), 0);
+  cr_assert(s.last->fields_scanned);
+  cr_assert(s.last->grpc_status);
+  cr_assert_str_eq(msvc__http_head_get(s.last, "grpc-status"), "14");
+  done(&s);
+  cr_assert_eq(run_both("GET / HTTP/1.1\r\nX-Status-1: a\r\ngrpc-statuz: 1\r\n\r\n", &s), 0);
+  cr_assert(s.last->fields_scanned);
+  cr_assert_not(s.last->grpc_status);
+  done(&s);
 }
