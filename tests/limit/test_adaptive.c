@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include <msvc/error.h>
 #include <msvc/limit.h>
@@ -203,6 +205,54 @@ Test(limit_adaptive, honours_the_fraction_of_a_small_limit) {
   for (i = 0; i < 3; i++)
     cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, t, us, &p[i]), MSVC_OK);
   cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, t, us + gate / 2, &p[3]), MSVC_ELIMIT);
+  for (i = 0; i < 3; i++) msvc_limit_adaptive_release(cl, &p[i], MSVC_LIMIT_IGNORED, 0, t);
+  msvc_limit_adaptive_free(cl);
+}
+
+/* Threads taking and returning permits of a small fractional limit at
+ * once: never more than one request beyond the whole part, and every
+ * start noted is cleared again. */
+typedef struct racer_s {
+  msvc_limit_adaptive_t *cl;
+  _Atomic uint32_t *most;
+  int rounds;
+} racer_t;
+
+static void *race(void *arg) {
+  racer_t *r = arg;
+  msvc_limit_permit_t p;
+  int i;
+
+  for (i = 0; i < r->rounds; i++) {
+    uint32_t in;
+
+    if (msvc_limit_adaptive_acquire(r->cl, 0, &p) != MSVC_OK) continue;
+    in = msvc_limit_adaptive_inflight(r->cl);
+    if (in > atomic_load(r->most)) atomic_store(r->most, in);
+    msvc_limit_adaptive_release(r->cl, &p, MSVC_LIMIT_IGNORED, (uint64_t)(i % 400), 0);
+  }
+  return NULL;
+}
+
+Test(limit_adaptive, threads_keep_the_fraction_exact) {
+  msvc_limit_adaptive_t *cl = make(2, 1, 100, false);
+  _Atomic uint32_t most = 0;
+  racer_t r = {cl, &most, 20000};
+  pthread_t th[4];
+  msvc_limit_permit_t p[4];
+  uint64_t t = 1000, far = UINT64_C(1) << 60;
+  int i;
+
+  window(cl, &t, 1, 1000); /* 3.41: three, and a fourth late */
+  for (i = 0; i < 4; i++) cr_assert_eq(pthread_create(&th[i], NULL, race, &r), 0);
+  for (i = 0; i < 4; i++) pthread_join(th[i], NULL);
+  cr_assert_leq(atomic_load(&most), 4, "%u in flight", atomic_load(&most));
+  cr_assert_eq(msvc_limit_adaptive_inflight(cl), 0);
+  /* No start left behind: three new permits are the oldest, and too
+   * young to open the fourth. */
+  for (i = 0; i < 3; i++)
+    cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, t, far, &p[i]), MSVC_OK);
+  cr_assert_eq(msvc__limit_adaptive_acquire_at(cl, t, far, &p[3]), MSVC_ELIMIT);
   for (i = 0; i < 3; i++) msvc_limit_adaptive_release(cl, &p[i], MSVC_LIMIT_IGNORED, 0, t);
   msvc_limit_adaptive_free(cl);
 }
