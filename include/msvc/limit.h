@@ -286,10 +286,12 @@ MSVC_API void msvc_limit_adaptive_free(msvc_limit_adaptive_t *cl);
  * @brief Let one request in if fewer than the limit are in flight.
  *
  * A limit below 32 keeps its fraction: n + f (say 1.5) lets n requests
- * in, and one more once the oldest of them has run (1 - f) of the no-load
- * latency (see msvc_limit_adaptive_baseline_us()), so that the request
- * admitted behind it waits at most about f of a request. This reads the
- * monotonic clock in microseconds; larger and fixed limits do not.
+ * in, and one more once the request in service longest has been served
+ * (1 - f) / n of the no-load latency (see msvc_limit_adaptive_baseline_us());
+ * a request that waited behind another is in service from the moment that
+ * one left. The request admitted behind it then waits about f / n of a
+ * request at most. This reads the monotonic clock in microseconds; larger
+ * and fixed limits do not.
  * @param cl      The limit.
  * @param now_ms  Current time in milliseconds (monotonic).
  * @param p       Receives the permit.

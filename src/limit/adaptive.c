@@ -104,6 +104,28 @@ static uint64_t mono_us(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u + 1u;
 }
 
+/* A small limit in force as its whole part and a gate for the fraction
+ * (none below 5% of a request); a large one rounded. With n requests in
+ * service one leaves every latency / n, so the gate is (1 - f) of that. */
+static void publish_limit(msvc_limit_adaptive_t *cl, double lim) {
+  uint32_t whole = (uint32_t)(lim + 0.5);
+  uint64_t gate = 0;
+
+  if (lim < MSVC__LIMIT_SLOTS) {
+    double frac;
+
+    whole = (uint32_t)floor(lim);
+    frac = lim - (double)whole;
+    if (frac >= 0.05) {
+      gate = (uint64_t)((1.0 - frac) * cl->baseline_us / (double)whole);
+      if (gate == 0) gate = 1;
+    }
+  }
+  atomic_store_explicit(&cl->gate_us, gate, memory_order_relaxed);
+  atomic_store_explicit(&cl->limit, whole, memory_order_relaxed);
+  publish_value(cl, lim);
+}
+
 int msvc_limit_adaptive_new(const msvc_limit_adaptive_opts_t *opts,
                             msvc_limit_adaptive_t **out) {
   msvc_limit_adaptive_opts_t o;
@@ -129,15 +151,13 @@ int msvc_limit_adaptive_new(const msvc_limit_adaptive_opts_t *opts,
   }
   cl->o = o;
   cl->limit_f = o.initial;
-  atomic_init(&cl->limit, o.initial);
   atomic_init(&cl->inflight, 0);
   atomic_init(&cl->max_inflight, 0);
   atomic_init(&cl->shed, 0);
   atomic_init(&cl->baseline_pub, 0);
-  atomic_init(&cl->gate_us, 0);
   atomic_init(&cl->left_us, 0);
   for (size_t i = 0; i < MSVC__LIMIT_SLOTS; i++) atomic_init(&cl->starts[i], 0);
-  publish_value(cl, (double)o.initial);
+  publish_limit(cl, (double)o.initial);
   *out = cl;
   return MSVC_OK;
 }
@@ -218,28 +238,6 @@ int msvc__limit_adaptive_acquire_at(msvc_limit_adaptive_t *cl, uint64_t now_ms,
 int msvc_limit_adaptive_acquire(msvc_limit_adaptive_t *cl, uint64_t now_ms,
                                 msvc_limit_permit_t *p) {
   return msvc__limit_adaptive_acquire_at(cl, now_ms, 0, p);
-}
-
-/* A small limit in force as its whole part and a gate for the fraction
- * (none below 5% of a request); a large one rounded. With n requests in
- * service one leaves every latency / n, so the gate is (1 - f) of that. */
-static void publish_limit(msvc_limit_adaptive_t *cl, double lim) {
-  uint32_t whole = (uint32_t)(lim + 0.5);
-  uint64_t gate = 0;
-
-  if (lim < MSVC__LIMIT_SLOTS) {
-    double frac;
-
-    whole = (uint32_t)floor(lim);
-    frac = lim - (double)whole;
-    if (frac >= 0.05) {
-      gate = (uint64_t)((1.0 - frac) * cl->baseline_us / (double)whole);
-      if (gate == 0) gate = 1;
-    }
-  }
-  atomic_store_explicit(&cl->gate_us, gate, memory_order_relaxed);
-  atomic_store_explicit(&cl->limit, whole, memory_order_relaxed);
-  publish_value(cl, lim);
 }
 
 /* End of a window: the mutex is held. */
