@@ -315,6 +315,26 @@ MSVC_API void msvc_registry_close(msvc_registry_t *reg,
 MSVC_API const char *msvc_registry_backend(const msvc_registry_t *reg);
 
 /**
+ * @brief How long peers may go on sending to an instance after it is
+ *        deregistered: the time a graceful shutdown keeps serving before
+ *        it closes its listener.
+ *
+ * Backends that tell watchers of a change (local, etcd, memory) answer the
+ * debounce bound of the options plus 100 ms: 300 ms by default. With
+ * `dns://` peers learn only at their next resolution, so the answer is
+ * `min_ttl_ms + timeout_ms` of the URI plus the debounce bound (2.2 s by
+ * default). That covers records whose TTL is at most `min_ttl_ms`; for
+ * records with a longer TTL, raise `min_ttl_ms` to it (peers resolve at
+ * the TTL anyway).
+ *
+ * @param reg  The registry, or NULL (answers 0).
+ * @return Milliseconds, assuming peers use the same options and URI.
+ * @note Loop thread only.
+ * @since 0.3
+ */
+MSVC_API uint64_t msvc_registry_notice_ms(const msvc_registry_t *reg);
+
+/**
  * @brief How many times an operation has failed on this registry.
  * @param reg  The registry.
  * @param op   The operation.

@@ -67,7 +67,8 @@ typedef struct dns_job_s {
   dns_backend_t *db;
   char *service;
   msvc__reg_query_t *q; /* a one-off resolve, or */
-  dns_watch_t *dw;      /* a watch (NULL once it stopped) */
+  dns_watch_t *dw;      /* a watch (NULL once it stopped or gave up) */
+  uint64_t started_ms;
   int pending;
   msvc__dns_reply_t r[MSVC__DNS_NQUERIES];
 } dns_job_t;
@@ -313,6 +314,7 @@ static int job_start(dns_backend_t *db, const char *service,
   job->db = db;
   job->q = q;
   job->dw = dw;
+  job->started_ms = msvc_now_ms();
   if (dw != NULL)
     dw->job = job;
   /* One extra count while the queries go out: c-ares may answer one of
@@ -377,14 +379,33 @@ static int dns_watch_start(msvc__reg_backend_t *b, msvc_registry_watch_t *w) {
 
 static void dns_watch_refresh(msvc__reg_backend_t *b,
                               msvc_registry_watch_t *w) {
+  dns_backend_t *db = (dns_backend_t *)b;
   dns_watch_t *dw = w->bdata;
   int rc;
 
-  if (dw->job != NULL)
-    return; /* the resolution in flight will report */
-  rc = job_start((dns_backend_t *)b, w->service, NULL, dw);
-  if (rc < 0)
+  if (dw->job != NULL) {
+    uint64_t age = msvc_now_ms() - dw->job->started_ms;
+    if (age < db->cfg.timeout_ms) {
+      msvc__reg_watch_recheck(w, db->cfg.timeout_ms - age);
+      return; /* the resolution in flight will report */
+    }
+    /* A lost datagram costs c-ares its whole timeout, doubled on every
+     * try: seconds in which the set may change. Ask again beside it; its
+     * late answers are dropped. */
+    MSVC_LOG_I(MSVC__REG_COMPONENT,
+               "dns: %s: no answer in %llu ms; asking again", w->service,
+               (unsigned long long)age);
+    dw->job->dw = NULL;
+    dw->job = NULL;
+  }
+  rc = job_start(db, w->service, NULL, dw);
+  if (rc < 0) {
     msvc__reg_watch_report(w, rc, NULL, 0);
+    return;
+  }
+  /* Unless the answers come first and reschedule it. */
+  if (dw->job != NULL)
+    msvc__reg_watch_recheck(w, db->cfg.timeout_ms);
 }
 
 static void dns_watch_stop(msvc__reg_backend_t *b, msvc_registry_watch_t *w) {
@@ -413,10 +434,19 @@ static void dns_close(msvc__reg_backend_t *b) {
   uv_close((uv_handle_t *)&db->timer, on_handle_closed);
 }
 
+/* Peers learn that an instance left at their next resolution: within
+ * min_ttl_ms when the records' TTL is no longer, plus one timeout when a
+ * query is lost on the way and asked again. */
+static uint64_t dns_notice_ms(const msvc__reg_backend_t *b) {
+  const dns_backend_t *db = (const dns_backend_t *)b;
+
+  return (uint64_t)db->cfg.min_ttl_ms + db->cfg.timeout_ms;
+}
+
 static const msvc__reg_ops_t dns_ops = {
     "dns",          false,       false,           dns_put,
     dns_del,        dns_resolve, dns_watch_start, dns_watch_refresh,
-    dns_watch_stop, dns_close};
+    dns_watch_stop, dns_close,   dns_notice_ms};
 
 static uv_once_t cares_once = UV_ONCE_INIT;
 static int cares_init_status;

@@ -694,7 +694,7 @@ static const msvc__reg_ops_t etcd_ops = {
     "etcd",           false,           false,
     etcd_put,         etcd_del,        etcd_resolve,
     etcd_watch_start, etcd_watch_refresh, etcd_watch_stop,
-    etcd_close};
+    etcd_close, NULL};
 
 /* "host:port" or "[v6]:port", already validated by the URI parser. */
 static int parse_endpoint(const char *s, size_t len, etcd_ep_t *ep) {

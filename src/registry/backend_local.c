@@ -906,7 +906,7 @@ static const msvc__reg_ops_t local_ops = {
     "local",           false,           true,
     local_put,         local_del,       local_resolve,
     local_watch_start, local_watch_refresh, local_watch_stop,
-    local_close};
+    local_close, NULL};
 
 int msvc__reg_local_open(msvc_registry_t *reg, const char *dir,
                          msvc__reg_backend_t **out) {

@@ -197,7 +197,7 @@ static const msvc__reg_ops_t mem_ops = {
     "memory",        false,           false,
     mem_put,         mem_del,         mem_resolve,
     mem_watch_start, mem_watch_refresh, mem_watch_stop,
-    mem_close};
+    mem_close, NULL};
 
 int msvc__reg_memory_open(msvc_registry_t *reg, msvc__reg_backend_t **out) {
   mem_backend_t *mb = msvc__calloc(1, sizeof(*mb));

@@ -218,4 +218,5 @@ static const msvc__reg_ops_t static_ops = {
     false,             static_put,
     static_put,        static_resolve,
     static_watch_start, static_watch_refresh,
-    static_watch_stop, static_close};
+    static_watch_stop, static_close,
+    NULL};

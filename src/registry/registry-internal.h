@@ -70,6 +70,10 @@ typedef struct msvc__reg_ops_s {
   /* Free the backend, then call msvc__reg_backend_closed() (possibly from
    * inside). Every lease and watch is gone by then. */
   void (*close)(msvc__reg_backend_t *b);
+  /* How long peers may go on sending to a deregistered instance, for a
+   * backend whose peers learn by asking again later; NULL for one whose
+   * watches are told (the core's debounce bound then applies). */
+  uint64_t (*notice_ms)(const msvc__reg_backend_t *b);
 } msvc__reg_ops_t;
 
 struct msvc__reg_backend_s {
@@ -156,6 +160,9 @@ void msvc__reg_watch_report(msvc_registry_watch_t *w, int status,
                             msvc_registry_set_t *set, uint64_t recheck_ms);
 /* Something may have changed: refresh soon (coalesced). */
 void msvc__reg_watch_poke(msvc_registry_watch_t *w);
+/* Refresh after delay_ms unless a report reschedules it first: a backend
+ * whose read may never come back uses it to look again. */
+void msvc__reg_watch_recheck(msvc_registry_watch_t *w, uint64_t delay_ms);
 void msvc__reg_watch_stopped(msvc_registry_watch_t *w);
 void msvc__reg_backend_closed(msvc_registry_t *reg);
 /* Moves a closing registry on once its last lease/watch/query is gone. */

@@ -51,6 +51,17 @@ const char *msvc_registry_backend(const msvc_registry_t *reg) {
   return reg != NULL && reg->backend != NULL ? reg->backend->ops->name : "";
 }
 
+uint64_t msvc_registry_notice_ms(const msvc_registry_t *reg) {
+  if (reg == NULL || reg->backend == NULL)
+    return 0;
+  if (reg->backend->ops->notice_ms != NULL)
+    return reg->backend->ops->notice_ms(reg->backend) +
+           reg->opts.debounce_max_ms;
+  /* Watches are told at once; the change then waits at most the
+   * debounce, and a little for the peers' loops to act on it. */
+  return (uint64_t)reg->opts.debounce_max_ms + 100;
+}
+
 uint64_t msvc_registry_errors(const msvc_registry_t *reg,
                               msvc_registry_op_t op) {
   if (reg == NULL || (unsigned)op >= MSVC_REGISTRY_OP_COUNT)

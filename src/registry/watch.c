@@ -32,6 +32,11 @@ void msvc__reg_watch_poke(msvc_registry_watch_t *w) {
     schedule_refresh(w, 0);
 }
 
+void msvc__reg_watch_recheck(msvc_registry_watch_t *w, uint64_t delay_ms) {
+  if (!w->stopping)
+    schedule_refresh(w, delay_ms);
+}
+
 static void emit_instances(msvc_registry_watch_t *w) {
   msvc_registry_t *reg = w->reg;
   msvc_registry_event_t ev;

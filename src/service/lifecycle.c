@@ -19,10 +19,6 @@
 #define LOG_COMPONENT "service"
 /* Longest wait for the registry to confirm the deregistration. */
 #define DEREGISTER_TIMEOUT_MS 5000u
-/* Time between the deregistration and the drain: peers watching the
- * registry are told within their debounce (10 to 200 ms by default) and
- * stop sending before the listener closes. */
-#define DEREGISTER_GRACE_MS 300u
 
 enum {
   STAGE_NONE = 0,
@@ -222,16 +218,23 @@ static void on_grace_over(uv_timer_t *t) {
   begin_drain(svc);
 }
 
+/* Time between the deregistration and the drain, so that peers stop
+ * sending before the listener closes: told at once by a watch (300 ms by
+ * default), or at their next DNS resolution. Never past the drain
+ * timeout. */
 static void after_deregister(msvc_service_t *svc) {
+  uint64_t grace;
+
   svc->dereg_pending = false;
   uv_timer_stop(&svc->timer);
   if (svc->cut) {
     begin_drain(svc);
     return;
   }
-  uv_timer_start(&svc->timer, on_grace_over,
-                 svc->cfg.drain_timeout_ms < DEREGISTER_GRACE_MS
-                     ? svc->cfg.drain_timeout_ms : DEREGISTER_GRACE_MS, 0);
+  grace = msvc_registry_notice_ms(svc->registry);
+  if (grace > svc->cfg.drain_timeout_ms)
+    grace = svc->cfg.drain_timeout_ms;
+  uv_timer_start(&svc->timer, on_grace_over, grace, 0);
 }
 
 static void on_deregistered(int status, void *data) {

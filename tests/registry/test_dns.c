@@ -408,6 +408,10 @@ typedef struct crafted_s {
   uv_udp_t udp;
   mode_t_ mode;
   int port;
+  uint32_t addr;  /* of the A answer; 127.0.0.5 unless set */
+  bool hole;      /* swallow the next A query and every resend of it */
+  int hole_id;    /* its query id, or -1 */
+  int hole_seen;  /* copies of it swallowed */
   dnsb_t out;
 } crafted_t;
 
@@ -443,6 +447,12 @@ static void on_query(uv_udp_t *u, ssize_t n, const uv_buf_t *buf,
   if (qend > (size_t)n)
     return;
   qtype = (unsigned)(q[qend - 4] << 8 | q[qend - 3]);
+  if (c->hole && c->hole_id < 0 && qtype == 1)
+    c->hole_id = q[0] << 8 | q[1];
+  if (c->hole_id >= 0 && (q[0] << 8 | q[1]) == c->hole_id) {
+    c->hole_seen++;
+    return; /* a datagram lost on the way, as often as c-ares sends it */
+  }
   memcpy(c->out.b, q, qend);
   c->out.len = qend;
   if (c->mode == ANSWER_SERVFAIL)
@@ -462,7 +472,7 @@ static void on_query(uv_udp_t *u, ssize_t n, const uv_buf_t *buf,
     dnsb_u16(&c->out, 1);
     dnsb_u32(&c->out, 1);
     dnsb_u16(&c->out, 4);
-    dnsb_u32(&c->out, 0x7F000005u);
+    dnsb_u32(&c->out, c->addr);
   }
   if (c->mode == ANSWER_GARBAGE) {
     c->out.b[7] = 3; /* three answers promised, half of one sent */
@@ -491,6 +501,8 @@ static void crafted_open(crafted_t *c, uv_loop_t *loop) {
   cr_assert_eq(uv_udp_bind(&c->udp, (struct sockaddr *)&a, 0), 0);
   cr_assert_eq(uv_udp_getsockname(&c->udp, (struct sockaddr *)&got, &len), 0);
   c->port = ntohs(((struct sockaddr_in *)&got)->sin_port);
+  c->addr = 0x7F000005u;
+  c->hole_id = -1;
   cr_assert_eq(uv_udp_recv_start(&c->udp, on_alloc, on_query), 0);
 }
 
@@ -501,6 +513,27 @@ typedef struct stay_s {
 
 static bool time_up(void *arg) { return msvc_now_ms() >= *(uint64_t *)arg; }
 
+/* A registry on the crafted server, both on one loop, watching "svc" until
+ * its first set; tuning is the URI's timeout and try parameters. */
+static void crafted_watch(fx_t *f, crafted_t *c, seen_t *s, const char *tuning) {
+  want_t w = {s, 1};
+  char uri[300];
+
+  memset(f, 0, sizeof(*f));
+  cr_assert_eq(uv_loop_init(&f->loop), 0);
+  cr_assert_eq(uv_timer_init(&f->loop, &f->tick), 0);
+  crafted_open(c, &f->loop);
+  snprintf(uri, sizeof(uri),
+           "dns://?domain=d.test&server=127.0.0.1:%d&port=7000&%s&"
+           "min_ttl_ms=100&max_ttl_ms=200",
+           c->port, tuning);
+  cr_assert_eq(msvc_registry_new(&f->loop, uri, NULL, &f->reg), MSVC_OK);
+  log_capture();
+  cr_assert_eq(msvc_registry_watch(f->reg, "svc", seen_cb, s, NULL), MSVC_OK);
+  cr_assert(fx_run_until(f, want_count, &w, 3000), "%s", logbuf);
+  cr_assert_eq(msvc_registry_set_at(s->last, 0)->port, 7000);
+}
+
 Test(registry_dns, nxdomain_empties_servfail_and_garbage_keep, .timeout = 30,
      .fini = stop_leftover) {
   fx_t f;
@@ -508,23 +541,9 @@ Test(registry_dns, nxdomain_empties_servfail_and_garbage_keep, .timeout = 30,
   seen_t s = {0};
   want_t w = {&s, 1};
   want_stale_t ws = {&s, 1};
-  char uri[300];
   uint64_t until;
 
-  /* The server runs on the registry's own loop. */
-  memset(&f, 0, sizeof(f));
-  cr_assert_eq(uv_loop_init(&f.loop), 0);
-  cr_assert_eq(uv_timer_init(&f.loop, &f.tick), 0);
-  crafted_open(&c, &f.loop);
-  snprintf(uri, sizeof(uri),
-           "dns://?domain=d.test&server=127.0.0.1:%d&port=7000&"
-           "timeout_ms=100&tries=1&min_ttl_ms=100&max_ttl_ms=200",
-           c.port);
-  cr_assert_eq(msvc_registry_new(&f.loop, uri, NULL, &f.reg), MSVC_OK);
-  log_capture();
-  cr_assert_eq(msvc_registry_watch(f.reg, "svc", seen_cb, &s, NULL), MSVC_OK);
-  cr_assert(fx_run_until(&f, want_count, &w, 3000), "%s", logbuf);
-  cr_assert_eq(msvc_registry_set_at(s.last, 0)->port, 7000);
+  crafted_watch(&f, &c, &s, "timeout_ms=100&tries=1");
 
   /* SERVFAIL: the server cannot say; keep what we know. */
   c.mode = ANSWER_SERVFAIL;
@@ -554,4 +573,66 @@ Test(registry_dns, nxdomain_empties_servfail_and_garbage_keep, .timeout = 30,
   seen_clear(&s);
   uv_close((uv_handle_t *)&c.udp, NULL);
   fx_close(&f);
+}
+
+static bool want_address(void *arg) {
+  const seen_t *s = arg;
+
+  return s->last != NULL && msvc_registry_set_count(s->last) == 1 &&
+         strcmp(msvc_registry_set_at(s->last, 0)->address, "127.0.0.6") == 0;
+}
+
+/* c-ares waits its timeout for a lost datagram, doubled on each try: with
+ * three tries, one lost query would hold the watch for seven timeouts
+ * while instances come and go. The watch asks again beside it instead. */
+Test(registry_dns, a_lost_query_does_not_hold_the_watch, .timeout = 30,
+     .fini = stop_leftover) {
+  fx_t f;
+  crafted_t c;
+  seen_t s = {0};
+
+  crafted_watch(&f, &c, &s, "timeout_ms=300&tries=3");
+
+  /* The instance moves; the next A query is lost, and so is every resend
+   * of it. */
+  c.addr = 0x7F000006u;
+  c.hole = true;
+  cr_assert(fx_run_until(&f, want_address, &s, 10000), "the move was seen: %s",
+            logbuf);
+  cr_assert_geq(c.hole_seen, 1, "a query was lost");
+  /* Seen while c-ares still waits on the lost one: before its third try. */
+  cr_assert_lt(c.hole_seen, 3, "seen only after c-ares gave up (%d sends)",
+               c.hole_seen);
+  cr_assert_not_null(strstr(logbuf, "asking again"), "%s", logbuf);
+  cr_assert_null(strstr(logbuf, "cannot read"), "no failure reported: %s",
+                 logbuf);
+  msvc_log_reset();
+  seen_clear(&s);
+  uv_close((uv_handle_t *)&c.udp, NULL);
+  fx_close(&f);
+}
+
+/* Peers learn of a departure at their next resolution: a stopping service
+ * serves that long, where a registry that tells its watchers needs 300 ms. */
+Test(registry_dns, notice_covers_the_next_resolution, .timeout = 10) {
+  uv_loop_t loop;
+  msvc_registry_t *dns, *mem;
+  msvc_registry_opts_t o;
+
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(msvc_registry_new(&loop,
+                                 "dns://?domain=d.test&server=127.0.0.1:9&"
+                                 "min_ttl_ms=500&timeout_ms=200",
+                                 NULL, &dns),
+               MSVC_OK);
+  cr_assert_eq(msvc_registry_notice_ms(dns), 500u + 200u + 200u);
+  msvc_registry_opts_init(&o);
+  o.debounce_max_ms = 50;
+  cr_assert_eq(msvc_registry_new(&loop, "memory://", &o, &mem), MSVC_OK);
+  cr_assert_eq(msvc_registry_notice_ms(mem), 150u);
+  cr_assert_eq(msvc_registry_notice_ms(NULL), 0u);
+  msvc_registry_close(dns, NULL, NULL);
+  msvc_registry_close(mem, NULL, NULL);
+  cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  cr_assert_eq(uv_loop_close(&loop), 0);
 }
