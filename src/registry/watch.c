@@ -27,14 +27,13 @@ static void schedule_refresh(msvc_registry_watch_t *w, uint64_t delay) {
   uv_timer_start(&w->refresh, on_refresh, delay, 0);
 }
 
-void msvc__reg_watch_poke(msvc_registry_watch_t *w) {
-  if (!w->stopping)
-    schedule_refresh(w, 0);
-}
-
 void msvc__reg_watch_recheck(msvc_registry_watch_t *w, uint64_t delay_ms) {
   if (!w->stopping)
     schedule_refresh(w, delay_ms);
+}
+
+void msvc__reg_watch_poke(msvc_registry_watch_t *w) {
+  msvc__reg_watch_recheck(w, 0);
 }
 
 static void emit_instances(msvc_registry_watch_t *w) {
