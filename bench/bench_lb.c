@@ -96,6 +96,7 @@ typedef struct job_s {
   uint64_t ops;
   pthread_barrier_t *start;
   int failed;
+  double t0, t1; /* the job's own start and end, ns */
 } job_t;
 
 static void *run_job(void *arg) {
@@ -104,6 +105,7 @@ static void *run_job(void *arg) {
 
   if (j->start != NULL)
     pthread_barrier_wait(j->start);
+  j->t0 = bench_now_ns();
   if (j->lb != NULL) {
     msvc_lb_ticket_t t;
     for (i = 0; i < j->ops; i++) {
@@ -115,10 +117,14 @@ static void *run_job(void *arg) {
     for (i = 0; i < j->ops; i++)
       naive_done(j->nv, naive_pick(j->nv));
   }
+  j->t1 = bench_now_ns();
   return NULL;
 }
 
-/* ns per pick + done over ops picks spread on nthreads threads */
+/* ns per pick + done over ops picks spread on nthreads threads. Each job
+ * times itself: on a machine with as many cores as jobs, the thread that
+ * started them may not run again before one has finished, so its clock
+ * would miss the start. */
 static double measure(msvc_lb_t *lb, naive_t *nv, uint64_t ops, int nthreads) {
   pthread_t th[2];
   pthread_barrier_t start;
@@ -126,20 +132,22 @@ static double measure(msvc_lb_t *lb, naive_t *nv, uint64_t ops, int nthreads) {
   double t0, t1;
   int i;
 
-  pthread_barrier_init(&start, NULL, (unsigned)nthreads + 1);
+  pthread_barrier_init(&start, NULL, (unsigned)nthreads);
   for (i = 0; i < nthreads; i++) {
-    jobs[i] = (job_t){lb, nv, ops / (uint64_t)nthreads, &start, 0};
+    jobs[i] = (job_t){lb, nv, ops / (uint64_t)nthreads, &start, 0, 0, 0};
     pthread_create(&th[i], NULL, run_job, &jobs[i]);
   }
-  pthread_barrier_wait(&start);
-  t0 = bench_now_ns();
   for (i = 0; i < nthreads; i++)
     pthread_join(th[i], NULL);
-  t1 = bench_now_ns();
   pthread_barrier_destroy(&start);
-  for (i = 0; i < nthreads; i++)
+  t0 = jobs[0].t0;
+  t1 = jobs[0].t1;
+  for (i = 0; i < nthreads; i++) {
     if (jobs[i].failed)
       fprintf(stderr, "bench_lb: a pick or done failed\n");
+    t0 = jobs[i].t0 < t0 ? jobs[i].t0 : t0;
+    t1 = jobs[i].t1 > t1 ? jobs[i].t1 : t1;
+  }
   return (t1 - t0) / (double)ops;
 }
 

@@ -39,6 +39,18 @@ char *msvc__strndup(const char *s, size_t n);
 #define MSVC__UNLIKELY(x) (x)
 #endif
 
+/* Tells the core that this thread is spinning on a value another one will
+ * change: it stops speculating ahead on the load (x86's `pause`, Arm's
+ * `yield`), which saves the pipeline flush when the value does change and
+ * leaves the sibling hyperthread the core's resources meanwhile. */
+static inline void msvc__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
 /* Internal invariants only: never for anything a caller or a peer controls.
  * Compiled out with NDEBUG. */
 #ifdef NDEBUG

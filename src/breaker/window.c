@@ -19,12 +19,6 @@ static unsigned thread_slot(void) {
   return thread_slot_plus1 - 1;
 }
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 /* A spin lock rather than a mutex: the critical sections are a handful of
  * instructions and a stripe is almost never contended, so the uncontended
  * cost (one exchange, one store) is what matters. Yielding keeps a thread
@@ -40,7 +34,7 @@ static void stripe_lock(msvc__bw_stripe_t *st) {
         spins = 0;
         sched_yield();
       } else {
-        cpu_relax();
+        msvc__cpu_relax();
       }
     }
   }

@@ -109,17 +109,11 @@ struct msvc_limit_rate_s {
   slot_t *slots; /* slots_mem aligned to a cache line */
 };
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 static inline void lock(shard_t *s) {
   unsigned spins = 0;
 
   while (atomic_flag_test_and_set_explicit(&s->lock, memory_order_acquire)) {
-    cpu_relax();
+    msvc__cpu_relax();
     if (++spins > 64) {
       spins = 0;
       sched_yield();
@@ -135,7 +129,7 @@ static inline void elock(entry_t *e) {
   unsigned spins = 0;
 
   while (atomic_exchange_explicit(&e->lk, 1, memory_order_acquire) != 0) {
-    cpu_relax();
+    msvc__cpu_relax();
     if (++spins > 64) {
       spins = 0;
       sched_yield();
