@@ -34,9 +34,13 @@ char *msvc__strndup(const char *s, size_t n);
 #if defined(__GNUC__)
 #define MSVC__LIKELY(x) __builtin_expect(!!(x), 1)
 #define MSVC__UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* A rare path kept out of its caller, so that the common one saves no
+ * registers for it. */
+#define MSVC__NOINLINE __attribute__((noinline))
 #else
 #define MSVC__LIKELY(x) (x)
 #define MSVC__UNLIKELY(x) (x)
+#define MSVC__NOINLINE
 #endif
 
 /* Tells the core that this thread is spinning on a value another one will

@@ -75,15 +75,21 @@ void msvc__format_rfc3339_ms(uint64_t wall_ms, char out[MSVC__RFC3339_LEN]) {
  * Each thread seeds its own state from the kernel on first use. */
 static _Thread_local uint64_t rand_state;
 
+/* A thread's first state, never zero. */
+MSVC__NOINLINE static uint64_t rand_seed(void) {
+  uint64_t x;
+
+  if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != (ssize_t)sizeof(x))
+    x = msvc_now_ms() ^ (uint64_t)(uintptr_t)&rand_state;
+  return x | 1;
+}
+
 /* Inline in this file: an id's two draws take no calls. */
 static inline uint64_t rand_next(void) {
   uint64_t x = rand_state;
 
-  if (MSVC__UNLIKELY(x == 0)) {
-    if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != (ssize_t)sizeof(x))
-      x = msvc_now_ms() ^ (uint64_t)(uintptr_t)&rand_state;
-    x |= 1;
-  }
+  if (MSVC__UNLIKELY(x == 0))
+    x = rand_seed();
   x ^= x >> 12;
   x ^= x << 25;
   x ^= x >> 27;
@@ -128,18 +134,27 @@ static void hex32(char *out, uint64_t a, uint64_t b) {
 }
 #endif
 
-void msvc__hex_random(char *out, size_t ndigits) {
+#ifdef __SSE2__
+/* The 16 lower-case hex digits of v, the same way in one half of a
+ * register. */
+static inline void hex16(char *out, uint64_t v) {
+  const __m128i nib = _mm_set1_epi8(0x0f), nine = _mm_set1_epi8(9);
+  const __m128i zero = _mm_set1_epi8('0'), gap = _mm_set1_epi8('a' - '0' - 10);
+  __m128i x = _mm_set_epi64x(0, (long long)v);
+  __m128i lo = _mm_and_si128(x, nib), hi = _mm_and_si128(_mm_srli_epi16(x, 4), nib);
+  __m128i d = _mm_unpacklo_epi8(hi, lo);
+
+  d = _mm_add_epi8(_mm_add_epi8(d, zero), _mm_and_si128(_mm_cmpgt_epi8(d, nine), gap));
+  _mm_storeu_si128((__m128i *)(void *)out, d);
+}
+#endif
+
+/* Any number of digits, 16 per draw; kept out of line so that the ids'
+ * own sizes below need no scratch buffer (nor its stack guard). */
+MSVC__NOINLINE static void hex_random_any(char *out, size_t ndigits) {
   char d[16];
   size_t i = 0;
 
-#ifdef __SSE2__
-  /* 128-bit ids (request ids, trace ids) in one go */
-  for (; ndigits - i >= 32; i += 32) {
-    uint64_t a = rand_next();
-
-    hex32(out + i, a, rand_next());
-  }
-#endif
   for (; i < ndigits; i += 16) {
     uint64_t r = rand_next();
 
@@ -153,6 +168,25 @@ void msvc__hex_random(char *out, size_t ndigits) {
     }
   }
   out[ndigits] = '\0';
+}
+
+void msvc__hex_random(char *out, size_t ndigits) {
+#ifdef __SSE2__
+  /* the sizes of ids: 128 bits (request ids, trace ids) and 64 (span ids) */
+  if (MSVC__LIKELY(ndigits == 32)) {
+    uint64_t a = rand_next();
+
+    hex32(out, a, rand_next());
+    out[32] = '\0';
+    return;
+  }
+  if (ndigits == 16) {
+    hex16(out, rand_next());
+    out[16] = '\0';
+    return;
+  }
+#endif
+  hex_random_any(out, ndigits);
 }
 
 #define ONES UINT64_C(0x0101010101010101)

@@ -4,9 +4,6 @@
 
 #include <stddef.h>
 
-/* Writes ndigits random lower-case hex digits and a NUL into out. */
-void msvc__mw_hex_random(char *out, size_t ndigits);
-
 /* The trace context middleware, opening a server span per request when
  * tracer is not NULL (the tracer must outlive the server). */
 struct msvc_http_server_s;

@@ -142,7 +142,7 @@ static int request_id_before(msvc_http_req_t *req, msvc_http_res_t *res, void *d
     c->request_id[len] = '\0';
   } else {
     len = 32;
-    msvc__mw_hex_random(c->request_id, len);
+    msvc__hex_random(c->request_id, len);
   }
   c->has_id = true;
   /* A valid id or hex digits: a field value as it stands. */

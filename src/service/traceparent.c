@@ -25,10 +25,6 @@ bool msvc_mw_request_id_valid(const char *s, size_t len) {
   return true;
 }
 
-void msvc__mw_hex_random(char *out, size_t ndigits) {
-  msvc__hex_random(out, ndigits);
-}
-
 int msvc_mw_traceparent_parse(const char *s, size_t len, msvc_mw_trace_t *out) {
   msvc_trace_ctx_t c;
 

@@ -28,14 +28,13 @@ bool msvc__trace_hex_ok(const char *s, size_t n, bool reject_zero) {
   return false;
 }
 
-/* A random id that is all zeros is invalid by the specification; with 64
- * random bits per draw a second draw is practically never needed. The
- * check looks at the random words, not at the digits. */
+/* A random id that is all zeros is invalid by the specification. Every 16
+ * digits of msvc__hex_random() come from one draw of its generator, which
+ * is never zero (xorshift64* multiplies a non-zero state by an odd
+ * constant), so an id of 16 digits or more cannot be; a shorter one is
+ * checked and drawn again. */
 void msvc__trace_random_id(char *out, size_t ndigits) {
-  /* The digits are hex by construction: only all-zero (invalid by the
-   * specification, and practically never drawn) is checked, with one
-   * comparison rather than a loop over the digits. */
-  static const char zeros[33] = "00000000000000000000000000000000";
+  static const char zeros[16] = "0000000000000000";
 
   do
     msvc__hex_random(out, ndigits);

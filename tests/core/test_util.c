@@ -115,3 +115,28 @@ Test(util, hex_lower_ok_agrees_with_the_byte_rule) {
     cr_assert(msvc__hex_lower_ok(s, n));
   }
 }
+
+/* Every size writes exactly its digits, all lower-case hex, and a NUL; over
+ * many draws each digit position takes all sixteen values (the 16- and
+ * 32-digit ids have vectorised paths of their own). */
+Test(util, hex_random_writes_lower_hex_digits_and_a_nul) {
+  char s[72];
+  size_t n, i;
+  int k;
+
+  for (n = 0; n <= 64; n++) {
+    unsigned seen[64] = {0};
+
+    for (k = 0; k < 400; k++) {
+      memset(s, 'X', sizeof(s));
+      msvc__hex_random(s, n);
+      cr_assert(msvc__hex_lower_ok(s, n), "size %zu: %.*s", n, (int)n, s);
+      cr_assert_eq(s[n], '\0', "size %zu", n);
+      cr_assert_eq(s[n + 1], 'X', "size %zu wrote past its NUL", n);
+      for (i = 0; i < n; i++)
+        seen[i] |= 1u << (s[i] <= '9' ? s[i] - '0' : s[i] - 'a' + 10);
+    }
+    for (i = 0; i < n; i++)
+      cr_assert_eq(seen[i], 0xffffu, "size %zu position %zu: digits %#x", n, i, seen[i]);
+  }
+}
