@@ -224,7 +224,7 @@ static inline uint64_t msvc__lb_eff(const msvc_lb_t *lb, lb_ep_t *ep,
  * LB_LOCK_BACKOFF_MAX `pause`s between looks (about 12 us at the cap on a
  * current x86 core) rather than re-reading the line at once: with two
  * threads picking without a pause, a plain spin made the lock, the heap and
- * the counts change cores on every pick (about 5 times the one-thread cost
+ * the counts change cores on every pick (6 to 8 times the one-thread cost
  * per pick), where backing off lets the holder take several picks in a row
  * with its lines in its own cache. Like a mutex, it is not fair under
  * contention. A thread still waiting at the cap yields after each round,
