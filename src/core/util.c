@@ -116,36 +116,35 @@ static void hex8(char *out, uint32_t v) {
 }
 
 #ifdef __SSE2__
-/* The 32 lower-case hex digits of a and b, sixteen bytes at a time: each
- * byte's two nibbles side by side, '0' added to all, 'a' - '0' - 10 more to
- * those above 9. The digits come out in an order of their own, which for
- * random digits makes no difference. */
-static void hex32(char *out, uint64_t a, uint64_t b) {
+/* The bytes of v (its low 8 when half) as hex digits, each byte's two
+ * nibbles side by side: '0' added to all, 'a' - '0' - 10 more to those
+ * above 9. The digits come out in an order of their own, which for random
+ * digits makes no difference. */
+static inline void hex_digits(__m128i v, __m128i *d0, __m128i *d1) {
   const __m128i nib = _mm_set1_epi8(0x0f), nine = _mm_set1_epi8(9);
   const __m128i zero = _mm_set1_epi8('0'), gap = _mm_set1_epi8('a' - '0' - 10);
-  __m128i v = _mm_set_epi64x((long long)b, (long long)a);
   __m128i lo = _mm_and_si128(v, nib), hi = _mm_and_si128(_mm_srli_epi16(v, 4), nib);
-  __m128i d0 = _mm_unpacklo_epi8(hi, lo), d1 = _mm_unpackhi_epi8(hi, lo);
+  __m128i a = _mm_unpacklo_epi8(hi, lo), b = _mm_unpackhi_epi8(hi, lo);
 
-  d0 = _mm_add_epi8(_mm_add_epi8(d0, zero), _mm_and_si128(_mm_cmpgt_epi8(d0, nine), gap));
-  d1 = _mm_add_epi8(_mm_add_epi8(d1, zero), _mm_and_si128(_mm_cmpgt_epi8(d1, nine), gap));
+  *d0 = _mm_add_epi8(_mm_add_epi8(a, zero), _mm_and_si128(_mm_cmpgt_epi8(a, nine), gap));
+  *d1 = _mm_add_epi8(_mm_add_epi8(b, zero), _mm_and_si128(_mm_cmpgt_epi8(b, nine), gap));
+}
+
+/* The 32 hex digits of a and b, sixteen bytes at a time. */
+static inline void hex32(char *out, uint64_t a, uint64_t b) {
+  __m128i d0, d1;
+
+  hex_digits(_mm_set_epi64x((long long)b, (long long)a), &d0, &d1);
   _mm_storeu_si128((__m128i *)(void *)out, d0);
   _mm_storeu_si128((__m128i *)(void *)(out + 16), d1);
 }
-#endif
 
-#ifdef __SSE2__
-/* The 16 lower-case hex digits of v, the same way in one half of a
- * register. */
+/* The 16 hex digits of v. */
 static inline void hex16(char *out, uint64_t v) {
-  const __m128i nib = _mm_set1_epi8(0x0f), nine = _mm_set1_epi8(9);
-  const __m128i zero = _mm_set1_epi8('0'), gap = _mm_set1_epi8('a' - '0' - 10);
-  __m128i x = _mm_set_epi64x(0, (long long)v);
-  __m128i lo = _mm_and_si128(x, nib), hi = _mm_and_si128(_mm_srli_epi16(x, 4), nib);
-  __m128i d = _mm_unpacklo_epi8(hi, lo);
+  __m128i d0, d1;
 
-  d = _mm_add_epi8(_mm_add_epi8(d, zero), _mm_and_si128(_mm_cmpgt_epi8(d, nine), gap));
-  _mm_storeu_si128((__m128i *)(void *)out, d);
+  hex_digits(_mm_set_epi64x(0, (long long)v), &d0, &d1);
+  _mm_storeu_si128((__m128i *)(void *)out, d0);
 }
 #endif
 
